@@ -1,0 +1,56 @@
+// A small tensor: dtype + shape + a pointer to contiguous row-major data, owning it or viewing
+// memory kept alive by `holder` (e.g. a memory-mapped checkpoint).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace clipkit {
+
+enum class DType { F32, F16, BF16, F64, I64, I32, U8 };
+
+size_t dtype_size(DType t);
+const char* dtype_name(DType t);         // safetensors spelling: "F32", "BF16", ...
+bool dtype_from_name(const std::string& s, DType* out);
+
+using Shape = std::vector<int64_t>;
+int64_t numel(const Shape& s);
+std::string shape_str(const Shape& s);   // "[4, 3, 64, 64]"
+
+struct Tensor {
+  DType dtype = DType::F32;
+  Shape shape;
+  void* data = nullptr;
+  std::shared_ptr<void> holder;  // keeps `data` alive
+
+  static Tensor empty(DType t, Shape s);   // owned, 64-byte aligned, uninitialized
+  static Tensor zeros(DType t, Shape s);
+  int64_t numel() const { return clipkit::numel(shape); }
+  size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype); }
+  int64_t dim(int i) const { return shape.at(i < 0 ? shape.size() + i : i); }
+  template <typename T> T* ptr() { return static_cast<T*>(data); }
+  template <typename T> const T* ptr() const { return static_cast<const T*>(data); }
+  // A float32 copy (converting F16/BF16/F64/ints); shares storage if already F32.
+  Tensor to_f32() const;
+  Tensor to_f64() const;
+};
+
+// bf16 <-> f32 with round-to-nearest-even (the rounding PyTorch and oneDNN use).
+inline uint16_t f32_to_bf16(float f) {
+  uint32_t u;
+  __builtin_memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40);  // NaN
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+inline float bf16_to_f32(uint16_t h) {
+  uint32_t u = static_cast<uint32_t>(h) << 16;
+  float f;
+  __builtin_memcpy(&f, &u, 4);
+  return f;
+}
+float f16_to_f32(uint16_t h);
+uint16_t f32_to_f16(float f);
+
+}  // namespace clipkit

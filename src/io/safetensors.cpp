@@ -1,0 +1,201 @@
+#include "io/safetensors.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "io/atomic_file.h"
+
+namespace clipkit {
+namespace {
+
+using json = nlohmann::json;
+constexpr uint64_t kMaxHeader = 100u << 20;  // the reference implementation's limit (100 MB)
+
+struct Mapping {
+  void* addr = nullptr;
+  size_t size = 0;
+  ~Mapping() {
+    if (addr && addr != MAP_FAILED) munmap(addr, size);
+  }
+};
+
+std::shared_ptr<Mapping> map_file(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail("{}: cannot open: {}", path, std::strerror(errno));
+  struct stat st {};
+  if (fstat(fd, &st) != 0) {
+    ::close(fd);
+    fail("{}: cannot stat: {}", path, std::strerror(errno));
+  }
+  if (S_ISDIR(st.st_mode)) {
+    ::close(fd);
+    fail("{}: is a directory, not a safetensors file", path);
+  }
+  auto m = std::make_shared<Mapping>();
+  m->size = static_cast<size_t>(st.st_size);
+  if (m->size > 0) {
+    m->addr = mmap(nullptr, m->size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (m->addr == MAP_FAILED) {
+      ::close(fd);
+      fail("{}: mmap failed: {}", path, std::strerror(errno));
+    }
+  }
+  ::close(fd);
+  return m;
+}
+
+bool mul_overflows(uint64_t a, uint64_t b, uint64_t* out) { return __builtin_mul_overflow(a, b, out); }
+
+}  // namespace
+
+SafeTensorsFile::SafeTensorsFile(const std::string& path) : path_(path) {
+  auto m = map_file(path);
+  const auto* base = static_cast<const uint8_t*>(m->addr);
+  if (m->size < 8) fail("{}: not a safetensors file: {} bytes, shorter than the 8-byte header length", path, m->size);
+  uint64_t n;
+  std::memcpy(&n, base, 8);
+  if (n > kMaxHeader) fail("{}: header length {} is larger than the 100 MB limit", path, n);
+  if (n > m->size - 8) fail("{}: header length {} runs past the end of the file ({} bytes): truncated?", path, n, m->size);
+  json h;
+  try {
+    h = json::parse(reinterpret_cast<const char*>(base + 8), reinterpret_cast<const char*>(base + 8 + n));
+  } catch (const json::exception& e) {
+    fail("{}: header is not valid JSON: {}", path, e.what());
+  }
+  if (!h.is_object()) fail("{}: header must be a JSON object", path);
+  const uint64_t data_size = m->size - 8 - n;
+  const uint8_t* data = base + 8 + n;
+  std::vector<std::pair<std::pair<uint64_t, uint64_t>, std::string>> ranges;
+  for (auto& [name, v] : h.items()) {
+    if (name == "__metadata__") {
+      if (!v.is_object()) fail("{}: __metadata__ must be an object of strings", path);
+      for (auto& [k, s] : v.items()) {
+        if (!s.is_string()) fail("{}: __metadata__[\"{}\"] is not a string", path, k);
+        metadata_[k] = s.get<std::string>();
+      }
+      continue;
+    }
+    if (!v.is_object()) fail("{}: tensor \"{}\": entry must be an object", path, name);
+    auto dt = v.find("dtype");
+    auto sh = v.find("shape");
+    auto off = v.find("data_offsets");
+    if (dt == v.end() || !dt->is_string()) fail("{}: tensor \"{}\": missing or non-string dtype", path, name);
+    if (sh == v.end() || !sh->is_array()) fail("{}: tensor \"{}\": missing or non-array shape", path, name);
+    if (off == v.end() || !off->is_array() || off->size() != 2 || !(*off)[0].is_number_unsigned() ||
+        !(*off)[1].is_number_unsigned())
+      fail("{}: tensor \"{}\": data_offsets must be [begin, end] non-negative integers", path, name);
+    Tensor t;
+    if (!dtype_from_name(dt->get<std::string>(), &t.dtype))
+      fail("{}: tensor \"{}\": unsupported dtype \"{}\" (supported: F32 F16 BF16 F64 I64 I32 U8)", path, name,
+           dt->get<std::string>());
+    uint64_t count = 1;
+    for (auto& d : *sh) {
+      if (!d.is_number_unsigned()) fail("{}: tensor \"{}\": shape entries must be non-negative integers", path, name);
+      if (mul_overflows(count, d.get<uint64_t>(), &count)) fail("{}: tensor \"{}\": shape overflows", path, name);
+      t.shape.push_back(d.get<int64_t>());
+    }
+    uint64_t b = (*off)[0].get<uint64_t>(), e = (*off)[1].get<uint64_t>(), bytes;
+    if (mul_overflows(count, dtype_size(t.dtype), &bytes)) fail("{}: tensor \"{}\": size overflows", path, name);
+    if (e < b) fail("{}: tensor \"{}\": data_offsets end {} < begin {}", path, name, e, b);
+    if (e > data_size)
+      fail("{}: tensor \"{}\": data_offsets [{}, {}] out of range: the data section has {} bytes (truncated file?)",
+           path, name, b, e, data_size);
+    if (e - b != bytes)
+      fail("{}: tensor \"{}\": {} bytes in the file but dtype {} x shape {} needs {}", path, name, e - b,
+           dtype_name(t.dtype), shape_str(t.shape), bytes);
+    t.data = const_cast<uint8_t*>(data + b);  // read-only mapping; tensors from files are never written
+    t.holder = m;
+    tensors_.emplace(name, std::move(t));
+    ranges.push_back({{b, e}, name});
+  }
+  std::sort(ranges.begin(), ranges.end());
+  for (size_t i = 1; i < ranges.size(); ++i)
+    if (ranges[i].first.first < ranges[i - 1].first.second)
+      fail("{}: tensors \"{}\" and \"{}\" overlap in the data section", path, ranges[i - 1].second, ranges[i].second);
+}
+
+const Tensor& SafeTensorsFile::get(const std::string& name) const {
+  auto it = tensors_.find(name);
+  if (it == tensors_.end()) fail("{}: no tensor named \"{}\"", path_, name);
+  return it->second;
+}
+
+Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
+  namespace fs = std::filesystem;
+  fs::path d(dir);
+  if (fs::is_regular_file(d)) {  // a single .safetensors file
+    SafeTensorsFile f(dir);
+    tensors_ = f.tensors();
+    return;
+  }
+  if (!fs::is_directory(d)) fail("{}: no such checkpoint folder", dir);
+  if (fs::exists(d / "model.safetensors")) {
+    SafeTensorsFile f((d / "model.safetensors").string());
+    tensors_ = f.tensors();
+    return;
+  }
+  fs::path index = d / "model.safetensors.index.json";
+  if (!fs::exists(index)) {
+    if (fs::exists(d / "pytorch_model.bin"))
+      fail("{}: only pytorch_model.bin found; clipkit reads safetensors (convert with "
+           "`model.save_pretrained(dir, safe_serialization=True)`)", dir);
+    fail("{}: no model.safetensors or model.safetensors.index.json", dir);
+  }
+  json j;
+  try {
+    j = json::parse(read_file(index.string()));
+  } catch (const json::exception& e) {
+    fail("{}: not valid JSON: {}", index.string(), e.what());
+  }
+  if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
+    fail("{}: missing \"weight_map\" object", index.string());
+  std::map<std::string, std::unique_ptr<SafeTensorsFile>> shards;
+  for (auto& [name, shard] : j["weight_map"].items()) {
+    if (!shard.is_string()) fail("{}: weight_map[\"{}\"] is not a file name", index.string(), name);
+    auto file = shard.get<std::string>();
+    if (file.find('/') != std::string::npos || file == "..")
+      fail("{}: shard name \"{}\" must be a file in the same folder", index.string(), file);
+    auto& s = shards[file];
+    if (!s) s = std::make_unique<SafeTensorsFile>((d / file).string());
+    if (!s->has(name)) fail("{}: tensor \"{}\" listed in {} is missing from it", index.string(), name, file);
+    tensors_[name] = s->get(name);
+  }
+}
+
+const Tensor& Checkpoint::get(const std::string& name) const {
+  auto it = tensors_.find(name);
+  if (it == tensors_.end()) fail("{}: checkpoint has no tensor \"{}\"", dir_, name);
+  return it->second;
+}
+
+void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
+                       const std::map<std::string, std::string>& metadata) {
+  json h = json::object();
+  if (!metadata.empty()) h["__metadata__"] = metadata;
+  uint64_t off = 0;
+  for (auto& [name, t] : tensors) {
+    if (name == "__metadata__") fail("{}: a tensor cannot be named __metadata__", path);
+    uint64_t n = t.nbytes();
+    h[name] = {{"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {off, off + n}}};
+    off += n;
+  }
+  std::string hs = h.dump();
+  hs.append((8 - hs.size() % 8) % 8, ' ');  // align the data section to 8 bytes, as the reference writer does
+  uint64_t len = hs.size();
+  AtomicFile f(path);
+  f.write(&len, 8);
+  f.write(hs);
+  for (auto& [name, t] : tensors) f.write(t.data, t.nbytes());
+  f.commit();
+}
+
+}  // namespace clipkit

@@ -1,0 +1,72 @@
+#include "ops/layernorm.h"
+
+#include <cmath>
+#include <vector>
+
+#include "core/parallel.h"
+
+namespace clipkit::ops {
+
+void layernorm_forward(const float* x, const float* gamma, const float* beta, float* y, int64_t M, int64_t C, float eps,
+                       float* mean_out, float* rstd_out) {
+  parallel_for(M, [&](int64_t b, int64_t e) {
+    for (int64_t m = b; m < e; ++m) {
+      const float* xr = x + m * C;
+      float* yr = y + m * C;
+      // two-pass in float (PyTorch's CPU kernel is also two-pass-accurate); sum in double for stability
+      double s = 0;
+      for (int64_t c = 0; c < C; ++c) s += xr[c];
+      float mean = static_cast<float>(s / C);
+      double v = 0;
+      for (int64_t c = 0; c < C; ++c) {
+        float d = xr[c] - mean;
+        v += static_cast<double>(d) * d;
+      }
+      float rstd = static_cast<float>(1.0 / std::sqrt(v / C + eps));
+      for (int64_t c = 0; c < C; ++c) yr[c] = (xr[c] - mean) * rstd * gamma[c] + beta[c];
+      if (mean_out) mean_out[m] = mean;
+      if (rstd_out) rstd_out[m] = rstd;
+    }
+  }, 8);
+}
+
+void layernorm_backward(const float* dy, const float* x, const float* gamma, const float* mean, const float* rstd,
+                        float* dx, float* dgamma, float* dbeta, int64_t M, int64_t C) {
+  int nt = num_threads();
+  std::vector<float> dg(static_cast<size_t>(nt) * C, 0.0f), db(static_cast<size_t>(nt) * C, 0.0f);
+#pragma omp parallel num_threads(nt)
+  {
+    int t = omp_get_thread_num();
+    float* dgt = dg.data() + static_cast<size_t>(t) * C;
+    float* dbt = db.data() + static_cast<size_t>(t) * C;
+#pragma omp for schedule(static)
+    for (int64_t m = 0; m < M; ++m) {
+      const float* dyr = dy + m * C;
+      const float* xr = x + m * C;
+      float mu = mean[m], rs = rstd[m];
+      // dxhat = dy * gamma; dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
+      double s1 = 0, s2 = 0;
+      for (int64_t c = 0; c < C; ++c) {
+        float xh = (xr[c] - mu) * rs;
+        float dxh = dyr[c] * gamma[c];
+        s1 += dxh;
+        s2 += static_cast<double>(dxh) * xh;
+        dgt[c] += dyr[c] * xh;
+        dbt[c] += dyr[c];
+      }
+      float m1 = static_cast<float>(s1 / C), m2 = static_cast<float>(s2 / C);
+      float* dxr = dx + m * C;
+      for (int64_t c = 0; c < C; ++c) {
+        float xh = (xr[c] - mu) * rs;
+        dxr[c] = rs * (dyr[c] * gamma[c] - m1 - xh * m2);
+      }
+    }
+  }
+  for (int t = 0; t < nt; ++t)
+    for (int64_t c = 0; c < C; ++c) {
+      dgamma[c] += dg[static_cast<size_t>(t) * C + c];
+      dbeta[c] += db[static_cast<size_t>(t) * C + c];
+    }
+}
+
+}  // namespace clipkit::ops

@@ -1,0 +1,109 @@
+#include "ops/linear.h"
+
+#include <cstring>
+#include <dnnl.hpp>
+
+#include "core/error.h"
+#include "core/parallel.h"
+#include "core/tensor.h"
+#include "ops/dnnl_context.h"
+
+namespace clipkit::ops {
+
+using dt = dnnl::memory::data_type;
+using tag = dnnl::memory::format_tag;
+
+struct Linear::Impl {
+  struct Prim {
+    dnnl::matmul prim;
+    dnnl::memory::desc wei_md;
+  };
+  std::map<int64_t, Prim> by_m;                                   // primitive per M
+  std::vector<std::pair<dnnl::memory::desc, dnnl::memory>> packed;  // packed weights per layout
+  dnnl::memory bias;
+};
+
+Linear::Linear() = default;
+Linear::~Linear() = default;
+
+void Linear::init(const float* W, const float* bias, int64_t N, int64_t K, Precision p) {
+  N_ = N;
+  K_ = K;
+  prec_ = p;
+  W_.assign(W, W + N * K);
+  if (bias) b_.assign(bias, bias + N);
+  else b_.clear();
+  weights_changed();
+}
+
+void Linear::weights_changed() {
+  std::lock_guard<std::mutex> lock(mu_);
+  impl_.reset();
+}
+
+void Linear::forward(const float* x, int64_t M, float* y) const {
+  if (M == 0) return;
+  auto& eng = cpu_engine();
+  auto& strm = cpu_stream();
+  const dt wdt = prec_ == Precision::BF16 ? dt::bf16 : dt::f32;
+  const dnnl::memory::desc src_md({M, K_}, wdt, tag::ab);
+  const dnnl::memory::desc dst_md({M, N_}, dt::f32, tag::ab);
+  const dnnl::memory::desc bias_md({1, N_}, dt::f32, tag::ab);
+  Impl::Prim* prim;
+  dnnl::memory wei;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!impl_) {
+      impl_ = std::make_unique<Impl>();
+      if (!b_.empty()) impl_->bias = dnnl::memory(bias_md, eng, const_cast<float*>(b_.data()));
+    }
+    auto it = impl_->by_m.find(M);
+    if (it == impl_->by_m.end()) {
+      if (impl_->by_m.size() > 256) impl_->by_m.clear();  // bound the cache (text batches vary in length)
+      dnnl::memory::desc wei_any({K_, N_}, wdt, tag::any);
+      auto d = b_.empty() ? dnnl::matmul::desc(src_md, wei_any, dst_md)
+                          : dnnl::matmul::desc(src_md, wei_any, bias_md, dst_md);
+      dnnl::matmul::primitive_desc pd(d, eng);
+      it = impl_->by_m.emplace(M, Impl::Prim{dnnl::matmul(pd), pd.weights_desc()}).first;
+    }
+    prim = &it->second;
+    for (auto& [md, mem] : impl_->packed)
+      if (md == prim->wei_md) wei = mem;
+    if (!wei) {
+      // W [N, K] row-major is W^T [K, N] in "ba" order; reorder (and convert) into the packed layout.
+      dnnl::memory user({{K_, N_}, dt::f32, tag::ba}, eng, const_cast<float*>(W_.data()));
+      wei = dnnl::memory(prim->wei_md, eng);
+      dnnl::reorder(user, wei).execute(strm, user, wei);
+      strm.wait();
+      impl_->packed.emplace_back(prim->wei_md, wei);
+    }
+  }
+  std::vector<uint16_t> xb;
+  const void* src = x;
+  if (prec_ == Precision::BF16) {
+    xb.resize(static_cast<size_t>(M * K_));
+    to_bf16(x, xb.data(), M * K_);
+    src = xb.data();
+  }
+  dnnl::memory src_m(src_md, eng, const_cast<void*>(src));
+  dnnl::memory dst_m(dst_md, eng, y);
+  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src_m}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst_m}};
+  if (!b_.empty()) args[DNNL_ARG_BIAS] = impl_->bias;
+  prim->prim.execute(strm, args);
+  strm.wait();
+}
+
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+           const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  auto st = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (st != dnnl_success) fail("internal error: dnnl_sgemm failed with status {}", static_cast<int>(st));
+}
+
+void to_bf16(const float* x, uint16_t* y, int64_t n) {
+  parallel_for(n, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) y[i] = f32_to_bf16(x[i]);
+  }, 1 << 14);
+}
+
+}  // namespace clipkit::ops

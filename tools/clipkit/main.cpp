@@ -1,0 +1,59 @@
+// clipkit: one binary, one subcommand per file (cmd_*.cpp), thin over the library.
+#include <cstdio>
+#include <exception>
+
+#include "command.h"
+#include "core/error.h"
+#include "core/parallel.h"
+
+namespace clipkit::cli {
+
+std::vector<RegisteredCommand>& registry() {
+  static std::vector<RegisteredCommand> r;
+  return r;
+}
+
+CommandRegistrar::CommandRegistrar(const char* name, const char* description, SetupFn setup) {
+  registry().push_back({name, description, std::move(setup)});
+}
+
+void add_compute_options(CLI::App& app, ComputeOptions& o) {
+  app.add_option("--threads", o.threads, "compute threads (0 = all cores)");
+  app.add_option("--batch-size", o.batch_size, "batch size")->check(CLI::PositiveNumber);
+  app.add_option("--precision", o.precision, "matmul precision")->check(CLI::IsMember({"fp32", "bf16"}));
+}
+
+void apply_compute_options(const ComputeOptions& o) { set_num_threads(o.threads); }
+
+}  // namespace clipkit::cli
+
+int main(int argc, char** argv) {
+  using namespace clipkit::cli;
+  CLI::App app{"clipkit: CLIP models in one C++ binary -- load HF checkpoints, embed, train, search"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "clipkit 0.1.0");
+  auto& cmds = registry();
+  std::sort(cmds.begin(), cmds.end(), [](auto& a, auto& b) { return a.name < b.name; });
+  std::vector<std::pair<CLI::App*, RunFn>> runs;
+  for (auto& c : cmds) {
+    CLI::App* sub = app.add_subcommand(c.name, c.description);
+    runs.emplace_back(sub, c.setup(*sub));
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? kOk : kUsage;
+  }
+  try {
+    for (auto& [sub, run] : runs)
+      if (sub->parsed()) return run();
+  } catch (const clipkit::Error& e) {
+    std::fprintf(stderr, "clipkit: error: %s\n", e.what());
+    return kError;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "clipkit: error: %s\n", e.what());
+    return kError;
+  }
+  return kError;
+}
