@@ -26,9 +26,8 @@ const char* descr(DType t) {
 
 std::string npy_bytes(const Tensor& t) {
   std::string shape = "(";
-  for (size_t i = 0; i < t.shape.size(); ++i) shape += std::to_string(t.shape[i]) + ",";
-  if (t.shape.size() > 1) shape.pop_back();
-  shape += ")";
+  for (size_t i = 0; i < t.shape.size(); ++i) shape += (i ? ", " : "") + std::to_string(t.shape[i]);
+  shape += t.shape.size() == 1 ? ",)" : ")";  // NumPy's repr of the shape tuple
   std::string dict = "{'descr': '" + std::string(descr(t.dtype)) + "', 'fortran_order': False, 'shape': " + shape + ", }";
   size_t total = 10 + dict.size() + 1;
   dict.append((64 - total % 64) % 64, ' ');

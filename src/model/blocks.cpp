@@ -5,6 +5,7 @@
 #include "core/parallel.h"
 #include "ops/attention.h"
 #include "ops/layernorm.h"
+#include "ops/workspace.h"
 
 namespace clipkit::model {
 
@@ -34,12 +35,22 @@ void SelfAttention::load(const WeightReader& w, const char* const names[4], int6
   out.init(wo.data(), bo.data(), C, C, p);
 }
 
-void SelfAttention::forward(const float* x, float* y, int64_t B, int64_t L, bool causal, const int32_t* key_mask) const {
+namespace {
+// Workspace slots (ops::Workspace::local()): each buffer is reused across layers and calls.
+enum Slot { kNormed = 0, kQkv, kCtx, kHidden };
+}  // namespace
+
+void SelfAttention::forward(const float* x, float* y, int64_t B, int64_t L, bool causal, const int32_t* key_mask,
+                            bool accumulate) const {
   const int64_t C = heads * head_dim, M = B * L;
-  std::vector<float> qkv_buf(static_cast<size_t>(M * 3 * C)), ctx(static_cast<size_t>(M * C));
-  qkv.forward(x, M, qkv_buf.data());
-  ops::attention_forward(qkv_buf.data(), ctx.data(), {B, L, heads, head_dim}, causal, key_mask);
-  out.forward(ctx.data(), M, y);
+  auto& ws = ops::Workspace::local();
+  float* qkv_buf = ws.get(kQkv, static_cast<size_t>(M * 3 * C));
+  float* ctx = ws.get(kCtx, static_cast<size_t>(M * C));
+  qkv.forward(x, M, qkv_buf);
+  ops::attention_forward(qkv_buf, ctx, {B, L, heads, head_dim}, causal, key_mask);
+  ops::Epilogue e;
+  e.accumulate = accumulate;
+  out.forward(ctx, M, y, e);
 }
 
 void Mlp::load(const WeightReader& w, const char* f1, const char* f2, int64_t C, int64_t I, ops::Act a, ops::Precision p) {
@@ -52,36 +63,30 @@ void Mlp::load(const WeightReader& w, const char* f1, const char* f2, int64_t C,
   fc2.init(w2.data(), b2.data(), C, I, p);
 }
 
-void Mlp::forward(const float* x, float* y, int64_t M) const {
+void Mlp::forward(const float* x, float* y, int64_t M, bool accumulate) const {
   const int64_t I = fc1.out_features();
-  std::vector<float> h(static_cast<size_t>(M * I));
-  fc1.forward(x, M, h.data());
-  ops::act_forward(h.data(), h.data(), M * I, act);
-  fc2.forward(h.data(), M, y);
-}
-
-static void add_inplace(float* x, const float* y, int64_t n) {
-  parallel_for(n, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) x[i] += y[i];
-  }, 1 << 14);
+  float* h = ops::Workspace::local().get(kHidden, static_cast<size_t>(M * I));
+  ops::Epilogue e1;
+  e1.activate = true;
+  e1.act = act;
+  fc1.forward(x, M, h, e1);  // bias + activation fused into the matmul
+  ops::Epilogue e2;
+  e2.accumulate = accumulate;
+  fc2.forward(h, M, y, e2);
 }
 
 void EncoderLayer::forward(float* x, int64_t B, int64_t L, bool causal, const int32_t* key_mask) const {
   const int64_t M = B * L, C = ln1.C();
-  std::vector<float> t(static_cast<size_t>(M * C)), u(static_cast<size_t>(M * C));
   if (pre_ln) {
-    ln1.forward(x, t.data(), M);
-    attn.forward(t.data(), u.data(), B, L, causal, key_mask);
-    add_inplace(x, u.data(), M * C);
-    ln2.forward(x, t.data(), M);
-    mlp.forward(t.data(), u.data(), M);
-    add_inplace(x, u.data(), M * C);
+    float* t = ops::Workspace::local().get(kNormed, static_cast<size_t>(M * C));
+    ln1.forward(x, t, M);
+    attn.forward(t, x, B, L, causal, key_mask, /*accumulate=*/true);  // x += attn(ln1(x))
+    ln2.forward(x, t, M);
+    mlp.forward(t, x, M, /*accumulate=*/true);  // x += mlp(ln2(x))
   } else {
-    attn.forward(x, u.data(), B, L, causal, key_mask);
-    add_inplace(x, u.data(), M * C);
+    attn.forward(x, x, B, L, causal, key_mask, /*accumulate=*/true);  // x is consumed by the QKV matmul first
     ln1.forward(x, x, M);
-    mlp.forward(x, u.data(), M);
-    add_inplace(x, u.data(), M * C);
+    mlp.forward(x, x, M, /*accumulate=*/true);
     ln2.forward(x, x, M);
   }
 }

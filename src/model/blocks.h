@@ -24,8 +24,9 @@ struct SelfAttention {
   int64_t heads = 0, head_dim = 0;
   // names: {q, k, v, out} weight prefixes, e.g. {"q_proj.", "k_proj.", "v_proj.", "out_proj."}
   void load(const WeightReader& w, const char* const names[4], int64_t C, int64_t heads, ops::Precision p);
-  // x [B*L, C] -> y [B*L, C]
-  void forward(const float* x, float* y, int64_t B, int64_t L, bool causal, const int32_t* key_mask) const;
+  // x [B*L, C] -> y [B*L, C] (y += ... when accumulate; y may alias x then)
+  void forward(const float* x, float* y, int64_t B, int64_t L, bool causal, const int32_t* key_mask,
+               bool accumulate = false) const;
 };
 
 struct Mlp {
@@ -33,7 +34,7 @@ struct Mlp {
   ops::Act act = ops::Act::QuickGelu;
   void load(const WeightReader& w, const char* fc1_name, const char* fc2_name, int64_t C, int64_t I, ops::Act a,
             ops::Precision p);
-  void forward(const float* x, float* y, int64_t M) const;  // x [M, C] -> y [M, C]
+  void forward(const float* x, float* y, int64_t M, bool accumulate = false) const;  // x [M, C] -> y [M, C]
 };
 
 // A transformer encoder layer.

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/parallel.h"
+#include "ops/vec_math.h"
 
 namespace clipkit::ops {
 
@@ -16,41 +17,52 @@ void attention_forward(const float* qkv, float* out, const AttentionShape& s, bo
   parallel_for(B * H, [&](int64_t begin, int64_t end) {
     std::vector<float> sc(static_cast<size_t>(L));
     std::vector<float> acc(static_cast<size_t>(D));
+    std::vector<float> kt(static_cast<size_t>(L * D)), vt(static_cast<size_t>(L * D));
     for (int64_t bh = begin; bh < end; ++bh) {
       const int64_t b = bh / H, h = bh % H;
       const float* base = qkv + b * L * C3;
       const int32_t* km = key_mask ? key_mask + b * L : nullptr;
+      // gather this head's keys and values contiguously: [L, D]
+      for (int64_t j = 0; j < L; ++j) {
+        std::memcpy(kt.data() + j * D, base + j * C3 + C + h * D, sizeof(float) * D);
+        std::memcpy(vt.data() + j * D, base + j * C3 + 2 * C + h * D, sizeof(float) * D);
+      }
       for (int64_t i = 0; i < L; ++i) {
         const float* q = base + i * C3 + h * D;
         const int64_t jend = causal ? i + 1 : L;
         float mx = -std::numeric_limits<float>::infinity();
         for (int64_t j = 0; j < jend; ++j) {
-          if (km && km[j] == 0) { sc[j] = -std::numeric_limits<float>::infinity(); continue; }
-          const float* k = base + j * C3 + C + h * D;
+          const float* k = kt.data() + j * D;
           float dot = 0;
+#pragma omp simd reduction(+ : dot)
           for (int64_t d = 0; d < D; ++d) dot += q[d] * k[d];
-          sc[j] = dot * scale;
+          const bool masked = km && km[j] == 0;
+          sc[j] = masked ? -std::numeric_limits<float>::infinity() : dot * scale;
           mx = std::max(mx, sc[j]);
         }
         float sum = 0;
+        float* scp = sc.data();
+#pragma omp simd reduction(+ : sum)
         for (int64_t j = 0; j < jend; ++j) {
-          float p = std::isinf(sc[j]) ? 0.0f : std::exp(sc[j] - mx);
-          sc[j] = p;
+          const float p = scp[j] == -std::numeric_limits<float>::infinity() ? 0.0f : exp_approx(scp[j] - mx);
+          scp[j] = p;
           sum += p;
         }
         const float inv = sum > 0 ? 1.0f / sum : 0.0f;  // a fully masked row (never in CLIP) gives zeros
-        std::fill(acc.begin(), acc.end(), 0.0f);
+        float* a = acc.data();
+        std::fill(a, a + D, 0.0f);
         for (int64_t j = 0; j < jend; ++j) {
-          const float p = sc[j] * inv;
-          sc[j] = p;
+          const float p = scp[j] * inv;
+          scp[j] = p;
           if (p == 0) continue;
-          const float* v = base + j * C3 + 2 * C + h * D;
-          for (int64_t d = 0; d < D; ++d) acc[d] += p * v[d];
+          const float* v = vt.data() + j * D;
+#pragma omp simd
+          for (int64_t d = 0; d < D; ++d) a[d] += p * v[d];
         }
-        std::memcpy(out + (b * L + i) * C + h * D, acc.data(), sizeof(float) * D);
+        std::memcpy(out + (b * L + i) * C + h * D, a, sizeof(float) * D);
         if (probs) {
           float* pr = probs + ((b * H + h) * L + i) * L;
-          std::memcpy(pr, sc.data(), sizeof(float) * jend);
+          std::memcpy(pr, scp, sizeof(float) * jend);
           std::fill(pr + jend, pr + L, 0.0f);
         }
       }

@@ -13,16 +13,16 @@ void layernorm_forward(const float* x, const float* gamma, const float* beta, fl
     for (int64_t m = b; m < e; ++m) {
       const float* xr = x + m * C;
       float* yr = y + m * C;
-      // two-pass in float (PyTorch's CPU kernel is also two-pass-accurate); sum in double for stability
-      double s = 0;
+      // two passes (mean, then centered variance): accurate without double accumulation
+      float s = 0;
+#pragma omp simd reduction(+ : s)
       for (int64_t c = 0; c < C; ++c) s += xr[c];
-      float mean = static_cast<float>(s / C);
-      double v = 0;
-      for (int64_t c = 0; c < C; ++c) {
-        float d = xr[c] - mean;
-        v += static_cast<double>(d) * d;
-      }
-      float rstd = static_cast<float>(1.0 / std::sqrt(v / C + eps));
+      const float mean = s / static_cast<float>(C);
+      float v = 0;
+#pragma omp simd reduction(+ : v)
+      for (int64_t c = 0; c < C; ++c) v += (xr[c] - mean) * (xr[c] - mean);
+      const float rstd = 1.0f / std::sqrt(v / static_cast<float>(C) + eps);
+#pragma omp simd
       for (int64_t c = 0; c < C; ++c) yr[c] = (xr[c] - mean) * rstd * gamma[c] + beta[c];
       if (mean_out) mean_out[m] = mean;
       if (rstd_out) rstd_out[m] = rstd;

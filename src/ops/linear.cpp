@@ -1,24 +1,27 @@
 #include "ops/linear.h"
 
 #include <cstring>
+#include <tuple>
 #include <dnnl.hpp>
 
 #include "core/error.h"
 #include "core/parallel.h"
 #include "core/tensor.h"
 #include "ops/dnnl_context.h"
+#include "ops/workspace.h"
 
 namespace clipkit::ops {
 
 using dt = dnnl::memory::data_type;
 using tag = dnnl::memory::format_tag;
+constexpr int kBf16Slot = 16;  // workspace slot for bf16 copies of activations
 
 struct Linear::Impl {
   struct Prim {
     dnnl::matmul prim;
     dnnl::memory::desc wei_md;
   };
-  std::map<int64_t, Prim> by_m;                                   // primitive per M
+  std::map<std::tuple<int64_t, bool, bool, int>, Prim> by_m;      // primitive per (M, epilogue)
   std::vector<std::pair<dnnl::memory::desc, dnnl::memory>> packed;  // packed weights per layout
   dnnl::memory bias;
 };
@@ -41,7 +44,27 @@ void Linear::weights_changed() {
   impl_.reset();
 }
 
-void Linear::forward(const float* x, int64_t M, float* y) const {
+namespace {
+
+dnnl::primitive_attr epilogue_attr(const Epilogue& e) {
+  dnnl::post_ops po;
+  if (e.accumulate) po.append_sum(1.0f);
+  if (e.activate) {
+    switch (e.act) {
+      case Act::QuickGelu: po.append_eltwise(1.0f, dnnl::algorithm::eltwise_swish, 1.702f, 0.0f); break;
+      case Act::Gelu: po.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_erf, 0.0f, 0.0f); break;
+      case Act::GeluNew: po.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_tanh, 0.0f, 0.0f); break;
+      case Act::Relu: po.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f); break;
+    }
+  }
+  dnnl::primitive_attr attr;
+  attr.set_post_ops(po);
+  return attr;
+}
+
+}  // namespace
+
+void Linear::forward(const float* x, int64_t M, float* y, const Epilogue& ep) const {
   if (M == 0) return;
   auto& eng = cpu_engine();
   auto& strm = cpu_stream();
@@ -49,47 +72,48 @@ void Linear::forward(const float* x, int64_t M, float* y) const {
   const dnnl::memory::desc src_md({M, K_}, wdt, tag::ab);
   const dnnl::memory::desc dst_md({M, N_}, dt::f32, tag::ab);
   const dnnl::memory::desc bias_md({1, N_}, dt::f32, tag::ab);
-  Impl::Prim* prim;
-  dnnl::memory wei;
+  Impl::Prim prim;  // dnnl handles are reference-counted: a copy stays valid if the cache is cleared
+  dnnl::memory wei, bias_mem;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!impl_) {
       impl_ = std::make_unique<Impl>();
       if (!b_.empty()) impl_->bias = dnnl::memory(bias_md, eng, const_cast<float*>(b_.data()));
     }
-    auto it = impl_->by_m.find(M);
+    const auto key = std::make_tuple(M, ep.accumulate, ep.activate, static_cast<int>(ep.act));
+    auto it = impl_->by_m.find(key);
     if (it == impl_->by_m.end()) {
       if (impl_->by_m.size() > 256) impl_->by_m.clear();  // bound the cache (text batches vary in length)
       dnnl::memory::desc wei_any({K_, N_}, wdt, tag::any);
       auto d = b_.empty() ? dnnl::matmul::desc(src_md, wei_any, dst_md)
                           : dnnl::matmul::desc(src_md, wei_any, bias_md, dst_md);
-      dnnl::matmul::primitive_desc pd(d, eng);
-      it = impl_->by_m.emplace(M, Impl::Prim{dnnl::matmul(pd), pd.weights_desc()}).first;
+      dnnl::matmul::primitive_desc pd(d, epilogue_attr(ep), eng);
+      it = impl_->by_m.emplace(key, Impl::Prim{dnnl::matmul(pd), pd.weights_desc()}).first;
     }
-    prim = &it->second;
+    prim = it->second;
     for (auto& [md, mem] : impl_->packed)
-      if (md == prim->wei_md) wei = mem;
+      if (md == prim.wei_md) wei = mem;
     if (!wei) {
       // W [N, K] row-major is W^T [K, N] in "ba" order; reorder (and convert) into the packed layout.
       dnnl::memory user({{K_, N_}, dt::f32, tag::ba}, eng, const_cast<float*>(W_.data()));
-      wei = dnnl::memory(prim->wei_md, eng);
+      wei = dnnl::memory(prim.wei_md, eng);
       dnnl::reorder(user, wei).execute(strm, user, wei);
       strm.wait();
-      impl_->packed.emplace_back(prim->wei_md, wei);
+      impl_->packed.emplace_back(prim.wei_md, wei);
     }
+    bias_mem = impl_->bias;
   }
-  std::vector<uint16_t> xb;
   const void* src = x;
   if (prec_ == Precision::BF16) {
-    xb.resize(static_cast<size_t>(M * K_));
-    to_bf16(x, xb.data(), M * K_);
-    src = xb.data();
+    auto* xb = reinterpret_cast<uint16_t*>(Workspace::local().get(kBf16Slot, static_cast<size_t>(M * K_ + 1) / 2));
+    to_bf16(x, xb, M * K_);
+    src = xb;
   }
   dnnl::memory src_m(src_md, eng, const_cast<void*>(src));
   dnnl::memory dst_m(dst_md, eng, y);
   std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src_m}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst_m}};
-  if (!b_.empty()) args[DNNL_ARG_BIAS] = impl_->bias;
-  prim->prim.execute(strm, args);
+  if (!b_.empty()) args[DNNL_ARG_BIAS] = bias_mem;
+  prim.prim.execute(strm, args);
   strm.wait();
 }
 

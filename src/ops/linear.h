@@ -1,6 +1,6 @@
 // Linear layer through oneDNN matmul, weights prepared once in the layout oneDNN wants.
 //   x [M, K] -> y [M, N] = x @ W^T + b      (W [N, K], PyTorch layout)
-// Primitives are cached per M; packed weights per oneDNN weight layout (normally one).
+// Primitives are cached per (M, epilogue); packed weights per oneDNN weight layout (normally one).
 #pragma once
 #include <cstdint>
 #include <map>
@@ -8,9 +8,18 @@
 #include <mutex>
 #include <vector>
 
+#include "ops/activation.h"
 #include "ops/precision.h"
 
 namespace clipkit::ops {
+
+// What to fuse after the matmul (inference): y = act(x W^T + b) [+ y_old if accumulate].
+// `accumulate` adds into y's previous contents (a residual connection) via oneDNN's sum post-op.
+struct Epilogue {
+  bool accumulate = false;
+  bool activate = false;
+  Act act = Act::QuickGelu;
+};
 
 class Linear {
  public:
@@ -24,7 +33,7 @@ class Linear {
   // Re-reads the fp32 master weights after they changed (training): drops packed copies.
   void weights_changed();
 
-  void forward(const float* x, int64_t M, float* y) const;
+  void forward(const float* x, int64_t M, float* y, const Epilogue& e = {}) const;
 
   int64_t in_features() const { return K_; }
   int64_t out_features() const { return N_; }

@@ -1,0 +1,56 @@
+// A model with its tokenizer and image preprocessing: texts, pixel tensors or image files in,
+// embeddings out. The CLI, server and trainer all embed through this.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/progress.h"
+#include "image/preprocess.h"
+#include "model/clip_model.h"
+#include "text/tokenizer.h"
+
+namespace clipkit::pipeline {
+
+struct EmbedOptions {
+  int batch_size = 32;
+  bool normalize = true;  // false = exactly HF get_image_features / get_text_features
+  image::DecodeOptions decode;
+};
+
+struct SkippedInput {
+  std::string source, reason;
+};
+
+class Embedder {
+ public:
+  static std::unique_ptr<Embedder> load(const std::string& model_dir, const model::LoadOptions& o = {});
+
+  const model::ClipModel& model() const { return *model_; }
+  const text::Tokenizer& tokenizer() const;                 // throws if the folder has no tokenizer files
+  const image::PreprocessConfig& preprocess_config() const { return pre_; }
+  int64_t dim() const { return model_->embed_dim(); }
+  int64_t max_text_tokens() const;
+
+  // Token ids for texts (special tokens, truncated to the model's length), padded to the batch's longest.
+  void tokenize(const std::vector<std::string>& texts, std::vector<int32_t>* ids, std::vector<int32_t>* mask,
+                int64_t* L) const;
+  Tensor embed_texts(const std::vector<std::string>& texts, const EmbedOptions& o, Progress* p = nullptr) const;
+  // pixels [N, 3, S, S] float32, already preprocessed
+  Tensor embed_pixels(const float* pixels, int64_t N, const EmbedOptions& o, Progress* p = nullptr) const;
+  // Decodes + preprocesses (threaded) and embeds; unreadable files go to `skipped`, and `kept`
+  // lists the input index of each output row.
+  Tensor embed_image_files(const std::vector<std::string>& paths, const EmbedOptions& o, std::vector<int64_t>* kept,
+                           std::vector<SkippedInput>* skipped, Progress* p = nullptr) const;
+
+ private:
+  std::unique_ptr<model::ClipModel> model_;
+  std::unique_ptr<text::Tokenizer> tok_;
+  std::string tok_error_;
+  image::PreprocessConfig pre_;
+};
+
+// Concatenates row blocks [n_i, D] into one [sum n_i, D] tensor.
+Tensor concat_rows(const std::vector<Tensor>& parts, int64_t D);
+
+}  // namespace clipkit::pipeline

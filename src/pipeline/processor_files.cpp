@@ -1,0 +1,74 @@
+#include "pipeline/processor_files.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "io/atomic_file.h"
+
+#ifndef CLIPKIT_ASSETS_DIR
+#define CLIPKIT_ASSETS_DIR "assets"
+#endif
+
+namespace clipkit::pipeline {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+std::string assets_dir() {
+  const char* env = std::getenv("CLIPKIT_ASSETS");
+  return env && *env ? env : CLIPKIT_ASSETS_DIR;
+}
+
+void write_clip_preprocessor_config(const std::string& dir, int s) {
+  json j = {{"crop_size", {{"height", s}, {"width", s}}},
+            {"do_center_crop", true},
+            {"do_convert_rgb", true},
+            {"do_normalize", true},
+            {"do_rescale", true},
+            {"do_resize", true},
+            {"image_mean", {0.48145466, 0.4578275, 0.40821073}},
+            {"image_processor_type", "CLIPImageProcessor"},
+            {"image_std", {0.26862954, 0.26130258, 0.27577711}},
+            {"resample", 3},
+            {"rescale_factor", 0.00392156862745098},
+            {"size", {{"shortest_edge", s}}}};
+  write_file_atomic((fs::path(dir) / "preprocessor_config.json").string(), j.dump(2) + "\n");
+}
+
+static void copy_atomic(const fs::path& from, const fs::path& to) { write_file_atomic(to.string(), read_file(from.string())); }
+
+void write_clip_tokenizer_files(const std::string& dir, const std::string& vocab_dir, int max_len) {
+  for (const char* f : {"vocab.json", "merges.txt"}) {
+    fs::path src = fs::path(vocab_dir) / f;
+    if (!fs::exists(src)) fail("{}: missing (the CLIP vocabulary is needed to write a tokenizer)", src.string());
+    copy_atomic(src, fs::path(dir) / f);
+  }
+  auto tok = [](const char* s) {
+    return json{{"__type", "AddedToken"}, {"content", s}, {"lstrip", false}, {"normalized", true},
+                {"rstrip", false}, {"single_word", false}};
+  };
+  json cfg = {{"add_prefix_space", false}, {"bos_token", tok("<|startoftext|>")}, {"do_lower_case", true},
+              {"eos_token", tok("<|endoftext|>")}, {"errors", "replace"}, {"model_max_length", max_len},
+              {"pad_token", "<|endoftext|>"}, {"tokenizer_class", "CLIPTokenizer"}, {"unk_token", tok("<|endoftext|>")}};
+  write_file_atomic((fs::path(dir) / "tokenizer_config.json").string(), cfg.dump(2) + "\n");
+  json sp = {{"bos_token", "<|startoftext|>"}, {"eos_token", "<|endoftext|>"}, {"pad_token", "<|endoftext|>"},
+             {"unk_token", "<|endoftext|>"}};
+  write_file_atomic((fs::path(dir) / "special_tokens_map.json").string(), sp.dump(2) + "\n");
+}
+
+void copy_tokenizer_files(const std::string& src, const std::string& dst) {
+  int n = 0;
+  for (const char* f : {"vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                        "added_tokens.json"}) {
+    fs::path p = fs::path(src) / f;
+    if (fs::exists(p)) {
+      copy_atomic(p, fs::path(dst) / f);
+      ++n;
+    }
+  }
+  if (n == 0) fail("{}: no tokenizer files (vocab.json/merges.txt or tokenizer.json) to copy", src);
+}
+
+}  // namespace clipkit::pipeline

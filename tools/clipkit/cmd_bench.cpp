@@ -1,0 +1,138 @@
+// clipkit bench embed --model DIR [--batch-size 32] [--precision fp32|bf16] [--iters N] [--json]
+// Throughput of image embedding from preprocessed tensors and of text embedding, achieved GFLOP/s,
+// and the fraction of this machine's matmul peak measured in the same run (the roofline).
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "command.h"
+#include "core/parallel.h"
+#include "model/flops.h"
+#include "ops/linear.h"
+#include "pipeline/embedder.h"
+
+namespace clipkit::cli {
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+double seconds_since(clock_type::time_point t0) {
+  return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
+// Peak of a large oneDNN matmul in this precision (the shape of a ViT-B MLP at batch 32).
+double matmul_peak_gflops(ops::Precision p) {
+  const int64_t M = 1600, K = 768, N = 3072;
+  std::vector<float> W(static_cast<size_t>(N * K), 0.01f), x(static_cast<size_t>(M * K), 0.5f), y(static_cast<size_t>(M * N));
+  ops::Linear l;
+  l.init(W.data(), nullptr, N, K, p);
+  l.forward(x.data(), M, y.data());
+  double best = 0;
+  for (int r = 0; r < 5; ++r) {
+    auto t0 = clock_type::now();
+    for (int i = 0; i < 4; ++i) l.forward(x.data(), M, y.data());
+    best = std::max(best, 4 * 2.0 * M * N * K / seconds_since(t0) / 1e9);
+  }
+  return best;
+}
+
+std::vector<std::string> bench_captions(int n) {
+  static const char* subj[] = {"a man", "two dogs", "a red bus", "a woman", "a small cat", "three children", "a plate of food", "an old train"};
+  static const char* verb[] = {"riding", "standing next to", "sitting on", "looking at", "walking past", "parked near"};
+  static const char* obj[] = {"a wooden bench in the park", "a busy city street at night", "the snowy mountain slope",
+                              "a large white building", "a table with a laptop and coffee", "the beach on a sunny day"};
+  std::vector<std::string> out;
+  for (int i = 0; i < n; ++i)
+    out.push_back(std::string(subj[i % 8]) + " " + verb[(i / 8) % 6] + " " + obj[(i / 3) % 6] + ".");
+  return out;
+}
+
+struct Opts {
+  std::string model;
+  int iters = 3;
+  bool json = false, no_text = false, no_images = false;
+  ComputeOptions compute;
+};
+
+RunFn setup_embed(CLI::App& app) {
+  auto o = std::make_shared<Opts>();
+  app.add_option("--model", o->model, "HF checkpoint folder")->required();
+  app.add_option("--iters", o->iters, "timed batches per measurement")->capture_default_str();
+  app.add_flag("--json", o->json, "print one JSON object");
+  app.add_flag("--no-text", o->no_text, "skip the text tower");
+  app.add_flag("--no-images", o->no_images, "skip the vision tower");
+  add_compute_options(app, o->compute);
+  return [o]() {
+    apply_compute_options(o->compute);
+    const auto prec = ops::precision_from_name(o->compute.precision);
+    auto emb = pipeline::Embedder::load(o->model, {prec});
+    const auto& m = emb->model();
+    const int B = o->compute.batch_size;
+    pipeline::EmbedOptions eo;
+    eo.batch_size = B;
+    nlohmann::json j = {{"model", o->model}, {"architecture", m.architecture()}, {"batch_size", B},
+                        {"precision", o->compute.precision}, {"threads", num_threads()}};
+    const double peak = matmul_peak_gflops(prec);
+    j["matmul_peak_gflops"] = peak;
+    if (m.has_vision() && !o->no_images) {
+      const int64_t S = m.image_size();
+      std::vector<float> px(static_cast<size_t>(B * 3 * S * S));
+      std::mt19937 rng(1);
+      std::normal_distribution<float> nd(0, 1);
+      for (auto& v : px) v = nd(rng);
+      emb->embed_pixels(px.data(), B, eo);  // warm-up: primitives, packed weights
+      auto t0 = clock_type::now();
+      for (int i = 0; i < o->iters; ++i) emb->embed_pixels(px.data(), B, eo);
+      double s = seconds_since(t0);
+      double ips = B * o->iters / s;
+      double gf = ips * model::vision_flops(*m.config().vision, m.embed_dim()) / 1e9;
+      j["images_per_s"] = ips;
+      j["image_gflops"] = gf;
+      j["image_roofline_fraction"] = gf / peak;
+      j["image_roofline_images_per_s"] = peak * 1e9 / model::vision_flops(*m.config().vision, m.embed_dim());
+    }
+    if (m.has_text() && !o->no_text) {
+      auto caps = bench_captions(B);
+      std::vector<int32_t> ids, mask;
+      int64_t L;
+      emb->tokenize(caps, &ids, &mask, &L);
+      emb->embed_texts(caps, eo);
+      auto t0 = clock_type::now();
+      for (int i = 0; i < o->iters; ++i) emb->embed_texts(caps, eo);
+      double s = seconds_since(t0);
+      double tps = B * o->iters / s;
+      double gf = tps * model::text_flops(*m.config().text, L, m.embed_dim()) / 1e9;
+      j["texts_per_s"] = tps;
+      j["text_tokens"] = L;
+      j["text_gflops"] = gf;
+      j["text_roofline_fraction"] = gf / peak;
+    }
+    if (o->json) {
+      std::printf("%s\n", j.dump().c_str());
+      return kOk;
+    }
+    std::printf("%s\n%s, batch %d, %d threads\n", m.architecture().c_str(), o->compute.precision.c_str(), B, num_threads());
+    std::printf("matmul peak (measured)  %8.1f GFLOP/s\n", peak);
+    if (j.contains("images_per_s"))
+      std::printf("images                  %8.1f img/s   %7.1f GFLOP/s  %5.1f%% of peak  (roofline %.1f img/s)\n",
+                  j["images_per_s"].get<double>(), j["image_gflops"].get<double>(),
+                  100 * j["image_roofline_fraction"].get<double>(), j["image_roofline_images_per_s"].get<double>());
+    if (j.contains("texts_per_s"))
+      std::printf("texts (%2lld tokens)       %8.1f txt/s   %7.1f GFLOP/s  %5.1f%% of peak\n",
+                  static_cast<long long>(j["text_tokens"].get<int64_t>()), j["texts_per_s"].get<double>(),
+                  j["text_gflops"].get<double>(), 100 * j["text_roofline_fraction"].get<double>());
+    return kOk;
+  };
+}
+
+RunFn setup(CLI::App& app) {
+  app.require_subcommand(1);
+  auto* e = app.add_subcommand("embed", "image and text embedding throughput vs the matmul roofline");
+  auto run_embed = std::make_shared<RunFn>(setup_embed(*e));
+  return [e, run_embed]() { return e->parsed() ? (*run_embed)() : kUsage; };
+}
+
+CommandRegistrar reg("bench", "Benchmarks (embed)", setup);
+
+}  // namespace
+}  // namespace clipkit::cli

@@ -1,0 +1,88 @@
+// clipkit embed --model DIR (--pixels X.npy | --images F... | --image-list L | --text T... | --texts F)
+//               --out OUT.npy [--no-normalize]
+// Writes OUT.npy float32 [N, D] (L2-normalized unless --no-normalize) and OUT.jsonl naming each
+// row's source, in order. Unreadable images are listed on stderr, skipped, and exit status is 3.
+#include <nlohmann/json.hpp>
+
+#include "command.h"
+#include "core/error.h"
+#include "inputs.h"
+#include "io/npy.h"
+#include "pipeline/embedder.h"
+
+namespace clipkit::cli {
+namespace {
+
+struct Opts {
+  std::string model, pixels, image_list, texts_file, out;
+  std::vector<std::string> images, texts;
+  bool no_normalize = false, exif_transpose = false;
+  ComputeOptions compute;
+};
+
+RunFn setup(CLI::App& app) {
+  auto o = std::make_shared<Opts>();
+  app.add_option("--model", o->model, "HF checkpoint folder")->required();
+  auto* g = app.add_option_group("input", "what to embed (one of)");
+  g->add_option("--pixels", o->pixels, "preprocessed pixels .npy float32 [N,3,H,W]");
+  g->add_option("--images", o->images, "image files");
+  g->add_option("--image-list", o->image_list, "file with one image path per line");
+  g->add_option("--text", o->texts, "a text (repeatable)");
+  g->add_option("--texts", o->texts_file, "texts: .txt one per line, or .jsonl with a \"text\" field");
+  g->require_option(1);
+  app.add_option("--out", o->out, "output .npy (a .jsonl sidecar is written beside it)")->required();
+  app.add_flag("--no-normalize", o->no_normalize, "raw features, exactly HF get_image_features/get_text_features");
+  app.add_flag("--exif-transpose", o->exif_transpose, "apply EXIF orientation (HF ignores it)");
+  add_compute_options(app, o->compute);
+  return [o]() {
+    apply_compute_options(o->compute);
+    auto emb = pipeline::Embedder::load(o->model, {ops::precision_from_name(o->compute.precision)});
+    pipeline::EmbedOptions eo;
+    eo.batch_size = o->compute.batch_size;
+    eo.normalize = !o->no_normalize;
+    eo.decode.exif_transpose = o->exif_transpose;
+    std::vector<std::string> rows;
+    Tensor out;
+    int rc = kOk;
+    if (!o->pixels.empty()) {
+      Tensor px = read_npy(o->pixels).to_f32();
+      const int64_t S = emb->model().image_size();
+      if (px.shape.size() != 4 || px.dim(1) != 3 || px.dim(2) != S || px.dim(3) != S)
+        fail("{}: pixels have shape {}, the model needs [N, 3, {}, {}]", o->pixels, shape_str(px.shape), S, S);
+      Progress p("embed", px.dim(0), "images");
+      out = emb->embed_pixels(px.ptr<float>(), px.dim(0), eo, &p);
+      for (int64_t i = 0; i < px.dim(0); ++i)
+        rows.push_back(nlohmann::json{{"row", i}, {"source", o->pixels}, {"index", i}}.dump());
+    } else if (!o->images.empty() || !o->image_list.empty()) {
+      auto paths = o->images.empty() ? read_list(o->image_list) : o->images;
+      std::vector<int64_t> kept;
+      std::vector<pipeline::SkippedInput> skipped;
+      Progress p("embed", static_cast<int64_t>(paths.size()), "images");
+      out = emb->embed_image_files(paths, eo, &kept, &skipped, &p);
+      p.finish();
+      for (size_t r = 0; r < kept.size(); ++r)
+        rows.push_back(nlohmann::json{{"row", r}, {"source", paths[static_cast<size_t>(kept[r])]}}.dump());
+      for (auto& s : skipped) std::fprintf(stderr, "clipkit: skipped %s\n", s.reason.c_str());
+      if (!skipped.empty()) {
+        std::fprintf(stderr, "clipkit: %zu of %zu images skipped\n", skipped.size(), paths.size());
+        rc = kSkippedInputs;
+      }
+    } else {
+      auto texts = o->texts_file.empty() ? o->texts : read_texts(o->texts_file);
+      Progress p("embed", static_cast<int64_t>(texts.size()), "texts");
+      out = emb->embed_texts(texts, eo, &p);
+      for (size_t r = 0; r < texts.size(); ++r) rows.push_back(nlohmann::json{{"row", r}, {"text", texts[r]}}.dump());
+    }
+    if (out.shape.empty()) out = Tensor::empty(DType::F32, {0, emb->dim()});
+    write_npy(o->out, out);
+    write_jsonl(sidecar_path(o->out), rows);
+    std::fprintf(stderr, "clipkit: wrote %s [%lld, %lld] and %s\n", o->out.c_str(), static_cast<long long>(out.dim(0)),
+                 static_cast<long long>(out.dim(1)), sidecar_path(o->out).c_str());
+    return rc;
+  };
+}
+
+CommandRegistrar reg("embed", "Embed images, preprocessed pixels or texts into an .npy matrix", setup);
+
+}  // namespace
+}  // namespace clipkit::cli

@@ -1,0 +1,50 @@
+// clipkit info MODEL_DIR [--json]: architecture, parameter counts, dtypes.
+#include <nlohmann/json.hpp>
+
+#include "command.h"
+#include "model/clip_model.h"
+
+namespace clipkit::cli {
+namespace {
+
+struct Opts {
+  std::string dir;
+  bool json = false;
+};
+
+RunFn setup(CLI::App& app) {
+  auto o = std::make_shared<Opts>();
+  app.add_option("model_dir", o->dir, "HF checkpoint folder")->required();
+  app.add_flag("--json", o->json, "machine-readable output");
+  return [o]() {
+    auto m = model::ClipModel::load(o->dir);
+    const auto& c = m->config();
+    nlohmann::json j = {{"path", o->dir}, {"model_type", c.model_type}, {"architecture", m->architecture()},
+                        {"parameters", m->param_count()}, {"vision_parameters", m->vision_param_count()},
+                        {"text_parameters", m->text_param_count()}, {"weights_dtype", m->weights_dtype()},
+                        {"projection_dim", c.projection_dim}, {"logit_scale", m->logit_scale()}};
+    if (c.vision) j["image_size"] = c.vision->image_size, j["patch_size"] = c.vision->patch_size;
+    if (c.text) j["text_tower"] = c.text->arch == model::TextArch::Clip ? "clip" : "roberta",
+                j["max_text_positions"] = m->max_text_length();
+    if (o->json) {
+      std::printf("%s\n", j.dump().c_str());
+      return kOk;
+    }
+    std::printf("model        %s\n", o->dir.c_str());
+    std::printf("type         %s\n", c.model_type.c_str());
+    std::printf("architecture %s\n", m->architecture().c_str());
+    std::printf("parameters   %.2fM (vision %.2fM, text %.2fM)\n", m->param_count() / 1e6, m->vision_param_count() / 1e6,
+                m->text_param_count() / 1e6);
+    std::printf("weights      %s\n", m->weights_dtype().c_str());
+    std::printf("embedding    %d dims\n", c.projection_dim);
+    if (c.vision) std::printf("image size   %d (patch %d)\n", c.vision->image_size, c.vision->patch_size);
+    if (c.text) std::printf("text length  %lld tokens\n", static_cast<long long>(m->max_text_length()));
+    if (m->has_vision() && m->has_text()) std::printf("logit_scale  %.6f (exp = %.4f)\n", m->logit_scale(), std::exp(m->logit_scale()));
+    return kOk;
+  };
+}
+
+CommandRegistrar reg("info", "Describe a model folder: architecture, parameters, dtypes", setup);
+
+}  // namespace
+}  // namespace clipkit::cli
