@@ -1,0 +1,152 @@
+// `clipkit embed` / `info` / `init` / `compare` end to end on the tiny checkpoints.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "cli_util.h"
+#include "io/atomic_file.h"
+#include "io/npy.h"
+#include "io/safetensors.h"
+#include "test_util.h"
+
+namespace clipkit {
+namespace {
+
+using test::data_path;
+using test::run_clipkit;
+
+const std::string kModels[] = {"tiny-clip", "tiny-clip-roberta"};
+
+TEST(EmbedCli, PixelsMatchReferenceRawAndNormalized) {
+  auto dir = test::temp_dir("embed_px");
+  for (const auto& name : kModels) {
+    SafeTensorsFile ref(data_path("reference/models/" + name + ".safetensors"));
+    write_npy(dir + "/px.npy", ref.get("pixel_values"));
+    auto r = run_clipkit("embed --model " + data_path("models/" + name) + " --pixels " + dir + "/px.npy --out " + dir +
+                         "/e.npy --no-normalize");
+    ASSERT_EQ(r.status, 0) << r.err;
+    Tensor e = read_npy(dir + "/e.npy");
+    ASSERT_EQ(e.shape, (Shape{4, 48}));
+    EXPECT_CLOSE_TO_REF("image_embeds_unnormalized", e.ptr<float>(), ref.get("image_embeds_unnormalized"), 2e-5);
+    r = run_clipkit("embed --model " + data_path("models/" + name) + " --pixels " + dir + "/px.npy --out " + dir +
+                    "/n.npy --batch-size 3");
+    ASSERT_EQ(r.status, 0) << r.err;
+    Tensor n = read_npy(dir + "/n.npy");
+    EXPECT_CLOSE_TO_REF("image_embeds", n.ptr<float>(), ref.get("image_embeds"), 3e-6);
+    std::string side = read_file(dir + "/n.jsonl");
+    EXPECT_EQ(std::count(side.begin(), side.end(), '\n'), 4);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST(EmbedCli, TextsMatchReference) {
+  auto dir = test::temp_dir("embed_txt");
+  for (const auto& name : kModels) {
+    SafeTensorsFile ref(data_path("reference/models/" + name + ".safetensors"));
+    auto caps = nlohmann::json::parse(ref.metadata().at("captions"));
+    std::string jsonl;
+    for (auto& c : caps) jsonl += nlohmann::json{{"text", c}}.dump() + "\n";
+    write_file_atomic(dir + "/caps.jsonl", jsonl);
+    auto r = run_clipkit("embed --model " + data_path("models/" + name) + " --texts " + dir + "/caps.jsonl --out " + dir +
+                         "/t.npy --batch-size 3");
+    ASSERT_EQ(r.status, 0) << r.err;
+    Tensor t = read_npy(dir + "/t.npy");
+    ASSERT_EQ(t.shape, (Shape{8, 48}));
+    // dynamic padding per batch gives the same embeddings as the reference's fixed-length padding
+    EXPECT_CLOSE_TO_REF("text_embeds", t.ptr<float>(), ref.get("text_embeds"), 3e-6);
+    auto side = read_file(dir + "/t.jsonl");
+    EXPECT_NE(side.find(nlohmann::json(caps[4].get<std::string>()).dump()), std::string::npos);
+  }
+  auto r = run_clipkit("embed --model " + data_path("models/tiny-clip") + " --text 'a photo of a cat' --text x --out " +
+                       dir + "/two.npy");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(read_npy(dir + "/two.npy").shape, (Shape{2, 48}));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(EmbedCli, ImagesSkipBadFilesWithStatus3) {
+  auto dir = test::temp_dir("embed_img");
+  write_file_atomic(dir + "/broken.jpg", "this is not an image");
+  std::string imgs = data_path("images/chelsea.jpg") + " " + dir + "/broken.jpg " + data_path("images/palette.png");
+  auto r = run_clipkit("embed --model " + data_path("models/tiny-clip") + " --images " + imgs + " --out " + dir + "/i.npy");
+  EXPECT_EQ(r.status, 3) << r.err;
+  EXPECT_NE(r.err.find("broken.jpg"), std::string::npos) << r.err;
+  Tensor e = read_npy(dir + "/i.npy");
+  ASSERT_EQ(e.shape, (Shape{2, 48}));
+  for (int i = 0; i < 2; ++i) {
+    double s = 0;
+    for (int d = 0; d < 48; ++d) s += e.ptr<float>()[i * 48 + d] * e.ptr<float>()[i * 48 + d];
+    EXPECT_NEAR(s, 1.0, 1e-5);
+  }
+  auto side = read_file(dir + "/i.jsonl");
+  EXPECT_NE(side.find("chelsea.jpg"), std::string::npos);
+  EXPECT_EQ(side.find("broken.jpg"), std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(EmbedCli, BadInputsGetClearErrors) {
+  auto r = run_clipkit("embed --model /nonexistent --text hi --out /tmp/x.npy");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("/nonexistent"), std::string::npos) << r.err;
+  r = run_clipkit("embed --model " + data_path("models/tiny-clip") + " --out /tmp/x.npy");  // no input
+  EXPECT_EQ(r.status, 2);
+  auto dir = test::temp_dir("embed_bad");
+  Tensor px = Tensor::zeros(DType::F32, {2, 3, 32, 32});
+  write_npy(dir + "/px.npy", px);
+  r = run_clipkit("embed --model " + data_path("models/tiny-clip") + " --pixels " + dir + "/px.npy --out " + dir + "/o.npy");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("[N, 3, 64, 64]"), std::string::npos) << r.err;
+  std::filesystem::remove_all(dir);
+}
+
+TEST(InfoCli, DescribesBothCheckpoints) {
+  auto r = run_clipkit("info " + data_path("models/tiny-clip") + " --json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["model_type"], "clip");
+  EXPECT_EQ(j["projection_dim"], 48);
+  EXPECT_EQ(j["weights_dtype"], "F32");
+  EXPECT_GT(j["parameters"].get<int64_t>(), 3000000);
+  r = run_clipkit("info " + data_path("models/tiny-clip-roberta"));
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("VisionTextDualEncoderModel"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("RoBERTa"), std::string::npos) << r.out;
+}
+
+TEST(InitCli, TinyArchitectureRoundTrips) {
+  auto dir = test::temp_dir("init");
+  auto r = run_clipkit("init --arch clip-tiny --out " + dir + "/m --seed 3");
+  ASSERT_EQ(r.status, 0) << r.err;
+  for (const char* f : {"config.json", "model.safetensors", "vocab.json", "merges.txt", "tokenizer_config.json",
+                        "special_tokens_map.json", "preprocessor_config.json"})
+    EXPECT_TRUE(std::filesystem::exists(dir + "/m/" + f)) << f;
+  r = run_clipkit("compare --model " + dir + "/m --images " + data_path("images/chelsea.jpg") + " --text cat --text dog --json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  auto probs = j["images"][0]["probs"];
+  EXPECT_NEAR(probs[0].get<double>() + probs[1].get<double>(), 1.0, 1e-9);
+  r = run_clipkit("init --arch resnet50 --out " + dir + "/x");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("unknown architecture"), std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(ConfigErrors, UnsupportedModelTypeIsClear) {
+  auto dir = test::temp_dir("cfg");
+  write_file_atomic(dir + "/config.json", R"({"model_type": "siglip"})");
+  auto r = run_clipkit("info " + dir);
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("unsupported model_type \"siglip\""), std::string::npos) << r.err;
+  write_file_atomic(dir + "/config.json", R"({"model_type": "clip", "vision_config": {}, "text_config": {"hidden_act": "swiglu"}})");
+  r = run_clipkit("info " + dir);
+  EXPECT_NE(r.err.find("unsupported hidden_act \"swiglu\""), std::string::npos) << r.err;
+  write_file_atomic(dir + "/config.json", "{not json");
+  r = run_clipkit("info " + dir);
+  EXPECT_NE(r.err.find("not valid JSON"), std::string::npos) << r.err;
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace clipkit
