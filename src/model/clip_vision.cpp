@@ -3,8 +3,12 @@
 #include <cstring>
 
 #include "core/parallel.h"
+#include "ops/workspace.h"
 
 namespace clipkit::model {
+
+// workspace slots above the ones the encoder blocks use
+enum Slot { kPatchCols = 8, kPatchEmbeds, kResidual };
 
 static const char* const kClipAttnNames[4] = {"q_proj.", "k_proj.", "v_proj.", "out_proj."};
 
@@ -33,11 +37,12 @@ TowerOutput ClipVisionTower::forward(const float* pixels, int64_t N, bool want_h
   const int64_t C = cfg_.hidden_size, P = cfg_.patch_size, S = cfg_.image_size, G = S / P, NP = G * G, T = NP + 1;
   const int64_t CH = cfg_.num_channels, K = CH * P * P;
   // im2col: patches [N*NP, CH*P*P] in (c, ky, kx) order, matching the conv weight layout.
-  std::vector<float> cols(static_cast<size_t>(N * NP * K));
+  auto& ws = ops::Workspace::local();
+  float* cols = ws.get(kPatchCols, static_cast<size_t>(N * NP * K));
   parallel_for(N * NP, [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       const int64_t n = r / NP, py = (r % NP) / G, px = r % G;
-      float* dst = cols.data() + r * K;
+      float* dst = cols + r * K;
       for (int64_t c = 0; c < CH; ++c)
         for (int64_t ky = 0; ky < P; ++ky) {
           const float* src = pixels + ((n * CH + c) * S + py * P + ky) * S + px * P;
@@ -45,15 +50,21 @@ TowerOutput ClipVisionTower::forward(const float* pixels, int64_t N, bool want_h
         }
     }
   }, 16);
-  std::vector<float> pe(static_cast<size_t>(N * NP * C));
-  patch_embed_.forward(cols.data(), N * NP, pe.data());
-  cols = {};
-  Tensor h = Tensor::empty(DType::F32, {N, T, C});
-  float* x = h.ptr<float>();
+  float* pe = ws.get(kPatchEmbeds, static_cast<size_t>(N * NP * C));
+  patch_embed_.forward(cols, N * NP, pe);
+  // the residual stream lives in the workspace unless the caller wants the hidden states back
+  Tensor h;
+  float* x;
+  if (want_hidden) {
+    h = Tensor::empty(DType::F32, {N, T, C});
+    x = h.ptr<float>();
+  } else {
+    x = ws.get(kResidual, static_cast<size_t>(N * T * C));
+  }
   parallel_for(N * T, [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       const int64_t n = r / T, t = r % T;
-      const float* src = t == 0 ? class_embedding_.data() : pe.data() + (n * NP + t - 1) * C;
+      const float* src = t == 0 ? class_embedding_.data() : pe + (n * NP + t - 1) * C;
       const float* pos = position_embedding_.data() + t * C;
       float* dst = x + r * C;
       for (int64_t c = 0; c < C; ++c) dst[c] = src[c] + pos[c];
