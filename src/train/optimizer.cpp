@@ -1,0 +1,92 @@
+#include "train/optimizer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+#include <regex>
+
+#include "core/error.h"
+#include "core/parallel.h"
+
+namespace clipkit::train {
+
+bool hf_weight_decay(const std::string& name) {
+  static const std::regex no_decay(R"(bias|layernorm|rmsnorm|(?:^|\.)norm(?:$|\.)|_norm(?:$|\.)|layer_norm|layrnorm)",
+                                   std::regex::icase);
+  // LayerNorm module parameters: CLIP's layer_norm1/2, pre_layrnorm, post_layernorm, final_layer_norm
+  // and RoBERTa's *.LayerNorm all match the patterns above (case-insensitively).
+  return !std::regex_search(name, no_decay);
+}
+
+AdamW::AdamW(std::vector<Param> params, AdamWConfig c) : params_(std::move(params)), c_(c) {
+  for (auto& p : params_) {
+    m_.emplace_back(static_cast<size_t>(p.n), 0.0f);
+    v_.emplace_back(static_cast<size_t>(p.n), 0.0f);
+  }
+}
+
+void AdamW::step(double lr) {
+  ++t_;
+  const double bc1 = 1.0 - std::pow(c_.beta1, static_cast<double>(t_));
+  const double bc2 = 1.0 - std::pow(c_.beta2, static_cast<double>(t_));
+  const float step_size = static_cast<float>(lr / bc1);
+  const float bc2_sqrt = static_cast<float>(std::sqrt(bc2));
+  const float b1 = static_cast<float>(c_.beta1), b2 = static_cast<float>(c_.beta2), eps = static_cast<float>(c_.eps);
+  for (size_t i = 0; i < params_.size(); ++i) {
+    Param& p = params_[i];
+    const float decay = p.decay ? static_cast<float>(1.0 - lr * c_.weight_decay) : 1.0f;
+    float* m = m_[i].data();
+    float* v = v_[i].data();
+    parallel_for(p.n, [&](int64_t b, int64_t e) {
+      for (int64_t k = b; k < e; ++k) {
+        const float g = p.g[k];
+        p.w[k] *= decay;
+        m[k] += (g - m[k]) * (1.0f - b1);  // torch: exp_avg.lerp_(grad, 1 - beta1)
+        v[k] = v[k] * b2 + (1.0f - b2) * g * g;
+        const float denom = std::sqrt(v[k]) / bc2_sqrt + eps;
+        p.w[k] -= step_size * m[k] / denom;
+      }
+    }, 1 << 14);
+  }
+}
+
+double clip_grad_norm(const std::vector<Param>& params, double max_norm) {
+  double total = 0;
+  for (auto& p : params) {
+    double s = 0;
+    for (int64_t k = 0; k < p.n; ++k) s += static_cast<double>(p.g[k]) * p.g[k];
+    total += s;
+  }
+  total = std::sqrt(total);
+  if (max_norm > 0) {
+    const double coef = std::min(1.0, max_norm / (total + 1e-6));
+    if (coef < 1.0)
+      for (auto& p : params)
+        for (int64_t k = 0; k < p.n; ++k) p.g[k] = static_cast<float>(p.g[k] * coef);
+  }
+  return total;
+}
+
+Schedule schedule_from_name(const std::string& s) {
+  if (s == "linear") return Schedule::Linear;
+  if (s == "cosine") return Schedule::Cosine;
+  if (s == "constant" || s == "constant_with_warmup") return Schedule::Constant;
+  fail("unknown --lr-scheduler \"{}\" (linear, cosine, constant)", s);
+}
+
+double lr_factor(Schedule s, int64_t k, int64_t N, int64_t W) {
+  if (k < W) return static_cast<double>(k) / std::max<int64_t>(1, W);
+  switch (s) {
+    case Schedule::Linear:
+      return std::max(0.0, static_cast<double>(N - k) / std::max<int64_t>(1, N - W));
+    case Schedule::Cosine: {
+      const double progress = static_cast<double>(k - W) / std::max<int64_t>(1, N - W);
+      return std::max(0.0, 0.5 * (1.0 + std::cos(std::numbers::pi * progress)));
+    }
+    case Schedule::Constant:
+      return 1.0;
+  }
+  return 1.0;
+}
+
+}  // namespace clipkit::train
