@@ -1,7 +1,7 @@
 #include "io/npy.h"
 
 #include <cstring>
-#include <regex>
+#include <cctype>
 
 #include "core/error.h"
 #include "io/atomic_file.h"
@@ -62,10 +62,20 @@ Tensor read_npy(const std::string& path) {
     fail("{}: unsupported .npy version {}", path, major);
   }
   if (off + hl > s.size()) fail("{}: truncated .npy header", path);
-  std::string h = s.substr(off, hl);
-  std::smatch m;
-  if (!std::regex_search(h, m, std::regex("'descr'\\s*:\\s*'([^']*)'"))) fail("{}: .npy header has no descr", path);
-  std::string d = m[1];
+  const std::string h = s.substr(off, hl);
+  // the header is a Python dict literal; read the three keys NumPy writes
+  auto value_after = [&](const char* key) -> std::string {
+    size_t k = h.find(std::string("'") + key + "'");
+    if (k == std::string::npos) fail("{}: .npy header has no '{}'", path, key);
+    size_t c = h.find(':', k);
+    if (c == std::string::npos) fail("{}: malformed .npy header", path);
+    size_t v = h.find_first_not_of(" ", c + 1);
+    if (v == std::string::npos) fail("{}: malformed .npy header", path);
+    return h.substr(v);
+  };
+  std::string d = value_after("descr");
+  if (d.size() < 2 || d[0] != '\'' || d.find('\'', 1) == std::string::npos) fail("{}: malformed descr in .npy header", path);
+  d = d.substr(1, d.find('\'', 1) - 1);
   Tensor t;
   if (d == "<f4") t.dtype = DType::F32;
   else if (d == "<f8") t.dtype = DType::F64;
@@ -74,12 +84,17 @@ Tensor read_npy(const std::string& path) {
   else if (d == "|u1" || d == "<u1") t.dtype = DType::U8;
   else if (d == "<f2") t.dtype = DType::F16;
   else fail("{}: unsupported .npy dtype '{}' (need little-endian f4/f8/f2/i8/i4/u1)", path, d);
-  if (std::regex_search(h, m, std::regex("'fortran_order'\\s*:\\s*True"))) fail("{}: Fortran-order arrays are not supported", path);
-  if (!std::regex_search(h, m, std::regex("'shape'\\s*:\\s*\\(([^)]*)\\)"))) fail("{}: .npy header has no shape", path);
-  std::string dims = m[1];
-  std::regex num("\\d+");
-  for (auto it = std::sregex_iterator(dims.begin(), dims.end(), num); it != std::sregex_iterator(); ++it)
-    t.shape.push_back(std::stoll(it->str()));
+  if (value_after("fortran_order").rfind("True", 0) == 0) fail("{}: Fortran-order arrays are not supported", path);
+  std::string sh = value_after("shape");
+  if (sh.empty() || sh[0] != '(' || sh.find(')') == std::string::npos) fail("{}: malformed shape in .npy header", path);
+  sh = sh.substr(1, sh.find(')') - 1);
+  for (size_t i = 0; i < sh.size();) {
+    if (!std::isdigit(static_cast<unsigned char>(sh[i]))) { ++i; continue; }
+    size_t j = i;
+    while (j < sh.size() && std::isdigit(static_cast<unsigned char>(sh[j]))) ++j;
+    t.shape.push_back(std::stoll(sh.substr(i, j - i)));
+    i = j;
+  }
   Tensor r = Tensor::empty(t.dtype, t.shape);
   size_t data_off = off + hl;
   if (s.size() - data_off != r.nbytes())

@@ -47,9 +47,9 @@ int64_t Embedder::max_text_tokens() const {
 }
 
 void Embedder::tokenize(const std::vector<std::string>& texts, std::vector<int32_t>* ids, std::vector<int32_t>* mask,
-                        int64_t* L) const {
+                        int64_t* L, int64_t max_tokens) const {
   text::EncodeOptions eo;
-  eo.max_length = static_cast<int>(max_text_tokens());
+  eo.max_length = static_cast<int>(max_tokens > 0 ? std::min(max_tokens, max_text_tokens()) : max_text_tokens());
   auto enc = tokenizer().encode_batch(texts, eo);
   int64_t len = 1;
   for (auto& e : enc) len = std::max<int64_t>(len, static_cast<int64_t>(e.ids.size()));

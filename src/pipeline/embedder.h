@@ -33,8 +33,9 @@ class Embedder {
   int64_t max_text_tokens() const;
 
   // Token ids for texts (special tokens, truncated to the model's length), padded to the batch's longest.
+  // max_tokens > 0 truncates further (run_clip's --max-seq-length).
   void tokenize(const std::vector<std::string>& texts, std::vector<int32_t>* ids, std::vector<int32_t>* mask,
-                int64_t* L) const;
+                int64_t* L, int64_t max_tokens = 0) const;
   Tensor embed_texts(const std::vector<std::string>& texts, const EmbedOptions& o, Progress* p = nullptr) const;
   // pixels [N, 3, S, S] float32, already preprocessed
   Tensor embed_pixels(const float* pixels, int64_t N, const EmbedOptions& o, Progress* p = nullptr) const;

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numbers>
-#include <regex>
+#include <cctype>
 
 #include "core/error.h"
 #include "core/parallel.h"
@@ -11,11 +11,19 @@
 namespace clipkit::train {
 
 bool hf_weight_decay(const std::string& name) {
-  static const std::regex no_decay(R"(bias|layernorm|rmsnorm|(?:^|\.)norm(?:$|\.)|_norm(?:$|\.)|layer_norm|layrnorm)",
-                                   std::regex::icase);
-  // LayerNorm module parameters: CLIP's layer_norm1/2, pre_layrnorm, post_layernorm, final_layer_norm
-  // and RoBERTa's *.LayerNorm all match the patterns above (case-insensitively).
-  return !std::regex_search(name, no_decay);
+  // HF: no decay inside LayerNorm modules or for names matching
+  // bias | layernorm | rmsnorm | (^|\.)norm($|\.) | _norm($|\.)  (CLIP's layer_norm1/2, pre_layrnorm,
+  // post_layernorm, final_layer_norm and RoBERTa's *.LayerNorm are LayerNorm modules)
+  std::string n = name;
+  for (auto& ch : n) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  for (const char* sub : {"bias", "layernorm", "rmsnorm", "layer_norm", "layrnorm"})
+    if (n.find(sub) != std::string::npos) return false;
+  for (size_t p = n.find("norm"); p != std::string::npos; p = n.find("norm", p + 1)) {
+    const bool end_ok = p + 4 == n.size() || n[p + 4] == '.';
+    const bool start_ok = p == 0 || n[p - 1] == '.' || n[p - 1] == '_';
+    if (start_ok && end_ok) return false;
+  }
+  return true;
 }
 
 AdamW::AdamW(std::vector<Param> params, AdamWConfig c) : params_(std::move(params)), c_(c) {

@@ -1,0 +1,84 @@
+#include "train/comm.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include "core/error.h"
+
+#ifdef CLIPKIT_HAVE_MPI
+#include <mpi.h>
+#endif
+
+namespace clipkit::train {
+
+void Comm::allgather(const float* in, int64_t n, float* out) {
+  if (out != in) std::memcpy(out, in, sizeof(float) * n);
+}
+void Comm::allreduce_sum(float*, int64_t) {}
+void Comm::allreduce_sum(double*, int64_t) {}
+void Comm::broadcast(void*, int64_t, int) {}
+
+bool launched_by_mpirun() {
+  return std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMI_SIZE") || std::getenv("PMIX_RANK");
+}
+
+#ifdef CLIPKIT_HAVE_MPI
+bool built_with_mpi() { return true; }
+
+namespace {
+
+void check(int rc, const char* what) {
+  if (rc != MPI_SUCCESS) fail("MPI {} failed (error {})", what, rc);
+}
+
+class MpiComm : public Comm {
+ public:
+  MpiComm(int* argc, char*** argv) {
+    int inited = 0;
+    MPI_Initialized(&inited);
+    if (!inited) check(MPI_Init(argc, argv), "init");
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
+    MPI_Comm_size(MPI_COMM_WORLD, &size_);
+  }
+  ~MpiComm() override {
+    int fin = 0;
+    MPI_Finalized(&fin);
+    if (!fin) MPI_Finalize();
+  }
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  void allgather(const float* in, int64_t n, float* out) override {
+    check(MPI_Allgather(in, static_cast<int>(n), MPI_FLOAT, out, static_cast<int>(n), MPI_FLOAT, MPI_COMM_WORLD), "allgather");
+  }
+  void allreduce_sum(float* x, int64_t n) override {
+    check(MPI_Allreduce(MPI_IN_PLACE, x, static_cast<int>(n), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD), "allreduce");
+  }
+  void allreduce_sum(double* x, int64_t n) override {
+    check(MPI_Allreduce(MPI_IN_PLACE, x, static_cast<int>(n), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD), "allreduce");
+  }
+  void broadcast(void* buf, int64_t bytes, int root) override {
+    check(MPI_Bcast(buf, static_cast<int>(bytes), MPI_BYTE, root, MPI_COMM_WORLD), "broadcast");
+  }
+  void barrier() override { MPI_Barrier(MPI_COMM_WORLD); }
+
+ private:
+  int rank_ = 0, size_ = 1;
+};
+
+}  // namespace
+
+std::unique_ptr<Comm> make_comm(int* argc, char*** argv) {
+  if (launched_by_mpirun()) return std::make_unique<MpiComm>(argc, argv);
+  return std::make_unique<Comm>();
+}
+#else
+bool built_with_mpi() { return false; }
+
+std::unique_ptr<Comm> make_comm(int*, char***) {
+  if (launched_by_mpirun())
+    fail("launched by mpirun, but this clipkit was built without MPI (install libopenmpi-dev and rebuild)");
+  return std::make_unique<Comm>();
+}
+#endif
+
+}  // namespace clipkit::train

@@ -1,0 +1,52 @@
+// `clipkit train` / `clipkit eval`: contrastive training of a dual encoder on a caption dataset,
+// HF Trainer semantics (AdamW, linear/cosine schedule with warmup, clipping, decay groups),
+// data parallel over MPI ranks, checkpoints each epoch and exact resume.
+#pragma once
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "train/comm.h"
+
+namespace clipkit::train {
+
+struct TrainOptions {
+  std::string model_dir, data, out;
+  std::string split = "train", eval_split = "val";
+  std::string cache_dir;  // default: <out>/cache
+  int epochs = 3;
+  int64_t max_steps = -1;  // > 0: stop after N optimizer steps, schedule computed over N
+  int batch_size = 8;      // global batch (split across ranks); HF per_device_train_batch_size default
+  double lr = 5e-5, weight_decay = 0.0, max_grad_norm = 1.0;
+  int64_t warmup_steps = 0;
+  std::string lr_scheduler = "linear";
+  double adam_beta1 = 0.9, adam_beta2 = 0.999, adam_eps = 1e-8;
+  int64_t max_seq_length = 128;
+  bool freeze_vision = false, freeze_text = false;
+  uint64_t seed = 42;
+  bool shuffle = true, resume = false, eval = true;
+  std::string precision = "fp32";
+  int embed_batch_size = 32;
+  int64_t save_steps = 0;        // also checkpoint every N steps (0 = only at epoch ends)
+  int64_t stop_after_steps = 0;  // testing: stop (as if interrupted) after N steps
+};
+
+struct TrainResult {
+  int64_t steps = 0;
+  double last_loss = 0;
+  nlohmann::json eval_before, eval_after;
+};
+
+TrainResult train(const TrainOptions& o, Comm& comm);
+
+struct EvalOptions {
+  std::string model_dir, data, split = "val", cache_dir;
+  int batch_size = 8;  // loss is averaged over batches of this size, as HF's eval loop does
+  int64_t max_seq_length = 128;
+  std::string precision = "fp32";
+  int embed_batch_size = 32;
+};
+// {"split", "images", "captions", "loss", "i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10"}
+nlohmann::json evaluate(const EvalOptions& o, Comm& comm);
+
+}  // namespace clipkit::train

@@ -1,0 +1,106 @@
+// clipkit train --model DIR --data ROOT|FILE --out DIR [run_clip-style flags]
+// clipkit eval --model DIR --data ROOT|FILE [--split val] [--json]
+// Under `mpirun -np N clipkit train ...` the global batch is split across the N processes.
+#include <nlohmann/json.hpp>
+
+#include "command.h"
+#include "train/trainer.h"
+
+namespace clipkit::cli {
+namespace {
+
+RunFn setup_train(CLI::App& app) {
+  auto o = std::make_shared<train::TrainOptions>();
+  auto c = std::make_shared<ComputeOptions>();
+  c->batch_size = 32;  // for the frozen towers' embedding pass
+  app.add_option("--model", o->model_dir, "HF dual-encoder checkpoint folder (e.g. from clipkit compose)")->required();
+  app.add_option("--data", o->data, "COCO root (annotations/captions_{split}2017.json) or a CSV/JSONL file")->required();
+  app.add_option("--out", o->out, "output folder: final HF checkpoint, checkpoint-N/, metrics.jsonl")->required();
+  app.add_option("--split", o->split, "training split")->capture_default_str();
+  app.add_option("--eval-split", o->eval_split, "evaluation split (evaluated each epoch if present)")->capture_default_str();
+  app.add_option("--epochs", o->epochs, "training epochs")->capture_default_str();
+  app.add_option("--max-steps", o->max_steps, "stop after N optimizer steps (schedule over N)");
+  app.add_option("--batch-size", o->batch_size, "global batch size")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--lr", o->lr, "peak learning rate")->capture_default_str();
+  app.add_option("--weight-decay", o->weight_decay, "AdamW weight decay")->capture_default_str();
+  app.add_option("--warmup-steps", o->warmup_steps, "linear warmup steps")->capture_default_str();
+  app.add_option("--lr-scheduler", o->lr_scheduler, "linear|cosine|constant")->capture_default_str();
+  app.add_option("--max-grad-norm", o->max_grad_norm, "gradient clipping (0 = off)")->capture_default_str();
+  app.add_option("--adam-beta1", o->adam_beta1)->capture_default_str();
+  app.add_option("--adam-beta2", o->adam_beta2)->capture_default_str();
+  app.add_option("--adam-eps", o->adam_eps)->capture_default_str();
+  app.add_option("--max-seq-length", o->max_seq_length, "caption token limit")->capture_default_str();
+  app.add_flag("--freeze-vision", o->freeze_vision, "keep the vision tower fixed");
+  app.add_flag("--freeze-text", o->freeze_text, "keep the text tower fixed");
+  app.add_option("--seed", o->seed, "shuffling seed")->capture_default_str();
+  auto no_shuffle = std::make_shared<bool>(false), no_eval = std::make_shared<bool>(false);
+  app.add_flag("--no-shuffle", *no_shuffle, "take batches in dataset row order");
+  app.add_flag("--no-eval", *no_eval, "skip per-epoch evaluation");
+  app.add_flag("--resume", o->resume, "continue from the newest checkpoint-N in --out");
+  app.add_option("--save-steps", o->save_steps, "also checkpoint every N steps");
+  app.add_option("--stop-after-steps", o->stop_after_steps, "stop after N steps, as if interrupted (for testing resume)")
+      ->group("");
+  app.add_option("--cache-dir", o->cache_dir, "frozen-tower feature cache (default OUT/cache)");
+  app.add_option("--threads", c->threads, "compute threads (0 = all cores)");
+  app.add_option("--embed-batch-size", c->batch_size, "batch size of the frozen towers' embedding pass");
+  app.add_option("--precision", c->precision, "tower precision")->check(CLI::IsMember({"fp32", "bf16"}));
+  return [o, c, no_shuffle, no_eval]() {
+    apply_compute_options(*c);
+    o->shuffle = !*no_shuffle;
+    o->eval = !*no_eval;
+    o->precision = c->precision;
+    o->embed_batch_size = c->batch_size;
+    auto comm = train::make_comm(nullptr, nullptr);
+    auto r = train::train(*o, *comm);
+    if (comm->rank() == 0) {
+      std::fprintf(stderr, "clipkit train: %lld steps, last loss %.4f; model in %s\n", static_cast<long long>(r.steps),
+                   r.last_loss, o->out.c_str());
+      if (!r.eval_before.is_null() && !r.eval_after.is_null())
+        std::fprintf(stderr, "clipkit train: %s t2i R@1 %.3f -> %.3f, i2t R@1 %.3f -> %.3f\n", o->eval_split.c_str(),
+                     r.eval_before["t2i_r1"].get<double>(), r.eval_after["t2i_r1"].get<double>(),
+                     r.eval_before["i2t_r1"].get<double>(), r.eval_after["i2t_r1"].get<double>());
+    }
+    return kOk;
+  };
+}
+
+CommandRegistrar reg_train("train", "Contrastive training of a dual encoder on a caption dataset", setup_train);
+
+RunFn setup_eval(CLI::App& app) {
+  auto o = std::make_shared<train::EvalOptions>();
+  auto c = std::make_shared<ComputeOptions>();
+  auto json_out = std::make_shared<bool>(false);
+  app.add_option("--model", o->model_dir, "HF dual-encoder checkpoint folder")->required();
+  app.add_option("--data", o->data, "COCO root or CSV/JSONL file")->required();
+  app.add_option("--split", o->split, "split")->capture_default_str();
+  app.add_option("--batch-size", o->batch_size, "batch size the loss is averaged over")->capture_default_str();
+  app.add_option("--max-seq-length", o->max_seq_length)->capture_default_str();
+  app.add_option("--cache-dir", o->cache_dir, "reuse a feature cache");
+  app.add_option("--threads", c->threads, "compute threads (0 = all cores)");
+  app.add_option("--precision", c->precision)->check(CLI::IsMember({"fp32", "bf16"}));
+  app.add_flag("--json", *json_out, "one JSON line");
+  return [o, c, json_out]() {
+    apply_compute_options(*c);
+    o->precision = c->precision;
+    auto comm = train::make_comm(nullptr, nullptr);
+    auto j = train::evaluate(*o, *comm);
+    if (comm->rank() != 0) return kOk;
+    if (*json_out) {
+      std::printf("%s\n", j.dump().c_str());
+    } else {
+      std::printf("split %s: %lld images, %lld captions\n", j["split"].get<std::string>().c_str(),
+                  static_cast<long long>(j["images"].get<int64_t>()), static_cast<long long>(j["captions"].get<int64_t>()));
+      std::printf("loss %.4f\n", j["loss"].get<double>());
+      std::printf("image->text R@1 %.4f  R@5 %.4f  R@10 %.4f\n", j["i2t_r1"].get<double>(), j["i2t_r5"].get<double>(),
+                  j["i2t_r10"].get<double>());
+      std::printf("text->image R@1 %.4f  R@5 %.4f  R@10 %.4f\n", j["t2i_r1"].get<double>(), j["t2i_r5"].get<double>(),
+                  j["t2i_r10"].get<double>());
+    }
+    return kOk;
+  };
+}
+
+CommandRegistrar reg_eval("eval", "Evaluate a dual encoder: loss and retrieval recall@1/5/10", setup_eval);
+
+}  // namespace
+}  // namespace clipkit::cli
