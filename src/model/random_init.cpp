@@ -85,8 +85,21 @@ ModelConfig make(int vw, int vl, int vh, int img, int patch, int tw, int tl, int
 
 }  // namespace
 
+ModelConfig make_roberta(int width, int layers, int heads) {
+  ModelConfig c;
+  c.model_type = "roberta";
+  TextConfig t;
+  t.arch = TextArch::Roberta;
+  t.vocab_size = 50265; t.hidden_size = width; t.intermediate_size = 4 * width; t.num_layers = layers;
+  t.num_heads = heads; t.max_position_embeddings = 514; t.type_vocab_size = 1; t.bos_token_id = 0;
+  t.eos_token_id = 2; t.pad_token_id = 1; t.act = ops::Act::Gelu; t.layer_norm_eps = 1e-5f;
+  t.hidden_dropout = 0.1f; t.attention_dropout = 0.1f;
+  c.text = t;
+  return c;
+}
+
 std::vector<std::string> known_architectures() {
-  return {"clip-vit-base-patch32", "clip-vit-base-patch16", "clip-vit-large-patch14", "clip-tiny"};
+  return {"clip-vit-base-patch32", "clip-vit-base-patch16", "clip-vit-large-patch14", "clip-tiny", "roberta-base", "roberta-tiny"};
 }
 
 ModelConfig architecture_config(const std::string& arch) {
@@ -94,6 +107,8 @@ ModelConfig architecture_config(const std::string& arch) {
   if (arch == "clip-vit-base-patch16") return make(768, 12, 12, 224, 16, 512, 12, 8, 512);
   if (arch == "clip-vit-large-patch14") return make(1024, 24, 16, 224, 14, 768, 12, 12, 768);
   if (arch == "clip-tiny") return make(128, 2, 2, 64, 16, 64, 2, 2, 48);
+  if (arch == "roberta-base") return make_roberta(768, 12, 12);
+  if (arch == "roberta-tiny") return make_roberta(64, 2, 2);
   std::string all;
   for (auto& a : known_architectures()) all += (all.empty() ? "" : ", ") + a;
   fail("unknown architecture \"{}\" (known: {})", arch, all);
@@ -129,6 +144,32 @@ void write_random_clip(const ModelConfig& c, const std::string& dir, uint64_t se
   json cfg = {{"architectures", {"CLIPModel"}}, {"model_type", "clip"}, {"projection_dim", c.projection_dim},
               {"logit_scale_init_value", c.logit_scale_init}, {"initializer_factor", 1.0}, {"torch_dtype", "float32"},
               {"vision_config", vj}, {"text_config", tj}};
+  write_file_atomic((fs::path(dir) / "config.json").string(), cfg.dump(2) + "\n");
+}
+
+void write_random_roberta(const TextConfig& t, const std::string& dir, uint64_t seed) {
+  namespace fs = std::filesystem;
+  fs::create_directories(dir);
+  Builder b{{}, seed};
+  const int64_t C = t.hidden_size;
+  b.add_normal("embeddings.word_embeddings.weight", {t.vocab_size, C}, 0.02f);
+  b.add_normal("embeddings.position_embeddings.weight", {t.max_position_embeddings, C}, 0.02f);
+  b.add_normal("embeddings.token_type_embeddings.weight", {t.type_vocab_size, C}, 0.02f);
+  b.ln("embeddings.LayerNorm.", C);
+  for (int i = 0; i < t.num_layers; ++i) {
+    std::string l = "encoder.layer." + std::to_string(i) + ".";
+    for (const char* n : {"attention.self.query.", "attention.self.key.", "attention.self.value.", "attention.output.dense."})
+      b.linear(l + n, C, C);
+    b.ln(l + "attention.output.LayerNorm.", C);
+    b.linear(l + "intermediate.dense.", t.intermediate_size, C);
+    b.linear(l + "output.dense.", C, t.intermediate_size);
+    b.ln(l + "output.LayerNorm.", C);
+  }
+  b.linear("pooler.dense.", C, C);
+  write_safetensors((fs::path(dir) / "model.safetensors").string(), b.out, {{"format", "pt"}});
+  json cfg = text_config_json(t);
+  cfg["architectures"] = {"RobertaModel"};
+  cfg["torch_dtype"] = "float32";
   write_file_atomic((fs::path(dir) / "config.json").string(), cfg.dump(2) + "\n");
 }
 

@@ -58,6 +58,33 @@ void write_clip_tokenizer_files(const std::string& dir, const std::string& vocab
   write_file_atomic((fs::path(dir) / "special_tokens_map.json").string(), sp.dump(2) + "\n");
 }
 
+void write_roberta_tokenizer_files(const std::string& dir, const std::string& gpt2_dir, int max_len) {
+  fs::path vp = fs::path(gpt2_dir) / "vocab.json", mp = fs::path(gpt2_dir) / "merges.txt";
+  json gpt2;
+  try {
+    gpt2 = json::parse(read_file(vp.string()));
+  } catch (const json::exception& e) {
+    fail("{}: not valid JSON: {}", vp.string(), e.what());
+  }
+  json vocab = {{"<s>", 0}, {"<pad>", 1}, {"</s>", 2}, {"<unk>", 3}};
+  int64_t top = 3;
+  for (auto& [tok, id] : gpt2.items()) {
+    if (tok == "<|endoftext|>") continue;
+    vocab[tok] = id.get<int64_t>() + 4;
+    top = std::max(top, id.get<int64_t>() + 4);
+  }
+  vocab["<mask>"] = top + 1;
+  write_file_atomic((fs::path(dir) / "vocab.json").string(), vocab.dump());
+  write_file_atomic((fs::path(dir) / "merges.txt").string(), read_file(mp.string()));
+  json cfg = {{"add_prefix_space", false}, {"bos_token", "<s>"}, {"cls_token", "<s>"}, {"eos_token", "</s>"},
+              {"errors", "replace"}, {"mask_token", "<mask>"}, {"model_max_length", max_len}, {"pad_token", "<pad>"},
+              {"sep_token", "</s>"}, {"tokenizer_class", "RobertaTokenizer"}, {"trim_offsets", true}, {"unk_token", "<unk>"}};
+  write_file_atomic((fs::path(dir) / "tokenizer_config.json").string(), cfg.dump(2) + "\n");
+  json sp = {{"bos_token", "<s>"}, {"cls_token", "<s>"}, {"eos_token", "</s>"}, {"mask_token", "<mask>"},
+             {"pad_token", "<pad>"}, {"sep_token", "</s>"}, {"unk_token", "<unk>"}};
+  write_file_atomic((fs::path(dir) / "special_tokens_map.json").string(), sp.dump(2) + "\n");
+}
+
 void copy_tokenizer_files(const std::string& src, const std::string& dst) {
   int n = 0;
   for (const char* f : {"vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",

@@ -36,7 +36,8 @@ RunFn setup(CLI::App& app) {
     std::printf("parameters   %.2fM (vision %.2fM, text %.2fM)\n", m->param_count() / 1e6, m->vision_param_count() / 1e6,
                 m->text_param_count() / 1e6);
     std::printf("weights      %s\n", m->weights_dtype().c_str());
-    std::printf("embedding    %d dims\n", c.projection_dim);
+    if (m->has_projections()) std::printf("embedding    %d dims\n", c.projection_dim);
+    else std::printf("embedding    none (no projection layers; pooled outputs)\n");
     if (c.vision) std::printf("image size   %d (patch %d)\n", c.vision->image_size, c.vision->patch_size);
     if (c.text) std::printf("text length  %lld tokens\n", static_cast<long long>(m->max_text_length()));
     if (m->has_vision() && m->has_text()) std::printf("logit_scale  %.6f (exp = %.4f)\n", m->logit_scale(), std::exp(m->logit_scale()));

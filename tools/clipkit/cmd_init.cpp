@@ -24,17 +24,23 @@ RunFn setup(CLI::App& app) {
   return [o]() {
     auto cfg = model::architecture_config(o->arch);
     std::filesystem::create_directories(o->out);
-    model::write_random_clip(cfg, o->out, o->seed);
-    pipeline::write_clip_preprocessor_config(o->out, cfg.vision->image_size);
-    std::string vocab = o->tokenizer.empty() ? pipeline::assets_dir() + "/tokenizers/clip" : o->tokenizer;
-    pipeline::write_clip_tokenizer_files(o->out, vocab, cfg.text->max_position_embeddings);
+    if (cfg.model_type == "roberta") {
+      model::write_random_roberta(*cfg.text, o->out, o->seed);
+      std::string vocab = o->tokenizer.empty() ? pipeline::assets_dir() + "/tokenizers/gpt2" : o->tokenizer;
+      pipeline::write_roberta_tokenizer_files(o->out, vocab, cfg.text->max_position_embeddings - 2);
+    } else {
+      model::write_random_clip(cfg, o->out, o->seed);
+      pipeline::write_clip_preprocessor_config(o->out, cfg.vision->image_size);
+      std::string vocab = o->tokenizer.empty() ? pipeline::assets_dir() + "/tokenizers/clip" : o->tokenizer;
+      pipeline::write_clip_tokenizer_files(o->out, vocab, cfg.text->max_position_embeddings);
+    }
     std::printf("wrote %s (%s, random weights, seed %llu)\n", o->out.c_str(), o->arch.c_str(),
                 static_cast<unsigned long long>(o->seed));
     return kOk;
   };
 }
 
-CommandRegistrar reg("init", "Write a random-weight HF CLIP checkpoint of a standard architecture", setup);
+CommandRegistrar reg("init", "Write a random-weight HF checkpoint (CLIP, or a RoBERTa text tower) of a standard architecture", setup);
 
 }  // namespace
 }  // namespace clipkit::cli
