@@ -1,0 +1,198 @@
+// CLIPImageProcessor steps after decoding. Rescale/normalize is a 256-entry table per channel
+// holding exactly HF's float32 results: float(double(v) * rescale_factor), then (x - mean) / std
+// in float32.
+#include "image/preprocess.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+#include "core/error.h"
+#include "image/resample.h"
+
+namespace clipkit::image {
+
+namespace {
+
+int64_t floor_div(int64_t a, int64_t b) {  // Python's //
+  int64_t q = a / b;
+  return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+void read_triplet(const nlohmann::json& j, const char* key, float out[3], const std::string& name) {
+  if (!j.contains(key)) return;
+  const auto& v = j[key];
+  if (v.is_number()) {
+    out[0] = out[1] = out[2] = static_cast<float>(v.get<double>());
+  } else if (v.is_array() && (v.size() == 3 || v.size() == 1)) {
+    for (int c = 0; c < 3; ++c) {
+      const auto& e = v[v.size() == 3 ? c : 0];
+      if (!e.is_number()) fail("{}: \"{}\" must hold numbers", name, key);
+      out[c] = static_cast<float>(e.get<double>());
+    }
+  } else {
+    fail("{}: \"{}\" must be a number or a list of 3 numbers", name, key);
+  }
+}
+
+}  // namespace
+
+PreprocessConfig PreprocessConfig::clip_default(int size) {
+  if (size <= 0) fail("--size must be positive, got {}", size);
+  PreprocessConfig c;
+  c.shortest_edge = c.crop_h = c.crop_w = size;
+  return c;
+}
+
+PreprocessConfig PreprocessConfig::from_json_text(const std::string& text, const std::string& name) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    fail("{}: invalid JSON: {}", name, e.what());
+  }
+  if (!j.is_object()) fail("{}: expected a JSON object", name);
+  PreprocessConfig c;
+  try {
+    auto flag = [&](const char* key, bool& dst) {
+      if (j.contains(key) && !j[key].is_null()) dst = j[key].get<bool>();
+    };
+    flag("do_resize", c.do_resize);
+    flag("do_center_crop", c.do_center_crop);
+    flag("do_rescale", c.do_rescale);
+    flag("do_normalize", c.do_normalize);
+    flag("do_convert_rgb", c.do_convert_rgb);
+    if (j.contains("size") && !j["size"].is_null()) {
+      const auto& s = j["size"];
+      if (s.is_number_integer()) {
+        c.shortest_edge = s.get<int>();
+      } else if (s.is_object() && s.contains("shortest_edge")) {
+        c.shortest_edge = s["shortest_edge"].get<int>();
+        if (s.contains("longest_edge") && !s["longest_edge"].is_null())
+          fail("{}: size.longest_edge is not supported", name);
+      } else if (s.is_object() && s.contains("height") && s.contains("width")) {
+        c.resize_h = s["height"].get<int>();
+        c.resize_w = s["width"].get<int>();
+        if (c.resize_h <= 0 || c.resize_w <= 0) fail("{}: size must be positive", name);
+      } else {
+        fail("{}: unsupported \"size\": {}", name, s.dump());
+      }
+    }
+    if (c.shortest_edge <= 0) fail("{}: size.shortest_edge must be positive", name);
+    if (j.contains("crop_size") && !j["crop_size"].is_null()) {
+      const auto& s = j["crop_size"];
+      if (s.is_number_integer()) {
+        c.crop_h = c.crop_w = s.get<int>();
+      } else if (s.is_object() && s.contains("height") && s.contains("width")) {
+        c.crop_h = s["height"].get<int>();
+        c.crop_w = s["width"].get<int>();
+      } else {
+        fail("{}: unsupported \"crop_size\": {}", name, s.dump());
+      }
+      if (c.crop_h <= 0 || c.crop_w <= 0) fail("{}: crop_size must be positive", name);
+    }
+    if (j.contains("resample") && !j["resample"].is_null()) c.resample = j["resample"].get<int>();
+    if (!resample_supported(c.resample))
+      fail("{}: resample={} is not supported (use 1..5: LANCZOS, BILINEAR, BICUBIC, BOX, HAMMING)", name, c.resample);
+    if (j.contains("rescale_factor") && !j["rescale_factor"].is_null())
+      c.rescale_factor = j["rescale_factor"].get<double>();
+    read_triplet(j, "image_mean", c.mean, name);
+    read_triplet(j, "image_std", c.std, name);
+  } catch (const nlohmann::json::exception& e) {
+    fail("{}: bad preprocessor config: {}", name, e.what());
+  }
+  return c;
+}
+
+PreprocessConfig PreprocessConfig::from_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) fail("{}: cannot open preprocessor config", path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return from_json_text(ss.str(), path);
+}
+
+void shortest_edge_size(int width, int height, int shortest_edge, int* new_w, int* new_h) {
+  const bool w_short = width <= height;
+  const int64_t s = w_short ? width : height, l = w_short ? height : width;
+  // int(S * long / short): true division in double, then truncation.
+  const double v = static_cast<double>(static_cast<int64_t>(shortest_edge) * l) / static_cast<double>(s);
+  if (v > 2147483647.0) fail("resized image size is too large ({}x{} at shortest edge {})", width, height, shortest_edge);
+  const int nl = static_cast<int>(v);
+  *new_w = w_short ? shortest_edge : nl;
+  *new_h = w_short ? nl : shortest_edge;
+}
+
+Geometry plan_geometry(int width, int height, const PreprocessConfig& c) {
+  Geometry g;
+  g.resized_w = width;
+  g.resized_h = height;
+  if (c.do_resize) {
+    if (c.resize_h > 0) g.resized_w = c.resize_w, g.resized_h = c.resize_h;
+    else shortest_edge_size(width, height, c.shortest_edge, &g.resized_w, &g.resized_h);
+  }
+  if (c.do_center_crop) {
+    g.crop_top = static_cast<int>(floor_div(static_cast<int64_t>(g.resized_h) - c.crop_h, 2));
+    g.crop_left = static_cast<int>(floor_div(static_cast<int64_t>(g.resized_w) - c.crop_w, 2));
+    g.out_w = c.crop_w;
+    g.out_h = c.crop_h;
+  } else {
+    g.out_w = g.resized_w;
+    g.out_h = g.resized_h;
+  }
+  return g;
+}
+
+void resize_and_crop(const Image& img, const PreprocessConfig& c, uint8_t* out) {
+  if (img.width <= 0 || img.height <= 0 || img.rgb.size() != static_cast<size_t>(img.width) * img.height * 3)
+    fail("preprocess: invalid image ({}x{}, {} bytes)", img.width, img.height, img.rgb.size());
+  const Geometry g = plan_geometry(img.width, img.height, c);
+  const size_t stride = static_cast<size_t>(g.out_w) * 3;
+  // Output (y, x) = resized(y + crop_top, x + crop_left) inside the resized image, else 0.
+  const int x0 = std::max(0, g.crop_left), x1 = std::min(g.resized_w, g.crop_left + g.out_w);
+  const int y0 = std::max(0, g.crop_top), y1 = std::min(g.resized_h, g.crop_top + g.out_h);
+  const bool padded = x0 - g.crop_left > 0 || y0 - g.crop_top > 0 || x1 - g.crop_left < g.out_w ||
+                      y1 - g.crop_top < g.out_h;
+  if (padded) std::fill(out, out + stride * g.out_h, uint8_t{0});
+  if (x1 <= x0 || y1 <= y0) return;
+  uint8_t* dst = out + static_cast<size_t>(y0 - g.crop_top) * stride + static_cast<size_t>(x0 - g.crop_left) * 3;
+  resize_window(img.rgb.data(), img.width, img.height, g.resized_w, g.resized_h, static_cast<Resample>(c.resample),
+                x0, y0, x1 - x0, y1 - y0, dst, stride);
+}
+
+void preprocess(const Image& img, const PreprocessConfig& c, float* out) {
+  const Geometry g = plan_geometry(img.width, img.height, c);
+  const size_t plane = static_cast<size_t>(g.out_w) * g.out_h;
+  std::vector<uint8_t> hwc(plane * 3);
+  resize_and_crop(img, c, hwc.data());
+  float lut[3][256];
+  for (int ch = 0; ch < 3; ++ch) {
+    for (int v = 0; v < 256; ++v) {
+      float x = c.do_rescale ? static_cast<float>(static_cast<double>(v) * c.rescale_factor) : static_cast<float>(v);
+      lut[ch][v] = c.do_normalize ? (x - c.mean[ch]) / c.std[ch] : x;
+    }
+  }
+  float* r = out;
+  float* gp = out + plane;
+  float* b = out + 2 * plane;
+  const uint8_t* s = hwc.data();
+  for (size_t i = 0; i < plane; ++i) {
+    r[i] = lut[0][s[3 * i]];
+    gp[i] = lut[1][s[3 * i + 1]];
+    b[i] = lut[2][s[3 * i + 2]];
+  }
+}
+
+void load_and_preprocess(const std::string& path, const PreprocessConfig& c, float* out, const DecodeOptions& o) {
+  Image img = decode_file(path, o);
+  try {
+    preprocess(img, c, out);
+  } catch (const Error& e) {
+    fail("{}: {}", path, e.what());
+  }
+}
+
+}  // namespace clipkit::image
