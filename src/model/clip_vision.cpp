@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "core/parallel.h"
+#include "core/profile.h"
 #include "ops/workspace.h"
 
 namespace clipkit::model {
@@ -38,6 +39,7 @@ TowerOutput ClipVisionTower::forward(const float* pixels, int64_t N, bool want_h
   const int64_t CH = cfg_.num_channels, K = CH * P * P;
   // im2col: patches [N*NP, CH*P*P] in (c, ky, kx) order, matching the conv weight layout.
   auto& ws = ops::Workspace::local();
+  ProfileScope prof_embed("vision embeddings");
   float* cols = ws.get(kPatchCols, static_cast<size_t>(N * NP * K));
   parallel_for(N * NP, [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {

@@ -148,11 +148,15 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& where) {
   return c;
 }
 
+// A float written as the shortest decimal that reads back as the same float (1e-05, not
+// 9.999999747378752e-06), so configs we write look like the ones HF writes.
+double json_float(float f) { return std::stod(fmt::format("{}", f)); }
+
 json vision_config_json(const VisionConfig& c) {
   return {{"model_type", "clip_vision_model"}, {"hidden_size", c.hidden_size}, {"intermediate_size", c.intermediate_size},
           {"num_hidden_layers", c.num_layers}, {"num_attention_heads", c.num_heads}, {"image_size", c.image_size},
           {"patch_size", c.patch_size}, {"num_channels", c.num_channels}, {"projection_dim", c.projection_dim},
-          {"hidden_act", ops::act_name(c.act)}, {"layer_norm_eps", c.layer_norm_eps}, {"attention_dropout", 0.0},
+          {"hidden_act", ops::act_name(c.act)}, {"layer_norm_eps", json_float(c.layer_norm_eps)}, {"attention_dropout", 0.0},
           {"dropout", 0.0}, {"initializer_factor", 1.0}, {"initializer_range", 0.02}};
 }
 
@@ -161,19 +165,19 @@ json text_config_json(const TextConfig& c) {
             {"num_hidden_layers", c.num_layers}, {"num_attention_heads", c.num_heads},
             {"max_position_embeddings", c.max_position_embeddings}, {"bos_token_id", c.bos_token_id},
             {"eos_token_id", c.eos_token_id}, {"pad_token_id", c.pad_token_id}, {"hidden_act", ops::act_name(c.act)},
-            {"layer_norm_eps", c.layer_norm_eps}};
+            {"layer_norm_eps", json_float(c.layer_norm_eps)}};
   if (c.arch == TextArch::Clip) {
     j["model_type"] = "clip_text_model";
     j["projection_dim"] = c.projection_dim;
-    j["dropout"] = c.hidden_dropout;
-    j["attention_dropout"] = c.attention_dropout;
+    j["dropout"] = json_float(c.hidden_dropout);
+    j["attention_dropout"] = json_float(c.attention_dropout);
     j["initializer_factor"] = 1.0;
     j["initializer_range"] = 0.02;
   } else {
     j["model_type"] = "roberta";
     j["type_vocab_size"] = c.type_vocab_size;
-    j["hidden_dropout_prob"] = c.hidden_dropout;
-    j["attention_probs_dropout_prob"] = c.attention_dropout;
+    j["hidden_dropout_prob"] = json_float(c.hidden_dropout);
+    j["attention_probs_dropout_prob"] = json_float(c.attention_dropout);
     j["position_embedding_type"] = "absolute";
     j["initializer_range"] = 0.02;
   }

@@ -47,5 +47,6 @@ VisionConfig parse_vision_config(const nlohmann::json& j, const std::string& whe
 TextConfig parse_text_config(const nlohmann::json& j, const std::string& where);
 nlohmann::json vision_config_json(const VisionConfig& c);
 nlohmann::json text_config_json(const TextConfig& c);
+double json_float(float f);
 
 }  // namespace clipkit::model

@@ -142,7 +142,7 @@ void write_random_clip(const ModelConfig& c, const std::string& dir, uint64_t se
 
   json vj = vision_config_json(v), tj = text_config_json(t);
   json cfg = {{"architectures", {"CLIPModel"}}, {"model_type", "clip"}, {"projection_dim", c.projection_dim},
-              {"logit_scale_init_value", c.logit_scale_init}, {"initializer_factor", 1.0}, {"torch_dtype", "float32"},
+              {"logit_scale_init_value", json_float(c.logit_scale_init)}, {"initializer_factor", 1.0}, {"torch_dtype", "float32"},
               {"vision_config", vj}, {"text_config", tj}};
   write_file_atomic((fs::path(dir) / "config.json").string(), cfg.dump(2) + "\n");
 }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/parallel.h"
+#include "core/profile.h"
 #include "ops/dnnl_context.h"
 #include "ops/vec_math.h"
 #include "ops/workspace.h"
@@ -83,6 +84,7 @@ void masked_softmax_rows(float* S, int64_t B, int64_t H, int64_t L, float scale,
 }
 
 void attention_forward_dnnl(const float* qkv, float* out, const AttentionShape& s, bool causal, const int32_t* key_mask) {
+  ProfileScope prof("attention");
   const int64_t B = s.B, L = s.L, H = s.H, D = s.D, C = s.C();
   const AttnPrims& p = attn_prims(B, L, H, D);
   auto& eng = cpu_engine();

@@ -4,11 +4,13 @@
 #include <vector>
 
 #include "core/parallel.h"
+#include "core/profile.h"
 
 namespace clipkit::ops {
 
 void layernorm_forward(const float* x, const float* gamma, const float* beta, float* y, int64_t M, int64_t C, float eps,
                        float* mean_out, float* rstd_out) {
+  ProfileScope prof("layernorm");
   parallel_for(M, [&](int64_t b, int64_t e) {
     for (int64_t m = b; m < e; ++m) {
       const float* xr = x + m * C;

@@ -5,6 +5,7 @@
 #include <dnnl.hpp>
 
 #include "core/error.h"
+#include "core/profile.h"
 #include "core/parallel.h"
 #include "core/tensor.h"
 #include "ops/dnnl_context.h"
@@ -65,6 +66,7 @@ dnnl::primitive_attr epilogue_attr(const Epilogue& e) {
 }  // namespace
 
 void Linear::forward(const float* x, int64_t M, float* y, const Epilogue& ep) const {
+  ProfileScope prof(prec_ == Precision::BF16 ? "matmul bf16" : "matmul fp32");
   if (M == 0) return;
   auto& eng = cpu_engine();
   auto& strm = cpu_stream();
@@ -106,6 +108,7 @@ void Linear::forward(const float* x, int64_t M, float* y, const Epilogue& ep) co
   const void* src = x;
   if (prec_ == Precision::BF16) {
     auto* xb = reinterpret_cast<uint16_t*>(Workspace::local().get(kBf16Slot, static_cast<size_t>(M * K_ + 1) / 2));
+    ProfileScope prof_cvt("to_bf16");
     to_bf16(x, xb, M * K_);
     src = xb;
   }

@@ -109,7 +109,7 @@ void compose_dual_encoder(const ComposeOptions& o) {
   fs::create_directories(o.out_dir);
   write_safetensors((fs::path(o.out_dir) / "model.safetensors").string(), out, {{"format", "pt"}});
   json cfg = {{"architectures", {"VisionTextDualEncoderModel"}}, {"model_type", "vision-text-dual-encoder"},
-              {"projection_dim", P}, {"logit_scale_init_value", o.logit_scale_init}, {"torch_dtype", "float32"},
+              {"projection_dim", P}, {"logit_scale_init_value", model::json_float(o.logit_scale_init)}, {"torch_dtype", "float32"},
               {"vision_config", vcfg}, {"text_config", tcfg}};
   write_file_atomic((fs::path(o.out_dir) / "config.json").string(), cfg.dump(2) + "\n");
   copy_tokenizer_files(o.text_dir, o.out_dir);

@@ -1,0 +1,24 @@
+// The training-mode linear layer: forward and backward over fp32 master weights, in fp32
+// (oneDNN sgemm) or bf16 (operands rounded to bf16, fp32 accumulation and output).
+//   y [M, N] = x [M, K] @ W^T + b          W [N, K] (PyTorch layout), b [N] or null
+//   dx = dy @ W      dW += dy^T @ x       db += sum_rows dy
+#pragma once
+#include <cstdint>
+
+#include "ops/precision.h"
+
+namespace clipkit::ops {
+
+void dense_forward(const float* x, const float* W, const float* b, int64_t M, int64_t N, int64_t K, float* y,
+                   Precision p = Precision::F32);
+
+// dx [M, K] overwritten (or added to when accumulate_dx); any of dx, dW, db may be null (skipped).
+void dense_backward(const float* x, const float* W, const float* dy, int64_t M, int64_t N, int64_t K, float* dx,
+                    float* dW, float* db, Precision p = Precision::F32, bool accumulate_dx = false);
+
+// C [M, N] = op(A) @ op(B) + beta * C, row-major; beta is 0 or 1. fp32 = sgemm; bf16 = oneDNN matmul
+// on bf16 copies of A and B.
+void gemm(Precision p, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
+          const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+}  // namespace clipkit::ops
