@@ -1,5 +1,7 @@
 #include "train/trainer.h"
 
+#include "train/trainer_internal.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -67,6 +69,8 @@ json eval_features(const Features& F, const ProjectionHead& h, int B, const std:
           {"t2i_r1", m.t2i_r1}, {"t2i_r5", m.t2i_r5}, {"t2i_r10", m.t2i_r10}};
 }
 
+}  // namespace
+
 std::vector<int64_t> epoch_order(int64_t n, uint64_t seed, int64_t epoch, bool shuffle) {
   std::vector<int64_t> o(static_cast<size_t>(n));
   std::iota(o.begin(), o.end(), 0);
@@ -101,13 +105,10 @@ void log_line(const std::string& path, const json& j) {
   std::fclose(f);
 }
 
-}  // namespace
 
 TrainResult train(const TrainOptions& o, Comm& comm) {
   const bool lead = comm.rank() == 0;
-  if (!o.freeze_vision || !o.freeze_text)
-    fail("training the towers themselves (full fine-tuning) is not available yet: pass --freeze-vision "
-         "--freeze-text to train the projection layers and logit_scale (LiT-style)");
+  if (!o.freeze_vision || !o.freeze_text) return train_full(o, comm);
   if (o.batch_size < comm.size())
     fail("--batch-size {} is smaller than the number of processes ({})", o.batch_size, comm.size());
   const auto prec = ops::precision_from_name(o.precision);

@@ -23,6 +23,10 @@ struct TrainOptions {
   double adam_beta1 = 0.9, adam_beta2 = 0.999, adam_eps = 1e-8;
   int64_t max_seq_length = 128;
   bool freeze_vision = false, freeze_text = false;
+  int freeze_vision_layers = 0, freeze_text_layers = 0;  // > 0: freeze embeddings + the first K layers
+  bool gradient_checkpointing = false;  // recompute each layer's activations in backward
+  bool dropout = true;                  // the config's dropout in training (--no-dropout: off)
+  int64_t pixel_cache_mb = 2048;        // preprocessed training images kept in memory up to this size
   uint64_t seed = 42;
   bool shuffle = true, resume = false, eval = true;
   std::string precision = "fp32";
@@ -38,6 +42,8 @@ struct TrainResult {
 };
 
 TrainResult train(const TrainOptions& o, Comm& comm);
+// Full fine-tuning (at least one tower trains): called by train() when a tower is not frozen.
+TrainResult train_full(const TrainOptions& o, Comm& comm);
 
 struct EvalOptions {
   std::string model_dir, data, split = "val", cache_dir;

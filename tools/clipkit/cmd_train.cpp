@@ -32,6 +32,14 @@ RunFn setup_train(CLI::App& app) {
   app.add_option("--max-seq-length", o->max_seq_length, "caption token limit")->capture_default_str();
   app.add_flag("--freeze-vision", o->freeze_vision, "keep the vision tower fixed");
   app.add_flag("--freeze-text", o->freeze_text, "keep the text tower fixed");
+  app.add_option("--freeze-vision-layers", o->freeze_vision_layers,
+                 "train the vision tower but freeze its embeddings and first K layers");
+  app.add_option("--freeze-text-layers", o->freeze_text_layers,
+                 "train the text tower but freeze its embeddings and first K layers");
+  app.add_flag("--gradient-checkpointing", o->gradient_checkpointing,
+               "recompute layer activations in the backward pass (less memory, ~30% more compute)");
+  auto no_dropout = std::make_shared<bool>(false);
+  app.add_flag("--no-dropout", *no_dropout, "turn off the config's dropout (deterministic, comparable to references)");
   app.add_option("--seed", o->seed, "shuffling seed")->capture_default_str();
   auto no_shuffle = std::make_shared<bool>(false), no_eval = std::make_shared<bool>(false);
   app.add_flag("--no-shuffle", *no_shuffle, "take batches in dataset row order");
@@ -43,9 +51,10 @@ RunFn setup_train(CLI::App& app) {
   app.add_option("--cache-dir", o->cache_dir, "frozen-tower feature cache (default OUT/cache)");
   app.add_option("--threads", c->threads, "compute threads (0 = all cores)");
   app.add_option("--embed-batch-size", c->batch_size, "batch size of the frozen towers' embedding pass");
-  app.add_option("--precision", c->precision, "tower precision")->check(CLI::IsMember({"fp32", "bf16"}));
-  return [o, c, no_shuffle, no_eval]() {
+  app.add_option("--precision", c->precision, "matmul precision: fp32, or bf16 (fp32 master weights and optimizer state)")->check(CLI::IsMember({"fp32", "bf16"}));
+  return [o, c, no_shuffle, no_eval, no_dropout]() {
     apply_compute_options(*c);
+    o->dropout = !*no_dropout;
     o->shuffle = !*no_shuffle;
     o->eval = !*no_eval;
     o->precision = c->precision;

@@ -1,0 +1,244 @@
+#include "train/trainable_blocks.h"
+
+#include <cstring>
+
+#include "core/parallel.h"
+#include "ops/attention.h"
+#include "ops/dense.h"
+#include "ops/layernorm.h"
+
+namespace clipkit::train {
+namespace {
+
+template <typename T>
+void grow(std::vector<T>& v, int64_t n) {
+  if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
+}
+
+// Backward scratch, reused by every layer and step.
+struct Scratch {
+  std::vector<float> d1, d2, dqkv, dh;
+};
+Scratch& scratch() {
+  static Scratch s;
+  return s;
+}
+
+void add_into(float* dst, const float* src, int64_t n) {
+  parallel_for(n, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) dst[i] += src[i];
+  }, 1 << 14);
+}
+
+}  // namespace
+
+void TLinear::init(std::vector<float> W, std::vector<float> B, int64_t n, int64_t k) {
+  N = n;
+  K = k;
+  w = std::move(W);
+  b = std::move(B);
+  gw.assign(w.size(), 0.0f);
+  gb.assign(b.size(), 0.0f);
+}
+
+void TLinear::forward(const float* x, int64_t M, float* y, const StepContext& c) const {
+  ops::dense_forward(x, w.data(), b.empty() ? nullptr : b.data(), M, N, K, y, c.precision);
+}
+
+void TLinear::backward(const float* x, const float* dy, int64_t M, float* dx, bool acc_dx, bool grads,
+                       const StepContext& c) {
+  ops::dense_backward(x, w.data(), dy, M, N, K, dx, grads ? gw.data() : nullptr,
+                      grads && !b.empty() ? gb.data() : nullptr, c.precision, acc_dx);
+}
+
+void TLinear::reg(Registry& r, const std::string& wname, const std::string& bname, int depth) {
+  r.push_back({wname, {N, K}, w.data(), gw.data(), N * K, depth});
+  if (!b.empty()) r.push_back({bname, {N}, b.data(), gb.data(), N, depth});
+}
+
+void TLayerNorm::load(const model::WeightReader& r, int64_t C, float e) {
+  w = r.get("weight", {C});
+  b = r.get("bias", {C});
+  gw.assign(w.size(), 0.0f);
+  gb.assign(b.size(), 0.0f);
+  eps = e;
+}
+
+void TLayerNorm::forward(const float* x, float* y, int64_t M, float* mean, float* rstd) const {
+  ops::layernorm_forward(x, w.data(), b.data(), y, M, C(), eps, mean, rstd);
+}
+
+void TLayerNorm::backward(const float* dy, const float* x, const float* mean, const float* rstd, int64_t M, float* dx,
+                          bool acc, bool grads) {
+  std::vector<float> tmp;
+  float* out = dx;
+  if (acc) {
+    tmp.resize(static_cast<size_t>(M * C()));
+    out = tmp.data();
+  }
+  std::vector<float> dg, db;
+  float* pg = gw.data();
+  float* pb = gb.data();
+  if (!grads) {  // layernorm_backward always accumulates gamma/beta gradients: give it a throwaway
+    dg.assign(w.size(), 0.0f);
+    db.assign(w.size(), 0.0f);
+    pg = dg.data();
+    pb = db.data();
+  }
+  ops::layernorm_backward(dy, x, w.data(), mean, rstd, out, pg, pb, M, C());
+  if (acc) add_into(dx, out, M * C());
+}
+
+void TLayerNorm::reg(Registry& r, const std::string& prefix, int depth) {
+  r.push_back({prefix + "weight", {C()}, w.data(), gw.data(), C(), depth});
+  r.push_back({prefix + "bias", {C()}, b.data(), gb.data(), C(), depth});
+}
+
+void dropout_apply(float* x, int64_t n, float p, uint64_t seed, uint64_t site) {
+  if (p <= 0) return;
+  const float scale = 1.0f / (1.0f - p);
+  const uint64_t base = seed * 0x9E3779B97F4A7C15ull ^ (site + 1) * 0xD1B54A32D192ED03ull;
+  parallel_for(n, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      uint64_t z = base + static_cast<uint64_t>(i) * 0x9E3779B97F4A7C15ull;  // splitmix64
+      z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+      z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+      z ^= z >> 31;
+      const float u = static_cast<float>(z >> 40) * (1.0f / 16777216.0f);
+      x[i] = u < p ? 0.0f : x[i] * scale;
+    }
+  }, 1 << 14);
+}
+
+void TEncoderLayer::load(const model::WeightReader& w, const char* const attn[4], const char* const mlp[2],
+                         const char* const lns[2], int64_t c, int64_t h, int64_t i, ops::Act a, float eps, bool pre) {
+  pre_ln = pre;
+  C = c;
+  heads = h;
+  I = i;
+  act = a;
+  std::vector<float> W(static_cast<size_t>(3 * C * C)), B(static_cast<size_t>(3 * C));
+  for (int k = 0; k < 3; ++k) {
+    auto wk = w.get(std::string(attn[k]) + "weight", {C, C});
+    auto bk = w.get(std::string(attn[k]) + "bias", {C});
+    std::memcpy(W.data() + k * C * C, wk.data(), sizeof(float) * C * C);
+    std::memcpy(B.data() + k * C, bk.data(), sizeof(float) * C);
+  }
+  qkv.init(std::move(W), std::move(B), 3 * C, C);
+  out.init(w.get(std::string(attn[3]) + "weight", {C, C}), w.get(std::string(attn[3]) + "bias", {C}), C, C);
+  fc1.init(w.get(std::string(mlp[0]) + "weight", {I, C}), w.get(std::string(mlp[0]) + "bias", {I}), I, C);
+  fc2.init(w.get(std::string(mlp[1]) + "weight", {C, I}), w.get(std::string(mlp[1]) + "bias", {C}), C, I);
+  ln1.load(w.sub(lns[0]), C, eps);
+  ln2.load(w.sub(lns[1]), C, eps);
+}
+
+void TEncoderLayer::reg(Registry& r, const std::string& p, const char* const attn[4], const char* const mlp[2],
+                        const char* const lns[2], int depth) {
+  for (int k = 0; k < 3; ++k) {  // q, k, v are row blocks of the fused [3C, C] weight
+    r.push_back({p + attn[k] + "weight", {C, C}, qkv.w.data() + k * C * C, qkv.gw.data() + k * C * C, C * C, depth});
+    r.push_back({p + attn[k] + "bias", {C}, qkv.b.data() + k * C, qkv.gb.data() + k * C, C, depth});
+  }
+  out.reg(r, p + attn[3] + "weight", p + attn[3] + "bias", depth);
+  fc1.reg(r, p + mlp[0] + "weight", p + mlp[0] + "bias", depth);
+  fc2.reg(r, p + mlp[1] + "weight", p + mlp[1] + "bias", depth);
+  ln1.reg(r, p + lns[0], depth);
+  ln2.reg(r, p + lns[1], depth);
+}
+
+void TEncoderLayer::forward(const float* x, float* y, int64_t B, int64_t L, bool causal, const int32_t* mask,
+                            LayerCache& c, const StepContext& sc, uint64_t step_seed) const {
+  const int64_t M = B * L;
+  const float pdrop = sc.training ? sc.hidden_dropout : 0.0f;
+  grow(c.qkv, M * 3 * C);
+  grow(c.probs, B * heads * L * L);
+  grow(c.ctx, M * C);
+  grow(c.r1, M * C);
+  grow(c.ln1_mean, M);
+  grow(c.ln1_rstd, M);
+  grow(c.m_in, M * C);
+  grow(c.h_pre, M * I);
+  grow(c.h_act, M * I);
+  grow(c.ln2_mean, M);
+  grow(c.ln2_rstd, M);
+  const ops::AttentionShape as{B, L, heads, C / heads};
+  if (pre_ln) {
+    grow(c.a_in, M * C);
+    ln1.forward(x, c.a_in.data(), M, c.ln1_mean.data(), c.ln1_rstd.data());
+    qkv.forward(c.a_in.data(), M, c.qkv.data(), sc);
+    ops::attention_forward(c.qkv.data(), c.ctx.data(), as, causal, mask, c.probs.data());
+    out.forward(c.ctx.data(), M, c.r1.data(), sc);
+    add_into(c.r1.data(), x, M * C);  // r1 = x + attn
+    ln2.forward(c.r1.data(), c.m_in.data(), M, c.ln2_mean.data(), c.ln2_rstd.data());
+    fc1.forward(c.m_in.data(), M, c.h_pre.data(), sc);
+    ops::act_forward(c.h_pre.data(), c.h_act.data(), M * I, act);
+    fc2.forward(c.h_act.data(), M, y, sc);
+    add_into(y, c.r1.data(), M * C);  // y = r1 + mlp
+  } else {
+    grow(c.r2, M * C);
+    qkv.forward(x, M, c.qkv.data(), sc);
+    ops::attention_forward(c.qkv.data(), c.ctx.data(), as, causal, mask, c.probs.data());
+    out.forward(c.ctx.data(), M, c.r1.data(), sc);
+    dropout_apply(c.r1.data(), M * C, pdrop, step_seed, site * 4 + 0);
+    add_into(c.r1.data(), x, M * C);  // r1 = x + drop(attn)
+    ln1.forward(c.r1.data(), c.m_in.data(), M, c.ln1_mean.data(), c.ln1_rstd.data());
+    fc1.forward(c.m_in.data(), M, c.h_pre.data(), sc);
+    ops::act_forward(c.h_pre.data(), c.h_act.data(), M * I, act);
+    fc2.forward(c.h_act.data(), M, c.r2.data(), sc);
+    dropout_apply(c.r2.data(), M * C, pdrop, step_seed, site * 4 + 1);
+    add_into(c.r2.data(), c.m_in.data(), M * C);  // r2 = m_in + drop(mlp)
+    ln2.forward(c.r2.data(), y, M, c.ln2_mean.data(), c.ln2_rstd.data());
+  }
+}
+
+void TEncoderLayer::backward(const float* x, const float* dy, float* dx, int64_t B, int64_t L, LayerCache& c,
+                             bool grads, const StepContext& sc, uint64_t step_seed) {
+  const int64_t M = B * L;
+  const float pdrop = sc.training ? sc.hidden_dropout : 0.0f;
+  auto& s = scratch();
+  grow(s.d1, M * C);
+  grow(s.d2, M * C);
+  grow(s.dqkv, M * 3 * C);
+  grow(s.dh, M * I);
+  const ops::AttentionShape as{B, L, heads, C / heads};
+  float* dh = s.dh.data();
+  if (pre_ln) {
+    float* dr1 = s.d1.data();  // d r1 = dy + (through the MLP branch)
+    std::memcpy(dr1, dy, sizeof(float) * M * C);
+    fc2.backward(c.h_act.data(), dy, M, dh, false, grads, sc);
+    ops::act_backward(c.h_pre.data(), dh, dh, M * I, act);
+    float* dm = s.d2.data();
+    fc1.backward(c.m_in.data(), dh, M, dm, false, grads, sc);
+    ln2.backward(dm, c.r1.data(), c.ln2_mean.data(), c.ln2_rstd.data(), M, dr1, /*acc=*/true, grads);
+    float* dctx = s.d2.data();
+    out.backward(c.ctx.data(), dr1, M, dctx, false, grads, sc);
+    ops::attention_backward(dctx, c.qkv.data(), c.probs.data(), s.dqkv.data(), as);
+    float* da = s.d2.data();
+    qkv.backward(c.a_in.data(), s.dqkv.data(), M, da, false, grads, sc);
+    if (dx) {
+      ln1.backward(da, x, c.ln1_mean.data(), c.ln1_rstd.data(), M, dx, false, grads);
+      add_into(dx, dr1, M * C);
+    } else if (grads) {
+      std::vector<float> tmp(static_cast<size_t>(M * C));
+      ln1.backward(da, x, c.ln1_mean.data(), c.ln1_rstd.data(), M, tmp.data(), false, grads);
+    }
+  } else {
+    float* dr2 = s.d1.data();
+    ln2.backward(dy, c.r2.data(), c.ln2_mean.data(), c.ln2_rstd.data(), M, dr2, false, grads);
+    float* dm = s.d2.data();  // d m_in = d r2 + (through the MLP branch)
+    std::memcpy(dm, dr2, sizeof(float) * M * C);
+    dropout_apply(dr2, M * C, pdrop, step_seed, site * 4 + 1);  // same mask as forward
+    fc2.backward(c.h_act.data(), dr2, M, dh, false, grads, sc);
+    ops::act_backward(c.h_pre.data(), dh, dh, M * I, act);
+    fc1.backward(c.m_in.data(), dh, M, dm, /*acc=*/true, grads, sc);
+    float* dr1 = s.d1.data();
+    ln1.backward(dm, c.r1.data(), c.ln1_mean.data(), c.ln1_rstd.data(), M, dr1, false, grads);
+    if (dx) std::memcpy(dx, dr1, sizeof(float) * M * C);
+    dropout_apply(dr1, M * C, pdrop, step_seed, site * 4 + 0);
+    float* dctx = s.d2.data();
+    out.backward(c.ctx.data(), dr1, M, dctx, false, grads, sc);
+    ops::attention_backward(dctx, c.qkv.data(), c.probs.data(), s.dqkv.data(), as);
+    qkv.backward(x, s.dqkv.data(), M, dx, /*acc=*/true, grads, sc);
+  }
+}
+
+}  // namespace clipkit::train

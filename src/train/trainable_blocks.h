@@ -1,0 +1,91 @@
+// Training-mode transformer blocks: forward passes that save what the backward pass needs, and
+// the backward passes beside them, over fp32 master weights registered by their HF names.
+// Matmuls run in fp32 or bf16 (ops::dense); layer norms, softmax, activations and all
+// accumulation stay fp32.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "model/weights.h"
+#include "ops/activation.h"
+#include "ops/precision.h"
+
+namespace clipkit::train {
+
+// One trainable tensor (or a slice of one, for the fused QKV weights): its HF state-dict key,
+// shape, master weights and gradient. `depth` orders tensors bottom-up for "freeze the first K
+// layers": -1 embeddings, 0..L-1 encoder layers, L and above the tower's top.
+struct TensorEntry {
+  std::string name;
+  Shape shape;
+  float* w = nullptr;
+  float* g = nullptr;
+  int64_t n = 0;
+  int depth = 0;
+};
+using Registry = std::vector<TensorEntry>;
+
+// Per-step training settings shared by every block.
+struct StepContext {
+  ops::Precision precision = ops::Precision::F32;
+  float hidden_dropout = 0;  // RoBERTa hidden_dropout_prob (0 = off)
+  uint64_t seed = 0;          // dropout masks are a hash of (seed, site, element): thread-independent
+  bool training = true;       // false: no dropout, nothing saved beyond what forward needs
+};
+
+// y = x W^T + b over fp32 masters W [N, K], b [N] (optional).
+struct TLinear {
+  int64_t N = 0, K = 0;
+  std::vector<float> w, b, gw, gb;
+  void init(std::vector<float> W, std::vector<float> B, int64_t N, int64_t K);
+  void forward(const float* x, int64_t M, float* y, const StepContext& c) const;
+  // dx overwritten (or accumulated); weight gradients skipped when !grads.
+  void backward(const float* x, const float* dy, int64_t M, float* dx, bool acc_dx, bool grads, const StepContext& c);
+  void reg(Registry& r, const std::string& wname, const std::string& bname, int depth);
+};
+
+struct TLayerNorm {
+  std::vector<float> w, b, gw, gb;
+  float eps = 1e-5f;
+  int64_t C() const { return static_cast<int64_t>(w.size()); }
+  void load(const model::WeightReader& r, int64_t C, float eps);
+  void forward(const float* x, float* y, int64_t M, float* mean, float* rstd) const;
+  // dx overwritten (or added to when acc); gamma/beta gradients only when grads.
+  void backward(const float* dy, const float* x, const float* mean, const float* rstd, int64_t M, float* dx, bool acc,
+                bool grads);
+  void reg(Registry& r, const std::string& prefix, int depth);
+};
+
+// Inverted dropout: x *= keep / (1 - p), mask from a counter hash of (seed, site, index).
+void dropout_apply(float* x, int64_t n, float p, uint64_t seed, uint64_t site);
+
+// What one encoder layer keeps for its backward pass.
+struct LayerCache {
+  std::vector<float> a_in, qkv, probs, ctx, r1, ln1_mean, ln1_rstd, m_in, h_pre, h_act, r2, ln2_mean, ln2_rstd;
+};
+
+// A transformer encoder layer (see model/blocks.h): pre-LN (CLIP) or post-LN (RoBERTa).
+struct TEncoderLayer {
+  bool pre_ln = true;
+  int64_t heads = 0, C = 0, I = 0;
+  ops::Act act = ops::Act::QuickGelu;
+  TLayerNorm ln1, ln2;
+  TLinear qkv, out, fc1, fc2;
+  uint64_t site = 0;  // dropout site id (unique per layer)
+
+  // names: {q, k, v, out} prefixes, {fc1, fc2} prefixes, {ln1, ln2} prefixes (relative to `w`)
+  void load(const model::WeightReader& w, const char* const attn[4], const char* const mlp[2], const char* const lns[2],
+            int64_t C, int64_t heads, int64_t I, ops::Act a, float eps, bool pre_ln);
+  void reg(Registry& r, const std::string& prefix, const char* const attn[4], const char* const mlp[2],
+           const char* const lns[2], int depth);
+  // x [B*L, C] -> y [B*L, C]; everything the backward needs goes into `c`.
+  void forward(const float* x, float* y, int64_t B, int64_t L, bool causal, const int32_t* mask, LayerCache& c,
+               const StepContext& sc, uint64_t step_seed) const;
+  // dy -> dx (overwritten; may be null when nothing below needs it). x is the layer input.
+  void backward(const float* x, const float* dy, float* dx, int64_t B, int64_t L, LayerCache& c, bool grads,
+                const StepContext& sc, uint64_t step_seed);
+};
+
+}  // namespace clipkit::train

@@ -1,0 +1,114 @@
+// clipkit train without --freeze-vision/--freeze-text (full fine-tuning) end to end on the tiny
+// checkpoints and coco-tiny: exact resume (optimizer state and seeded dropout included), partial
+// freezing, data-parallel equivalence.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "cli_util.h"
+#include "io/atomic_file.h"
+#include "io/safetensors.h"
+#include "test_util.h"
+
+namespace clipkit {
+namespace {
+
+namespace fs = std::filesystem;
+using test::data_path;
+using test::run_clipkit;
+
+const std::string kCoco = data_path("datasets/coco-tiny");
+const std::string kDual = data_path("models/tiny-clip-roberta");
+
+double max_diff(const std::string& a, const std::string& b, const std::string& name) {
+  SafeTensorsFile fa(a), fb(b);
+  Tensor x = fa.get(name).to_f32(), y = fb.get(name).to_f32();
+  double m = 0;
+  for (int64_t i = 0; i < x.numel(); ++i) m = std::max(m, std::fabs(double(x.ptr<float>()[i]) - y.ptr<float>()[i]));
+  return m;
+}
+
+const char* kTowerTensors[] = {
+    "vision_model.vision_model.embeddings.patch_embedding.weight",
+    "vision_model.vision_model.encoder.layers.1.mlp.fc2.weight",
+    "text_model.embeddings.word_embeddings.weight",
+    "text_model.encoder.layer.0.attention.self.query.weight",
+    "text_model.encoder.layer.1.output.LayerNorm.weight",
+    "text_model.pooler.dense.weight",
+    "visual_projection.weight",
+    "logit_scale",
+};
+
+TEST(FullTrainCli, ResumeReachesTheSameWeights) {
+  auto dir = test::temp_dir("full_resume");
+  // dropout on (the RoBERTa config's 0.1): masks are seeded per step, so resume is still exact
+  std::string common = "train --model " + kDual + " --data " + kCoco + " --max-steps 6 --batch-size 8 --lr 1e-3"
+                       " --weight-decay 0.1 --warmup-steps 2 --no-eval --threads 2 --out ";
+  auto r = run_clipkit(common + dir + "/a");
+  ASSERT_EQ(r.status, 0) << r.err;
+  r = run_clipkit(common + dir + "/b --save-steps 3 --stop-after-steps 4");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(fs::exists(dir + "/b/checkpoint-3/optimizer.safetensors"));
+  r = run_clipkit(common + dir + "/b --resume");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("resumed from"), std::string::npos) << r.err;
+  for (const char* t : kTowerTensors) {
+    EXPECT_EQ(max_diff(dir + "/a/model.safetensors", dir + "/b/model.safetensors", t), 0.0) << t;
+    EXPECT_GT(max_diff(kDual + "/model.safetensors", dir + "/a/model.safetensors", t), 0.0) << t << " did not train";
+  }
+  // a different seed gives other dropout masks, so other weights
+  r = run_clipkit(common + dir + "/c --seed 7 --no-shuffle");
+  ASSERT_EQ(r.status, 0) << r.err;
+  r = run_clipkit(common + dir + "/d --seed 8 --no-shuffle");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_GT(max_diff(dir + "/c/model.safetensors", dir + "/d/model.safetensors", kTowerTensors[3]), 0.0);
+  // --no-dropout: the seed no longer matters with a fixed order
+  r = run_clipkit(common + dir + "/e --seed 7 --no-shuffle --no-dropout");
+  ASSERT_EQ(r.status, 0) << r.err;
+  r = run_clipkit(common + dir + "/f --seed 8 --no-shuffle --no-dropout");
+  ASSERT_EQ(r.status, 0) << r.err;
+  for (const char* t : kTowerTensors)
+    EXPECT_EQ(max_diff(dir + "/e/model.safetensors", dir + "/f/model.safetensors", t), 0.0) << t;
+  fs::remove_all(dir);
+}
+
+TEST(FullTrainCli, PartialFreezing) {
+  auto dir = test::temp_dir("full_freeze");
+  auto r = run_clipkit("train --model " + kDual + " --data " + kCoco + " --max-steps 3 --batch-size 8 --lr 1e-3"
+                       " --no-eval --threads 2 --freeze-vision --freeze-text-layers 1 --out " + dir + "/o");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const std::string out = dir + "/o/model.safetensors", src = kDual + "/model.safetensors";
+  for (const char* frozen : {"vision_model.vision_model.encoder.layers.1.mlp.fc2.weight",
+                             "vision_model.vision_model.post_layernorm.weight", "text_model.embeddings.word_embeddings.weight",
+                             "text_model.encoder.layer.0.attention.self.query.weight"})
+    EXPECT_EQ(max_diff(src, out, frozen), 0.0) << frozen;
+  for (const char* trained : {"text_model.encoder.layer.1.attention.self.query.weight", "text_model.pooler.dense.weight",
+                              "visual_projection.weight", "text_projection.weight"})
+    EXPECT_GT(max_diff(src, out, trained), 0.0) << trained;
+  fs::remove_all(dir);
+}
+
+TEST(FullTrainCli, TwoProcessesEqualOneProcess) {
+  if (std::system("command -v mpirun >/dev/null 2>&1") != 0) GTEST_SKIP() << "mpirun not installed";
+  auto dir = test::temp_dir("full_mpi");
+  std::string common = " train --model " + kDual + " --data " + kCoco + " --max-steps 3 --batch-size 10 --lr 1e-3"
+                       " --no-shuffle --no-eval --no-dropout --out ";
+  auto r = run_clipkit(common + dir + "/one --threads 2");
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::string cmd = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --oversubscribe -np 2 " +
+                    std::string(CLIPKIT_BINARY) + common + dir + "/two --threads 1 > " + dir + "/mpi.log 2>&1";
+  int st = std::system(cmd.c_str());
+  ASSERT_EQ(st, 0) << read_file(dir + "/mpi.log");
+  for (const char* t : kTowerTensors) {
+    double d = max_diff(dir + "/one/model.safetensors", dir + "/two/model.safetensors", t);
+    std::printf("  %s: max |1 proc - 2 procs| = %.3g\n", t, d);
+    EXPECT_LT(d, 1e-5) << t;
+  }
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace clipkit

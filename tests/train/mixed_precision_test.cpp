@@ -1,0 +1,74 @@
+// --precision bf16 (bf16 matmuls, fp32 master weights and AdamW state) follows the fp32 loss
+// curve: 15 AdamW steps of full fine-tuning of tiny-clip and tiny-clip-roberta on the reference batch.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "io/safetensors.h"
+#include "test_util.h"
+#include "train/clip_loss.h"
+#include "train/optimizer.h"
+#include "train/trainable_model.h"
+
+namespace clipkit::train {
+namespace {
+
+using test::data_path;
+
+std::vector<double> loss_curve(const std::string& model, ops::Precision prec, bool ckpt, int steps) {
+  SafeTensorsFile ref(data_path("reference/train/gradients.safetensors"));
+  TrainableOptions o;
+  o.dropout = false;
+  o.precision = prec;
+  o.gradient_checkpointing = ckpt;
+  auto m = TrainableClip::load(data_path("models/" + model), o);
+  const Tensor& px = ref.get(model + "/pixel_values");
+  const Tensor& ids64 = ref.get(model + "/input_ids");
+  const Tensor& mask64 = ref.get(model + "/attention_mask");
+  const int64_t B = ids64.dim(0), L = ids64.dim(1), P = m->embed_dim();
+  std::vector<int32_t> ids(B * L), mask(B * L);
+  for (int64_t i = 0; i < B * L; ++i) {
+    ids[i] = static_cast<int32_t>(ids64.ptr<int64_t>()[i]);
+    mask[i] = static_cast<int32_t>(mask64.ptr<int64_t>()[i]);
+  }
+  AdamW opt(m->params(), {0.9, 0.999, 1e-8, 0.1});
+  std::vector<double> losses;
+  for (int s = 0; s < steps; ++s) {
+    std::vector<float> ie(B * P), te(B * P), di(B * P), dt(B * P);
+    m->zero_grad();
+    m->vision_forward(px.ptr<float>(), B, ie.data(), true, s);
+    m->text_forward(ids.data(), mask.data(), B, L, te.data(), true, s);
+    auto r = clip_loss(ie.data(), te.data(), B, P, m->logit_scale, di.data(), dt.data());
+    m->g_logit_scale = static_cast<float>(r.dlogit_scale);
+    m->vision_backward(di.data());
+    m->text_backward(dt.data());
+    clip_grad_norm(opt.params(), 1.0);
+    opt.step(1e-3);
+    losses.push_back(r.loss);
+  }
+  return losses;
+}
+
+void compare(const std::string& model) {
+  auto f32 = loss_curve(model, ops::Precision::F32, false, 15);
+  auto b16 = loss_curve(model, ops::Precision::BF16, false, 15);
+  double worst = 0;
+  for (size_t i = 0; i < f32.size(); ++i) worst = std::max(worst, std::fabs(f32[i] - b16[i]));
+  std::printf("  %s: fp32 loss %.4f -> %.4f, bf16 %.4f -> %.4f, max |diff| %.4f\n", model.c_str(), f32.front(),
+              f32.back(), b16.front(), b16.back(), worst);
+  EXPECT_LT(f32.back(), 0.5 * f32.front());  // it learns the batch
+  EXPECT_LT(b16.back(), 0.5 * b16.front());
+  EXPECT_LT(worst, 0.05);
+}
+
+TEST(MixedPrecision, Bf16LossCurveTracksFp32TinyClip) { compare("tiny-clip"); }
+TEST(MixedPrecision, Bf16LossCurveTracksFp32TinyClipRoberta) { compare("tiny-clip-roberta"); }
+
+TEST(GradientCheckpointing, SameTrajectory) {
+  auto a = loss_curve("tiny-clip-roberta", ops::Precision::F32, false, 5);
+  auto b = loss_curve("tiny-clip-roberta", ops::Precision::F32, true, 5);
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i], b[i]) << i;
+}
+
+}  // namespace
+}  // namespace clipkit::train
