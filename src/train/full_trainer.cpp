@@ -247,21 +247,7 @@ TrainResult train_full(const TrainOptions& o, Comm& comm) {
   const std::string metrics = (fs::path(o.out) / "metrics.jsonl").string();
   TrainResult res;
   if (!resume_from.empty()) {
-    auto st = json::parse(read_file(resume_from + "/trainer_state.json"));
-    step = st.at("global_step").get<int64_t>();
-    if (st.value("total_steps", total) != total || st.value("batch_size", B) != B)
-      fail("{}: checkpoint was made with a different --batch-size/--epochs/--max-steps; resume with the same flags",
-           resume_from);
-    SafeTensorsFile os(resume_from + "/optimizer.safetensors");
-    for (size_t i = 0; i < opt.params().size(); ++i) {
-      const auto& name = opt.params()[i].name;
-      if (!os.has("exp_avg." + name))
-        fail("{}: optimizer state has no \"{}\" (was it made with other --freeze flags?)", resume_from, name);
-      Tensor a = os.get("exp_avg." + name).to_f32(), v = os.get("exp_avg_sq." + name).to_f32();
-      opt.exp_avg(i).assign(a.ptr<float>(), a.ptr<float>() + a.numel());
-      opt.exp_avg_sq(i).assign(v.ptr<float>(), v.ptr<float>() + v.numel());
-    }
-    opt.set_steps(step);
+    step = restore_training_state(resume_from, opt, total, B);
     if (lead) std::fprintf(stderr, "clipkit train: resumed from %s (step %lld)\n", resume_from.c_str(), static_cast<long long>(step));
   } else if (lead && fs::exists(metrics)) {
     fs::remove(metrics);
@@ -274,27 +260,10 @@ TrainResult train_full(const TrainOptions& o, Comm& comm) {
   auto save = [&](int64_t epoch_done, const json& ev) {
     if (!lead) return;
     auto trained = m->trained_state();
-    std::string ckdir = (fs::path(o.out) / ("checkpoint-" + std::to_string(step))).string();
-    write_dir_atomic(ckdir, [&](const std::string& tmp) {
-      write_hf_checkpoint(o.model_dir, tmp, trained);
-      std::vector<std::pair<std::string, Tensor>> st;
-      for (size_t i = 0; i < opt.params().size(); ++i) {
-        const auto& p = opt.params()[i];
-        Tensor a = Tensor::empty(DType::F32, {p.n}), v = Tensor::empty(DType::F32, {p.n});
-        if (!opt.exp_avg(i).empty()) std::memcpy(a.data, opt.exp_avg(i).data(), a.nbytes());
-        else std::memset(a.data, 0, a.nbytes());
-        if (!opt.exp_avg_sq(i).empty()) std::memcpy(v.data, opt.exp_avg_sq(i).data(), v.nbytes());
-        else std::memset(v.data, 0, v.nbytes());
-        st.emplace_back("exp_avg." + p.name, a);
-        st.emplace_back("exp_avg_sq." + p.name, v);
-      }
-      write_safetensors(tmp + "/optimizer.safetensors", st, {{"step", std::to_string(step)}});
-      json state = {{"global_step", step}, {"epoch", epoch_done}, {"total_steps", total}, {"batch_size", B},
-                    {"seed", o.seed}, {"learning_rate", o.lr}, {"world_size", comm.size()}, {"full_fine_tuning", true}};
-      if (!ev.is_null()) state["eval"] = ev;
-      write_file_atomic(tmp + "/trainer_state.json", state.dump(2) + "\n");
-    });
-    if (step >= total) write_hf_checkpoint(o.model_dir, o.out, trained);
+    json state = {{"epoch", epoch_done}, {"total_steps", total}, {"batch_size", B}, {"seed", o.seed},
+                  {"learning_rate", o.lr}, {"world_size", comm.size()}, {"full_fine_tuning", true}};
+    if (!ev.is_null()) state["eval"] = ev;
+    save_training_checkpoint(o.out, o.model_dir, step, step >= total, trained, opt, state);
   };
 
   const int64_t P = m->embed_dim();
@@ -359,13 +328,7 @@ TrainResult train_full(const TrainOptions& o, Comm& comm) {
       ev["epoch"] = epoch + 1;
       ev["step"] = step;
       res.eval_after = ev;
-      if (lead) {
-        log_line(metrics, ev);
-        std::fprintf(stderr, "\nclipkit train: epoch %lld eval loss %.4f  i2t R@1/5/10 %.3f/%.3f/%.3f  t2i R@1/5/10 %.3f/%.3f/%.3f\n",
-                     static_cast<long long>(epoch + 1), ev["loss"].get<double>(), ev["i2t_r1"].get<double>(),
-                     ev["i2t_r5"].get<double>(), ev["i2t_r10"].get<double>(), ev["t2i_r1"].get<double>(),
-                     ev["t2i_r5"].get<double>(), ev["t2i_r10"].get<double>());
-      }
+      if (lead) report_eval(metrics, ev, epoch + 1);
     }
     save(epoch + 1, ev);
     comm.barrier();

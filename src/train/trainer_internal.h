@@ -1,9 +1,13 @@
 // Helpers shared by the projection-only trainer (trainer.cpp) and full fine-tuning (full_trainer.cpp).
 #pragma once
 #include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+
+#include "core/tensor.h"
+#include "train/optimizer.h"
 
 namespace clipkit::train {
 
@@ -13,5 +17,19 @@ std::vector<int64_t> epoch_order(int64_t n, uint64_t seed, int64_t epoch, bool s
 std::string latest_checkpoint(const std::string& out);
 // Appends one JSON line to metrics.jsonl.
 void log_line(const std::string& path, const nlohmann::json& j);
+
+// Loads AdamW's moments and step from a checkpoint folder made with the same flags; returns the
+// global step to continue from. Throws when the checkpoint was made with other batch/step settings
+// or other trainable tensors.
+int64_t restore_training_state(const std::string& checkpoint, AdamW& opt, int64_t total_steps, int64_t batch_size);
+
+// Writes OUT/checkpoint-<step>/ atomically: the HF checkpoint with `trained` tensors replaced,
+// optimizer.safetensors and trainer_state.json (`state` + global_step); and, at the last step, the
+// final HF checkpoint at the top of OUT.
+void save_training_checkpoint(const std::string& out, const std::string& model_dir, int64_t step, bool final_step,
+                              const std::map<std::string, Tensor>& trained, AdamW& opt, nlohmann::json state);
+
+// Appends an evaluation line to metrics.jsonl and prints it.
+void report_eval(const std::string& metrics, const nlohmann::json& ev, int64_t epoch);
 
 }  // namespace clipkit::train

@@ -1,0 +1,62 @@
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+#include "core/error.h"
+#include "io/atomic_file.h"
+#include "io/safetensors.h"
+#include "train/checkpoint.h"
+#include "train/trainer_internal.h"
+
+namespace clipkit::train {
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+int64_t restore_training_state(const std::string& ck, AdamW& opt, int64_t total, int64_t B) {
+  auto st = json::parse(read_file(ck + "/trainer_state.json"));
+  const int64_t step = st.at("global_step").get<int64_t>();
+  if (st.value("total_steps", total) != total || st.value("batch_size", B) != B)
+    fail("{}: checkpoint was made with a different --batch-size/--epochs/--max-steps; resume with the same flags", ck);
+  SafeTensorsFile os(ck + "/optimizer.safetensors");
+  for (size_t i = 0; i < opt.params().size(); ++i) {
+    const auto& name = opt.params()[i].name;
+    if (!os.has("exp_avg." + name))
+      fail("{}: optimizer state has no \"{}\" (was it made with other --freeze flags?)", ck, name);
+    Tensor a = os.get("exp_avg." + name).to_f32(), v = os.get("exp_avg_sq." + name).to_f32();
+    opt.exp_avg(i).assign(a.ptr<float>(), a.ptr<float>() + a.numel());
+    opt.exp_avg_sq(i).assign(v.ptr<float>(), v.ptr<float>() + v.numel());
+  }
+  opt.set_steps(step);
+  return step;
+}
+
+void save_training_checkpoint(const std::string& out, const std::string& model_dir, int64_t step, bool final_step,
+                              const std::map<std::string, Tensor>& trained, AdamW& opt, json state) {
+  std::string ckdir = (fs::path(out) / ("checkpoint-" + std::to_string(step))).string();
+  write_dir_atomic(ckdir, [&](const std::string& tmp) {
+    write_hf_checkpoint(model_dir, tmp, trained);
+    std::vector<std::pair<std::string, Tensor>> st;
+    for (size_t i = 0; i < opt.params().size(); ++i) {
+      const auto& p = opt.params()[i];
+      Tensor a = Tensor::zeros(DType::F32, {p.n}), v = Tensor::zeros(DType::F32, {p.n});
+      if (!opt.exp_avg(i).empty()) std::memcpy(a.data, opt.exp_avg(i).data(), a.nbytes());
+      if (!opt.exp_avg_sq(i).empty()) std::memcpy(v.data, opt.exp_avg_sq(i).data(), v.nbytes());
+      st.emplace_back("exp_avg." + p.name, a);
+      st.emplace_back("exp_avg_sq." + p.name, v);
+    }
+    write_safetensors(tmp + "/optimizer.safetensors", st, {{"step", std::to_string(step)}});
+    state["global_step"] = step;
+    write_file_atomic(tmp + "/trainer_state.json", state.dump(2) + "\n");
+  });
+  if (final_step) write_hf_checkpoint(model_dir, out, trained);  // the final model at the top of --out
+}
+
+void report_eval(const std::string& metrics, const json& ev, int64_t epoch) {
+  log_line(metrics, ev);
+  std::fprintf(stderr, "\nclipkit train: epoch %lld eval loss %.4f  i2t R@1/5/10 %.3f/%.3f/%.3f  t2i R@1/5/10 %.3f/%.3f/%.3f\n",
+               static_cast<long long>(epoch), ev["loss"].get<double>(), ev["i2t_r1"].get<double>(),
+               ev["i2t_r5"].get<double>(), ev["i2t_r10"].get<double>(), ev["t2i_r1"].get<double>(),
+               ev["t2i_r5"].get<double>(), ev["t2i_r10"].get<double>());
+}
+
+}  // namespace clipkit::train
