@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "cmd_shapes.h"
 #include "command.h"
 #include "core/error.h"
 #include "data/caption_dataset.h"
@@ -59,7 +60,7 @@ int run_check(const DataCheckOptions& o) {
   return ds.report.skipped > 0 ? kSkippedInputs : kOk;
 }
 
-const CommandRegistrar reg("data", "inspect caption datasets (COCO 2017 folders, CSV/JSONL tables)",
+const CommandRegistrar reg("data", "inspect caption datasets (COCO 2017 folders, CSV/JSONL tables); generate a shapes data set",
                            [](CLI::App& app) -> RunFn {
   auto o = std::make_shared<DataCheckOptions>();
   app.require_subcommand(1);
@@ -73,8 +74,10 @@ const CommandRegistrar reg("data", "inspect caption datasets (COCO 2017 folders,
   check->add_option("--show", o->show, "also print the first N rows")->check(CLI::NonNegativeNumber);
   check->add_flag("--json", o->json, "print the report as JSON");
   check->add_flag("--no-image-check", o->no_image_check, "do not check that image files exist");
-  return [o, check]() -> int {
+  Subcommand shapes = add_data_shapes(app);
+  return [o, check, shapes]() -> int {
     if (check->parsed()) return run_check(*o);
+    if (shapes.app->parsed()) return shapes.run();
     return kUsage;
   };
 });

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Full fine-tuning throughput (both towers trainable): clipkit's bench/train_bench next to the
+# PyTorch peer (bench/peers/torch_train_bench.py: same architecture, same batch, same synthetic
+# inputs; eager fp32 and bf16 autocast), captions padded to 128 and dynamically padded, in one run.
+# usage: bench/compare_train.sh [DUAL_MODEL_DIR] [--batch-size 32] [--steps 2] [--threads N]
+# Without a model dir it composes random ViT-B/32 + roberta-base towers under build-bench/.
+# Env: CLIPKIT (CLI), TRAIN_BENCH (build/bench/train_bench), PYTHON (/usr/bin/python3).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=${CLIPKIT:-build/tools/clipkit/clipkit}
+tb=${TRAIN_BENCH:-build/bench/train_bench}
+py=${PYTHON:-/usr/bin/python3}
+model=""
+batch=32
+steps=2
+threads=$(nproc)
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --batch-size) batch=$2; shift 2 ;;
+    --steps) steps=$2; shift 2 ;;
+    --threads) threads=$2; shift 2 ;;
+    *) model=$1; shift ;;
+  esac
+done
+if [ -z "$model" ]; then
+  model=build-bench/vit-b32-roberta-base
+  if [ ! -f "$model/model.safetensors" ]; then
+    "$bin" init --arch clip-vit-base-patch32 --out build-bench/vit-b32 >/dev/null
+    "$bin" init --arch roberta-base --out build-bench/roberta-base >/dev/null
+    "$bin" compose --vision build-bench/vit-b32 --text build-bench/roberta-base --out "$model" >/dev/null
+  fi
+fi
+lock="flock /tmp/clipkit-bench.lock"
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+ck=$($lock "$tb" --model "$model" --batch-size "$batch" --steps "$steps" --warmup 1 --threads "$threads" --json)
+pt=()
+for prec in fp32 bf16; do
+  for pad in 128 dynamic; do
+    pt+=("$($lock "$py" bench/peers/torch_train_bench.py "$model" --batch-size "$batch" --steps "$steps" --warmup 1 \
+              --pad "$pad" --precision "$prec" --threads "$threads")")
+  done
+done
+"$py" - "$ck" "${pt[@]}" <<'PY'
+import json, sys
+ck = json.loads(sys.argv[1])
+pt = {(r["precision"], r["padding"]): r for r in map(json.loads, sys.argv[2:])}
+print(f"full fine-tuning, {ck[0]['model']}, batch {ck[0]['batch_size']}, {ck[0]['threads']} threads, "
+      f"dropout {'on' if ck[0]['dropout'] else 'off'}, median of {ck[0]['steps']} steps after {ck[0]['warmup']} warm-up")
+print(f"{'precision':9s} {'padding':8s} {'L':>4s} {'clipkit/s':>10s} {'PyTorch/s':>10s} {'speed-up':>8s} "
+      f"{'GFLOP/s':>8s} {'% peak':>7s}")
+for r in ck:
+    p = pt.get((r["precision"], r["padding"]))
+    ps = p["samples_per_s"] if p else float("nan")
+    print(f"{r['precision']:9s} {r['padding']:8s} {r['seq_len']:4d} {r['samples_per_s']:10.2f} {ps:10.2f} "
+          f"{r['samples_per_s'] / ps:7.2f}x {r['gflops']:8.1f} {100 * r['roofline_fraction']:6.1f}%")
+print(json.dumps({"clipkit": ck, "pytorch": list(pt.values())}))
+PY
