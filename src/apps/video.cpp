@@ -1,0 +1,179 @@
+#include "apps/video.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "core/error.h"
+
+namespace clipkit::apps {
+
+bool take_fixed_step(double t, double step, double frame_dur, double* next) {
+  // A frame counts for the target if it starts within half a frame before it (timestamps are rounded).
+  const double eps = frame_dur > 0 ? frame_dur / 2 : 1e-6;
+  if (t + eps < *next) return false;
+  while (*next <= t + eps) *next += step;
+  return true;
+}
+
+double histogram_distance(const image::Image& a, const image::Image& b) {
+  auto hist = [](const image::Image& im) {
+    std::vector<double> h(64, 0.0);
+    const size_t n = im.rgb.size() / 3;
+    for (size_t i = 0; i < n; ++i)
+      h[(im.rgb[3 * i] >> 6) * 16 + (im.rgb[3 * i + 1] >> 6) * 4 + (im.rgb[3 * i + 2] >> 6)] += 1.0 / double(n);
+    return h;
+  };
+  auto ha = hist(a), hb = hist(b);
+  double d = 0;
+  for (int i = 0; i < 64; ++i) d += std::fabs(ha[i] - hb[i]);
+  return d / 2;
+}
+
+VideoFrames embed_video(const std::string& path, const Encoder& enc, const VideoSampling& s, Progress* p) {
+  if (!s.scenes && !(s.every > 0)) fail("{}: sampling step must be positive seconds, got {}", path, s.every);
+  if (!(s.scene_threshold > 0 && s.scene_threshold < 1)) fail("scene threshold must be in (0, 1), got {}", s.scene_threshold);
+  VideoReader rd(path);
+  VideoFrames v;
+  v.info = rd.info();
+  const double fd = v.info.fps > 0 ? 1.0 / v.info.fps : 0;
+  double next = 0;
+  image::Image prev;
+  bool have_prev = false, cut_here = false;
+  std::vector<image::Image> buf;
+  std::vector<Tensor> parts;
+  auto flush = [&] {
+    if (buf.empty()) return;
+    std::vector<const image::Image*> ptrs;
+    for (auto& b : buf) ptrs.push_back(&b);
+    parts.push_back(enc.encode_images(ptrs));
+    if (p) p->add(static_cast<int64_t>(buf.size()));
+    buf.clear();
+  };
+  auto preview = [&](const DecodedFrame& f, const image::Image& small) {
+    cut_here = !have_prev || histogram_distance(prev, small) > s.scene_threshold;
+    if (cut_here && have_prev) v.scene_cuts.push_back(f.t);
+    prev = small;
+    have_prev = true;
+  };
+  auto want = [&](const DecodedFrame& f) { return s.scenes ? cut_here : take_fixed_step(f.t, s.every, fd, &next); };
+  auto take = [&](const DecodedFrame& f, const image::Image& img) {
+    v.t.push_back(f.t);
+    buf.push_back(img);
+    if (static_cast<int>(buf.size()) >= std::max(1, s.chunk)) flush();
+    return true;
+  };
+  v.decoded = s.scenes ? rd.decode_with_preview(preview, want, take, s.max_short_side)
+                       : rd.decode(want, take, s.max_short_side);
+  flush();
+  v.decode_errors = rd.decode_errors();
+  v.info = rd.info();
+  v.duration = std::max(v.info.duration, v.t.empty() ? 0.0 : v.t.back());
+  v.emb = parts.empty() ? Tensor::zeros(DType::F32, {0, enc.dim()}) : pipeline::concat_rows(parts, enc.dim());
+  return v;
+}
+
+std::vector<Segment> segment_timeline(const std::vector<double>& t, const std::vector<std::vector<double>>& scores,
+                                      double duration, const TimelineOptions& o) {
+  const int64_t F = static_cast<int64_t>(t.size());
+  if (static_cast<int64_t>(scores.size()) != F) fail("timeline: {} frame times for {} score rows", F, scores.size());
+  std::vector<Segment> segs;
+  if (F == 0) return segs;
+  const size_t L = scores[0].size();
+  const int64_t half = std::max(0, o.smooth) / 2;
+  std::vector<int> lab(static_cast<size_t>(F));
+  for (int64_t i = 0; i < F; ++i) {
+    std::vector<double> avg(L, 0.0);
+    const int64_t a = std::max<int64_t>(0, i - half), b = std::min<int64_t>(F - 1, i + half);
+    for (int64_t j = a; j <= b; ++j)
+      for (size_t l = 0; l < L; ++l) avg[l] += scores[static_cast<size_t>(j)][l];
+    lab[static_cast<size_t>(i)] = static_cast<int>(std::max_element(avg.begin(), avg.end()) - avg.begin());
+  }
+  int64_t run0 = 0;
+  for (int64_t i = 1; i <= F; ++i) {
+    if (i < F && lab[static_cast<size_t>(i)] == lab[static_cast<size_t>(run0)]) continue;
+    Segment s;
+    s.label = lab[static_cast<size_t>(run0)];
+    s.start = segs.empty() ? 0.0 : segs.back().end;
+    if (i < F)
+      s.end = o.midpoint_boundaries ? (t[static_cast<size_t>(i - 1)] + t[static_cast<size_t>(i)]) / 2 : t[static_cast<size_t>(i)];
+    else
+      s.end = std::max(duration, t.back());
+    double sum = 0;
+    for (int64_t j = run0; j < i; ++j) sum += scores[static_cast<size_t>(j)][static_cast<size_t>(s.label)];
+    s.score = sum / double(i - run0);
+    segs.push_back(s);
+    run0 = i;
+  }
+  return segs;
+}
+
+std::vector<Match> best_matches(const std::vector<double>& t, const std::vector<double>& score, int k, double min_gap) {
+  std::vector<size_t> order(t.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return score[a] > score[b]; });
+  std::vector<Match> out;
+  for (size_t i : order) {
+    if (static_cast<int>(out.size()) >= k) break;
+    bool near = false;
+    for (auto& m : out) near |= std::fabs(m.t - t[i]) < min_gap;
+    if (!near) out.push_back({t[i], score[i]});
+  }
+  return out;
+}
+
+VideoAnalysis analyze_video(const VideoFrames& v, const ZeroShotClassifier* clf, const float* q, const std::string& query,
+                            const TimelineOptions& o, int top_k, double min_gap) {
+  VideoAnalysis a;
+  const int64_t F = v.emb.shape.empty() ? 0 : v.emb.dim(0), D = v.emb.shape.empty() ? 0 : v.emb.dim(1);
+  if (clf) {
+    a.labels = clf->labels();
+    a.frame_scores = clf->classify(v.emb);
+    std::vector<std::vector<double>> sc;
+    for (auto& f : a.frame_scores) sc.push_back(f.scores);
+    a.segments = segment_timeline(v.t, sc, v.duration, o);
+  }
+  if (q) {
+    a.query = query;
+    for (int64_t i = 0; i < F; ++i) a.query_cosine.push_back(dot_exact(v.emb.ptr<float>() + i * D, q, D));
+    a.matches = best_matches(v.t, a.query_cosine, top_k, min_gap);
+  }
+  return a;
+}
+
+nlohmann::json video_json(const VideoFrames& v, const VideoAnalysis& a) {
+  using nlohmann::json;
+  json frames = json::array(), segs = json::array();
+  for (size_t i = 0; i < v.t.size(); ++i) {
+    json sc = json::object();
+    if (!a.frame_scores.empty())
+      for (size_t l = 0; l < a.labels.size(); ++l) sc[a.labels[l]] = a.frame_scores[i].scores[l];
+    json f = {{"t", v.t[i]}, {"scores", sc}};
+    if (!a.query_cosine.empty()) f["query_score"] = a.query_cosine[i];
+    frames.push_back(f);
+  }
+  for (auto& s : a.segments)
+    segs.push_back({{"start", s.start}, {"end", s.end}, {"label", a.labels[static_cast<size_t>(s.label)]}, {"score", s.score}});
+  json out = {{"duration", v.duration},
+              {"frames", frames},
+              {"segments", segs},
+              {"video",
+               {{"path", v.info.path},
+                {"container", v.info.container},
+                {"codec", v.info.codec},
+                {"width", v.info.width},
+                {"height", v.info.height},
+                {"fps", v.info.fps},
+                {"frames_decoded", v.decoded},
+                {"decode_errors", v.decode_errors}}}};
+  out["scene_cuts"] = v.scene_cuts;
+  if (!a.query.empty()) {
+    json m = json::array();
+    for (auto& x : a.matches) m.push_back({{"t", x.t}, {"score", x.score}});
+    out["query"] = a.query;
+    out["matches"] = m;
+  }
+  return out;
+}
+
+}  // namespace clipkit::apps

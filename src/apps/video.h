@@ -1,0 +1,80 @@
+// Video analysis on frame embeddings: sample frames (fixed step or at scene changes), embed them,
+// score them against labels (zero-shot) and/or a text query, and turn the per-frame scores into a
+// timeline of segments {start, end, label, score} with smoothing.
+#pragma once
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "apps/classify.h"
+#include "apps/encoder.h"
+#include "apps/video_io.h"
+#include "core/progress.h"
+
+namespace clipkit::apps {
+
+struct VideoSampling {
+  double every = 1.0;  // seconds between sampled frames (fixed-step mode)
+  bool scenes = false;  // sample the first frame and the first frame of every scene instead
+  // Scene change: half the L1 distance between consecutive frames' 4x4x4 colour histograms
+  // (0 = same colours, 1 = disjoint) above this.
+  double scene_threshold = 0.3;
+  int max_short_side = 0;  // frames are scaled down to this shorter side before preprocessing (0 = as decoded)
+  int chunk = 32;          // frames embedded per batch
+};
+
+struct VideoFrames {
+  VideoInfo info;
+  double duration = 0;
+  int64_t decoded = 0, decode_errors = 0;
+  std::vector<double> t;            // sampled frame times
+  std::vector<double> scene_cuts;   // times where a scene change was detected (scenes mode)
+  Tensor emb;                       // [frames, D] normalized
+};
+
+// Decodes the whole video once; throws clipkit::Error naming the file on unreadable input.
+VideoFrames embed_video(const std::string& path, const Encoder& enc, const VideoSampling& s, Progress* p = nullptr);
+
+// Fixed-step selection: is a frame at t (frame duration fd) the first one at or after the next
+// sampling target? Advances *next_target. Exposed for tests.
+bool take_fixed_step(double t, double step, double frame_dur, double* next_target);
+// Colour-histogram distance of two small RGB previews, in [0, 1].
+double histogram_distance(const image::Image& a, const image::Image& b);
+
+struct Segment {
+  double start = 0, end = 0;
+  int label = -1;
+  double score = 0;  // mean (unsmoothed) score of the label over the segment's frames
+};
+struct TimelineOptions {
+  int smooth = 3;             // centred moving average over this many frames (1 = none)
+  bool midpoint_boundaries = true;  // boundary halfway between frames (fixed step); false: at the new frame (scene cuts)
+};
+// t [F] ascending, scores [F][L]. Segments cover [0, duration].
+std::vector<Segment> segment_timeline(const std::vector<double>& t, const std::vector<std::vector<double>>& scores,
+                                      double duration, const TimelineOptions& o);
+
+struct Match {
+  double t = 0, score = 0;
+};
+// The k best frames by score, best first; frames within min_gap seconds of a better pick are skipped.
+std::vector<Match> best_matches(const std::vector<double>& t, const std::vector<double>& score, int k,
+                                double min_gap = 0);
+
+struct VideoAnalysis {
+  std::vector<std::string> labels;
+  std::vector<ClassScores> frame_scores;  // per frame (empty without labels)
+  std::vector<Segment> segments;
+  std::string query;
+  std::vector<double> query_cosine;  // per frame (empty without a query)
+  std::vector<Match> matches;
+};
+// classifier may be null (query only); query_emb [D] may be null (labels only).
+VideoAnalysis analyze_video(const VideoFrames& v, const ZeroShotClassifier* classifier, const float* query_emb,
+                            const std::string& query, const TimelineOptions& o, int top_k, double min_gap);
+
+// {"duration", "frames": [{"t", "scores": {label: p}}], "segments": [{"start","end","label","score"}],
+//  "matches": [{"t","score"}] (with a query), "video": {...}}
+nlohmann::json video_json(const VideoFrames& v, const VideoAnalysis& a);
+
+}  // namespace clipkit::apps

@@ -1,0 +1,144 @@
+// clipkit dedup --model DIR (--images DIR | --coco ROOT | --split NAME=DIR ...) [--threshold T]
+//               --report OUT.json [--html OUT.html] [--apply [--move-to DIR]]
+// Exact duplicates (content hash, confirmed byte for byte), near duplicates (exact range search on
+// the embeddings, every pair verified), groups with a keep suggestion, leakage across splits.
+// Writes the JSON report and a self-contained HTML gallery beside it. --apply writes the list of
+// suggested removals (OUT.removals.txt) and, with --move-to, moves those files there; nothing is
+// ever deleted.
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "apps/dedup.h"
+#include "command.h"
+#include "core/error.h"
+#include "data/caption_dataset.h"
+#include "io/atomic_file.h"
+#include "pipeline/embedder.h"
+
+namespace clipkit::cli {
+namespace {
+namespace fs = std::filesystem;
+
+struct Opts {
+  std::string model, images, coco, index, report, html, move_to;
+  std::vector<std::string> splits;
+  double threshold = apps::kDefaultDedupThreshold;
+  bool apply = false, no_html = false;
+  ComputeOptions compute;
+};
+
+std::string replace_ext(const std::string& p, const std::string& ext) {
+  fs::path x(p);
+  if (x.extension() == ".json") x.replace_extension(ext);
+  else x += ext;
+  return x.string();
+}
+
+RunFn setup(CLI::App& app) {
+  auto o = std::make_shared<Opts>();
+  app.add_option("--model", o->model, "HF checkpoint folder")->required();
+  auto* g = app.add_option_group("input", "what to deduplicate");
+  g->add_option("--images", o->images, "folder of images (recursive)");
+  g->add_option("--coco", o->coco, "COCO 2017 root: train and val images, leakage between them reported");
+  g->add_option("--index", o->index, "an index built by `clipkit index` (its stored embeddings)");
+  g->add_option("--split", o->splits, "NAME=DIR: a named split (repeatable); duplicates across splits are leakage")
+      ->allow_extra_args(false);
+  g->require_option(1, 4);
+  app.add_option("--threshold", o->threshold, "near-duplicate cosine similarity threshold")
+      ->check(CLI::Range(-1.0, 1.0));
+  app.add_option("--report", o->report, "JSON report path (HTML gallery written beside it)")->required();
+  app.add_option("--html", o->html, "HTML gallery path (default: the report path with .html)");
+  app.add_flag("--no-html", o->no_html, "skip the HTML gallery");
+  app.add_flag("--apply", o->apply, "write the suggested removals to REPORT.removals.txt (nothing is deleted)");
+  app.add_option("--move-to", o->move_to, "with --apply: move the suggested removals into this folder");
+  add_compute_options(app, o->compute);
+  return [o]() {
+    apply_compute_options(o->compute);
+    if (!o->move_to.empty() && !o->apply) fail("--move-to needs --apply");
+    if (!o->index.empty()) fail("{}: dedup --index is not wired yet; use --images/--split/--coco", o->index);
+    std::vector<apps::ScanInput> inputs;
+    std::vector<std::string> roots;  // per input: the folder it was found under (for --move-to)
+    if (!o->images.empty())
+      for (auto& p : apps::list_image_files(o->images)) inputs.push_back({p, ""}), roots.push_back(o->images);
+    for (auto& s : o->splits) {
+      auto eq = s.find('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == s.size()) fail("--split \"{}\": expected NAME=DIR", s);
+      const std::string name = s.substr(0, eq), dir = s.substr(eq + 1);
+      for (auto& p : apps::list_image_files(dir)) inputs.push_back({p, name}), roots.push_back(dir);
+    }
+    if (!o->coco.empty()) {
+      int found = 0;
+      for (const char* split : {"train", "val"}) {
+        if (!fs::exists(fs::path(o->coco) / "annotations" / fmt::format("captions_{}2017.json", split))) continue;
+        ++found;
+        auto ds = data::load_coco(o->coco, split);
+        for (int64_t r : ds.unique_images())
+          inputs.push_back({ds.rows[static_cast<size_t>(r)].image_path, split}), roots.push_back(o->coco);
+      }
+      if (!found) fail("{}: no annotations/captions_train2017.json or captions_val2017.json", o->coco);
+    }
+    if (inputs.empty()) fail("no images found to deduplicate");
+    auto emb = pipeline::Embedder::load(o->model, {ops::precision_from_name(o->compute.precision)});
+    apps::EmbedderEncoder enc(*emb, o->compute.batch_size);
+    Progress p("dedup", static_cast<int64_t>(inputs.size()), "images");
+    auto scan = apps::scan_images(inputs, enc, std::max(64, o->compute.batch_size), &p);
+    p.finish();
+    for (auto& s : scan.skipped) std::fprintf(stderr, "clipkit: skipped %s\n", s.reason.c_str());
+    apps::DedupOptions dopt;
+    dopt.threshold = o->threshold;
+    auto& items = scan.items;
+    auto r = apps::find_duplicates(items, scan.emb.ptr<float>(), scan.emb.dim(1), dopt, [&](int64_t a, int64_t b) {
+      return apps::files_equal(items[static_cast<size_t>(a)].path, items[static_cast<size_t>(b)].path);
+    });
+    auto j = apps::dedup_report_json(r, items, o->threshold);
+    j["skipped"] = nlohmann::json::array();
+    for (auto& s : scan.skipped) j["skipped"].push_back({{"path", s.source}, {"reason", s.reason}});
+    j["model"] = o->model;
+    write_file_atomic(o->report, j.dump(2) + "\n");
+    std::string html = o->html.empty() ? replace_ext(o->report, ".html") : o->html;
+    if (!o->no_html) write_file_atomic(html, apps::dedup_report_html(r, items, o->threshold));
+    const auto& sm = j["summary"];
+    std::printf("%lld images: %lld duplicate groups (%lld exact, %lld near at cosine >= %g), %lld across splits, "
+                "%lld suggested removals\nreport: %s%s%s\n",
+                static_cast<long long>(r.images), sm["groups"].get<long long>(), sm["exact_groups"].get<long long>(),
+                sm["near_groups"].get<long long>(), o->threshold, sm["cross_split_groups"].get<long long>(),
+                sm["suggested_removals"].get<long long>(), o->report.c_str(), o->no_html ? "" : "  gallery: ",
+                o->no_html ? "" : html.c_str());
+    if (o->apply) {
+      // Map each removal back to its input root for --move-to.
+      std::map<std::string, std::string> root_of;
+      for (size_t i = 0; i < inputs.size(); ++i) root_of[inputs[i].path] = roots[i];
+      std::string list;
+      for (int64_t i : r.removals()) list += items[static_cast<size_t>(i)].path + "\n";
+      const std::string list_path = replace_ext(o->report, ".removals.txt");
+      write_file_atomic(list_path, list);
+      std::printf("removals listed in %s\n", list_path.c_str());
+      if (!o->move_to.empty()) {
+        int64_t moved = 0;
+        for (int64_t i : r.removals()) {
+          const std::string& src = items[static_cast<size_t>(i)].path;
+          fs::path rel = fs::path(src).lexically_relative(root_of[src]);
+          if (rel.empty() || *rel.begin() == "..") rel = fs::path(src).filename();
+          fs::path dst = fs::path(o->move_to) / rel;
+          if (fs::exists(dst)) fail("{}: already exists; not overwriting (moving {})", dst.string(), src);
+          fs::create_directories(dst.parent_path());
+          std::error_code ec;
+          fs::rename(src, dst, ec);
+          if (ec) {  // across file systems: copy, then remove the original only once the copy is complete
+            fs::copy_file(src, dst, ec);
+            if (ec) fail("{}: cannot move to {}: {}", src, dst.string(), ec.message());
+            fs::remove(src);
+          }
+          ++moved;
+        }
+        std::printf("moved %lld files to %s\n", static_cast<long long>(moved), o->move_to.c_str());
+      }
+    }
+    return scan.skipped.empty() ? kOk : kSkippedInputs;
+  };
+}
+
+CommandRegistrar reg("dedup", "Find exact and near-duplicate images and leakage across splits", setup);
+
+}  // namespace
+}  // namespace clipkit::cli

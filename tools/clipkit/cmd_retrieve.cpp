@@ -1,0 +1,154 @@
+// clipkit retrieve --model DIR (--embeddings E.npy | --images DIR) (--query TEXT | --query-image F)
+//                  [--k 5] [--filter KEY=VALUE ...] [--min-score X] [--thumbnails [--thumb-size N]]
+// Retrieval for RAG: the top-k images for a query as JSON ready for a multimodal LLM prompt:
+// results with path, score, caption and metadata (and base64 JPEG thumbnails with --thumbnails),
+// plus an OpenAI-style "content" list of text and image_url parts.
+// --embeddings reads the .npy + .jsonl pair `clipkit embed` writes (rows' "source"/"path" is the
+// image, "caption"/"text" its caption, other fields are metadata).
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "apps/dedup.h"
+#include "apps/retrieve.h"
+#include "command.h"
+#include "core/error.h"
+#include "inputs.h"
+#include "io/npy.h"
+#include "index/library.h"
+#include "pipeline/bulk_embed.h"
+#include "pipeline/embedder.h"
+
+namespace clipkit::cli {
+namespace {
+
+struct Opts {
+  std::string model, embeddings, images, index, query, query_image;
+  std::vector<std::string> filters;
+  int k = 5, thumb_size = 224;
+  double min_score = -2;
+  bool thumbnails = false;
+  ComputeOptions compute;
+};
+
+std::vector<apps::RetrievalItem> read_sidecar(const std::string& path, int64_t rows) {
+  std::ifstream f(path);
+  if (!f) fail("{}: cannot open (the .jsonl written beside the embeddings)", path);
+  std::vector<apps::RetrievalItem> items;
+  std::string line;
+  int n = 0;
+  while (std::getline(f, line)) {
+    ++n;
+    if (line.empty()) continue;
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(line);
+    } catch (const std::exception& e) {
+      fail("{}:{}: not JSON: {}", path, n, e.what());
+    }
+    apps::RetrievalItem it;
+    if (j.contains("path") && j["path"].is_string()) it.path = j["path"];
+    else if (j.contains("source") && j["source"].is_string()) it.path = j["source"];
+    else fail("{}:{}: row has no \"path\" or \"source\"", path, n);
+    if (j.contains("caption") && j["caption"].is_string()) it.caption = j["caption"];
+    else if (j.contains("captions") && j["captions"].is_array() && !j["captions"].empty()) it.caption = j["captions"][0].dump();
+    else if (j.contains("text") && j["text"].is_string()) it.caption = j["text"];
+    for (auto& [k, v] : j.items())
+      if (k != "path" && k != "source" && k != "caption" && k != "text" && k != "row") it.metadata[k] = v;
+    items.push_back(std::move(it));
+  }
+  if (static_cast<int64_t>(items.size()) != rows)
+    fail("{}: {} rows, but the embeddings have {}", path, items.size(), rows);
+  return items;
+}
+
+RunFn setup(CLI::App& app) {
+  auto o = std::make_shared<Opts>();
+  app.add_option("--model", o->model, "HF checkpoint folder (embeds the query)")->required();
+  auto* src = app.add_option_group("collection", "what to search");
+  src->add_option("--embeddings", o->embeddings, ".npy from `clipkit embed` (with its .jsonl sidecar)");
+  src->add_option("--images", o->images, "folder of images, embedded now");
+  src->add_option("--index", o->index, "an index built by `clipkit index` (FAISS search, filters applied after)");
+  src->require_option(1);
+  auto* q = app.add_option_group("query");
+  q->add_option("--query", o->query, "query text");
+  q->add_option("--query-image", o->query_image, "query image");
+  q->require_option(1);
+  app.add_option("--k", o->k, "how many results")->check(CLI::PositiveNumber);
+  app.add_option("--filter", o->filters, "KEY=VALUE, KEY!=VALUE, KEY~TEXT, KEY>=X ... on path/caption/metadata")
+      ->allow_extra_args(false);
+  app.add_option("--min-score", o->min_score, "drop results below this cosine similarity");
+  app.add_flag("--thumbnails", o->thumbnails, "include base64 JPEG thumbnails (data URIs)");
+  app.add_option("--thumb-size", o->thumb_size, "thumbnail longer side in pixels")->check(CLI::PositiveNumber);
+  add_compute_options(app, o->compute);
+  return [o]() {
+    apply_compute_options(o->compute);
+    apps::RetrieveOptions ro;
+    ro.k = o->k;
+    ro.min_score = o->min_score;
+    ro.thumbnails = o->thumbnails;
+    ro.thumb_size = o->thumb_size;
+    for (auto& f : o->filters) ro.filters.push_back(apps::Filter::parse(f));
+    auto emb = pipeline::Embedder::load(o->model, {ops::precision_from_name(o->compute.precision)});
+    pipeline::EmbedOptions eo;
+    eo.batch_size = o->compute.batch_size;
+    std::vector<apps::RetrievalItem> items;
+    Tensor x;
+    int rc = kOk;
+    std::unique_ptr<index::Library> lib;
+    if (!o->index.empty()) {
+      lib = index::Library::open(o->index);
+      lib->check_model(pipeline::model_identity(*emb));
+    } else if (!o->embeddings.empty()) {
+      x = read_npy(o->embeddings).to_f32();
+      if (x.shape.size() != 2 || x.dim(1) != emb->dim())
+        fail("{}: embeddings have shape {}, the model embeds to [N, {}]", o->embeddings, shape_str(x.shape), emb->dim());
+      model::l2_normalize_rows(x.ptr<float>(), x.dim(0), x.dim(1));
+      items = read_sidecar(sidecar_path(o->embeddings), x.dim(0));
+    } else {
+      auto paths = apps::list_image_files(o->images);
+      std::vector<int64_t> kept;
+      std::vector<pipeline::SkippedInput> skipped;
+      x = emb->embed_image_files(paths, eo, &kept, &skipped);
+      for (auto& s : skipped) std::fprintf(stderr, "clipkit: skipped %s\n", s.reason.c_str());
+      if (!skipped.empty()) rc = kSkippedInputs;
+      for (int64_t k : kept) items.push_back({paths[static_cast<size_t>(k)], "", nlohmann::json::object()});
+    }
+    Tensor qe;
+    std::string qtext = o->query;
+    if (!o->query.empty()) {
+      qe = emb->embed_texts({o->query}, eo);
+    } else {
+      std::vector<int64_t> kept;
+      std::vector<pipeline::SkippedInput> skipped;
+      qe = emb->embed_image_files({o->query_image}, eo, &kept, &skipped);
+      if (!skipped.empty()) fail("{}", skipped[0].reason);
+      qtext = "image:" + o->query_image;
+    }
+    if (lib) {
+      // Over-fetch so filters applied after the index search can still fill k results.
+      const int64_t fetch = ro.filters.empty() ? o->k : std::min<int64_t>(lib->info().count, int64_t{o->k} * 50);
+      std::vector<apps::Ranked> ranked;
+      for (auto& h : lib->search(qe.ptr<float>(), fetch)) {
+        apps::RetrievalItem it;
+        it.path = h.record.path;
+        nlohmann::json meta = h.record.to_json();
+        if (!h.record.captions.empty()) it.caption = h.record.captions[0];
+        meta.erase("path");
+        meta.erase("caption");
+        meta["id"] = h.id;
+        it.metadata = meta;
+        ranked.push_back({it, h.score});
+      }
+      std::printf("%s\n", apps::format_results(qtext, ranked, lib->info().count, ro).dump(2).c_str());
+      return rc;
+    }
+    auto j = apps::retrieve(qtext, qe.ptr<float>(), items, x.shape.empty() ? nullptr : x.ptr<float>(), emb->dim(), ro);
+    std::printf("%s\n", j.dump(2).c_str());
+    return rc;
+  };
+}
+
+CommandRegistrar reg("retrieve", "Top-k images for a query as JSON for a multimodal LLM prompt (RAG)", setup);
+
+}  // namespace
+}  // namespace clipkit::cli

@@ -1,0 +1,109 @@
+// clipkit video --model DIR VIDEO (--labels "a,b" | --labels-file F | --query "...") [--template T ...]
+//               [--every SECONDS | --fps F | --scenes [--scene-threshold X]] [--smooth N] [--top-k K] [--json]
+// Decodes the video with FFmpeg's libraries, samples frames (fixed rate or at scene changes),
+// embeds them and prints a timeline: per-frame label scores, smoothed segments
+// {start, end, label, score}, and with --query the best-matching timestamps.
+#include <nlohmann/json.hpp>
+
+#include "apps/video.h"
+#include "command.h"
+#include "core/error.h"
+#include "pipeline/embedder.h"
+
+namespace clipkit::cli {
+namespace {
+
+struct Opts {
+  std::string model, video, labels, labels_file, query;
+  std::vector<std::string> templates;
+  double every = 0, fps = 0, scene_threshold = 0.3, min_gap = 0;
+  bool scenes = false, json = false, full_res = false;
+  int smooth = 3, top_k = 5;
+  ComputeOptions compute;
+};
+
+RunFn setup(CLI::App& app) {
+  auto o = std::make_shared<Opts>();
+  app.add_option("--model", o->model, "HF checkpoint folder")->required();
+  app.add_option("video", o->video, "video file (mp4, mkv, webm, mov, avi, ...)")->required();
+  app.add_option("--labels", o->labels, "comma-separated labels, e.g. \"violence,something else\"");
+  app.add_option("--labels-file", o->labels_file, "labels, one per line");
+  app.add_option("--template", o->templates, "prompt template with {} (repeatable; default \"a photo of a {}.\")")
+      ->allow_extra_args(false);
+  app.add_option("--query", o->query, "text to find: prints the best-matching timestamps");
+  auto* every = app.add_option("--every", o->every, "sample a frame every SECONDS (default 1)")->check(CLI::PositiveNumber);
+  auto* fps = app.add_option("--fps", o->fps, "sample F frames per second")->check(CLI::PositiveNumber);
+  auto* sc = app.add_flag("--scenes", o->scenes, "sample at scene changes (colour-histogram cuts)");
+  every->excludes(fps)->excludes(sc);
+  fps->excludes(sc);
+  app.add_option("--scene-threshold", o->scene_threshold, "scene cut: histogram distance above this (0..1)")
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--smooth", o->smooth, "moving average over N sampled frames before segmenting (1 = none)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--top-k", o->top_k, "with --query: how many timestamps")->check(CLI::PositiveNumber);
+  app.add_option("--min-gap", o->min_gap, "with --query: seconds between reported matches");
+  app.add_flag("--full-res", o->full_res, "preprocess frames from full resolution (default: scaled down first)");
+  app.add_flag("--json", o->json, "machine-readable output");
+  add_compute_options(app, o->compute);
+  return [o]() {
+    apply_compute_options(o->compute);
+    if (o->labels.empty() && o->labels_file.empty() && o->query.empty())
+      fail("nothing to look for: give --labels, --labels-file or --query");
+    if (!o->labels.empty() && !o->labels_file.empty()) fail("give --labels or --labels-file, not both");
+    apps::VideoSampling s;
+    s.scenes = o->scenes;
+    s.every = o->fps > 0 ? 1.0 / o->fps : o->every > 0 ? o->every : 1.0;
+    s.scene_threshold = o->scene_threshold;
+    auto emb = pipeline::Embedder::load(o->model, {ops::precision_from_name(o->compute.precision)});
+    // Frames are scaled with FFmpeg to the preprocessing's shortest edge first: CLIP's resize then
+    // has little left to do, and 4K frames cost no more than small ones.
+    if (!o->full_res) s.max_short_side = std::max(emb->preprocess_config().shortest_edge, emb->preprocess_config().crop_h);
+    s.chunk = o->compute.batch_size;
+    apps::EmbedderEncoder enc(*emb, o->compute.batch_size);
+    std::unique_ptr<apps::ZeroShotClassifier> clf;
+    if (!o->labels.empty() || !o->labels_file.empty()) {
+      apps::ZeroShotOptions zo;
+      if (!o->templates.empty()) zo.templates = o->templates;
+      auto labels = o->labels_file.empty() ? apps::parse_label_list(o->labels)
+                                           : apps::read_label_file(o->labels_file, nullptr);
+      clf = std::make_unique<apps::ZeroShotClassifier>(enc, labels, zo);
+    }
+    std::vector<float> q;
+    if (!o->query.empty()) {
+      Tensor t = enc.encode_texts({o->query});
+      q.assign(t.ptr<float>(), t.ptr<float>() + t.dim(1));
+    }
+    Progress p("video", 0, "frames");
+    auto v = apps::embed_video(o->video, enc, s, &p);
+    p.finish();
+    if (v.decode_errors) std::fprintf(stderr, "clipkit: warning: %s: %lld corrupt packets or frames skipped\n",
+                                      o->video.c_str(), static_cast<long long>(v.decode_errors));
+    apps::TimelineOptions to;
+    to.smooth = o->smooth;
+    to.midpoint_boundaries = !o->scenes;
+    auto a = apps::analyze_video(v, clf.get(), q.empty() ? nullptr : q.data(), o->query, to, o->top_k, o->min_gap);
+    if (o->json) {
+      std::printf("%s\n", apps::video_json(v, a).dump().c_str());
+      return kOk;
+    }
+    std::printf("%s: %s/%s %dx%d, %.2f fps, %.2f s; %lld frames decoded, %zu sampled\n", o->video.c_str(),
+                v.info.container.c_str(), v.info.codec.c_str(), v.info.width, v.info.height, v.info.fps, v.duration,
+                static_cast<long long>(v.decoded), v.t.size());
+    if (!a.segments.empty()) {
+      std::printf("%9s %9s  %-30s %s\n", "start", "end", "label", "score");
+      for (auto& sg : a.segments)
+        std::printf("%9.2f %9.2f  %-30.30s %.4f\n", sg.start, sg.end, a.labels[static_cast<size_t>(sg.label)].c_str(),
+                    sg.score);
+    }
+    if (!a.matches.empty()) {
+      std::printf("best matches for \"%s\":\n", o->query.c_str());
+      for (auto& m : a.matches) std::printf("  t=%8.2f s  cosine %.4f\n", m.t, m.score);
+    }
+    return kOk;
+  };
+}
+
+CommandRegistrar reg("video", "Timeline of a video: labels per segment, timestamps matching a query", setup);
+
+}  // namespace
+}  // namespace clipkit::cli
