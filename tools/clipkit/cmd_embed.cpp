@@ -1,9 +1,12 @@
 // clipkit embed --model DIR (--pixels X.npy | --images F... | --image-list L | --text T... | --texts F)
 //               --out OUT.npy [--no-normalize]
+// clipkit embed --model DIR (--folder DIR | --coco ROOT [--split S] | --images/--image-list ... --shards)
+//               --out OUT_DIR [--shard-size N] [--decode-threads N]   (resumable shards, see bulk_embed.h)
 // Writes OUT.npy float32 [N, D] (L2-normalized unless --no-normalize) and OUT.jsonl naming each
 // row's source, in order. Unreadable images are listed on stderr, skipped, and exit status is 3.
 #include <nlohmann/json.hpp>
 
+#include "cmd_embed_bulk.h"
 #include "command.h"
 #include "core/error.h"
 #include "inputs.h"
@@ -18,6 +21,10 @@ struct Opts {
   std::vector<std::string> images, texts;
   bool no_normalize = false, exif_transpose = false;
   ComputeOptions compute;
+  // bulk: folders / COCO / --shards write a resumable folder of shards (cmd_embed_bulk.h)
+  std::string folder, coco, split;
+  bool shards = false;
+  BulkFlags bulk;
 };
 
 RunFn setup(CLI::App& app) {
@@ -29,14 +36,28 @@ RunFn setup(CLI::App& app) {
   g->add_option("--image-list", o->image_list, "file with one image path per line");
   g->add_option("--text", o->texts, "a text (repeatable)");
   g->add_option("--texts", o->texts_file, "texts: .txt one per line, or .jsonl with a \"text\" field");
+  g->add_option("--folder", o->folder, "a folder of images, recursive (writes shards into --out DIR)");
+  g->add_option("--coco", o->coco, "a COCO 2017 root, one row per image with its captions (writes shards into --out DIR)");
   g->require_option(1);
+  app.add_option("--split", o->split, "with --coco: train or val (default: both)");
+  app.add_flag("--shards", o->shards,
+               "with --images/--image-list: write resumable shards into the folder --out (implied by --folder/--coco)");
+  add_bulk_flags(app, o->bulk);
   app.add_option("--out", o->out, "output .npy (a .jsonl sidecar is written beside it)")->required();
   app.add_flag("--no-normalize", o->no_normalize, "raw features, exactly HF get_image_features/get_text_features");
   app.add_flag("--exif-transpose", o->exif_transpose, "apply EXIF orientation (HF ignores it)");
   add_compute_options(app, o->compute);
   return [o]() {
     apply_compute_options(o->compute);
+    const bool bulk = o->shards || !o->folder.empty() || !o->coco.empty();
+    if (bulk && (!o->pixels.empty() || !o->texts.empty() || !o->texts_file.empty()))
+      fail("--shards works on images (--folder, --coco, --images, --image-list), not on pixels or texts");
     auto emb = pipeline::Embedder::load(o->model, {ops::precision_from_name(o->compute.precision)});
+    if (bulk) {
+      BulkInputs in{o->folder, o->coco, o->split, o->image_list, o->images};
+      if (o->no_normalize) fail("--no-normalize is not supported with shards");
+      return run_bulk_embed(*emb, in, o->out, o->bulk, o->compute, o->exif_transpose);
+    }
     pipeline::EmbedOptions eo;
     eo.batch_size = o->compute.batch_size;
     eo.normalize = !o->no_normalize;

@@ -1,0 +1,306 @@
+#include "index/library.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <unordered_set>
+
+#include "core/error.h"
+#include "io/atomic_file.h"
+
+namespace clipkit::index {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string gen_name(const char* stem, int64_t gen, const char* ext) {
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%s.%06lld.%s", stem, static_cast<long long>(gen), ext);
+  return buf;
+}
+
+// Points DIR/name at target (relative), replacing any previous link atomically.
+void relink(const fs::path& dir, const std::string& name, const std::string& target) {
+  const fs::path tmp = dir / (name + ".lnk.tmp");
+  std::error_code ec;
+  fs::remove(tmp, ec);
+  fs::create_symlink(target, tmp, ec);
+  if (!ec) fs::rename(tmp, dir / name, ec);
+}
+
+// Removes files of generations other than `keep` (left behind by earlier runs or a crash).
+void collect_garbage(const fs::path& dir, int64_t keep) {
+  const std::string f = gen_name("index", keep, "faiss"), m = gen_name("meta", keep, "sqlite");
+  std::error_code ec;
+  for (auto& e : fs::directory_iterator(dir, ec)) {
+    auto n = e.path().filename().string();
+    bool ours = (n.starts_with("index.") && n.find(".faiss") != std::string::npos && n != "index.faiss") ||
+                (n.starts_with("meta.") && n.find(".sqlite") != std::string::npos && n != "meta.sqlite");
+    if (ours && n != f && n != m && !e.is_symlink()) fs::remove(e.path(), ec);
+  }
+}
+
+nlohmann::json params_json(const SearchParams& p) {
+  nlohmann::json j = nlohmann::json::object();
+  if (p.nprobe) j["nprobe"] = p.nprobe;
+  if (p.ef_search) j["ef_search"] = p.ef_search;
+  return j;
+}
+
+void check_rows(const Tensor& x, const std::vector<ImageRecord>& records, int64_t dim) {
+  if (x.dtype != DType::F32 || x.shape.size() != 2) fail("embeddings must be float32 [N, D], got {}", shape_str(x.shape));
+  if (x.dim(0) != static_cast<int64_t>(records.size()))
+    fail("{} embeddings but {} metadata records", x.dim(0), records.size());
+  if (dim > 0 && x.dim(1) != dim) fail("embeddings have dimension {}, the index holds dimension {}", x.dim(1), dim);
+}
+
+// Builds a new metadata file at `tmp` (copying `from` first when given).
+std::unique_ptr<MetadataStore> fresh_meta(const std::string& tmp, const std::string& from) {
+  std::error_code ec;
+  fs::remove(tmp, ec);
+  fs::remove(tmp + "-journal", ec);
+  if (!from.empty()) fs::copy_file(from, tmp, fs::copy_options::overwrite_existing);
+  return MetadataStore::open(tmp, true);
+}
+
+}  // namespace
+
+nlohmann::json LibraryInfo::to_json() const {
+  nlohmann::json s = nlohmann::json::object();
+  for (auto& [k, v] : splits) s[k.empty() ? "(none)" : k] = v;
+  return {{"index", dir},         {"count", count},           {"dim", dim},         {"factory", factory},
+          {"search", params_json(params)}, {"generation", generation}, {"model", model.to_json()},
+          {"faiss_file", faiss_file},      {"meta_file", meta_file},   {"splits", s},
+          {"metric", "inner_product"}};
+}
+
+bool Library::exists(const std::string& dir) { return fs::exists(fs::path(dir) / "index.json"); }
+
+int64_t Library::build(const std::string& dir, const pipeline::ModelIdentity& model, const Tensor& x,
+                       const std::vector<ImageRecord>& records, const BuildOptions& o, bool overwrite) {
+  check_rows(x, records, model.dim);
+  if (exists(dir) && !overwrite) fail("{}: already holds an index (use `clipkit index add`, or --overwrite)", dir);
+  fs::create_directories(dir);
+  int64_t gen = 1;
+  if (exists(dir)) {
+    auto j = nlohmann::json::parse(read_file((fs::path(dir) / "index.json").string()), nullptr, false);
+    if (j.is_object()) gen = j.value("generation", int64_t{0}) + 1;
+  }
+  const int64_t D = x.dim(1);
+  // first row per path
+  std::vector<int64_t> keep;
+  std::unordered_set<std::string> seen;
+  for (size_t i = 0; i < records.size(); ++i)
+    if (seen.insert(records[i].path).second) keep.push_back(static_cast<int64_t>(i));
+  const int64_t n = static_cast<int64_t>(keep.size());
+  Tensor xk = Tensor::empty(DType::F32, {n, D});
+  for (int64_t r = 0; r < n; ++r)
+    std::memcpy(xk.ptr<float>() + r * D, x.ptr<float>() + keep[static_cast<size_t>(r)] * D, sizeof(float) * D);
+
+  const std::string factory = o.factory.empty() ? choose_factory(n, D) : o.factory;
+  auto v = VectorIndex::create(D, factory);
+  std::vector<int64_t> ids(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) ids[static_cast<size_t>(i)] = i;
+  if (n > 0) v->add(xk.ptr<float>(), ids.data(), n);
+  SearchParams params = o.params;
+  if (n > 0 && !params.nprobe && !params.ef_search) params = v->calibrate(xk.ptr<float>(), ids.data(), n);
+
+  Library lib;
+  lib.dir_ = dir;
+  lib.info_.dir = dir;
+  lib.info_.model = model;
+  lib.info_.dim = D;
+  lib.info_.generation = gen - 1;
+  lib.info_.params = params;
+  const std::string meta_tmp = (fs::path(dir) / (gen_name("meta", gen, "sqlite") + ".tmp")).string();
+  {
+    auto m = fresh_meta(meta_tmp, "");
+    m->begin();
+    for (int64_t i = 0; i < n; ++i) {
+      ImageRecord r = records[static_cast<size_t>(keep[static_cast<size_t>(i)])];
+      r.id = i;
+      m->insert(r);
+    }
+    m->commit();
+  }
+  lib.write_generation(*v, meta_tmp, n);
+  return n;
+}
+
+void Library::write_generation(VectorIndex& v, const std::string& meta_tmp, int64_t next_id) {
+  const fs::path d(dir_);
+  const int64_t gen = info_.generation + 1;
+  const std::string faiss_name = gen_name("index", gen, "faiss"), meta_name = gen_name("meta", gen, "sqlite");
+  // 1. the new generation's files, complete and synced, under names nothing reads yet
+  v.save((d / faiss_name).string());
+  {
+    std::error_code ec;
+    fs::rename(meta_tmp, d / meta_name, ec);
+    if (ec) fail("{}: cannot move the metadata into place: {}", dir_, ec.message());
+  }
+  // 2. the switch: index.json names the new generation (atomic rename)
+  auto meta = MetadataStore::open((d / meta_name).string(), false);
+  info_.generation = gen;
+  info_.faiss_file = faiss_name;
+  info_.meta_file = meta_name;
+  info_.factory = v.factory();
+  info_.count = v.size();
+  info_.splits = meta->split_counts();
+  next_id_ = next_id;
+  nlohmann::json j = {{"format", "clipkit-index"},
+                      {"version", 1},
+                      {"generation", gen},
+                      {"faiss_file", faiss_name},
+                      {"meta_file", meta_name},
+                      {"model", info_.model.to_json()},
+                      {"dim", info_.dim},
+                      {"metric", "inner_product"},
+                      {"normalized", true},
+                      {"factory", info_.factory},
+                      {"search", params_json(info_.params)},
+                      {"count", info_.count},
+                      {"next_id", next_id_},
+                      {"updated_unix", std::chrono::duration_cast<std::chrono::seconds>(
+                                           std::chrono::system_clock::now().time_since_epoch())
+                                           .count()}};
+  write_file_atomic((d / "index.json").string(), j.dump(1) + "\n");
+  // 3. conveniences and cleanup: a crash here loses nothing
+  relink(d, "index.faiss", faiss_name);
+  relink(d, "meta.sqlite", meta_name);
+  collect_garbage(d, gen);
+}
+
+std::unique_ptr<Library> Library::open(const std::string& dir) {
+  const fs::path jp = fs::path(dir) / "index.json";
+  if (!fs::exists(jp)) fail("{}: not an index folder (no index.json; create one with `clipkit index build`)", dir);
+  auto j = nlohmann::json::parse(read_file(jp.string()), nullptr, false);
+  if (j.is_discarded() || !j.is_object() || j.value("format", "") != "clipkit-index")
+    fail("{}: not a clipkit index description", jp.string());
+  std::unique_ptr<Library> lib(new Library());
+  lib->dir_ = dir;
+  auto& in = lib->info_;
+  try {
+    in.dir = dir;
+    in.generation = j.at("generation").get<int64_t>();
+    in.faiss_file = j.at("faiss_file").get<std::string>();
+    in.meta_file = j.at("meta_file").get<std::string>();
+    in.model = pipeline::ModelIdentity::from_json(j.at("model"));
+    in.dim = j.at("dim").get<int64_t>();
+    in.factory = j.value("factory", "");
+    lib->next_id_ = j.at("next_id").get<int64_t>();
+    auto s = j.value("search", nlohmann::json::object());
+    in.params.nprobe = s.value("nprobe", 0);
+    in.params.ef_search = s.value("ef_search", 0);
+  } catch (const nlohmann::json::exception& e) {
+    fail("{}: malformed: {}", jp.string(), e.what());
+  }
+  lib->vec_ = VectorIndex::load((fs::path(dir) / in.faiss_file).string());
+  if (lib->vec_->dim() != in.dim)
+    fail("{}: FAISS index has dimension {} but index.json says {}", dir, lib->vec_->dim(), in.dim);
+  lib->meta_ = MetadataStore::open((fs::path(dir) / in.meta_file).string(), false);
+  if (!in.factory.empty()) lib->vec_->set_factory(in.factory);
+  in.count = lib->vec_->size();
+  in.splits = lib->meta_->split_counts();
+  return lib;
+}
+
+void Library::check_model(const pipeline::ModelIdentity& m) const {
+  if (!info_.model.same_model(m))
+    fail("{}: this index was built with model {}, but the query model is {} -- embeddings of different models "
+         "are not comparable (use the index's model, or rebuild the index)",
+         dir_, info_.model.describe(), m.describe());
+}
+
+std::vector<SearchHit> Library::search(const float* q, int64_t k, const Filter& f, const SearchParams& p0) const {
+  if (k <= 0) fail("k must be positive, got {}", k);
+  SearchParams p = p0;
+  if (!p.nprobe) p.nprobe = info_.params.nprobe;
+  if (!p.ef_search) p.ef_search = info_.params.ef_search;
+  std::vector<int64_t> allowed;
+  if (!f.empty()) {
+    allowed = meta_->ids_matching(f);
+    if (allowed.empty()) return {};
+  }
+  const int64_t kk = std::max<int64_t>(1, std::min<int64_t>(k, vec_->size()));
+  std::vector<float> sc(static_cast<size_t>(kk));
+  std::vector<int64_t> ids(static_cast<size_t>(kk));
+  if (vec_->size() == 0) return {};
+  vec_->search(q, 1, kk, sc.data(), ids.data(), p, f.empty() ? nullptr : &allowed);
+  std::vector<int64_t> found;
+  for (int64_t i = 0; i < kk; ++i)
+    if (ids[static_cast<size_t>(i)] >= 0) found.push_back(ids[static_cast<size_t>(i)]);
+  auto recs = meta_->get_many(found);
+  std::vector<SearchHit> out;
+  size_t r = 0;
+  for (int64_t i = 0; i < kk && r < recs.size(); ++i) {
+    if (ids[static_cast<size_t>(i)] != recs[r].id) continue;  // vector without metadata: skip
+    out.push_back({ids[static_cast<size_t>(i)], sc[static_cast<size_t>(i)], std::move(recs[r])});
+    ++r;
+  }
+  return out;
+}
+
+int64_t Library::add(const Tensor& x, const std::vector<ImageRecord>& records) {
+  check_rows(x, records, info_.dim);
+  const int64_t D = info_.dim;
+  const fs::path d(dir_);
+  const std::string meta_tmp = (d / (gen_name("meta", info_.generation + 1, "sqlite") + ".tmp")).string();
+  std::vector<int64_t> ids;
+  std::vector<float> xs;
+  int64_t next = next_id_;
+  {
+    auto m = fresh_meta(meta_tmp, (d / info_.meta_file).string());
+    m->begin();
+    std::unordered_set<std::string> seen;
+    for (size_t i = 0; i < records.size(); ++i) {
+      if (!seen.insert(records[i].path).second || m->find_path(records[i].path) >= 0) continue;
+      ImageRecord r = records[i];
+      r.id = next++;
+      m->insert(r);
+      ids.push_back(r.id);
+      xs.insert(xs.end(), x.ptr<float>() + static_cast<int64_t>(i) * D, x.ptr<float>() + (static_cast<int64_t>(i) + 1) * D);
+    }
+    m->commit();
+  }
+  if (ids.empty()) {
+    fs::remove(meta_tmp);
+    return 0;
+  }
+  vec_->add(xs.data(), ids.data(), static_cast<int64_t>(ids.size()));
+  meta_.reset();
+  write_generation(*vec_, meta_tmp, next);
+  meta_ = MetadataStore::open((d / info_.meta_file).string(), false);
+  return static_cast<int64_t>(ids.size());
+}
+
+int64_t Library::remove(const std::vector<int64_t>& ids_in) {
+  const fs::path d(dir_);
+  std::vector<int64_t> ids = ids_in;
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  if (ids.empty()) return 0;
+  const std::string meta_tmp = (d / (gen_name("meta", info_.generation + 1, "sqlite") + ".tmp")).string();
+  int64_t n;
+  {
+    auto m = fresh_meta(meta_tmp, (d / info_.meta_file).string());
+    m->begin();
+    n = m->remove(ids);
+    m->commit();
+  }
+  if (n == 0) {
+    fs::remove(meta_tmp);
+    return 0;
+  }
+  vec_->remove(ids);
+  meta_.reset();
+  write_generation(*vec_, meta_tmp, next_id_);
+  meta_ = MetadataStore::open((d / info_.meta_file).string(), false);
+  return n;
+}
+
+}  // namespace clipkit::index

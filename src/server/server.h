@@ -1,0 +1,53 @@
+// clipkit serve: the JSON API and the web page over one index (cpp-httplib).
+//
+// Endpoints (docs/api.md): GET / (page), GET /healthz, GET /metrics (Prometheus), POST /v1/embed/text,
+// POST /v1/embed/image, POST /v1/search, POST /v1/compare, GET /v1/images/{id}.
+// Request threads decode and preprocess images themselves; every model call goes through one
+// batching queue, so concurrent requests share model batches and the model runs on one thread
+// (with the OpenMP pool under it).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "index/library.h"
+#include "pipeline/embedder.h"
+
+namespace clipkit::server {
+
+struct ServerOptions {
+  std::string index_dir;
+  std::string model_dir;  // "" = the index's model
+  std::string precision = "fp32";
+  std::string host = "127.0.0.1";
+  int port = 8080;          // 0 = any free port (see Server::port())
+  std::string api_key;      // non-empty: /v1/* needs "Authorization: Bearer <key>"
+  size_t max_body_bytes = 16u << 20;  // request bodies above this get 413
+  int max_texts = 256;      // per /v1/embed/text request
+  int max_prompts = 256;    // per /v1/compare request
+  int64_t max_k = 1000;
+  int max_batch = 64;       // rows per model batch
+  int model_threads = 0;    // OpenMP threads for the model (0 = all cores)
+  int http_threads = 8;
+};
+
+class Server {
+ public:
+  explicit Server(const ServerOptions& o);  // loads the index and its model; throws Error
+  ~Server();
+  // Binds host:port; returns the port (useful with port 0). Throws Error when it cannot bind.
+  int bind();
+  void run();   // serves until stop()
+  void stop();
+  int port() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Standard base64 (RFC 4648, '=' padding optional, whitespace ignored; also accepts a
+// "data:...;base64," prefix). Returns false on invalid input.
+bool base64_decode(const std::string& in, std::string* out);
+
+}  // namespace clipkit::server

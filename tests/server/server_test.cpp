@@ -1,0 +1,303 @@
+// The service end to end over loopback: every endpoint, API keys, bad requests, size limits, path
+// traversal attempts, and concurrent requests sharing model batches.
+#include "server/server.h"
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <cmath>
+#include <filesystem>
+#include <thread>
+
+#include "cli/cli_util.h"
+#include "index/library.h"
+#include "index/query.h"
+#include "io/atomic_file.h"
+#include "test_util.h"
+
+namespace clipkit::server {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+std::string b64(const std::string& s) {
+  static const char* a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  size_t i = 0;
+  for (; i + 2 < s.size(); i += 3) {
+    uint32_t v = (uint8_t(s[i]) << 16) | (uint8_t(s[i + 1]) << 8) | uint8_t(s[i + 2]);
+    for (int k = 3; k >= 0; --k) out += a[(v >> (6 * k)) & 63];
+  }
+  if (i < s.size()) {
+    uint32_t v = uint8_t(s[i]) << 16;
+    if (i + 1 < s.size()) v |= uint8_t(s[i + 1]) << 8;
+    out += a[(v >> 18) & 63];
+    out += a[(v >> 12) & 63];
+    out += i + 1 < s.size() ? a[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+class ServerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new std::string(test::temp_dir("server"));
+    auto e = pipeline::Embedder::load(test::data_path("models/tiny-clip"));
+    auto items = pipeline::list_coco(test::data_path("datasets/coco-tiny"), "val");
+    pipeline::BulkEmbedOptions bo;
+    bo.shard_size = 16;
+    pipeline::bulk_embed(*e, items, *dir_ + "/emb", bo);
+    Tensor x;
+    std::vector<index::ImageRecord> recs;
+    pipeline::ModelIdentity id;
+    index::load_embeddings(*dir_ + "/emb", &x, &recs, &id);
+    index::Library::build(*dir_ + "/idx", id, x, recs, {});
+    ServerOptions o;
+    o.index_dir = *dir_ + "/idx";
+    o.port = 0;
+    o.api_key = "k3y";
+    o.max_body_bytes = 256 * 1024;
+    o.max_texts = 8;
+    server_ = new Server(o);
+    port_ = server_->bind();
+    thread_ = new std::thread([] { server_->run(); });
+  }
+  static void TearDownTestSuite() {
+    server_->stop();
+    thread_->join();
+    delete thread_;
+    delete server_;
+    fs::remove_all(*dir_);
+    delete dir_;
+  }
+  httplib::Client client(bool auth = true) {
+    httplib::Client c("127.0.0.1", port_);
+    if (auth) c.set_default_headers({{"Authorization", "Bearer k3y"}});
+    c.set_read_timeout(60, 0);
+    return c;
+  }
+  static json body(const httplib::Result& r) { return json::parse(r->body); }
+  static json post(httplib::Client& c, const std::string& path, const json& j, int want) {
+    auto r = c.Post(path, j.dump(), "application/json");
+    EXPECT_TRUE(r) << path;
+    if (!r) return {};
+    EXPECT_EQ(r->status, want) << path << " " << r->body;
+    EXPECT_EQ(r->get_header_value("Content-Type"), "application/json");
+    return json::parse(r->body, nullptr, false);
+  }
+  static inline std::string* dir_ = nullptr;
+  static inline Server* server_ = nullptr;
+  static inline std::thread* thread_ = nullptr;
+  static inline int port_ = 0;
+};
+
+TEST_F(ServerTest, PageHealthAndMetrics) {
+  auto c = client(false);
+  auto page = c.Get("/");
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->status, 200);
+  EXPECT_NE(page->body.find("id=\"q\""), std::string::npos);
+  EXPECT_EQ(page->body.find("http://"), std::string::npos);  // no external resources
+  auto h = c.Get("/healthz");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(body(h)["status"], "ok");
+  EXPECT_EQ(body(h)["images"], 40);
+  auto m = c.Get("/metrics");
+  ASSERT_TRUE(m);
+  EXPECT_NE(m->body.find("# TYPE clipkit_http_requests_total counter"), std::string::npos);
+  EXPECT_NE(m->body.find("clipkit_index_images 40"), std::string::npos);
+}
+
+TEST_F(ServerTest, EmbedTextMatchesTheEmbedder) {
+  auto c = client();
+  auto j = post(c, "/v1/embed/text", {{"texts", {"a red circle", "two shapes"}}}, 200);
+  ASSERT_EQ(j["embeddings"].size(), 2u);
+  auto e = pipeline::Embedder::load(test::data_path("models/tiny-clip"));
+  Tensor ref = e->embed_texts({"a red circle", "two shapes"}, {});
+  for (int64_t r = 0; r < 2; ++r)
+    for (int64_t d = 0; d < ref.dim(1); ++d)
+      EXPECT_NEAR(j["embeddings"][r][d].get<float>(), ref.ptr<float>()[r * ref.dim(1) + d], 1e-5);
+}
+
+TEST_F(ServerTest, EmbedImageMultipartAndBase64Agree) {
+  auto c = client();
+  const std::string img = read_file(test::data_path("images/chelsea.jpg"));
+  httplib::MultipartFormDataItems items = {{"image", img, "chelsea.jpg", "image/jpeg"}};
+  auto r = c.Post("/v1/embed/image", items);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  auto a = body(r)["embeddings"][0];
+  auto b = post(c, "/v1/embed/image", {{"image_base64", b64(img)}}, 200)["embeddings"][0];
+  ASSERT_EQ(a.size(), 48u);
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_FLOAT_EQ(a[i].get<float>(), b[i].get<float>());
+  // data: URLs (what the page sends) work too
+  auto d = post(c, "/v1/embed/image", {{"image_base64", "data:image/jpeg;base64," + b64(img)}}, 200);
+  EXPECT_EQ(d["embeddings"][0], b);
+}
+
+TEST_F(ServerTest, SearchShapeFiltersAndMoreLikeThis) {
+  auto c = client();
+  auto j = post(c, "/v1/search", {{"text", "a yellow star"}, {"k", 5}}, 200);
+  ASSERT_EQ(j["results"].size(), 5u);
+  for (size_t i = 0; i < 5; ++i) {
+    auto& h = j["results"][i];
+    EXPECT_EQ(h["rank"], i + 1);
+    for (const char* key : {"id", "path", "score", "caption", "split"}) EXPECT_TRUE(h.contains(key)) << key;
+    if (i) {
+      EXPECT_LE(h["score"].get<float>(), j["results"][i - 1]["score"].get<float>());
+    }
+  }
+  auto none = post(c, "/v1/search", {{"text", "x"}, {"filter", {{"split", "train"}}}}, 200);
+  EXPECT_TRUE(none["results"].empty());  // this index holds val only
+  // an indexed image finds itself first, by upload and by id
+  const int64_t id = j["results"][2]["id"];
+  const std::string bytes = read_file(j["results"][2]["path"]);
+  auto by_img = post(c, "/v1/search", {{"image_base64", b64(bytes)}, {"k", 1}}, 200);
+  EXPECT_EQ(by_img["results"][0]["id"], id);
+  auto by_id = post(c, "/v1/search", {{"image_id", id}, {"k", 1}}, 200);
+  EXPECT_EQ(by_id["results"][0]["id"], id);
+  EXPECT_NEAR(by_id["results"][0]["score"].get<float>(), 1.0f, 1e-4);
+}
+
+TEST_F(ServerTest, CompareGivesProbabilities) {
+  auto c = client();
+  const std::string img = read_file(test::data_path("images/chelsea.jpg"));
+  auto j = post(c, "/v1/compare", {{"image_base64", b64(img)}, {"prompts", {"a cat", "a dog", "a car"}}}, 200);
+  ASSERT_EQ(j["scores"].size(), 3u);
+  double s = 0;
+  for (auto& v : j["scores"]) s += v.get<double>();
+  EXPECT_NEAR(s, 1.0, 1e-6);
+}
+
+TEST_F(ServerTest, ServesIndexedImagesByIdOnly) {
+  auto c = client();
+  auto j = post(c, "/v1/search", {{"text", "circle"}, {"k", 1}}, 200);
+  const int64_t id = j["results"][0]["id"];
+  auto r = c.Get("/v1/images/" + std::to_string(id));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->get_header_value("Content-Type"), "image/jpeg");
+  EXPECT_EQ(r->body, read_file(j["results"][0]["path"]));
+  for (const char* bad : {"/v1/images/../../../../etc/passwd", "/v1/images/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+                          "/v1/images/-1", "/v1/images/1.jpg", "/v1/images/", "/v1/images/..%2F..%2Fidx%2Findex.json"}) {
+    auto b = c.Get(bad);
+    ASSERT_TRUE(b) << bad;
+    EXPECT_TRUE(b->status == 400 || b->status == 404) << bad << " -> " << b->status;
+    EXPECT_EQ(b->body.find("root:"), std::string::npos);
+    EXPECT_TRUE(json::parse(b->body, nullptr, false).contains("error")) << bad << " " << b->body;
+  }
+  auto missing = c.Get("/v1/images/999999");
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 404);
+}
+
+TEST_F(ServerTest, ApiKeyIsRequiredOnV1) {
+  auto anon = client(false);
+  auto r = anon.Post("/v1/search", json{{"text", "x"}}.dump(), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 401);
+  EXPECT_EQ(body(r)["error"]["status"], 401);
+  httplib::Client wrong("127.0.0.1", port_);
+  wrong.set_default_headers({{"Authorization", "Bearer nope"}});
+  for (const char* p : {"/v1/embed/text", "/v1/embed/image", "/v1/compare"}) {
+    auto w = wrong.Post(p, "{}", "application/json");
+    ASSERT_TRUE(w);
+    EXPECT_EQ(w->status, 401) << p;
+  }
+  auto img = wrong.Get("/v1/images/0");
+  ASSERT_TRUE(img);
+  EXPECT_EQ(img->status, 401);
+}
+
+TEST_F(ServerTest, BadRequestsGetClearJsonErrors) {
+  auto c = client();
+  struct Case {
+    std::string path, body;
+    int status;
+    std::string says;
+  };
+  const Case cases[] = {
+      {"/v1/search", "{not json", 400, "not valid JSON"},
+      {"/v1/search", "[1,2]", 400, "JSON object"},
+      {"/v1/search", "{}", 400, "exactly one of"},
+      {"/v1/search", R"({"text": "a", "image_id": 1})", 400, "exactly one of"},
+      {"/v1/search", R"({"text": "a", "k": 0})", 400, "\"k\""},
+      {"/v1/search", R"({"text": "a", "k": "ten"})", 400, "\"k\""},
+      {"/v1/search", R"({"text": "a", "filter": {"colour": "red"}})", 400, "unknown filter"},
+      {"/v1/search", R"({"image_base64": "!!!"})", 400, "base64"},
+      {"/v1/search", R"({"image_base64": "aGVsbG8gd29ybGQ="})", 400, "cannot read the image"},
+      {"/v1/search", R"({"image_id": 424242})", 404, "no image"},
+      {"/v1/embed/text", R"({"texts": []})", 400, "non-empty list"},
+      {"/v1/embed/text", R"({"texts": [1]})", 400, "only strings"},
+      {"/v1/embed/text", R"({"texts": ["a","a","a","a","a","a","a","a","a"]})", 413, "at most 8"},
+      {"/v1/embed/image", R"({})", 400, "image_base64"},
+      {"/v1/compare", R"({"image_base64": "aGk="})", 400, "prompts"},
+      {"/v1/nothing", "{}", 404, "no such endpoint"},
+  };
+  for (auto& t : cases) {
+    auto r = c.Post(t.path, t.body, "application/json");
+    ASSERT_TRUE(r) << t.path;
+    EXPECT_EQ(r->status, t.status) << t.path << " " << t.body << " -> " << r->body;
+    auto j = json::parse(r->body, nullptr, false);
+    ASSERT_TRUE(j.contains("error")) << r->body;
+    EXPECT_NE(j["error"]["message"].get<std::string>().find(t.says), std::string::npos) << r->body;
+  }
+}
+
+TEST_F(ServerTest, OversizedUploadsAre413) {
+  auto c = client();
+  std::string big(300 * 1024, 'x');
+  httplib::MultipartFormDataItems items = {{"image", big, "big.jpg", "image/jpeg"}};
+  auto r = c.Post("/v1/embed/image", items);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 413);
+  EXPECT_NE(r->body.find("too large"), std::string::npos) << r->body;
+  auto j = c.Post("/v1/search", json{{"image_base64", std::string(400 * 1024, 'A')}}.dump(), "application/json");
+  ASSERT_TRUE(j);
+  EXPECT_EQ(j->status, 413);
+}
+
+TEST_F(ServerTest, ConcurrentTextRequestsShareModelBatches) {
+  auto metric = [&](const std::string& name) {
+    auto m = client(false).Get("/metrics");
+    auto at = m->body.find(name + " ");
+    return std::stoll(m->body.substr(at + name.size() + 1));
+  };
+  const int64_t b0 = metric("clipkit_model_batches_total{kind=\"text\"}"),
+                r0 = metric("clipkit_model_rows_total{kind=\"text\"}");
+  std::vector<std::thread> ts;
+  std::atomic<int> ok{0};
+  for (int t = 0; t < 8; ++t)
+    ts.emplace_back([&, t] {
+      auto c = client();
+      for (int i = 0; i < 6; ++i) {
+        auto r = c.Post("/v1/search", json{{"text", "query " + std::to_string(t * 10 + i)}}.dump(), "application/json");
+        if (r && r->status == 200) ok++;
+      }
+    });
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(ok.load(), 48);
+  const int64_t batches = metric("clipkit_model_batches_total{kind=\"text\"}") - b0,
+                rows = metric("clipkit_model_rows_total{kind=\"text\"}") - r0;
+  EXPECT_EQ(rows, 48);
+  std::printf("  48 concurrent text queries ran in %lld model batches\n", static_cast<long long>(batches));
+  EXPECT_LT(batches, 48);  // some requests shared a batch
+}
+
+TEST(Base64, DecodesStandardUrlSafeAndRejectsGarbage) {
+  std::string out;
+  EXPECT_TRUE(base64_decode("aGVsbG8=", &out));
+  EXPECT_EQ(out, "hello");
+  EXPECT_TRUE(base64_decode("aGVsbG8", &out));
+  EXPECT_EQ(out, "hello");
+  EXPECT_TRUE(base64_decode("data:text/plain;base64,aGk=", &out));
+  EXPECT_EQ(out, "hi");
+  EXPECT_FALSE(base64_decode("a*b=", &out));
+  EXPECT_FALSE(base64_decode("aGk=aGk=", &out));
+  EXPECT_FALSE(base64_decode("a", &out));
+}
+
+}  // namespace
+}  // namespace clipkit::server

@@ -1,0 +1,175 @@
+// clipkit index build --model DIR (--images DIR | --coco ROOT | --image-list F | --embeddings DIR) --index DIR
+//                     [--factory STR] [--overwrite]
+// clipkit index add    --index DIR (--images DIR | --coco ROOT | --image-list F | --embeddings DIR)
+// clipkit index remove --index DIR (--ids N... | --paths P... | --under FOLDER)
+// clipkit index info   --index DIR [--json]
+// Images are embedded into INDEX/embeddings (resumable shards) first; see src/index/library.h for the folder.
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "cmd_embed_bulk.h"
+#include "command.h"
+#include "core/error.h"
+#include "index/library.h"
+#include "index/query.h"
+
+namespace clipkit::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Opts {
+  std::string model, index, embeddings, factory;
+  BulkInputs in;
+  BulkFlags bulk;
+  ComputeOptions compute;
+  bool overwrite = false, json = false, exif_transpose = false;
+  int nprobe = 0;
+  std::vector<int64_t> ids;
+  std::vector<std::string> paths;
+  std::string under;
+};
+
+void add_inputs(CLI::App* c, Opts& o) {
+  auto* g = c->add_option_group("input", "what to index (one of)");
+  g->add_option("--images", o.in.folder, "a folder of images (recursive)");
+  g->add_option("--coco", o.in.coco, "a COCO 2017 root (captions and split are kept)");
+  g->add_option("--image-list", o.in.image_list, "a file with one image path per line");
+  g->add_option("--embeddings", o.embeddings, "a folder written by `clipkit embed ... --out DIR` (shards)");
+  g->require_option(1);
+  c->add_option("--split", o.in.split, "with --coco: train or val (default: both)");
+  c->add_flag("--exif-transpose", o.exif_transpose, "apply EXIF orientation (HF ignores it)");
+  add_bulk_flags(*c, o.bulk);
+  add_compute_options(*c, o.compute);
+}
+
+// Embeds the image inputs (or reads --embeddings) and returns rows + records + their model.
+void gather(Opts& o, const std::string& model_dir, const std::string& work_dir, Tensor* x,
+            std::vector<index::ImageRecord>* recs, pipeline::ModelIdentity* id, int* rc) {
+  std::string dir = o.embeddings;
+  if (dir.empty()) {
+    auto e = pipeline::Embedder::load(model_dir, {ops::precision_from_name(o.compute.precision)});
+    dir = work_dir;
+    *rc = run_bulk_embed(*e, o.in, dir, o.bulk, o.compute, o.exif_transpose);
+    if (*rc == kError) fail("embedding stopped early; run the same command again to resume");
+  }
+  index::load_embeddings(dir, x, recs, id);
+  if (!model_dir.empty()) {
+    auto want = pipeline::model_identity(model_dir);
+    if (!want.same_model(*id))
+      fail("{}: these embeddings were made by model {}, not by {}", dir, id->describe(), want.describe());
+  }
+}
+
+void print_info(const index::LibraryInfo& i, bool json) {
+  if (json) {
+    std::printf("%s\n", i.to_json().dump(2).c_str());
+    return;
+  }
+  std::printf("index       %s\n", i.dir.c_str());
+  std::printf("images      %lld\n", static_cast<long long>(i.count));
+  std::printf("structure   %s (dim %lld, inner product)", i.factory.c_str(), static_cast<long long>(i.dim));
+  if (i.params.nprobe) std::printf(", nprobe %d", i.params.nprobe);
+  if (i.params.ef_search) std::printf(", efSearch %d", i.params.ef_search);
+  std::printf("\nmodel       %s\n", i.model.describe().c_str());
+  std::printf("generation  %lld (%s, %s)\n", static_cast<long long>(i.generation), i.faiss_file.c_str(),
+              i.meta_file.c_str());
+  for (auto& [s, n] : i.splits)
+    std::printf("split       %-10s %lld\n", s.empty() ? "(none)" : s.c_str(), static_cast<long long>(n));
+}
+
+RunFn setup(CLI::App& app) {
+  auto o = std::make_shared<Opts>();
+  app.require_subcommand(1);
+  auto* build = app.add_subcommand("build", "Embed images (or read embeddings) and build a new index folder");
+  build->add_option("--model", o->model, "HF checkpoint folder")->required();
+  build->add_option("--index", o->index, "index folder to create")->required();
+  build->add_option("--factory", o->factory, "FAISS index_factory string (default: exact up to 50k images, IVF above)");
+  build->add_option("--nprobe", o->nprobe, "IVF lists probed per query (default: calibrated for recall@10 >= 0.95)");
+  build->add_flag("--overwrite", o->overwrite, "replace an existing index in that folder");
+  add_inputs(build, *o);
+
+  auto* add = app.add_subcommand("add", "Add images to an index (paths already indexed are skipped)");
+  add->add_option("--index", o->index, "index folder")->required();
+  add->add_option("--model", o->model, "the index's model (default: the folder recorded in the index)");
+  add_inputs(add, *o);
+
+  auto* rm = app.add_subcommand("remove", "Remove images from an index");
+  rm->add_option("--index", o->index, "index folder")->required();
+  auto* rg = rm->add_option_group("which", "what to remove (one of)");
+  rg->add_option("--ids", o->ids, "image ids");
+  rg->add_option("--paths", o->paths, "image paths as indexed");
+  rg->add_option("--under", o->under, "every image under this folder (absolute, or relative to the indexed root)");
+  rg->require_option(1);
+
+  auto* info = app.add_subcommand("info", "Describe an index");
+  info->add_option("--index", o->index, "index folder")->required();
+  info->add_flag("--json", o->json, "print JSON");
+
+  return [o, build, add, rm, info]() -> int {
+    int rc = kOk;
+    if (build->parsed()) {
+      apply_compute_options(o->compute);
+      if (index::Library::exists(o->index) && !o->overwrite)
+        fail("{}: already holds an index (use `clipkit index add`, or --overwrite)", o->index);
+      Tensor x;
+      std::vector<index::ImageRecord> recs;
+      pipeline::ModelIdentity id;
+      gather(*o, o->model, (fs::path(o->index) / "embeddings").string(), &x, &recs, &id, &rc);
+      id.dir = fs::absolute(o->model).lexically_normal().string();
+      index::BuildOptions bo;
+      bo.factory = o->factory;
+      bo.params.nprobe = o->nprobe;
+      index::Library::build(o->index, id, x, recs, bo, o->overwrite);
+      auto lib = index::Library::open(o->index);
+      print_info(lib->info(), false);
+      return rc;
+    }
+    if (add->parsed()) {
+      apply_compute_options(o->compute);
+      auto lib = index::Library::open(o->index);
+      const std::string model = o->model.empty() ? lib->model().dir : o->model;
+      lib->check_model(pipeline::model_identity(model));
+      Tensor x;
+      std::vector<index::ImageRecord> recs;
+      pipeline::ModelIdentity id;
+      const std::string work = (fs::path(o->index) / "embeddings-add").string();
+      gather(*o, model, work, &x, &recs, &id, &rc);
+      lib->check_model(id);
+      int64_t n = lib->add(x, recs);
+      if (o->embeddings.empty()) fs::remove_all(work);
+      std::fprintf(stderr, "clipkit: added %lld images (%lld already indexed); %lld in the index\n",
+                   static_cast<long long>(n), static_cast<long long>(x.dim(0) - n),
+                   static_cast<long long>(lib->info().count));
+      return rc;
+    }
+    if (rm->parsed()) {
+      auto lib = index::Library::open(o->index);
+      std::vector<int64_t> ids = o->ids;
+      for (auto& p : o->paths) {
+        int64_t id = lib->metadata().find_path(p);
+        if (id < 0) id = lib->metadata().find_path(fs::absolute(p).lexically_normal().string());
+        if (id < 0) fail("{}: not in the index", p);
+        ids.push_back(id);
+      }
+      if (!o->under.empty()) {
+        auto u = lib->metadata().ids_under(o->under);
+        if (u.empty()) u = lib->metadata().ids_under(fs::absolute(o->under).lexically_normal().string());
+        ids.insert(ids.end(), u.begin(), u.end());
+      }
+      int64_t n = lib->remove(ids);
+      std::fprintf(stderr, "clipkit: removed %lld images; %lld in the index\n", static_cast<long long>(n),
+                   static_cast<long long>(lib->info().count));
+      return kOk;
+    }
+    auto lib = index::Library::open(o->index);
+    print_info(lib->info(), o->json);
+    return kOk;
+  };
+}
+
+CommandRegistrar reg("index", "Build and maintain an image index (FAISS vectors + SQLite metadata)", setup);
+
+}  // namespace
+}  // namespace clipkit::cli

@@ -1,0 +1,52 @@
+// clipkit serve --index DIR [--host 127.0.0.1] [--port 8080] [--api-key KEY]
+// The JSON API (docs/api.md) and the search page at http://HOST:PORT/. Ctrl-C stops it.
+#include <csignal>
+#include <cstdio>
+
+#include "command.h"
+#include "server/server.h"
+
+namespace clipkit::cli {
+namespace {
+
+server::Server* g_server = nullptr;
+void on_signal(int) {
+  if (g_server) g_server->stop();
+}
+
+RunFn setup(CLI::App& app) {
+  auto o = std::make_shared<server::ServerOptions>();
+  auto c = std::make_shared<ComputeOptions>();
+  auto mb = std::make_shared<double>(16);
+  app.add_option("--index", o->index_dir, "index folder")->required();
+  app.add_option("--host", o->host, "address to listen on (default 127.0.0.1)");
+  app.add_option("--port", o->port, "port (default 8080; 0 = any free port)")->check(CLI::Range(0, 65535));
+  app.add_option("--api-key", o->api_key, "require \"Authorization: Bearer KEY\" on /v1/ endpoints");
+  app.add_option("--model", o->model_dir, "the index's model (default: the folder recorded in the index)");
+  app.add_option("--max-body-mb", *mb, "largest request body accepted, MiB (default 16)")->check(CLI::PositiveNumber);
+  app.add_option("--max-batch", o->max_batch, "rows per model batch (default 64)")->check(CLI::PositiveNumber);
+  app.add_option("--http-threads", o->http_threads, "request threads (default 8)")->check(CLI::PositiveNumber);
+  add_compute_options(app, *c);
+  return [o, c, mb]() {
+    o->precision = c->precision;
+    o->model_threads = c->threads;
+    o->max_body_bytes = static_cast<size_t>(*mb * 1024 * 1024);
+    server::Server s(*o);
+    int port = s.bind();
+    g_server = &s;
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    std::fprintf(stderr, "clipkit: serving %s on http://%s:%d/\n", o->index_dir.c_str(), o->host.c_str(), port);
+    std::printf("listening on http://%s:%d/\n", o->host.c_str(), port);
+    std::fflush(stdout);
+    s.run();
+    g_server = nullptr;
+    std::fprintf(stderr, "clipkit: stopped\n");
+    return kOk;
+  };
+}
+
+CommandRegistrar reg("serve", "Serve search over HTTP: JSON API and a web page", setup);
+
+}  // namespace
+}  // namespace clipkit::cli
