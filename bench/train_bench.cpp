@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "ops/matmul_peak.h"
 #include "core/parallel.h"
 #include "model/flops.h"
 #include "ops/linear.h"
@@ -36,21 +37,6 @@ static std::vector<std::string> split(const std::string& s) {
   return v;
 }
 
-// Peak of a large matmul in this precision (a ViT-B MLP at batch 32), best of 5.
-static double matmul_peak_gflops(ops::Precision p) {
-  const int64_t M = 1600, K = 768, N = 3072;
-  std::vector<float> W(static_cast<size_t>(N * K), 0.01f), x(static_cast<size_t>(M * K), 0.5f), y(static_cast<size_t>(M * N));
-  ops::Linear l;
-  l.init(W.data(), nullptr, N, K, p);
-  l.forward(x.data(), M, y.data());
-  double best = 0;
-  for (int r = 0; r < 5; ++r) {
-    auto t0 = clk::now();
-    for (int i = 0; i < 4; ++i) l.forward(x.data(), M, y.data());
-    best = std::max(best, 4 * 2.0 * M * N * K / since(t0) / 1e9);
-  }
-  return best;
-}
 
 int main(int argc, char** argv) {
   std::string model, precisions = "fp32,bf16", paddings = "128,dynamic";
@@ -80,7 +66,7 @@ int main(int argc, char** argv) {
   try {
     for (const auto& pname : split(precisions)) {
       const auto prec = ops::precision_from_name(pname);
-      const double peak = matmul_peak_gflops(prec);
+      const double peak = ops::matmul_peak_gflops(prec);
       train::TrainableOptions to;
       to.precision = prec;
       to.dropout = dropout;

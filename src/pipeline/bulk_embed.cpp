@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/hash.h"
 #include "data/caption_dataset.h"
 #include "image/batch.h"
 #include "image/image.h"
@@ -25,19 +26,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Fnv {
-  uint64_t h = 1469598103934665603ull;
-  void add(const void* p, size_t n) {
-    auto* b = static_cast<const uint8_t*>(p);
-    for (size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 1099511628211ull;
-  }
-  void add(const std::string& s) { add(s.data(), s.size()); add("\0", 1); }
-  std::string hex() const {
-    char buf[17];
-    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-    return buf;
-  }
-};
+using Fnv = Fnv1a;
 
 std::string shard_name(int64_t i, const char* ext) {
   char buf[64];

@@ -9,6 +9,7 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "core/hash.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
 
@@ -17,19 +18,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Fnv {
-  uint64_t h = 1469598103934665603ull;
-  void add(const void* p, size_t n) {
-    auto* b = static_cast<const uint8_t*>(p);
-    for (size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 1099511628211ull;
-  }
-  void add(const std::string& s) {
-    add(s.data(), s.size());
-    add("\0", 1);
-  }
-  template <typename T>
-  void add_pod(T v) { add(&v, sizeof v); }
-};
+using Fnv = Fnv1a;
 
 void hash_file_identity(Fnv& f, const fs::path& p) {
   struct stat st {};
@@ -57,7 +46,7 @@ std::string features_key(const pipeline::Embedder& emb, const data::CaptionDatas
     f.add(r.image_path);
     f.add(r.caption);
   }
-  return fmt::format("{:016x}", f.h);
+  return f.hex();
 }
 
 Features compute_features(const pipeline::Embedder& emb, const data::CaptionDataset& ds, const FeatureOptions& o,

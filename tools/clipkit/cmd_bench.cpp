@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "ops/matmul_peak.h"
 #include "command.h"
 #include "core/parallel.h"
 #include "model/flops.h"
@@ -20,21 +21,6 @@ double seconds_since(clock_type::time_point t0) {
   return std::chrono::duration<double>(clock_type::now() - t0).count();
 }
 
-// Peak of a large oneDNN matmul in this precision (the shape of a ViT-B MLP at batch 32).
-double matmul_peak_gflops(ops::Precision p) {
-  const int64_t M = 1600, K = 768, N = 3072;
-  std::vector<float> W(static_cast<size_t>(N * K), 0.01f), x(static_cast<size_t>(M * K), 0.5f), y(static_cast<size_t>(M * N));
-  ops::Linear l;
-  l.init(W.data(), nullptr, N, K, p);
-  l.forward(x.data(), M, y.data());
-  double best = 0;
-  for (int r = 0; r < 5; ++r) {
-    auto t0 = clock_type::now();
-    for (int i = 0; i < 4; ++i) l.forward(x.data(), M, y.data());
-    best = std::max(best, 4 * 2.0 * M * N * K / seconds_since(t0) / 1e9);
-  }
-  return best;
-}
 
 std::vector<std::string> bench_captions(int n) {
   static const char* subj[] = {"a man", "two dogs", "a red bus", "a woman", "a small cat", "three children", "a plate of food", "an old train"};
@@ -72,7 +58,7 @@ RunFn setup_embed(CLI::App& app) {
     eo.batch_size = B;
     nlohmann::json j = {{"model", o->model}, {"architecture", m.architecture()}, {"batch_size", B},
                         {"precision", o->compute.precision}, {"threads", num_threads()}};
-    const double peak = matmul_peak_gflops(prec);
+    const double peak = ops::matmul_peak_gflops(prec);
     j["matmul_peak_gflops"] = peak;
     if (m.has_vision() && !o->no_images) {
       const int64_t S = m.image_size();
