@@ -112,8 +112,17 @@ SafeTensorsFile::SafeTensorsFile(const std::string& path) : path_(path) {
     if (e - b != bytes)
       fail("{}: tensor \"{}\": {} bytes in the file but dtype {} x shape {} needs {}", path, name, e - b,
            dtype_name(t.dtype), shape_str(t.shape), bytes);
-    t.data = const_cast<uint8_t*>(data + b);  // read-only mapping; tensors from files are never written
-    t.holder = m;
+    const uint8_t* src = data + b;
+    if (reinterpret_cast<uintptr_t>(src) % dtype_size(t.dtype) != 0) {
+      // the format packs tensors back to back, so one can start misaligned for its dtype: copy it
+      Tensor c = Tensor::empty(t.dtype, t.shape);
+      std::memcpy(c.data, src, bytes);
+      t.data = c.data;
+      t.holder = c.holder;
+    } else {
+      t.data = const_cast<uint8_t*>(src);  // read-only mapping; tensors from files are never written
+      t.holder = m;
+    }
     tensors_.emplace(name, std::move(t));
     ranges.push_back({{b, e}, name});
   }

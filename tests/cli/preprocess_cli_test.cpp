@@ -48,7 +48,7 @@ std::vector<float> read_npy_f32(const std::string& path, std::vector<int64_t>* s
   while (std::getline(dims, d, ','))
     if (d.find_first_not_of(' ') != std::string::npos) shape->push_back(std::stoll(d));
   std::vector<float> v((all.size() - 10 - hlen) / 4);
-  std::memcpy(v.data(), all.data() + 10 + hlen, v.size() * 4);
+  if (!v.empty()) std::memcpy(v.data(), all.data() + 10 + hlen, v.size() * 4);
   return v;
 }
 
