@@ -2,11 +2,15 @@
 # Installs every Debian package listed in deps/debian-packages.txt that is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mapfile -t pkgs < <(grep -vE '^\s*(#|$)' deps/debian-packages.txt)
+# A line is "package" or "package cmd=NAME": the latter counts as present when the command NAME is
+# on PATH (e.g. npm, which a NodeSource nodejs bundles and Debian's npm package would conflict with).
 missing=()
-for p in "${pkgs[@]}"; do
+while read -r p extra; do
+  [ -z "$p" ] && continue
+  case "$p" in \#*) continue ;; esac
+  if [[ "$extra" == cmd=* ]] && command -v "${extra#cmd=}" >/dev/null 2>&1; then continue; fi
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
+done < deps/debian-packages.txt
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
