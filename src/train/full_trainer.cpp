@@ -240,18 +240,11 @@ TrainResult train_full(const TrainOptions& o, Comm& comm) {
   AdamW opt(m->params(), {o.adam_beta1, o.adam_beta2, o.adam_eps, o.weight_decay});
   const Schedule sched = schedule_from_name(o.lr_scheduler);
   const int64_t N = static_cast<int64_t>(D.rows.size()), B = o.batch_size;
-  const int64_t steps_per_epoch = (N + B - 1) / B;
-  const int64_t total = o.max_steps > 0 ? o.max_steps : steps_per_epoch * o.epochs;
-  const int64_t epochs = (total + steps_per_epoch - 1) / steps_per_epoch;
-  int64_t step = 0;
+  const StepPlan plan = plan_steps(N, B, o.max_steps, o.epochs);
+  const int64_t steps_per_epoch = plan.steps_per_epoch, total = plan.total, epochs = plan.epochs;
   const std::string metrics = (fs::path(o.out) / "metrics.jsonl").string();
+  int64_t step = begin_run(resume_from, opt, plan, B, metrics, lead);
   TrainResult res;
-  if (!resume_from.empty()) {
-    step = restore_training_state(resume_from, opt, total, B);
-    if (lead) std::fprintf(stderr, "clipkit train: resumed from %s (step %lld)\n", resume_from.c_str(), static_cast<long long>(step));
-  } else if (lead && fs::exists(metrics)) {
-    fs::remove(metrics);
-  }
   if (DE && step == 0) {
     res.eval_before = evaluate_split(*m, *DE, *emb, o, o.eval_split);
     res.eval_before["epoch"] = 0;

@@ -29,6 +29,17 @@ int64_t restore_training_state(const std::string& checkpoint, AdamW& opt, int64_
 void save_training_checkpoint(const std::string& out, const std::string& model_dir, int64_t step, bool final_step,
                               const std::map<std::string, Tensor>& trained, AdamW& opt, nlohmann::json state);
 
+// Optimizer steps of a run: HF keeps the last partial batch of an epoch; --max-steps overrides.
+struct StepPlan {
+  int64_t steps_per_epoch = 0, total = 0, epochs = 0;
+};
+StepPlan plan_steps(int64_t rows, int64_t batch, int64_t max_steps, int64_t epochs);
+
+// Start of a run: restores the optimizer from `checkpoint` (when non-empty) and returns its step,
+// or starts a fresh metrics.jsonl and returns 0.
+int64_t begin_run(const std::string& checkpoint, AdamW& opt, const StepPlan& plan, int64_t batch,
+                  const std::string& metrics, bool lead);
+
 // Appends an evaluation line to metrics.jsonl and prints it.
 void report_eval(const std::string& metrics, const nlohmann::json& ev, int64_t epoch);
 

@@ -51,6 +51,25 @@ void save_training_checkpoint(const std::string& out, const std::string& model_d
   if (final_step) write_hf_checkpoint(model_dir, out, trained);  // the final model at the top of --out
 }
 
+StepPlan plan_steps(int64_t rows, int64_t batch, int64_t max_steps, int64_t epochs) {
+  StepPlan p;
+  p.steps_per_epoch = (rows + batch - 1) / batch;
+  p.total = max_steps > 0 ? max_steps : p.steps_per_epoch * epochs;
+  p.epochs = (p.total + p.steps_per_epoch - 1) / p.steps_per_epoch;
+  return p;
+}
+
+int64_t begin_run(const std::string& checkpoint, AdamW& opt, const StepPlan& plan, int64_t batch,
+                  const std::string& metrics, bool lead) {
+  if (checkpoint.empty()) {
+    if (lead && fs::exists(metrics)) fs::remove(metrics);
+    return 0;
+  }
+  const int64_t step = restore_training_state(checkpoint, opt, plan.total, batch);
+  if (lead) std::fprintf(stderr, "clipkit train: resumed from %s (step %lld)\n", checkpoint.c_str(), static_cast<long long>(step));
+  return step;
+}
+
 void report_eval(const std::string& metrics, const json& ev, int64_t epoch) {
   log_line(metrics, ev);
   std::fprintf(stderr, "\nclipkit train: epoch %lld eval loss %.4f  i2t R@1/5/10 %.3f/%.3f/%.3f  t2i R@1/5/10 %.3f/%.3f/%.3f\n",
