@@ -4,7 +4,11 @@
 #include <cmath>
 #include <numeric>
 
+#include <filesystem>
+
+#include "apps/thumbnail.h"
 #include "core/error.h"
+#include "io/atomic_file.h"
 
 namespace clipkit::apps {
 
@@ -57,8 +61,20 @@ VideoFrames embed_video(const std::string& path, const Encoder& enc, const Video
     have_prev = true;
   };
   auto want = [&](const DecodedFrame& f) { return s.scenes ? cut_here : take_fixed_step(f.t, s.every, fd, &next); };
+  if (!s.frames_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(s.frames_dir, ec);
+    if (ec) fail("{}: cannot create the frames folder: {}", s.frames_dir, ec.message());
+  }
   auto take = [&](const DecodedFrame& f, const image::Image& img) {
     v.t.push_back(f.t);
+    if (!s.frames_dir.empty()) {
+      const std::string file = (std::filesystem::path(s.frames_dir) / fmt::format("t{:010.3f}.jpg", f.t)).string();
+      auto jpg = encode_jpeg(img, 90);
+      write_file_atomic(file, std::string(jpg.begin(), jpg.end()));
+      v.frame_files.push_back(file);
+      v.frame_sizes.emplace_back(img.width, img.height);
+    }
     buf.push_back(img);
     if (static_cast<int>(buf.size()) >= std::max(1, s.chunk)) flush();
     return true;

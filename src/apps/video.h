@@ -21,6 +21,9 @@ struct VideoSampling {
   double scene_threshold = 0.3;
   int max_short_side = 0;  // frames are scaled down to this shorter side before preprocessing (0 = as decoded)
   int chunk = 32;          // frames embedded per batch
+  // Non-empty: every sampled frame is also written here as a JPEG (at the resolution it was
+  // embedded from), named by its timestamp, e.g. "t000012.500.jpg" (for adding frames to an index).
+  std::string frames_dir;
 };
 
 struct VideoFrames {
@@ -30,6 +33,8 @@ struct VideoFrames {
   std::vector<double> t;            // sampled frame times
   std::vector<double> scene_cuts;   // times where a scene change was detected (scenes mode)
   Tensor emb;                       // [frames, D] normalized
+  std::vector<std::string> frame_files;         // with VideoSampling::frames_dir: the JPEG per sampled frame
+  std::vector<std::pair<int, int>> frame_sizes;  // with frames_dir: width, height of each saved frame
 };
 
 // Decodes the whole video once; throws clipkit::Error naming the file on unreadable input.

@@ -216,6 +216,23 @@ void Library::check_model(const pipeline::ModelIdentity& m) const {
          dir_, info_.model.describe(), m.describe());
 }
 
+Tensor Library::export_vectors(std::vector<ImageRecord>* records) const {
+  std::vector<int64_t> ids;
+  std::vector<float> x;
+  vec_->export_all(&ids, &x);
+  const int64_t D = vec_->dim();
+  auto recs = meta_->get_many(ids);  // in id order, missing ids skipped
+  Tensor out = Tensor::empty(DType::F32, {static_cast<int64_t>(recs.size()), D});
+  size_t r = 0;
+  for (size_t i = 0; i < ids.size() && r < recs.size(); ++i) {
+    if (ids[i] != recs[r].id) continue;
+    std::copy_n(x.begin() + static_cast<std::ptrdiff_t>(i * static_cast<size_t>(D)), D, out.ptr<float>() + r * D);
+    ++r;
+  }
+  *records = std::move(recs);
+  return out;
+}
+
 std::vector<SearchHit> Library::search(const float* q, int64_t k, const Filter& f, const SearchParams& p0) const {
   if (k <= 0) fail("k must be positive, got {}", k);
   SearchParams p = p0;

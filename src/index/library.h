@@ -62,6 +62,10 @@ class Library {
   const VectorIndex& vectors() const { return *vec_; }
   const MetadataStore& metadata() const { return *meta_; }
 
+  // Every indexed vector [n, D] (the index's stored copy, see VectorIndex::export_all) with its
+  // record, in id order. Rows whose metadata is missing are dropped.
+  Tensor export_vectors(std::vector<ImageRecord>* records) const;
+
   // Writes a new generation with these rows added (paths already indexed are skipped, new ids
   // continue after the largest ever used). Returns how many were added.
   int64_t add(const Tensor& x, const std::vector<ImageRecord>& records);

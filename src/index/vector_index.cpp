@@ -3,6 +3,7 @@
 #include <faiss/IVFlib.h>
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexHNSW.h>
+#include <faiss/IndexPreTransform.h>
 #include <faiss/IndexIDMap.h>
 #include <faiss/IndexIVF.h>
 #include <faiss/IndexIVFFlat.h>
@@ -163,6 +164,56 @@ int64_t VectorIndex::remove(const std::vector<int64_t>& ids) {
   } catch (const std::exception& e) {
     fail("{} cannot remove vectors ({}); rebuild the index with a structure that can (Flat or IVF)", factory_,
          e.what());
+  }
+}
+
+void VectorIndex::export_all(std::vector<int64_t>* ids, std::vector<float>* x) const {
+  const int64_t n = size(), d = dim();
+  std::vector<int64_t> got;
+  std::vector<float> v;
+  got.reserve(static_cast<size_t>(n));
+  v.reserve(static_cast<size_t>(n * d));
+  try {
+    if (auto* m = as_idmap(idx_.get())) {
+      // IDMap: the inner structure holds rows 0..n-1 in the id map's order.
+      v.resize(static_cast<size_t>(n * d));
+      if (n) m->index->reconstruct_n(0, n, v.data());
+      got.assign(m->id_map.begin(), m->id_map.end());
+    } else if (auto* ivf = faiss::ivflib::try_extract_index_ivf(idx_.get())) {
+      // IVF: walk every inverted list; the stored ids are ours.
+      std::vector<float> row(static_cast<size_t>(ivf->d));
+      for (size_t l = 0; l < ivf->nlist; ++l) {
+        const size_t ls = ivf->invlists->list_size(l);
+        if (!ls) continue;
+        faiss::InvertedLists::ScopedIds lids(ivf->invlists, l);
+        for (size_t off = 0; off < ls; ++off) {
+          ivf->reconstruct_from_offset(static_cast<int64_t>(l), static_cast<int64_t>(off), row.data());
+          got.push_back(lids[off]);
+          v.insert(v.end(), row.begin(), row.end());
+        }
+      }
+      // A transform in front (PCA, OPQ...): map the stored vectors back to the input space.
+      if (auto* pt = dynamic_cast<faiss::IndexPreTransform*>(idx_.get())) {
+        std::vector<float> back(got.size() * static_cast<size_t>(d));
+        if (!got.empty()) pt->reverse_chain(static_cast<int64_t>(got.size()), v.data(), back.data());
+        v = std::move(back);
+      }
+    } else {
+      fail("{}: cannot list the stored vectors of this structure", factory_);
+    }
+  } catch (const faiss::FaissException& e) {
+    fail("{}: cannot read the stored vectors back: {}", factory_, e.what());
+  }
+  // id order
+  std::vector<size_t> order(got.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return got[a] < got[b]; });
+  ids->resize(got.size());
+  x->resize(got.size() * static_cast<size_t>(d));
+  for (size_t i = 0; i < order.size(); ++i) {
+    (*ids)[i] = got[order[i]];
+    std::copy_n(v.begin() + static_cast<std::ptrdiff_t>(order[i] * static_cast<size_t>(d)), d,
+                x->begin() + static_cast<std::ptrdiff_t>(i * static_cast<size_t>(d)));
   }
 }
 

@@ -45,6 +45,10 @@ class VectorIndex {
   void train(const float* x, int64_t n);
   // Adds x [n, dim] under ids. Untrained structures are trained on x first.
   void add(const float* x, const int64_t* ids, int64_t n);
+  // Every stored vector with its id, in ascending id order: ids [n], x [n * dim]. Exact for Flat,
+  // IVF-Flat and HNSW-Flat; the decoded approximation for compressed codes (SQ8, PQ...). Throws
+  // Error for structures that cannot give their vectors back.
+  void export_all(std::vector<int64_t>* ids, std::vector<float>* x) const;
   // Returns how many of `ids` were present and removed. Throws for structures that cannot remove.
   int64_t remove(const std::vector<int64_t>& ids);
 

@@ -14,6 +14,8 @@
 #include <mutex>
 #include <thread>
 
+#include <unistd.h>
+
 #include "core/error.h"
 #include "core/parallel.h"
 #include "image/batch.h"
@@ -22,6 +24,8 @@
 #include "index/query.h"
 #include "io/atomic_file.h"
 #include "ops/precision.h"
+#include "server/api_error.h"
+#include "server/app_endpoints.h"
 #include "server/web_page.h"
 
 namespace clipkit::server {
@@ -29,12 +33,6 @@ namespace clipkit::server {
 namespace {
 
 using json = nlohmann::json;
-
-// An error with its HTTP status.
-struct ApiError : std::runtime_error {
-  int status;
-  ApiError(int s, const std::string& m) : std::runtime_error(m), status(s) {}
-};
 
 void send_json(httplib::Response& res, int status, const json& j) {
   res.status = status;
@@ -51,20 +49,6 @@ json parse_body(const httplib::Request& req) {
   if (j.is_discarded()) throw ApiError(400, "request body is not valid JSON");
   if (!j.is_object()) throw ApiError(400, "request body must be a JSON object");
   return j;
-}
-
-std::vector<std::string> string_list(const json& j, const char* key, int max) {
-  if (!j.contains(key)) throw ApiError(400, fmt::format("missing \"{}\" (a list of strings)", key));
-  const json& v = j[key];
-  if (!v.is_array() || v.empty()) throw ApiError(400, fmt::format("\"{}\" must be a non-empty list of strings", key));
-  if (static_cast<int>(v.size()) > max)
-    throw ApiError(413, fmt::format("\"{}\" has {} entries; at most {} per request", key, v.size(), max));
-  std::vector<std::string> out;
-  for (auto& s : v) {
-    if (!s.is_string()) throw ApiError(400, fmt::format("\"{}\" must contain only strings", key));
-    out.push_back(s.get<std::string>());
-  }
-  return out;
 }
 
 json rows_json(const Tensor& t) {
@@ -152,9 +136,33 @@ struct Server::Impl {
   std::map<std::string, std::pair<double, int64_t>> durations;  // endpoint -> (sum s, count)
   std::atomic<int64_t> batches_text{0}, batches_image{0}, rows_text{0}, rows_image{0};
 
+  // The applications' view of the model: every call goes through the batching queue.
+  struct QueueEncoder final : apps::Encoder {
+    Impl* s;
+    explicit QueueEncoder(Impl* impl) : s(impl) {}
+    int64_t dim() const override { return s->emb->dim(); }
+    float logit_scale() const override { return std::exp(s->emb->model().logit_scale()); }
+    Tensor encode_texts(const std::vector<std::string>& texts) const override {
+      if (texts.empty()) return Tensor::zeros(DType::F32, {0, dim()});
+      return s->embed_texts(texts);
+    }
+    Tensor encode_images(const std::vector<const image::Image*>& images) const override {
+      return s->embed_images(images);
+    }
+  };
+  std::unique_ptr<QueueEncoder> qenc;
+  std::unique_ptr<AppEndpoints> app_routes;
+
   explicit Impl(const ServerOptions& opts) : o(opts) {
     lib = index::Library::open(o.index_dir);
     emb = index::load_query_model(*lib, o.model_dir, {ops::precision_from_name(o.precision)});
+    qenc = std::make_unique<QueueEncoder>(this);
+    AppLimits al;
+    al.max_labels = o.max_prompts;
+    al.max_k = o.max_k;
+    const auto& pc = emb->preprocess_config();
+    al.video_short_side = std::max(pc.shortest_edge, pc.crop_h);
+    app_routes = std::make_unique<AppEndpoints>(*lib, *qenc, al);
     model_thread = std::thread([this] { model_loop(); });
   }
 
@@ -289,6 +297,18 @@ struct Server::Impl {
     return run_model(std::move(j));
   }
 
+  // Preprocesses here (on the request thread), embeds through the queue as one job.
+  Tensor embed_images(const std::vector<const image::Image*>& images) {
+    if (images.empty()) return Tensor::zeros(DType::F32, {0, emb->dim()});
+    if (!emb->model().has_vision()) throw ApiError(400, "this model has no vision tower");
+    const size_t per = image::floats_per_image(emb->preprocess_config());
+    auto j = std::make_shared<Job>();
+    j->n = static_cast<int64_t>(images.size());
+    j->px.resize(per * images.size());
+    for (size_t i = 0; i < images.size(); ++i) image::preprocess(*images[i], emb->preprocess_config(), j->px.data() + i * per);
+    return run_model(std::move(j));
+  }
+
   // The image of a request: multipart field "image", or JSON "image_base64".
   std::string request_image(const httplib::Request& req, const json* body) {
     if (req.is_multipart_form_data()) {
@@ -315,49 +335,128 @@ struct Server::Impl {
     send_json(res, 200, {{"embeddings", rows_json(embed_image_bytes(request_image(req, nullptr), "upload"))}});
   }
 
-  void search(const httplib::Request& req, httplib::Response& res) {
-    json body = req.is_multipart_form_data() ? json::object() : parse_body(req);
-    int64_t k = 10;
-    if (req.is_multipart_form_data() && req.has_file("k")) {
-      try {
-        k = std::stoll(req.get_file_value("k").content);
-      } catch (...) {
-        throw ApiError(400, "\"k\" must be an integer");
-      }
-    } else if (body.contains("k")) {
-      if (!body["k"].is_number_integer()) throw ApiError(400, "\"k\" must be an integer");
-      k = body["k"].get<int64_t>();
+  // The request's parameters as one JSON object: the JSON body, or a multipart form's fields (the
+  // "image"/"video" files excluded; a value that parses as JSON is taken as JSON, except "text" and
+  // "query", which stay strings).
+  json request_params(const httplib::Request& req) {
+    if (!req.is_multipart_form_data()) return parse_body(req);
+    json j = json::object();
+    for (auto& [name, f] : req.files) {
+      if (name == "image" || name == "video") continue;
+      json v = name == "text" || name == "query" ? json(json::value_t::discarded) : json::parse(f.content, nullptr, false);
+      j[name] = v.is_discarded() ? json(f.content) : v;
     }
-    if (k < 1 || k > o.max_k) throw ApiError(400, fmt::format("\"k\" must be between 1 and {}", o.max_k));
+    return j;
+  }
+
+  // The query a request names: exactly one of "text" (when allowed), "image_base64", "image_id" or a
+  // multipart "image". *query gets the text or a description of the image, *bytes the image's bytes
+  // (empty for text), *id the indexed image's id (-1 otherwise).
+  Tensor query_embedding(const httplib::Request& req, const json& body, bool allow_text, std::string* query,
+                         std::string* bytes, int64_t* id) {
+    const bool multipart_image = req.is_multipart_form_data() && req.has_file("image");
+    const int given = (allow_text && body.contains("text")) + body.contains("image_base64") + body.contains("image_id") +
+                      multipart_image;
+    *id = -1;
+    bytes->clear();
+    if (given != 1)
+      throw ApiError(400, allow_text ? "give exactly one of \"text\", \"image_base64\", \"image_id\" (or multipart \"image\")"
+                                     : "give exactly one of \"image_base64\", \"image_id\" (or multipart \"image\")");
+    if (allow_text && body.contains("text")) {
+      if (!body["text"].is_string() || body["text"].get<std::string>().empty())
+        throw ApiError(400, "\"text\" must be a non-empty string");
+      *query = body["text"].get<std::string>();
+      return embed_texts({*query});
+    }
+    if (body.contains("image_id")) {
+      if (!body["image_id"].is_number_integer()) throw ApiError(400, "\"image_id\" must be an integer");
+      index::ImageRecord r;
+      if (!lib->get(body["image_id"].get<int64_t>(), &r)) throw ApiError(404, "no image with that id");
+      try {
+        *bytes = read_file(r.path);
+      } catch (const Error&) {
+        throw ApiError(404, "the indexed file is no longer readable");
+      }
+      *id = r.id;
+      *query = "image:" + std::to_string(r.id);
+      return embed_image_bytes(*bytes, "image " + std::to_string(r.id));
+    }
+    *bytes = request_image(req, &body);
+    *query = "image:upload";
+    return embed_image_bytes(*bytes, "upload");
+  }
+
+  void search(const httplib::Request& req, httplib::Response& res) {
+    json body = request_params(req);
+    const int64_t k = int_field(body, "k", 10, 1, o.max_k);
     index::Filter f;
     try {
       f = index::Filter::from_json(body.value("filter", json()));
     } catch (const Error& e) {
       throw ApiError(400, e.what());
     }
-    int given = body.contains("text") + body.contains("image_base64") + body.contains("image_id") +
-                (req.is_multipart_form_data() && req.has_file("image"));
-    if (given != 1) throw ApiError(400, "give exactly one of \"text\", \"image_base64\", \"image_id\" (or multipart \"image\")");
-    Tensor q;
-    if (body.contains("text")) {
-      if (!body["text"].is_string() || body["text"].get<std::string>().empty())
-        throw ApiError(400, "\"text\" must be a non-empty string");
-      q = embed_texts({body["text"].get<std::string>()});
-    } else if (body.contains("image_id")) {
-      if (!body["image_id"].is_number_integer()) throw ApiError(400, "\"image_id\" must be an integer");
-      index::ImageRecord r;
-      if (!lib->get(body["image_id"].get<int64_t>(), &r)) throw ApiError(404, "no image with that id");
-      std::string bytes;
-      try {
-        bytes = read_file(r.path);
-      } catch (const Error&) {
-        throw ApiError(404, "the indexed file is no longer readable");
-      }
-      q = embed_image_bytes(bytes, "image " + std::to_string(r.id));
-    } else {
-      q = embed_image_bytes(request_image(req, &body), "upload");
-    }
+    std::string query, bytes;
+    int64_t id;
+    Tensor q = query_embedding(req, body, true, &query, &bytes, &id);
     send_json(res, 200, index::results_json(lib->search(q.ptr<float>(), k, f)));
+  }
+
+  // ---- the applications (server/app_endpoints.h) ----
+  void classify(const httplib::Request& req, httplib::Response& res) {
+    json body = request_params(req);
+    std::string query, bytes;
+    int64_t id;
+    Tensor q = query_embedding(req, body, false, &query, &bytes, &id);
+    send_json(res, 200, app_routes->classify(body, q));
+  }
+
+  void retrieve(const httplib::Request& req, httplib::Response& res) {
+    json body = request_params(req);
+    std::string query, bytes;
+    int64_t id;
+    Tensor q = query_embedding(req, body, true, &query, &bytes, &id);
+    send_json(res, 200, app_routes->retrieve(body, q, query));
+  }
+
+  void dedup(const httplib::Request& req, httplib::Response& res) {
+    json body = request_params(req);
+    const bool has_image = body.contains("image_base64") || body.contains("image_id") ||
+                           (req.is_multipart_form_data() && req.has_file("image"));
+    if (!has_image) {  // the whole library
+      send_json(res, 200, app_routes->dedup_library(body));
+      return;
+    }
+    std::string query, bytes;
+    int64_t id;
+    Tensor q = query_embedding(req, body, false, &query, &bytes, &id);
+    send_json(res, 200, app_routes->dedup_image(body, q, bytes, id));
+  }
+
+  void video(const httplib::Request& req, httplib::Response& res) {
+    json body = request_params(req);
+    std::string bytes;
+    if (req.is_multipart_form_data()) {
+      if (!req.has_file("video")) throw ApiError(400, "multipart request has no \"video\" field");
+      bytes = req.get_file_value("video").content;
+    } else {
+      if (!body.contains("video_base64") || !body["video_base64"].is_string())
+        throw ApiError(400, "send the video as multipart field \"video\" or JSON {\"video_base64\": \"...\"}");
+      if (!base64_decode(body["video_base64"].get<std::string>(), &bytes))
+        throw ApiError(400, "\"video_base64\" is not valid base64");
+    }
+    if (bytes.empty()) throw ApiError(400, "the video is empty");
+    // FFmpeg reads files: the upload goes to a private temp file, removed when done.
+    std::string tmpl = (std::filesystem::temp_directory_path() / "clipkit-video-XXXXXX").string();
+    int fd = ::mkstemp(tmpl.data());
+    if (fd < 0) throw ApiError(500, "cannot create a temporary file for the video");
+    struct Remove {
+      std::string p;
+      ~Remove() { std::remove(p.c_str()); }
+    } guard{tmpl};
+    const bool ok = ::write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size());
+    ::close(fd);
+    if (!ok) throw ApiError(500, "cannot write the video to a temporary file");
+    send_json(res, 200, app_routes->video(body, tmpl));
   }
 
   void compare(const httplib::Request& req, httplib::Response& res) {
@@ -489,6 +588,10 @@ struct Server::Impl {
     http.Post("/v1/search", wrap("/v1/search", true, &Impl::search));
     http.Post("/v1/compare", wrap("/v1/compare", true, &Impl::compare));
     http.Get(R"(/v1/images/(.*))", wrap("/v1/images", true, &Impl::get_image));
+    http.Post("/v1/classify", wrap("/v1/classify", true, &Impl::classify));
+    http.Post("/v1/retrieve", wrap("/v1/retrieve", true, &Impl::retrieve));
+    http.Post("/v1/dedup", wrap("/v1/dedup", true, &Impl::dedup));
+    http.Post("/v1/video", wrap("/v1/video", true, &Impl::video));
     // httplib's own errors (404 no route, 413 too large, 400 bad request line): JSON bodies too
     http.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req, httplib::Response& res) {
       if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;

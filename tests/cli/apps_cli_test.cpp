@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "apps/synthetic.h"
@@ -94,6 +95,58 @@ TEST(AppsCli, DedupMoveToAndBadInputs) {
   EXPECT_EQ(r.status, 2);
   r = run_clipkit("dedup --model " + q(kModel) + " --report x.json");
   EXPECT_EQ(r.status, 2);  // no input
+}
+
+std::set<std::set<std::string>> group_names(const nlohmann::json& report) {
+  std::set<std::set<std::string>> out;
+  for (auto& g : report["groups"]) {
+    std::set<std::string> names;
+    for (auto& m : g["members"]) names.insert(fs::path(m.get<std::string>()).filename().string());
+    out.insert(names);
+  }
+  return out;
+}
+
+// dedup --index reads the index's stored vectors: the same groups as scanning the folder, no
+// model run; --apply --move-to moves the removals out of the folder and out of the index.
+TEST(AppsCli, DedupFromAnIndexMatchesTheFolderScan) {
+  auto dir = temp_dir("apps_dedup_index");
+  fs::remove_all(dir);
+  auto set = apps::synthetic::make_dedup_set(dir + "/imgs", 3, 6, 160, 120, 5);
+  auto r = run_clipkit("index build --model " + q(kModel) + " --images " + q(dir + "/imgs") + " --index " + q(dir + "/idx"));
+  ASSERT_EQ(r.status, 0) << r.err;
+  r = run_clipkit("dedup --model " + q(kModel) + " --images " + q(dir + "/imgs") + " --threshold 0.99 --no-html --report " +
+                  q(dir + "/a.json"));
+  ASSERT_EQ(r.status, 0) << r.err;
+  r = run_clipkit("dedup --index " + q(dir + "/idx") + " --threshold 0.99 --report " + q(dir + "/b.json"));
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto a = read_json(dir + "/a.json"), b = read_json(dir + "/b.json");
+  EXPECT_EQ(b["images"], static_cast<int64_t>(set.files.size()));
+  ASSERT_GE(b["groups"].size(), 3u);
+  EXPECT_EQ(group_names(a), group_names(b));
+  EXPECT_TRUE(fs::exists(dir + "/b.html"));
+  // another model's index is refused
+  r = run_clipkit("dedup --model " + q(std::string(CLIPKIT_TEST_DATA) + "/models/tiny-clip-roberta") + " --index " +
+                  q(dir + "/idx") + " --report " + q(dir + "/c.json"));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("this index was built with model"), std::string::npos) << r.err;
+  r = run_clipkit("dedup --index " + q(dir + "/idx") + " --images " + q(dir + "/imgs") + " --report " + q(dir + "/c.json"));
+  EXPECT_EQ(r.status, 1);
+  r = run_clipkit("dedup --images " + q(dir + "/imgs") + " --report " + q(dir + "/c.json"));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("--model is required"), std::string::npos) << r.err;
+  // move the suggested removals out: files moved (never deleted), index shrinks by as many
+  const int64_t removals = b["summary"]["suggested_removals"];
+  ASSERT_GT(removals, 0);
+  r = run_clipkit("dedup --index " + q(dir + "/idx") + " --threshold 0.99 --no-html --report " + q(dir + "/d.json") +
+                  " --apply --move-to " + q(dir + "/removed"));
+  ASSERT_EQ(r.status, 0) << r.err;
+  int64_t moved = 0;
+  for (auto& e : fs::recursive_directory_iterator(dir + "/removed")) moved += e.is_regular_file();
+  EXPECT_EQ(moved, removals);
+  r = run_clipkit("index info --index " + q(dir + "/idx") + " --json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["count"].get<int64_t>(), static_cast<int64_t>(set.files.size()) - removals);
 }
 
 TEST(AppsCli, ClassifyJsonContractAndCsv) {
@@ -202,6 +255,46 @@ TEST(AppsCli, VideoJsonContract) {
   EXPECT_EQ(j["frames"].size(), 3u);
 }
 
+// video --index: the sampled frames become searchable moments (video + timestamp in the index).
+TEST(AppsCli, VideoFramesIntoAnIndex) {
+  auto dir = temp_dir("apps_video_index");
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  auto v = make_video(dir + "/v.mp4");
+  auto r = run_clipkit("video --model " + q(kModel) + " " + q(v) + " --every 1 --index " + q(dir + "/idx") + " --json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("added 6 of 6 frames"), std::string::npos) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["frames"].size(), 6u);
+  r = run_clipkit("search --index " + q(dir + "/idx") + " --text 'a green field' -k 10 --json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["results"].size(), 6u);
+  std::set<double> ts;
+  for (auto& h : j["results"]) {
+    EXPECT_EQ(fs::path(h["video"].get<std::string>()).filename(), "v.mp4");
+    ts.insert(h["timestamp"].get<double>());
+    EXPECT_TRUE(fs::exists(h["path"].get<std::string>()));  // the frame JPEG, served by /v1/images/{id}
+  }
+  EXPECT_EQ(ts, (std::set<double>{0, 1, 2, 3, 4, 5}));
+  // the same video again adds nothing; frames go where --frames-dir says
+  r = run_clipkit("video --model " + q(kModel) + " " + q(v) + " --every 1 --index " + q(dir + "/idx") +
+                  " --frames-dir " + q(dir + "/frames2"));
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("added 6 of 6 frames"), std::string::npos) << r.err;  // new paths: new records
+  EXPECT_TRUE(fs::exists(dir + "/frames2/t000002.000.jpg"));
+  r = run_clipkit("video --model " + q(kModel) + " " + q(v) + " --every 1 --index " + q(dir + "/idx") +
+                  " --frames-dir " + q(dir + "/frames2"));
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("added 0 of 6 frames"), std::string::npos) << r.err;
+  r = run_clipkit("video --model " + q(kModel) + " " + q(v) + " --labels a --frames-dir " + q(dir + "/x"));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("--frames-dir needs --index"), std::string::npos) << r.err;
+  r = run_clipkit("video --model " + q(std::string(CLIPKIT_TEST_DATA) + "/models/tiny-clip-roberta") + " " + q(v) +
+                  " --index " + q(dir + "/idx"));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("this index was built with model"), std::string::npos) << r.err;
+}
+
 TEST(AppsCli, VideoBadInputs) {
   auto dir = temp_dir("apps_video_bad");
   std::ofstream(dir + "/fake.mp4") << "not a video";
@@ -213,7 +306,7 @@ TEST(AppsCli, VideoBadInputs) {
   EXPECT_NE(r.err.find("missing.mkv: no such file"), std::string::npos) << r.err;
   r = run_clipkit("video --model " + q(kModel) + " " + q(dir + "/fake.mp4"));
   EXPECT_EQ(r.status, 1);
-  EXPECT_NE(r.err.find("nothing to look for"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("nothing to do"), std::string::npos) << r.err;
   r = run_clipkit("video --model " + q(kModel) + " " + q(dir + "/fake.mp4") + " --labels a --every 1 --scenes");
   EXPECT_EQ(r.status, 2);
 }

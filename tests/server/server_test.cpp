@@ -12,6 +12,9 @@
 #include "cli/cli_util.h"
 #include "index/library.h"
 #include "index/query.h"
+#include "apps/classify.h"
+#include "apps/synthetic.h"
+#include "apps/video_io.h"
 #include "io/atomic_file.h"
 #include "test_util.h"
 
@@ -201,7 +204,8 @@ TEST_F(ServerTest, ApiKeyIsRequiredOnV1) {
   EXPECT_EQ(body(r)["error"]["status"], 401);
   httplib::Client wrong("127.0.0.1", port_);
   wrong.set_default_headers({{"Authorization", "Bearer nope"}});
-  for (const char* p : {"/v1/embed/text", "/v1/embed/image", "/v1/compare"}) {
+  for (const char* p : {"/v1/embed/text", "/v1/embed/image", "/v1/compare", "/v1/classify", "/v1/retrieve", "/v1/dedup",
+                        "/v1/video"}) {
     auto w = wrong.Post(p, "{}", "application/json");
     ASSERT_TRUE(w);
     EXPECT_EQ(w->status, 401) << p;
@@ -284,6 +288,135 @@ TEST_F(ServerTest, ConcurrentTextRequestsShareModelBatches) {
   EXPECT_EQ(rows, 48);
   std::printf("  48 concurrent text queries ran in %lld model batches\n", static_cast<long long>(batches));
   EXPECT_LT(batches, 48);  // some requests shared a batch
+}
+
+// /v1/classify gives what the zero-shot classifier gives for the same image, from JSON or a form.
+TEST_F(ServerTest, ClassifyMatchesTheLibraryAndChecksItsInput) {
+  auto c = client();
+  const std::string img = read_file(test::data_path("images/chelsea.jpg"));
+  auto j = post(c, "/v1/classify",
+                {{"image_base64", b64(img)}, {"labels", {"cat", "dog", "car"}}, {"templates", {"a photo of a {}.", "a {}"}}},
+                200);
+  auto e = pipeline::Embedder::load(test::data_path("models/tiny-clip"));
+  apps::EmbedderEncoder enc(*e);
+  apps::ZeroShotOptions zo;
+  zo.templates = {"a photo of a {}.", "a {}"};
+  apps::ZeroShotClassifier clf(enc, {"cat", "dog", "car"}, zo);
+  std::vector<int64_t> kept;
+  Tensor x = e->embed_image_files({test::data_path("images/chelsea.jpg")}, {}, &kept, nullptr);
+  auto ref = clf.classify(x.ptr<float>());
+  const char* labels[] = {"cat", "dog", "car"};
+  double sum = 0;
+  for (int l = 0; l < 3; ++l) {
+    EXPECT_NEAR(j["scores"][labels[l]].get<double>(), ref.scores[static_cast<size_t>(l)], 1e-5) << labels[l];
+    sum += j["scores"][labels[l]].get<double>();
+  }
+  EXPECT_NEAR(sum, 1.0, 1e-9);
+  ASSERT_EQ(j["labels"].size(), 1u);
+  EXPECT_EQ(j["labels"][0], labels[ref.chosen[0]]);
+  // multipart form: labels as "a,b", flags as JSON literals; multi-label thresholds per label
+  httplib::MultipartFormDataItems items = {{"image", img, "chelsea.jpg", "image/jpeg"},
+                                           {"labels", "cat,dog", "", ""},
+                                           {"multi_label", "true", "", ""},
+                                           {"thresholds", R"({"cat": 0.0})", "", ""}};
+  auto r = c.Post("/v1/classify", items);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  auto m = body(r);
+  EXPECT_EQ(m["mode"], "multi_label");
+  EXPECT_EQ(m["labels"][0], "cat");  // threshold 0 always chooses it
+  // bad input: no labels, a template without {}, thresholds without multi_label, a text query
+  post(c, "/v1/classify", {{"image_base64", b64(img)}}, 400);
+  post(c, "/v1/classify", {{"image_base64", b64(img)}, {"labels", {"a"}}, {"templates", {"no slot"}}}, 400);
+  post(c, "/v1/classify", {{"image_base64", b64(img)}, {"labels", {"a"}}, {"thresholds", {{"a", 0.2}}}}, 400);
+  post(c, "/v1/classify", {{"text", "a cat"}, {"labels", {"a"}}}, 400);
+  post(c, "/v1/classify", {{"image_base64", "!!!"}, {"labels", {"a"}}}, 400);
+}
+
+// /v1/retrieve: RAG-ready JSON with thumbnails, the image URL, index filters and result filters.
+TEST_F(ServerTest, RetrieveGivesRagReadyResults) {
+  auto c = client();
+  auto j = post(c, "/v1/retrieve", {{"text", "a dog on a couch"}, {"k", 3}, {"thumbnails", true}, {"thumb_size", 64}}, 200);
+  ASSERT_EQ(j["results"].size(), 3u);
+  EXPECT_EQ(j["query"], "a dog on a couch");
+  for (auto& r : j["results"]) {
+    EXPECT_EQ(r["url"], "/v1/images/" + std::to_string(r["metadata"]["id"].get<int64_t>()));
+    EXPECT_EQ(r["image"].get<std::string>().rfind("data:image/jpeg;base64,", 0), 0u);
+    EXPECT_TRUE(r.contains("caption"));
+  }
+  EXPECT_GE(j["results"][0]["score"].get<double>(), j["results"][1]["score"].get<double>());
+  // content: one text intro, then text + image parts per result
+  ASSERT_EQ(j["content"].size(), 7u);
+  EXPECT_EQ(j["content"][2]["type"], "image_url");
+  auto none = post(c, "/v1/retrieve", {{"text", "x"}, {"filter", {{"split", "train"}}}}, 200);
+  EXPECT_TRUE(none["results"].empty());
+  auto first = post(c, "/v1/search", {{"text", "x"}, {"k", 1}}, 200)["results"][0];
+  const std::string name = fs::path(first["path"].get<std::string>()).filename().string();
+  auto only = post(c, "/v1/retrieve", {{"text", "x"}, {"k", 5}, {"filters", {"path~" + name}}}, 200);
+  ASSERT_EQ(only["results"].size(), 1u);
+  EXPECT_EQ(only["results"][0]["path"], first["path"]);
+  post(c, "/v1/retrieve", {{"text", "x"}, {"filters", {"nonsense"}}}, 400);
+  post(c, "/v1/retrieve", {{"text", "x"}, {"k", 0}}, 400);
+  post(c, "/v1/retrieve", {{"k", 3}}, 400);
+}
+
+// /v1/dedup: an indexed image uploaded again is an exact duplicate of itself; the library scope
+// gives the dedup report contract.
+TEST_F(ServerTest, DedupFindsAnUploadInTheLibraryAndReportsTheLibrary) {
+  auto c = client();
+  auto first = post(c, "/v1/search", {{"text", "x"}, {"k", 1}}, 200)["results"][0];
+  const std::string bytes = read_file(first["path"].get<std::string>());
+  auto j = post(c, "/v1/dedup", {{"image_base64", b64(bytes)}}, 200);
+  ASSERT_GE(j["duplicates"].size(), 1u);
+  EXPECT_EQ(j["duplicates"][0]["id"], first["id"]);
+  EXPECT_TRUE(j["duplicates"][0]["exact"].get<bool>());
+  EXPECT_NEAR(j["duplicates"][0]["score"].get<double>(), 1.0, 1e-4);
+  EXPECT_EQ(j["exact_duplicates"], 1);
+  // by id: the image itself is not its own duplicate
+  auto by_id = post(c, "/v1/dedup", {{"image_id", first["id"]}, {"threshold", 0.9999}}, 200);
+  for (auto& d : by_id["duplicates"]) EXPECT_NE(d["id"], first["id"]);
+  // a different image (not in the index) at a strict threshold: nothing
+  auto other = post(c, "/v1/dedup", {{"image_base64", b64(read_file(test::data_path("images/rocket.jpg")))},
+                                     {"threshold", 0.9999}}, 200);
+  EXPECT_TRUE(other["duplicates"].empty());
+  auto lib = post(c, "/v1/dedup", json::object(), 200);
+  EXPECT_EQ(lib["images"], 40);
+  EXPECT_TRUE(lib["groups"].is_array());
+  EXPECT_TRUE(lib["cross_split"].is_array());
+  post(c, "/v1/dedup", {{"threshold", 3}}, 400);
+}
+
+// /v1/video: an uploaded video's timeline, from a form or base64; unreadable videos are 400s.
+TEST_F(ServerTest, VideoTimelineFromAnUpload) {
+  const std::string path = *dir_ + "/v.mp4";
+  {
+    apps::VideoWriter w(path, 64, 48, 10);
+    const uint8_t col[3][3] = {{210, 30, 30}, {30, 190, 40}, {30, 40, 200}};
+    for (int f = 0; f < 60; ++f) w.write(apps::synthetic::solid(64, 48, col[f / 20][0], col[f / 20][1], col[f / 20][2], f + 1));
+    w.close();
+  }
+  const std::string video = read_file(path);
+  auto c = client();
+  httplib::MultipartFormDataItems items = {{"video", video, "v.mp4", "video/mp4"},
+                                           {"labels", "red,green", "", ""},
+                                           {"query", "a green field", "", ""},
+                                           {"every", "0.5", "", ""}};
+  auto r = c.Post("/v1/video", items);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  auto j = body(r);
+  EXPECT_NEAR(j["duration"].get<double>(), 6.0, 0.11);
+  ASSERT_EQ(j["frames"].size(), 12u);
+  ASSERT_GE(j["segments"].size(), 1u);
+  ASSERT_EQ(j["matches"].size(), 5u);
+  auto s = post(c, "/v1/video", {{"video_base64", b64(video)}, {"labels", {"a", "b"}}, {"scenes", true}}, 200);
+  ASSERT_EQ(s["scene_cuts"].size(), 2u);
+  EXPECT_NEAR(s["scene_cuts"][0].get<double>(), 2.0, 0.101);
+  auto bad = post(c, "/v1/video", {{"video_base64", b64("not a video")}, {"labels", {"a"}}}, 400);
+  EXPECT_NE(bad["error"]["message"].get<std::string>().find("cannot read the video"), std::string::npos);
+  post(c, "/v1/video", {{"video_base64", b64(video)}}, 400);  // nothing to look for
+  post(c, "/v1/video", {{"video_base64", b64(video)}, {"labels", {"a"}}, {"every", 1}, {"scenes", true}}, 400);
+  post(c, "/v1/video", {{"labels", {"a"}}}, 400);
 }
 
 TEST(Base64, DecodesStandardUrlSafeAndRejectsGarbage) {

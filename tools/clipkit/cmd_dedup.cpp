@@ -1,14 +1,16 @@
-// clipkit dedup --model DIR (--images DIR | --coco ROOT | --split NAME=DIR ...) [--threshold T]
+// clipkit dedup --model DIR (--images DIR | --coco ROOT | --split NAME=DIR ... | --index DIR) [--threshold T]
 //               --report OUT.json [--html OUT.html] [--apply [--move-to DIR]]
 // Exact duplicates (content hash, confirmed byte for byte), near duplicates (exact range search on
 // the embeddings, every pair verified), groups with a keep suggestion, leakage across splits.
-// Writes the JSON report and a self-contained HTML gallery beside it. --apply writes the list of
+// --index reads the vectors an index stores (no model run; --model, when given, must be the index's
+// model) and its records' splits. Writes the JSON report and a self-contained HTML gallery beside it. --apply writes the list of
 // suggested removals (OUT.removals.txt) and, with --move-to, moves those files there; nothing is
 // ever deleted.
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "apps/dedup.h"
+#include "apps/library_apps.h"
 #include "command.h"
 #include "core/error.h"
 #include "data/caption_dataset.h"
@@ -36,7 +38,7 @@ std::string replace_ext(const std::string& p, const std::string& ext) {
 
 RunFn setup(CLI::App& app) {
   auto o = std::make_shared<Opts>();
-  app.add_option("--model", o->model, "HF checkpoint folder")->required();
+  app.add_option("--model", o->model, "HF checkpoint folder (optional with --index)");
   auto* g = app.add_option_group("input", "what to deduplicate");
   g->add_option("--images", o->images, "folder of images (recursive)");
   g->add_option("--coco", o->coco, "COCO 2017 root: train and val images, leakage between them reported");
@@ -55,7 +57,9 @@ RunFn setup(CLI::App& app) {
   return [o]() {
     apply_compute_options(o->compute);
     if (!o->move_to.empty() && !o->apply) fail("--move-to needs --apply");
-    if (!o->index.empty()) fail("{}: dedup --index is not wired yet; use --images/--split/--coco", o->index);
+    if (!o->index.empty() && (!o->images.empty() || !o->coco.empty() || !o->splits.empty()))
+      fail("--index cannot be combined with --images, --coco or --split (add those images to the index instead)");
+    if (o->index.empty() && o->model.empty()) fail("--model is required (except with --index)");
     std::vector<apps::ScanInput> inputs;
     std::vector<std::string> roots;  // per input: the folder it was found under (for --move-to)
     if (!o->images.empty())
@@ -77,12 +81,34 @@ RunFn setup(CLI::App& app) {
       }
       if (!found) fail("{}: no annotations/captions_train2017.json or captions_val2017.json", o->coco);
     }
-    if (inputs.empty()) fail("no images found to deduplicate");
-    auto emb = pipeline::Embedder::load(o->model, {ops::precision_from_name(o->compute.precision)});
-    apps::EmbedderEncoder enc(*emb, o->compute.batch_size);
-    Progress p("dedup", static_cast<int64_t>(inputs.size()), "images");
-    auto scan = apps::scan_images(inputs, enc, std::max(64, o->compute.batch_size), &p);
-    p.finish();
+    apps::ScanResult scan;
+    std::unique_ptr<index::Library> lib;
+    std::vector<index::ImageRecord> recs;
+    if (!o->index.empty()) {
+      lib = index::Library::open(o->index);
+      if (!o->model.empty()) lib->check_model(pipeline::model_identity(o->model));
+      Progress p("dedup", lib->info().count, "images");
+      std::vector<std::string> gone;
+      scan = apps::scan_library(*lib, &p, &gone, &recs);
+      p.finish();
+      if (!gone.empty())
+        std::fprintf(stderr, "clipkit: %zu indexed files are no longer readable (compared by embedding only), e.g. %s\n",
+                     gone.size(), gone[0].c_str());
+      for (auto& rec : recs) {  // --move-to keeps the path under the folder the index was built from
+        inputs.push_back({rec.path, rec.split});
+        const bool under = !rec.relpath.empty() && rec.path.size() > rec.relpath.size() && rec.path.ends_with("/" + rec.relpath);
+        roots.push_back(under ? rec.path.substr(0, rec.path.size() - rec.relpath.size())
+                              : fs::path(rec.path).parent_path().string());
+      }
+      if (scan.items.empty()) fail("{}: the index is empty", o->index);
+    } else {
+      if (inputs.empty()) fail("no images found to deduplicate");
+      auto emb = pipeline::Embedder::load(o->model, {ops::precision_from_name(o->compute.precision)});
+      apps::EmbedderEncoder enc(*emb, o->compute.batch_size);
+      Progress p("dedup", static_cast<int64_t>(inputs.size()), "images");
+      scan = apps::scan_images(inputs, enc, std::max(64, o->compute.batch_size), &p);
+      p.finish();
+    }
     for (auto& s : scan.skipped) std::fprintf(stderr, "clipkit: skipped %s\n", s.reason.c_str());
     apps::DedupOptions dopt;
     dopt.threshold = o->threshold;
@@ -94,6 +120,7 @@ RunFn setup(CLI::App& app) {
     j["skipped"] = nlohmann::json::array();
     for (auto& s : scan.skipped) j["skipped"].push_back({{"path", s.source}, {"reason", s.reason}});
     j["model"] = o->model;
+    if (!o->index.empty()) j["index"] = o->index;
     write_file_atomic(o->report, j.dump(2) + "\n");
     std::string html = o->html.empty() ? replace_ext(o->report, ".html") : o->html;
     if (!o->no_html) write_file_atomic(html, apps::dedup_report_html(r, items, o->threshold));
@@ -132,6 +159,12 @@ RunFn setup(CLI::App& app) {
           ++moved;
         }
         std::printf("moved %lld files to %s\n", static_cast<long long>(moved), o->move_to.c_str());
+        if (lib) {  // the moved images leave the index too (a new generation; the files are kept)
+          std::vector<int64_t> ids;
+          for (int64_t i : r.removals()) ids.push_back(recs[static_cast<size_t>(i)].id);
+          std::printf("removed %lld images from the index %s\n", static_cast<long long>(lib->remove(ids)),
+                      o->index.c_str());
+        }
       }
     }
     return scan.skipped.empty() ? kOk : kSkippedInputs;

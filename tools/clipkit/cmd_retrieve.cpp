@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/dedup.h"
+#include "apps/library_apps.h"
 #include "apps/retrieve.h"
 #include "command.h"
 #include "core/error.h"
@@ -125,21 +126,7 @@ RunFn setup(CLI::App& app) {
       qtext = "image:" + o->query_image;
     }
     if (lib) {
-      // Over-fetch so filters applied after the index search can still fill k results.
-      const int64_t fetch = ro.filters.empty() ? o->k : std::min<int64_t>(lib->info().count, int64_t{o->k} * 50);
-      std::vector<apps::Ranked> ranked;
-      for (auto& h : lib->search(qe.ptr<float>(), fetch)) {
-        apps::RetrievalItem it;
-        it.path = h.record.path;
-        nlohmann::json meta = h.record.to_json();
-        if (!h.record.captions.empty()) it.caption = h.record.captions[0];
-        meta.erase("path");
-        meta.erase("caption");
-        meta["id"] = h.id;
-        it.metadata = meta;
-        ranked.push_back({it, h.score});
-      }
-      std::printf("%s\n", apps::format_results(qtext, ranked, lib->info().count, ro).dump(2).c_str());
+      std::printf("%s\n", apps::retrieve_from_library(*lib, qtext, qe.ptr<float>(), ro).dump(2).c_str());
       return rc;
     }
     auto j = apps::retrieve(qtext, qe.ptr<float>(), items, x.shape.empty() ? nullptr : x.ptr<float>(), emb->dim(), ro);

@@ -1,10 +1,14 @@
 // clipkit video --model DIR VIDEO (--labels "a,b" | --labels-file F | --query "...") [--template T ...]
 //               [--every SECONDS | --fps F | --scenes [--scene-threshold X]] [--smooth N] [--top-k K] [--json]
+//               [--index DIR [--frames-dir DIR]]
 // Decodes the video with FFmpeg's libraries, samples frames (fixed rate or at scene changes),
 // embeds them and prints a timeline: per-frame label scores, smoothed segments
-// {start, end, label, score}, and with --query the best-matching timestamps.
+// {start, end, label, score}, and with --query the best-matching timestamps. With --index the
+// sampled frames are saved as JPEGs (default INDEX/frames/<video>-<hash>/) and added to that index
+// (created when missing) with their video and timestamp, so `clipkit search` finds moments.
 #include <nlohmann/json.hpp>
 
+#include "apps/library_apps.h"
 #include "apps/video.h"
 #include "command.h"
 #include "core/error.h"
@@ -14,7 +18,7 @@ namespace clipkit::cli {
 namespace {
 
 struct Opts {
-  std::string model, video, labels, labels_file, query;
+  std::string model, video, labels, labels_file, query, index, frames_dir;
   std::vector<std::string> templates;
   double every = 0, fps = 0, scene_threshold = 0.3, min_gap = 0;
   bool scenes = false, json = false, full_res = false;
@@ -44,11 +48,14 @@ RunFn setup(CLI::App& app) {
   app.add_option("--min-gap", o->min_gap, "with --query: seconds between reported matches");
   app.add_flag("--full-res", o->full_res, "preprocess frames from full resolution (default: scaled down first)");
   app.add_flag("--json", o->json, "machine-readable output");
+  app.add_option("--index", o->index, "also add the sampled frames to this index (created when missing)");
+  app.add_option("--frames-dir", o->frames_dir, "with --index: where the frame JPEGs go (default INDEX/frames/...)");
   add_compute_options(app, o->compute);
   return [o]() {
     apply_compute_options(o->compute);
-    if (o->labels.empty() && o->labels_file.empty() && o->query.empty())
-      fail("nothing to look for: give --labels, --labels-file or --query");
+    if (o->labels.empty() && o->labels_file.empty() && o->query.empty() && o->index.empty())
+      fail("nothing to do: give --labels, --labels-file, --query or --index");
+    if (!o->frames_dir.empty() && o->index.empty()) fail("--frames-dir needs --index");
     if (!o->labels.empty() && !o->labels_file.empty()) fail("give --labels or --labels-file, not both");
     apps::VideoSampling s;
     s.scenes = o->scenes;
@@ -59,6 +66,10 @@ RunFn setup(CLI::App& app) {
     // has little left to do, and 4K frames cost no more than small ones.
     if (!o->full_res) s.max_short_side = std::max(emb->preprocess_config().shortest_edge, emb->preprocess_config().crop_h);
     s.chunk = o->compute.batch_size;
+    if (!o->index.empty()) {
+      if (index::Library::exists(o->index)) index::Library::open(o->index)->check_model(pipeline::model_identity(*emb));
+      s.frames_dir = o->frames_dir.empty() ? apps::default_frames_dir(o->index, o->video) : o->frames_dir;
+    }
     apps::EmbedderEncoder enc(*emb, o->compute.batch_size);
     std::unique_ptr<apps::ZeroShotClassifier> clf;
     if (!o->labels.empty() || !o->labels_file.empty()) {
@@ -78,6 +89,11 @@ RunFn setup(CLI::App& app) {
     p.finish();
     if (v.decode_errors) std::fprintf(stderr, "clipkit: warning: %s: %lld corrupt packets or frames skipped\n",
                                       o->video.c_str(), static_cast<long long>(v.decode_errors));
+    if (!o->index.empty()) {
+      const int64_t added = apps::index_video_frames(o->index, pipeline::model_identity(*emb), o->video, v);
+      std::fprintf(stderr, "clipkit: added %lld of %zu frames to %s (frames in %s)\n", static_cast<long long>(added),
+                   v.t.size(), o->index.c_str(), s.frames_dir.c_str());
+    }
     apps::TimelineOptions to;
     to.smooth = o->smooth;
     to.midpoint_boundaries = !o->scenes;
