@@ -5,18 +5,24 @@
 //   video          decode-only frames/s of a generated 640x360 mpeg4 video, and decode + embed with
 //                  every frame sampled (frames/s)
 //   --quality      dedup precision/recall on the generated known-duplicate set over a threshold sweep
+//   --files N      the whole `clipkit dedup --images` job on N generated files (N/8 families of an
+//                  original, 6 copies and a similar-but-distinct image): files/s of each phase and
+//                  end to end, and group precision/recall against the known families
+//                  (--threshold T, default 0.99 for the random/tiny models; --keep-files DIR reuses DIR)
 //
 //   flock /tmp/clipkit-bench.lock build/bench/apps_bench [--model DIR] [--n 100000] [--dim 512]
 //         [--scan 2000] [--video-seconds 20] [--quality] [--threads T]
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "apps/dedup.h"
+#include "io/atomic_file.h"
 #include "apps/synthetic.h"
 #include "apps/video.h"
 #include "apps/video_io.h"
@@ -134,6 +140,92 @@ void quality(const std::string& model) {
   fs::remove_all(dir);
 }
 
+// Pair-level precision/recall of the groups against known families, without the O(N^2) pair loop:
+// true pairs = sum over families C(n, 2); predicted = sum over groups C(n, 2); hits = sum over
+// (group, family) C(n, 2).
+void group_quality(const apps::DedupResult& res, const std::vector<int>& family, double* precision, double* recall) {
+  auto c2 = [](int64_t n) { return n * (n - 1) / 2; };
+  std::map<int, int64_t> fam_size;
+  for (int f : family) fam_size[f]++;
+  int64_t truth = 0, predicted = 0, hits = 0;
+  for (auto& [f, n] : fam_size) truth += c2(n);
+  for (auto& g : res.groups) {
+    predicted += c2(static_cast<int64_t>(g.members.size()));
+    std::map<int, int64_t> in;
+    for (auto i : g.members) in[family[static_cast<size_t>(i)]]++;
+    for (auto& [f, n] : in) hits += c2(n);
+  }
+  *precision = predicted ? double(hits) / double(predicted) : 1.0;
+  *recall = truth ? double(hits) / double(truth) : 1.0;
+}
+
+void bench_files(const std::string& model, int64_t n, double threshold, std::string dir) {
+  const bool keep = !dir.empty();
+  if (dir.empty()) dir = (fs::temp_directory_path() / "clipkit_apps_bench_files").string();
+  const double t0 = now();
+  std::vector<std::string> files;
+  std::vector<int> family;
+  const std::string list = dir + "/families.tsv";
+  if (keep && fs::exists(list)) {  // reuse a generated set
+    std::ifstream f(list);
+    std::string path;
+    int fam;
+    while (f >> fam >> path) family.push_back(fam), files.push_back(path);
+  } else {
+    fs::remove_all(dir);
+    // 1,000 families per sub-folder keeps directories small
+    const int64_t families = (n + 7) / 8;
+    std::string tsv;
+    for (int64_t f0 = 0; f0 < families; f0 += 1000) {
+      const int fams = static_cast<int>(std::min<int64_t>(1000, families - f0));
+      auto set = apps::synthetic::make_dedup_set(dir + "/" + std::to_string(f0 / 1000), fams, 6, 96, 72,
+                                                 static_cast<uint64_t>(f0 + 11));
+      for (size_t i = 0; i < set.files.size(); ++i) {
+        const int fam = static_cast<int>(f0) * 2 + set.family[i];  // similar images get their own ids
+        files.push_back(set.files[i]);
+        family.push_back(fam);
+        tsv += std::to_string(fam) + "\t" + set.files[i] + "\n";
+      }
+    }
+    write_file_atomic(list, tsv);
+  }
+  const double t_gen = now() - t0;
+  auto emb = pipeline::Embedder::load(model);
+  apps::EmbedderEncoder enc(*emb, 64);
+  std::vector<apps::ScanInput> in;
+  for (auto& f : files) in.push_back({f, ""});
+  const double t1 = now();
+  auto scan = apps::scan_images(in, enc, 256);
+  const double t2 = now();
+  apps::DedupOptions o;
+  o.threshold = threshold;
+  auto res = apps::find_duplicates(scan.items, scan.emb.ptr<float>(), scan.emb.dim(1), o, [&](int64_t a, int64_t b) {
+    return apps::files_equal(scan.items[static_cast<size_t>(a)].path, scan.items[static_cast<size_t>(b)].path);
+  });
+  const double t3 = now();
+  auto j = apps::dedup_report_json(res, scan.items, threshold);
+  write_file_atomic(dir + "/report.json", j.dump(2));
+  write_file_atomic(dir + "/report.html", apps::dedup_report_html(res, scan.items, threshold));
+  const double t4 = now();
+  double p = 0, r = 0;
+  group_quality(res, family, &p, &r);
+  for (double th : {0.95, 0.98, 0.995, 0.998}) {  // the same scan at other thresholds
+    apps::DedupOptions o2;
+    o2.threshold = th;
+    double p2 = 0, r2 = 0;
+    group_quality(apps::find_duplicates(scan.items, scan.emb.ptr<float>(), scan.emb.dim(1), o2), family, &p2, &r2);
+    std::printf("  threshold %.3f: precision %.4f recall %.4f\n", th, p2, r2);
+  }
+  const double total = t4 - t1, N = double(scan.items.size());
+  std::printf("dedup files   %s, %zu files (%zu skipped), threshold %.3f: generate %.1f s | scan (read+hash+decode+"
+              "embed) %.1f s = %.0f files/s | duplicates (hash groups + exact range search + verify) %.1f s = %.0f "
+              "files/s | report JSON+HTML %.1f s | end to end %.1f s = %.0f files/s | %zu groups, precision %.4f "
+              "recall %.4f\n",
+              model.c_str(), scan.items.size(), scan.skipped.size(), threshold, t_gen, t2 - t1, N / (t2 - t1), t3 - t2,
+              N / (t3 - t2), t4 - t3, total, N / total, res.groups.size(), p, r);
+  if (!keep) fs::remove_all(dir);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -141,6 +233,9 @@ int main(int argc, char** argv) {
   int64_t n = 100000, dim = 512;
   int scan = 2000, video_s = 20, threads = 0;
   bool q = false;
+  int64_t files = 0;
+  double threshold = 0.99;
+  std::string keep_dir;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
@@ -151,6 +246,9 @@ int main(int argc, char** argv) {
     else if (a == "--video-seconds") video_s = std::stoi(next());
     else if (a == "--threads") threads = std::stoi(next());
     else if (a == "--quality") q = true;
+    else if (a == "--files") files = std::stoll(next());
+    else if (a == "--threshold") threshold = std::stod(next());
+    else if (a == "--keep-files") keep_dir = next();
     else {
       std::fprintf(stderr, "unknown argument %s\n", a.c_str());
       return 2;
@@ -160,6 +258,10 @@ int main(int argc, char** argv) {
   std::printf("threads: %d\n", num_threads());
   if (q) {
     quality(model);
+    return 0;
+  }
+  if (files > 0) {
+    bench_files(model, files, threshold, keep_dir);
     return 0;
   }
   if (n > 0) bench_search(n, dim);

@@ -1,7 +1,8 @@
 // clipkit serve: the JSON API and the web page over one index (cpp-httplib).
 //
 // Endpoints (docs/api.md): GET / (page), GET /healthz, GET /metrics (Prometheus), POST /v1/embed/text,
-// POST /v1/embed/image, POST /v1/search, POST /v1/compare, GET /v1/images/{id}.
+// POST /v1/embed/image, POST /v1/search, POST /v1/compare, GET /v1/images/{id}, and the applications
+// POST /v1/classify, /v1/retrieve, /v1/dedup, /v1/video (server/app_endpoints.h).
 // Request threads decode and preprocess images themselves; every model call goes through one
 // batching queue, so concurrent requests share model batches and the model runs on one thread
 // (with the OpenMP pool under it).
