@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/parallel.h"
+#include "core/profile.h"
 
 namespace clipkit::ops {
 
@@ -31,6 +32,7 @@ constexpr float kInvSqrt2 = 0.7071067811865476f;
 }  // namespace
 
 void act_forward(const float* x, float* y, int64_t n, Act a) {
+  ProfileScope prof("act fwd");
   parallel_for(n, [&](int64_t b, int64_t e) {
     switch (a) {
       case Act::QuickGelu:
@@ -53,6 +55,7 @@ void act_forward(const float* x, float* y, int64_t n, Act a) {
 }
 
 void act_backward(const float* x, const float* dy, float* dx, int64_t n, Act a) {
+  ProfileScope prof("act bwd");
   parallel_for(n, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       float v = x[i], g = 0;

@@ -18,4 +18,9 @@ void act_forward(const float* x, float* y, int64_t n, Act a);
 // dx = dy * act'(x)  (x is the pre-activation input)
 void act_backward(const float* x, const float* dy, float* dx, int64_t n, Act a);
 
+// The bf16 training path: vectorized approximations (relative error a few 1e-7, far below bf16
+// rounding). The forward writes y = bf16(act(x)), the input of the next (bf16) matmul.
+void act_forward_bf16(const float* x, uint16_t* y, int64_t n, Act a);
+void act_backward_bf16(const float* x, const float* dy, float* dx, int64_t n, Act a);
+
 }  // namespace clipkit::ops

@@ -106,6 +106,7 @@ void attention_forward(const float* qkv, float* out, const AttentionShape& s, bo
                        float* probs) {
   if (!probs) return attention_forward_dnnl(qkv, out, s, causal, key_mask);
   // training: the direct kernel, which also saves the softmax weights for the backward pass
+  ProfileScope prof("attention train fwd");
   const int64_t B = s.B, L = s.L, H = s.H, D = s.D, C = s.C(), C3 = 3 * C;
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   parallel_for(B * H, [&](int64_t begin, int64_t end) {
@@ -165,6 +166,7 @@ void attention_forward(const float* qkv, float* out, const AttentionShape& s, bo
 }
 
 void attention_backward(const float* dout, const float* qkv, const float* probs, float* dqkv, const AttentionShape& s) {
+  ProfileScope prof("attention bwd");
   const int64_t B = s.B, L = s.L, H = s.H, D = s.D, C = s.C(), C3 = 3 * C;
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   std::memset(dqkv, 0, sizeof(float) * B * L * C3);

@@ -20,4 +20,13 @@ void attention_forward(const float* qkv, float* out, const AttentionShape& s, bo
 // From dout [B, L, C], qkv and the saved probs: dqkv [B, L, 3C] (overwritten).
 void attention_backward(const float* dout, const float* qkv, const float* probs, float* dqkv, const AttentionShape& s);
 
+// The bf16 training path: the six attention matmuls in bf16 with fp32 accumulation (oneDNN batched
+// matmuls), softmax and its backward in fp32. qkv_b is bf16(qkv); the context comes out as bf16
+// (it only feeds the output projection); probs (fp32) and probs_b (its bf16 copy) [B, H, L, L]
+// are saved for the backward pass, which overwrites dqkv [B, L, 3C].
+void attention_forward_bf16(const uint16_t* qkv_b, uint16_t* out_b, const AttentionShape& s, bool causal,
+                            const int32_t* key_mask, float* probs, uint16_t* probs_b);
+void attention_backward_bf16(const float* dout, const uint16_t* qkv_b, const float* probs, const uint16_t* probs_b,
+                             float* dqkv, const AttentionShape& s);
+
 }  // namespace clipkit::ops

@@ -16,6 +16,14 @@ void dense_forward(const float* x, const float* W, const float* b, int64_t M, in
 void dense_backward(const float* x, const float* W, const float* dy, int64_t M, int64_t N, int64_t K, float* dx,
                     float* dW, float* db, Precision p = Precision::F32, bool accumulate_dx = false);
 
+// The bf16 training path over operands the caller converted once (ops/matmul_bf16.h):
+// xb [M, K] and Wb [N, K] hold bf16(x) and bf16(W); forward and backward reuse them, and dy is
+// converted once for both dx and dW. Same contract as above otherwise.
+void dense_forward_bf16(const uint16_t* xb, const uint16_t* Wb, const float* b, int64_t M, int64_t N, int64_t K,
+                        float* y);
+void dense_backward_bf16(const uint16_t* xb, const uint16_t* Wb, const float* dy, int64_t M, int64_t N, int64_t K,
+                         float* dx, float* dW, float* db, bool accumulate_dx = false);
+
 // C [M, N] = op(A) @ op(B) + beta * C, row-major; beta is 0 or 1. fp32 = sgemm; bf16 = oneDNN matmul
 // on bf16 copies of A and B.
 void gemm(Precision p, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,

@@ -34,6 +34,7 @@ void layernorm_forward(const float* x, const float* gamma, const float* beta, fl
 
 void layernorm_backward(const float* dy, const float* x, const float* gamma, const float* mean, const float* rstd,
                         float* dx, float* dgamma, float* dbeta, int64_t M, int64_t C) {
+  ProfileScope prof("layernorm bwd");
   int nt = num_threads();
   std::vector<float> dg(static_cast<size_t>(nt) * C, 0.0f), db(static_cast<size_t>(nt) * C, 0.0f);
 #pragma omp parallel num_threads(nt)

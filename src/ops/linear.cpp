@@ -9,6 +9,7 @@
 #include "core/parallel.h"
 #include "core/tensor.h"
 #include "ops/dnnl_context.h"
+#include "ops/vec_math.h"
 #include "ops/workspace.h"
 
 namespace clipkit::ops {
@@ -129,7 +130,8 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
 
 void to_bf16(const float* x, uint16_t* y, int64_t n) {
   parallel_for(n, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) y[i] = f32_to_bf16(x[i]);
+#pragma omp simd
+    for (int64_t i = b; i < e; ++i) y[i] = f32_to_bf16_simd(x[i]);
   }, 1 << 14);
 }
 

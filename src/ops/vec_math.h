@@ -26,4 +26,13 @@ inline float exp_approx(float x) {
   return p * scale;
 }
 
+// fp32 -> bf16 bits, round to nearest even (NaN stays NaN), branch-free for `omp simd` loops.
+#pragma omp declare simd notinbranch
+inline uint16_t f32_to_bf16_simd(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  const uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+  return static_cast<uint16_t>((u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : r);
+}
+
 }  // namespace clipkit::ops

@@ -3,9 +3,11 @@
 #include <cstring>
 
 #include "core/parallel.h"
+#include "core/profile.h"
 #include "ops/attention.h"
 #include "ops/dense.h"
 #include "ops/layernorm.h"
+#include "ops/linear.h"
 
 namespace clipkit::train {
 namespace {
@@ -17,7 +19,7 @@ void grow(std::vector<T>& v, int64_t n) {
 
 // Backward scratch, reused by every layer and step.
 struct Scratch {
-  std::vector<float> d1, d2, dqkv, dh;
+  std::vector<float> d1, d2, dqkv, dh, ln_tmp, ln_dg, ln_db;
 };
 Scratch& scratch() {
   static Scratch s;
@@ -25,6 +27,7 @@ Scratch& scratch() {
 }
 
 void add_into(float* dst, const float* src, int64_t n) {
+  ProfileScope prof("add_into");
   parallel_for(n, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) dst[i] += src[i];
   }, 1 << 14);
@@ -41,14 +44,25 @@ void TLinear::init(std::vector<float> W, std::vector<float> B, int64_t n, int64_
   gb.assign(b.size(), 0.0f);
 }
 
-void TLinear::forward(const float* x, int64_t M, float* y, const StepContext& c) const {
-  ops::dense_forward(x, w.data(), b.empty() ? nullptr : b.data(), M, N, K, y, c.precision);
+void TLinear::forward(const float* x, int64_t M, float* y, const StepContext& c, Bf16Buf* xb) const {
+  const float* bias = b.empty() ? nullptr : b.data();
+  if (c.precision != ops::Precision::BF16 || !xb) return ops::dense_forward(x, w.data(), bias, M, N, K, y, c.precision);
+  grow(wb, N * K);
+  ops::to_bf16(w.data(), wb.data(), N * K);
+  if (x) {
+    grow(*xb, M * K);
+    ops::to_bf16(x, xb->data(), M * K);
+  }
+  ops::dense_forward_bf16(xb->data(), wb.data(), bias, M, N, K, y);
 }
 
 void TLinear::backward(const float* x, const float* dy, int64_t M, float* dx, bool acc_dx, bool grads,
-                       const StepContext& c) {
-  ops::dense_backward(x, w.data(), dy, M, N, K, dx, grads ? gw.data() : nullptr,
-                      grads && !b.empty() ? gb.data() : nullptr, c.precision, acc_dx);
+                       const StepContext& c, const Bf16Buf* xb) {
+  float* dW = grads ? gw.data() : nullptr;
+  float* db = grads && !b.empty() ? gb.data() : nullptr;
+  if (c.precision != ops::Precision::BF16 || !xb)
+    return ops::dense_backward(x, w.data(), dy, M, N, K, dx, dW, db, c.precision, acc_dx);
+  ops::dense_backward_bf16(xb->data(), wb.data(), dy, M, N, K, dx, dW, db, acc_dx);
 }
 
 void TLinear::reg(Registry& r, const std::string& wname, const std::string& bname, int depth) {
@@ -70,20 +84,19 @@ void TLayerNorm::forward(const float* x, float* y, int64_t M, float* mean, float
 
 void TLayerNorm::backward(const float* dy, const float* x, const float* mean, const float* rstd, int64_t M, float* dx,
                           bool acc, bool grads) {
-  std::vector<float> tmp;
+  auto& s = scratch();
   float* out = dx;
   if (acc) {
-    tmp.resize(static_cast<size_t>(M * C()));
-    out = tmp.data();
+    grow(s.ln_tmp, M * C());
+    out = s.ln_tmp.data();
   }
-  std::vector<float> dg, db;
   float* pg = gw.data();
   float* pb = gb.data();
   if (!grads) {  // layernorm_backward always accumulates gamma/beta gradients: give it a throwaway
-    dg.assign(w.size(), 0.0f);
-    db.assign(w.size(), 0.0f);
-    pg = dg.data();
-    pb = db.data();
+    s.ln_dg.assign(w.size(), 0.0f);
+    s.ln_db.assign(w.size(), 0.0f);
+    pg = s.ln_dg.data();
+    pb = s.ln_db.data();
   }
   ops::layernorm_backward(dy, x, w.data(), mean, rstd, out, pg, pb, M, C());
   if (acc) add_into(dx, out, M * C());
@@ -96,6 +109,7 @@ void TLayerNorm::reg(Registry& r, const std::string& prefix, int depth) {
 
 void dropout_apply(float* x, int64_t n, float p, uint64_t seed, uint64_t site) {
   if (p <= 0) return;
+  ProfileScope prof("dropout");
   const float scale = 1.0f / (1.0f - p);
   const uint64_t base = seed * 0x9E3779B97F4A7C15ull ^ (site + 1) * 0xD1B54A32D192ED03ull;
   parallel_for(n, [&](int64_t b, int64_t e) {
@@ -145,45 +159,100 @@ void TEncoderLayer::reg(Registry& r, const std::string& p, const char* const att
   ln2.reg(r, p + lns[1], depth);
 }
 
+// r1 = out(attention(c.qkv)) (before the residual)
+void TEncoderLayer::attention(LayerCache& c, const ops::AttentionShape& as, bool causal, const int32_t* mask,
+                              const StepContext& sc) const {
+  const int64_t M = as.B * as.L;
+  if (sc.precision == ops::Precision::BF16) {
+    ops::to_bf16(c.qkv.data(), c.qkv_b.data(), M * 3 * C);
+    ops::attention_forward_bf16(c.qkv_b.data(), c.ctx_b.data(), as, causal, mask, c.probs.data(), c.probs_b.data());
+    out.forward(nullptr, M, c.r1.data(), sc, &c.ctx_b);
+  } else {
+    ops::attention_forward(c.qkv.data(), c.ctx.data(), as, causal, mask, c.probs.data());
+    out.forward(c.ctx.data(), M, c.r1.data(), sc);
+  }
+}
+
+// From d r1: dqkv, and the output projection's gradients.
+void TEncoderLayer::attention_backward(LayerCache& c, const float* dr1, float* dqkv, const ops::AttentionShape& as,
+                                       bool grads, const StepContext& sc) {
+  const int64_t M = as.B * as.L;
+  float* dctx = scratch().d2.data();
+  if (sc.precision == ops::Precision::BF16) {
+    out.backward(nullptr, dr1, M, dctx, false, grads, sc, &c.ctx_b);
+    ops::attention_backward_bf16(dctx, c.qkv_b.data(), c.probs.data(), c.probs_b.data(), dqkv, as);
+  } else {
+    out.backward(c.ctx.data(), dr1, M, dctx, false, grads, sc);
+    ops::attention_backward(dctx, c.qkv.data(), c.probs.data(), dqkv, as);
+  }
+}
+
+// y = fc2(act(c.h_pre))
+void TEncoderLayer::mlp_out(LayerCache& c, int64_t M, float* y, const StepContext& sc) const {
+  if (sc.precision == ops::Precision::BF16) {
+    ops::act_forward_bf16(c.h_pre.data(), c.h_act_b.data(), M * I, act);
+    fc2.forward(nullptr, M, y, sc, &c.h_act_b);
+  } else {
+    ops::act_forward(c.h_pre.data(), c.h_act.data(), M * I, act);
+    fc2.forward(c.h_act.data(), M, y, sc);
+  }
+}
+
+// From dy (the MLP output's gradient): dh (the pre-activation's), and fc2's gradients.
+void TEncoderLayer::mlp_out_backward(LayerCache& c, const float* dy, int64_t M, float* dh, bool grads,
+                                     const StepContext& sc) {
+  if (sc.precision == ops::Precision::BF16) {
+    fc2.backward(nullptr, dy, M, dh, false, grads, sc, &c.h_act_b);
+    ops::act_backward_bf16(c.h_pre.data(), dh, dh, M * I, act);
+  } else {
+    fc2.backward(c.h_act.data(), dy, M, dh, false, grads, sc);
+    ops::act_backward(c.h_pre.data(), dh, dh, M * I, act);
+  }
+}
+
 void TEncoderLayer::forward(const float* x, float* y, int64_t B, int64_t L, bool causal, const int32_t* mask,
                             LayerCache& c, const StepContext& sc, uint64_t step_seed) const {
   const int64_t M = B * L;
   const float pdrop = sc.training ? sc.hidden_dropout : 0.0f;
+  const bool bf16 = sc.precision == ops::Precision::BF16;
   grow(c.qkv, M * 3 * C);
   grow(c.probs, B * heads * L * L);
-  grow(c.ctx, M * C);
+  if (bf16) {
+    grow(c.qkv_b, M * 3 * C);
+    grow(c.probs_b, B * heads * L * L);
+    grow(c.ctx_b, M * C);
+    grow(c.h_act_b, M * I);
+  } else {
+    grow(c.ctx, M * C);
+    grow(c.h_act, M * I);
+  }
   grow(c.r1, M * C);
   grow(c.ln1_mean, M);
   grow(c.ln1_rstd, M);
   grow(c.m_in, M * C);
   grow(c.h_pre, M * I);
-  grow(c.h_act, M * I);
   grow(c.ln2_mean, M);
   grow(c.ln2_rstd, M);
   const ops::AttentionShape as{B, L, heads, C / heads};
   if (pre_ln) {
     grow(c.a_in, M * C);
     ln1.forward(x, c.a_in.data(), M, c.ln1_mean.data(), c.ln1_rstd.data());
-    qkv.forward(c.a_in.data(), M, c.qkv.data(), sc);
-    ops::attention_forward(c.qkv.data(), c.ctx.data(), as, causal, mask, c.probs.data());
-    out.forward(c.ctx.data(), M, c.r1.data(), sc);
+    qkv.forward(c.a_in.data(), M, c.qkv.data(), sc, &c.a_in_b);
+    attention(c, as, causal, mask, sc);
     add_into(c.r1.data(), x, M * C);  // r1 = x + attn
     ln2.forward(c.r1.data(), c.m_in.data(), M, c.ln2_mean.data(), c.ln2_rstd.data());
-    fc1.forward(c.m_in.data(), M, c.h_pre.data(), sc);
-    ops::act_forward(c.h_pre.data(), c.h_act.data(), M * I, act);
-    fc2.forward(c.h_act.data(), M, y, sc);
+    fc1.forward(c.m_in.data(), M, c.h_pre.data(), sc, &c.m_in_b);
+    mlp_out(c, M, y, sc);
     add_into(y, c.r1.data(), M * C);  // y = r1 + mlp
   } else {
     grow(c.r2, M * C);
-    qkv.forward(x, M, c.qkv.data(), sc);
-    ops::attention_forward(c.qkv.data(), c.ctx.data(), as, causal, mask, c.probs.data());
-    out.forward(c.ctx.data(), M, c.r1.data(), sc);
+    qkv.forward(x, M, c.qkv.data(), sc, &c.x_b);
+    attention(c, as, causal, mask, sc);
     dropout_apply(c.r1.data(), M * C, pdrop, step_seed, site * 4 + 0);
     add_into(c.r1.data(), x, M * C);  // r1 = x + drop(attn)
     ln1.forward(c.r1.data(), c.m_in.data(), M, c.ln1_mean.data(), c.ln1_rstd.data());
-    fc1.forward(c.m_in.data(), M, c.h_pre.data(), sc);
-    ops::act_forward(c.h_pre.data(), c.h_act.data(), M * I, act);
-    fc2.forward(c.h_act.data(), M, c.r2.data(), sc);
+    fc1.forward(c.m_in.data(), M, c.h_pre.data(), sc, &c.m_in_b);
+    mlp_out(c, M, c.r2.data(), sc);
     dropout_apply(c.r2.data(), M * C, pdrop, step_seed, site * 4 + 1);
     add_into(c.r2.data(), c.m_in.data(), M * C);  // r2 = m_in + drop(mlp)
     ln2.forward(c.r2.data(), y, M, c.ln2_mean.data(), c.ln2_rstd.data());
@@ -204,16 +273,13 @@ void TEncoderLayer::backward(const float* x, const float* dy, float* dx, int64_t
   if (pre_ln) {
     float* dr1 = s.d1.data();  // d r1 = dy + (through the MLP branch)
     std::memcpy(dr1, dy, sizeof(float) * M * C);
-    fc2.backward(c.h_act.data(), dy, M, dh, false, grads, sc);
-    ops::act_backward(c.h_pre.data(), dh, dh, M * I, act);
+    mlp_out_backward(c, dy, M, dh, grads, sc);
     float* dm = s.d2.data();
-    fc1.backward(c.m_in.data(), dh, M, dm, false, grads, sc);
+    fc1.backward(c.m_in.data(), dh, M, dm, false, grads, sc, &c.m_in_b);
     ln2.backward(dm, c.r1.data(), c.ln2_mean.data(), c.ln2_rstd.data(), M, dr1, /*acc=*/true, grads);
-    float* dctx = s.d2.data();
-    out.backward(c.ctx.data(), dr1, M, dctx, false, grads, sc);
-    ops::attention_backward(dctx, c.qkv.data(), c.probs.data(), s.dqkv.data(), as);
+    attention_backward(c, dr1, s.dqkv.data(), as, grads, sc);
     float* da = s.d2.data();
-    qkv.backward(c.a_in.data(), s.dqkv.data(), M, da, false, grads, sc);
+    qkv.backward(c.a_in.data(), s.dqkv.data(), M, da, false, grads, sc, &c.a_in_b);
     if (dx) {
       ln1.backward(da, x, c.ln1_mean.data(), c.ln1_rstd.data(), M, dx, false, grads);
       add_into(dx, dr1, M * C);
@@ -227,17 +293,14 @@ void TEncoderLayer::backward(const float* x, const float* dy, float* dx, int64_t
     float* dm = s.d2.data();  // d m_in = d r2 + (through the MLP branch)
     std::memcpy(dm, dr2, sizeof(float) * M * C);
     dropout_apply(dr2, M * C, pdrop, step_seed, site * 4 + 1);  // same mask as forward
-    fc2.backward(c.h_act.data(), dr2, M, dh, false, grads, sc);
-    ops::act_backward(c.h_pre.data(), dh, dh, M * I, act);
-    fc1.backward(c.m_in.data(), dh, M, dm, /*acc=*/true, grads, sc);
+    mlp_out_backward(c, dr2, M, dh, grads, sc);
+    fc1.backward(c.m_in.data(), dh, M, dm, /*acc=*/true, grads, sc, &c.m_in_b);
     float* dr1 = s.d1.data();
     ln1.backward(dm, c.r1.data(), c.ln1_mean.data(), c.ln1_rstd.data(), M, dr1, false, grads);
     if (dx) std::memcpy(dx, dr1, sizeof(float) * M * C);
     dropout_apply(dr1, M * C, pdrop, step_seed, site * 4 + 0);
-    float* dctx = s.d2.data();
-    out.backward(c.ctx.data(), dr1, M, dctx, false, grads, sc);
-    ops::attention_backward(dctx, c.qkv.data(), c.probs.data(), s.dqkv.data(), as);
-    qkv.backward(x, s.dqkv.data(), M, dx, /*acc=*/true, grads, sc);
+    attention_backward(c, dr1, s.dqkv.data(), as, grads, sc);
+    qkv.backward(x, s.dqkv.data(), M, dx, /*acc=*/true, grads, sc, &c.x_b);
   }
 }
 

@@ -1,7 +1,8 @@
 // Training-mode transformer blocks: forward passes that save what the backward pass needs, and
 // the backward passes beside them, over fp32 master weights registered by their HF names.
-// Matmuls run in fp32 or bf16 (ops::dense); layer norms, softmax, activations and all
-// accumulation stay fp32.
+// Matmuls (projections and attention) run in fp32 or bf16; layer norms, softmax, activations and
+// all accumulation stay fp32. The bf16 path converts each matmul operand to bf16 once per step and
+// keeps the copies the backward pass reuses (LayerCache's *_b buffers, TLinear::wb).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -10,6 +11,7 @@
 #include "core/tensor.h"
 #include "model/weights.h"
 #include "ops/activation.h"
+#include "ops/attention.h"
 #include "ops/precision.h"
 
 namespace clipkit::train {
@@ -35,14 +37,22 @@ struct StepContext {
   bool training = true;       // false: no dropout, nothing saved beyond what forward needs
 };
 
+// A bf16 copy of a matmul operand, kept from the forward pass for the backward pass.
+using Bf16Buf = std::vector<uint16_t>;
+
 // y = x W^T + b over fp32 masters W [N, K], b [N] (optional).
+// bf16 precision with an `xb` buffer takes the bf16 path: the forward converts W once into `wb`
+// (reused by the backward for dx) and x into *xb (reused for dW); a null x means the producer
+// already wrote bf16(x) into *xb. Without xb, bf16 converts both operands on every matmul.
 struct TLinear {
   int64_t N = 0, K = 0;
   std::vector<float> w, b, gw, gb;
+  mutable Bf16Buf wb;
   void init(std::vector<float> W, std::vector<float> B, int64_t N, int64_t K);
-  void forward(const float* x, int64_t M, float* y, const StepContext& c) const;
-  // dx overwritten (or accumulated); weight gradients skipped when !grads.
-  void backward(const float* x, const float* dy, int64_t M, float* dx, bool acc_dx, bool grads, const StepContext& c);
+  void forward(const float* x, int64_t M, float* y, const StepContext& c, Bf16Buf* xb = nullptr) const;
+  // dx overwritten (or accumulated); weight gradients skipped when !grads. xb as passed to forward.
+  void backward(const float* x, const float* dy, int64_t M, float* dx, bool acc_dx, bool grads, const StepContext& c,
+                const Bf16Buf* xb = nullptr);
   void reg(Registry& r, const std::string& wname, const std::string& bname, int depth);
 };
 
@@ -64,6 +74,8 @@ void dropout_apply(float* x, int64_t n, float p, uint64_t seed, uint64_t site);
 // What one encoder layer keeps for its backward pass.
 struct LayerCache {
   std::vector<float> a_in, qkv, probs, ctx, r1, ln1_mean, ln1_rstd, m_in, h_pre, h_act, r2, ln2_mean, ln2_rstd;
+  // bf16 precision: the matmul inputs in bf16 (ctx and h_act are then only kept in bf16)
+  Bf16Buf x_b, a_in_b, qkv_b, probs_b, ctx_b, m_in_b, h_act_b;
 };
 
 // A transformer encoder layer (see model/blocks.h): pre-LN (CLIP) or post-LN (RoBERTa).
@@ -86,6 +98,14 @@ struct TEncoderLayer {
   // dy -> dx (overwritten; may be null when nothing below needs it). x is the layer input.
   void backward(const float* x, const float* dy, float* dx, int64_t B, int64_t L, LayerCache& c, bool grads,
                 const StepContext& sc, uint64_t step_seed);
+
+ private:
+  void attention(LayerCache& c, const ops::AttentionShape& as, bool causal, const int32_t* mask,
+                 const StepContext& sc) const;
+  void attention_backward(LayerCache& c, const float* dr1, float* dqkv, const ops::AttentionShape& as, bool grads,
+                          const StepContext& sc);
+  void mlp_out(LayerCache& c, int64_t M, float* y, const StepContext& sc) const;
+  void mlp_out_backward(LayerCache& c, const float* dy, int64_t M, float* dh, bool grads, const StepContext& sc);
 };
 
 }  // namespace clipkit::train

@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "core/profile.h"
 #include "io/safetensors.h"
 #include "model/weights.h"
 #include "ops/dense.h"
@@ -131,6 +132,7 @@ std::vector<Param> TrainableClip::params() {
 }
 
 void TrainableClip::zero_grad() {
+  ProfileScope prof("zero_grad");
   for (auto& e : reg_) std::memset(e.g, 0, sizeof(float) * e.n);
 }
 

@@ -1,0 +1,15 @@
+// bf16 matmuls on operands already rounded to bf16 (stored as uint16_t), with fp32 accumulation
+// and fp32 output, through cached oneDNN primitives (ops::to_bf16 in ops/linear.h converts). The
+// training path converts each operand once and reuses it (weights for forward and dx, activations
+// for forward and dW, upstream gradients for dx and dW).
+#pragma once
+#include <cstdint>
+
+namespace clipkit::ops {
+
+// C [M, N] = op(A) @ op(B) (+ bias [N] broadcast over rows) + beta * C, row-major, beta 0 or 1.
+// A's storage is (trans_a ? K x lda : M x lda); B's is (trans_b ? N x ldb : K x ldb).
+void matmul_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda,
+                 const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc, const float* bias = nullptr);
+
+}  // namespace clipkit::ops
