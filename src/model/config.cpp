@@ -45,6 +45,7 @@ VisionConfig parse_vision_config(const json& j, const std::string& where) {
   read(j, "num_channels", c.num_channels, where);
   read(j, "projection_dim", c.projection_dim, where);
   read(j, "layer_norm_eps", c.layer_norm_eps, where);
+  read(j, "attention_dropout", c.attention_dropout, where);
   c.act = read_act(j, where, ops::Act::QuickGelu);
   for (auto [n, v] : {std::pair{"hidden_size", c.hidden_size}, {"num_attention_heads", c.num_heads},
                       {"image_size", c.image_size}, {"patch_size", c.patch_size}, {"intermediate_size", c.intermediate_size}})
@@ -156,7 +157,8 @@ json vision_config_json(const VisionConfig& c) {
   return {{"model_type", "clip_vision_model"}, {"hidden_size", c.hidden_size}, {"intermediate_size", c.intermediate_size},
           {"num_hidden_layers", c.num_layers}, {"num_attention_heads", c.num_heads}, {"image_size", c.image_size},
           {"patch_size", c.patch_size}, {"num_channels", c.num_channels}, {"projection_dim", c.projection_dim},
-          {"hidden_act", ops::act_name(c.act)}, {"layer_norm_eps", json_float(c.layer_norm_eps)}, {"attention_dropout", 0.0},
+          {"hidden_act", ops::act_name(c.act)}, {"layer_norm_eps", json_float(c.layer_norm_eps)},
+          {"attention_dropout", json_float(c.attention_dropout)},
           {"dropout", 0.0}, {"initializer_factor", 1.0}, {"initializer_range", 0.02}};
 }
 

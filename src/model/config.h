@@ -14,6 +14,7 @@ struct VisionConfig {  // CLIPVisionConfig
   int projection_dim = 512;  // only used by a bare CLIPVisionModelWithProjection
   ops::Act act = ops::Act::QuickGelu;
   float layer_norm_eps = 1e-5f;
+  float attention_dropout = 0;  // training only; released CLIP checkpoints set 0
   int num_patches() const { return (image_size / patch_size) * (image_size / patch_size); }
 };
 

@@ -9,9 +9,11 @@
 #include <limits>
 #include <vector>
 
+#include "core/error.h"
 #include "core/parallel.h"
 #include "core/profile.h"
 #include "ops/dnnl_context.h"
+#include "ops/dropout_mask.h"
 #include "ops/vec_math.h"
 #include "ops/workspace.h"
 
@@ -100,17 +102,17 @@ void attention_forward_dnnl(const float* qkv, float* out, const AttentionShape& 
   strm.wait();
 }
 
-}  // namespace
-
-void attention_forward(const float* qkv, float* out, const AttentionShape& s, bool causal, const int32_t* key_mask,
-                       float* probs) {
-  if (!probs) return attention_forward_dnnl(qkv, out, s, causal, key_mask);
-  // training: the direct kernel, which also saves the softmax weights for the backward pass
-  ProfileScope prof("attention train fwd");
+// The training kernels, with (kDrop) or without attention-probability dropout; kDrop = false is
+// exactly the kernel without dropout.
+//   forward   P = softmax(S)  P_d = P * keep / (1 - p)  out = P_d V       (probs = P)
+//   backward  dV = P_d^T dO   dP = (dO V^T) * keep / (1 - p)   dS = P (dP - rowsum(dP P))
+template <bool kDrop>
+void train_forward(const float* qkv, float* out, const AttentionShape& s, bool causal, const int32_t* key_mask,
+                   float* probs, const DropoutMask& drop) {
   const int64_t B = s.B, L = s.L, H = s.H, D = s.D, C = s.C(), C3 = 3 * C;
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   parallel_for(B * H, [&](int64_t begin, int64_t end) {
-    std::vector<float> sc(static_cast<size_t>(L));
+    std::vector<float> sc(static_cast<size_t>(L)), keep(kDrop ? static_cast<size_t>(L) : 0);
     std::vector<float> acc(static_cast<size_t>(D));
     std::vector<float> kt(static_cast<size_t>(L * D)), vt(static_cast<size_t>(L * D));
     for (int64_t bh = begin; bh < end; ++bh) {
@@ -144,53 +146,58 @@ void attention_forward(const float* qkv, float* out, const AttentionShape& s, bo
           sum += p;
         }
         const float inv = sum > 0 ? 1.0f / sum : 0.0f;  // a fully masked row (never in CLIP) gives zeros
+        if constexpr (kDrop) drop.scales(static_cast<uint64_t>((bh * L + i) * L), jend, keep.data());
         float* a = acc.data();
         std::fill(a, a + D, 0.0f);
         for (int64_t j = 0; j < jend; ++j) {
           const float p = scp[j] * inv;
           scp[j] = p;
-          if (p == 0) continue;
+          const float pd = kDrop ? p * keep[j] : p;  // P_d
+          if (pd == 0) continue;
           const float* v = vt.data() + j * D;
 #pragma omp simd
-          for (int64_t d = 0; d < D; ++d) a[d] += p * v[d];
+          for (int64_t d = 0; d < D; ++d) a[d] += pd * v[d];
         }
         std::memcpy(out + (b * L + i) * C + h * D, a, sizeof(float) * D);
-        if (probs) {
-          float* pr = probs + ((b * H + h) * L + i) * L;
-          std::memcpy(pr, scp, sizeof(float) * jend);
-          std::fill(pr + jend, pr + L, 0.0f);
-        }
+        float* pr = probs + (bh * L + i) * L;
+        std::memcpy(pr, scp, sizeof(float) * jend);
+        std::fill(pr + jend, pr + L, 0.0f);
       }
     }
   });
 }
 
-void attention_backward(const float* dout, const float* qkv, const float* probs, float* dqkv, const AttentionShape& s) {
-  ProfileScope prof("attention bwd");
+template <bool kDrop>
+void train_backward(const float* dout, const float* qkv, const float* probs, float* dqkv, const AttentionShape& s,
+                    const DropoutMask& drop) {
   const int64_t B = s.B, L = s.L, H = s.H, D = s.D, C = s.C(), C3 = 3 * C;
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   std::memset(dqkv, 0, sizeof(float) * B * L * C3);
   parallel_for(B * H, [&](int64_t begin, int64_t end) {
-    std::vector<float> dp(static_cast<size_t>(L));
+    std::vector<float> dp(static_cast<size_t>(L)), keep(kDrop ? static_cast<size_t>(L) : 0);
     for (int64_t bh = begin; bh < end; ++bh) {
       const int64_t b = bh / H, h = bh % H;
       const float* base = qkv + b * L * C3;
       float* dbase = dqkv + b * L * C3;
-      const float* P = probs + (b * H + h) * L * L;
+      const float* P = probs + bh * L * L;
       for (int64_t i = 0; i < L; ++i) {
         const float* go = dout + (b * L + i) * C + h * D;
         const float* pr = P + i * L;
-        // dV_j += p_ij * dout_i ; dP_ij = dout_i . v_j
+        if constexpr (kDrop) drop.scales(static_cast<uint64_t>((bh * L + i) * L), L, keep.data());
+        // dV_j += pd_ij * dout_i ; dP_ij = (dout_i . v_j) * keep_ij / (1 - p)
         float dot_pd = 0;
         for (int64_t j = 0; j < L; ++j) {
-          if (pr[j] == 0) { dp[j] = 0; continue; }
+          if (pr[j] == 0 || (kDrop && keep[j] == 0)) { dp[j] = 0; continue; }
           const float* v = base + j * C3 + 2 * C + h * D;
           float* dv = dbase + j * C3 + 2 * C + h * D;
           float g = 0;
+          // (pr[j] stays inside the loop: hoisted, GCC compiles the sum g differently and the
+          // kDrop = false results change in the last bit)
           for (int64_t d = 0; d < D; ++d) {
             g += go[d] * v[d];
-            dv[d] += pr[j] * go[d];
+            dv[d] += (kDrop ? pr[j] * keep[j] : pr[j]) * go[d];
           }
+          if constexpr (kDrop) g *= keep[j];
           dp[j] = g;
           dot_pd += pr[j] * g;
         }
@@ -210,6 +217,29 @@ void attention_backward(const float* dout, const float* qkv, const float* probs,
       }
     }
   });
+}
+
+}  // namespace
+
+void attention_forward(const float* qkv, float* out, const AttentionShape& s, bool causal, const int32_t* key_mask,
+                       float* probs, const AttentionDropout& drop) {
+  if (!probs) {
+    if (drop.on()) fail("attention dropout needs the training forward (probs)");
+    return attention_forward_dnnl(qkv, out, s, causal, key_mask);
+  }
+  // training: the direct kernel, which also saves the softmax weights for the backward pass
+  ProfileScope prof("attention train fwd");
+  const DropoutMask mask(drop.p, drop.seed, drop.site);
+  if (drop.on()) return train_forward<true>(qkv, out, s, causal, key_mask, probs, mask);
+  train_forward<false>(qkv, out, s, causal, key_mask, probs, mask);
+}
+
+void attention_backward(const float* dout, const float* qkv, const float* probs, float* dqkv, const AttentionShape& s,
+                        const AttentionDropout& drop) {
+  ProfileScope prof("attention bwd");
+  const DropoutMask mask(drop.p, drop.seed, drop.site);
+  if (drop.on()) return train_backward<true>(dout, qkv, probs, dqkv, s, mask);
+  train_backward<false>(dout, qkv, probs, dqkv, s, mask);
 }
 
 }  // namespace clipkit::ops

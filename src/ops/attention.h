@@ -13,20 +13,34 @@ struct AttentionShape {
   int64_t C() const { return H * D; }
 };
 
-// probs (optional) [B, H, L, L]: the softmax weights, saved for the backward pass.
-void attention_forward(const float* qkv, float* out, const AttentionShape& s, bool causal, const int32_t* key_mask,
-                       float* probs = nullptr);
+// Training-mode dropout on the attention probabilities (HF's attention_probs_dropout_prob /
+// attention_dropout): the context is P_d V with P_d = P * keep / (1 - p). Probability
+// [b, h, i, j] is dropped per ops/dropout_mask.h with stream (seed, site) and element index
+// ((b*H + h)*L + i)*L + j, so the backward pass regenerates the forward's mask. p = 0: off.
+struct AttentionDropout {
+  float p = 0;
+  uint64_t seed = 0, site = 0;
+  bool on() const { return p > 0; }
+};
 
-// From dout [B, L, C], qkv and the saved probs: dqkv [B, L, 3C] (overwritten).
-void attention_backward(const float* dout, const float* qkv, const float* probs, float* dqkv, const AttentionShape& s);
+// probs (optional) [B, H, L, L]: the softmax weights P (before dropout), saved for the backward
+// pass. Dropout needs probs (training only).
+void attention_forward(const float* qkv, float* out, const AttentionShape& s, bool causal, const int32_t* key_mask,
+                       float* probs = nullptr, const AttentionDropout& drop = {});
+
+// From dout [B, L, C], qkv and the saved probs: dqkv [B, L, 3C] (overwritten). `drop` as in forward.
+void attention_backward(const float* dout, const float* qkv, const float* probs, float* dqkv, const AttentionShape& s,
+                        const AttentionDropout& drop = {});
 
 // The bf16 training path: the six attention matmuls in bf16 with fp32 accumulation (oneDNN batched
 // matmuls), softmax and its backward in fp32. qkv_b is bf16(qkv); the context comes out as bf16
-// (it only feeds the output projection); probs (fp32) and probs_b (its bf16 copy) [B, H, L, L]
-// are saved for the backward pass, which overwrites dqkv [B, L, 3C].
+// (it only feeds the output projection); probs (fp32 P, before dropout) and probs_b (bf16 P_d, the
+// matmul operand of the context and of dV) [B, H, L, L] are saved for the backward pass, which
+// overwrites dqkv [B, L, 3C].
 void attention_forward_bf16(const uint16_t* qkv_b, uint16_t* out_b, const AttentionShape& s, bool causal,
-                            const int32_t* key_mask, float* probs, uint16_t* probs_b);
+                            const int32_t* key_mask, float* probs, uint16_t* probs_b,
+                            const AttentionDropout& drop = {});
 void attention_backward_bf16(const float* dout, const uint16_t* qkv_b, const float* probs, const uint16_t* probs_b,
-                             float* dqkv, const AttentionShape& s);
+                             float* dqkv, const AttentionShape& s, const AttentionDropout& drop = {});
 
 }  // namespace clipkit::ops

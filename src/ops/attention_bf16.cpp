@@ -7,11 +7,13 @@
 #include <map>
 #include <mutex>
 #include <tuple>
+#include <vector>
 
 #include "core/parallel.h"
 #include "core/profile.h"
 #include "core/tensor.h"
 #include "ops/dnnl_context.h"
+#include "ops/dropout_mask.h"
 #include "ops/linear.h"
 #include "ops/vec_math.h"
 #include "ops/workspace.h"
@@ -77,18 +79,16 @@ uint16_t* bf16_slot(int slot, int64_t n) {
   return reinterpret_cast<uint16_t*>(Workspace::local().get(slot, static_cast<size_t>(n + 1) / 2));
 }
 
-}  // namespace
-
-void attention_forward_bf16(const uint16_t* qkv_b, uint16_t* out_b, const AttentionShape& s, bool causal,
-                            const int32_t* key_mask, float* probs, uint16_t* probs_b) {
-  ProfileScope prof("attention fwd bf16");
-  const int64_t B = s.B, L = s.L, H = s.H, D = s.D, C = s.C();
-  const Prims& p = prims(B, L, H, D);
-  run(p.qk, p.head, qkv_b, p.head_t, qkv_b + C, p.scores_f32, probs);
-  // row softmax of S * scale with the masks applied (masked keys get exactly zero), fp32 and bf16 copies
-  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+// Row softmax of S * scale in place over probs with the masks applied (masked keys get exactly
+// zero), and probs_b = bf16(P_d), P_d = P * keep / (1 - p) (kDrop; otherwise P_d = P).
+template <bool kDrop>
+void softmax_rows(float* probs, uint16_t* probs_b, const AttentionShape& s, bool causal, const int32_t* key_mask,
+                  const DropoutMask& drop) {
+  const int64_t B = s.B, L = s.L, H = s.H;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(s.D));
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   parallel_for(B * H * L, [&](int64_t begin, int64_t end) {
+    std::vector<float> pd(kDrop ? static_cast<size_t>(L) : 0);
     for (int64_t r = begin; r < end; ++r) {
       const int64_t b = r / (H * L), i = r % L;
       const int32_t* km = key_mask ? key_mask + b * L : nullptr;
@@ -108,9 +108,18 @@ void attention_forward_bf16(const uint16_t* qkv_b, uint16_t* out_b, const Attent
         sum += e;
       }
       const float inv = sum > 0 ? 1.0f / sum : 0.0f;  // a fully masked row (never in CLIP) gives zeros
-      for (int64_t j = 0; j < jend; ++j) {
-        row[j] *= inv;
-        rowb[j] = f32_to_bf16(row[j]);
+      if constexpr (kDrop) {
+        float* d = pd.data();
+#pragma omp simd
+        for (int64_t j = 0; j < jend; ++j) row[j] *= inv;
+        drop.apply(static_cast<uint64_t>(r * L), jend, row, d);  // P_d
+#pragma omp simd
+        for (int64_t j = 0; j < jend; ++j) rowb[j] = f32_to_bf16_simd(d[j]);
+      } else {
+        for (int64_t j = 0; j < jend; ++j) {
+          row[j] *= inv;
+          rowb[j] = f32_to_bf16(row[j]);
+        }
       }
       for (int64_t j = jend; j < L; ++j) {
         row[j] = 0.0f;
@@ -118,33 +127,61 @@ void attention_forward_bf16(const uint16_t* qkv_b, uint16_t* out_b, const Attent
       }
     }
   }, 16);
-  run(p.pv, p.scores, probs_b, p.head, qkv_b + 2 * C, p.ctx, out_b);
 }
 
-void attention_backward_bf16(const float* dout, const uint16_t* qkv_b, const float* probs, const uint16_t* probs_b,
-                             float* dqkv, const AttentionShape& s) {
-  ProfileScope prof("attention bwd bf16");
-  const int64_t B = s.B, L = s.L, H = s.H, D = s.D, C = s.C();
-  const Prims& p = prims(B, L, H, D);
-  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-  uint16_t* dout_b = bf16_slot(kDoutBf16, B * L * C);
-  to_bf16(dout, dout_b, B * L * C);
-  float* dP = Workspace::local().get(kDprobs, static_cast<size_t>(B * H * L * L));
-  uint16_t* dS = bf16_slot(kDscoresBf16, B * H * L * L);
-  run(p.dp, p.ctx, dout_b, p.head_t, qkv_b + 2 * C, p.scores_f32, dP);  // dP = dO V^T
-  // dS_ij = scale * p_ij (dP_ij - sum_k p_ik dP_ik)
-  parallel_for(B * H * L, [&](int64_t begin, int64_t end) {
+// From dP [B, H, L, L] (dO V^T): dS = scale * P (dP' - rowsum(dP' P)) in bf16, where
+// dP' = dP * keep / (1 - p) (kDrop; otherwise dP' = dP).
+template <bool kDrop>
+void softmax_backward_rows(const float* probs, const float* dP, uint16_t* dS, const AttentionShape& s,
+                           const DropoutMask& drop) {
+  const int64_t L = s.L;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(s.D));
+  parallel_for(s.B * s.H * L, [&](int64_t begin, int64_t end) {
+    std::vector<float> dpd(kDrop ? static_cast<size_t>(L) : 0);
     for (int64_t r = begin; r < end; ++r) {
       const float* pr = probs + r * L;
       const float* dp = dP + r * L;
       uint16_t* ds = dS + r * L;
+      if constexpr (kDrop) {  // dP' of this row, in a row buffer
+        drop.apply(static_cast<uint64_t>(r * L), L, dp, dpd.data());
+        dp = dpd.data();
+      }
       float dot = 0;
 #pragma omp simd reduction(+ : dot)
       for (int64_t j = 0; j < L; ++j) dot += pr[j] * dp[j];
       for (int64_t j = 0; j < L; ++j) ds[j] = f32_to_bf16(scale * pr[j] * (dp[j] - dot));
     }
   }, 16);
-  run(p.dv, p.scores_t, probs_b, p.ctx, dout_b, p.grad, dqkv + 2 * C);  // dV = P^T dO
+}
+
+}  // namespace
+
+void attention_forward_bf16(const uint16_t* qkv_b, uint16_t* out_b, const AttentionShape& s, bool causal,
+                            const int32_t* key_mask, float* probs, uint16_t* probs_b, const AttentionDropout& drop) {
+  ProfileScope prof("attention fwd bf16");
+  const int64_t C = s.C();
+  const Prims& p = prims(s.B, s.L, s.H, s.D);
+  const DropoutMask mask(drop.p, drop.seed, drop.site);
+  run(p.qk, p.head, qkv_b, p.head_t, qkv_b + C, p.scores_f32, probs);  // S = Q K^T
+  if (drop.on()) softmax_rows<true>(probs, probs_b, s, causal, key_mask, mask);
+  else softmax_rows<false>(probs, probs_b, s, causal, key_mask, mask);
+  run(p.pv, p.scores, probs_b, p.head, qkv_b + 2 * C, p.ctx, out_b);  // O = P_d V
+}
+
+void attention_backward_bf16(const float* dout, const uint16_t* qkv_b, const float* probs, const uint16_t* probs_b,
+                             float* dqkv, const AttentionShape& s, const AttentionDropout& drop) {
+  ProfileScope prof("attention bwd bf16");
+  const int64_t B = s.B, L = s.L, H = s.H, D = s.D, C = s.C();
+  const Prims& p = prims(B, L, H, D);
+  const DropoutMask mask(drop.p, drop.seed, drop.site);
+  uint16_t* dout_b = bf16_slot(kDoutBf16, B * L * C);
+  to_bf16(dout, dout_b, B * L * C);
+  float* dP = Workspace::local().get(kDprobs, static_cast<size_t>(B * H * L * L));
+  uint16_t* dS = bf16_slot(kDscoresBf16, B * H * L * L);
+  run(p.dp, p.ctx, dout_b, p.head_t, qkv_b + 2 * C, p.scores_f32, dP);  // dP_d = dO V^T
+  if (drop.on()) softmax_backward_rows<true>(probs, dP, dS, s, mask);
+  else softmax_backward_rows<false>(probs, dP, dS, s, mask);
+  run(p.dv, p.scores_t, probs_b, p.ctx, dout_b, p.grad, dqkv + 2 * C);  // dV = P_d^T dO
   run(p.dq, p.scores, dS, p.head, qkv_b + C, p.grad, dqkv);             // dQ = dS K
   run(p.dk, p.scores_t, dS, p.head, qkv_b, p.grad, dqkv + C);           // dK = dS^T Q
 }

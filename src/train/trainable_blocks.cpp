@@ -6,6 +6,7 @@
 #include "core/profile.h"
 #include "ops/attention.h"
 #include "ops/dense.h"
+#include "ops/dropout_mask.h"
 #include "ops/layernorm.h"
 #include "ops/linear.h"
 
@@ -110,18 +111,8 @@ void TLayerNorm::reg(Registry& r, const std::string& prefix, int depth) {
 void dropout_apply(float* x, int64_t n, float p, uint64_t seed, uint64_t site) {
   if (p <= 0) return;
   ProfileScope prof("dropout");
-  const float scale = 1.0f / (1.0f - p);
-  const uint64_t base = seed * 0x9E3779B97F4A7C15ull ^ (site + 1) * 0xD1B54A32D192ED03ull;
-  parallel_for(n, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      uint64_t z = base + static_cast<uint64_t>(i) * 0x9E3779B97F4A7C15ull;  // splitmix64
-      z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-      z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-      z ^= z >> 31;
-      const float u = static_cast<float>(z >> 40) * (1.0f / 16777216.0f);
-      x[i] = u < p ? 0.0f : x[i] * scale;
-    }
-  }, 1 << 14);
+  const ops::DropoutMask mask(p, seed, site);
+  parallel_for(n, [&](int64_t b, int64_t e) { mask.apply(static_cast<uint64_t>(b), e - b, x + b, x + b); }, 1 << 14);
 }
 
 void TEncoderLayer::load(const model::WeightReader& w, const char* const attn[4], const char* const mlp[2],
@@ -159,31 +150,38 @@ void TEncoderLayer::reg(Registry& r, const std::string& p, const char* const att
   ln2.reg(r, p + lns[1], depth);
 }
 
+// HF's dropout on the attention probabilities (training only); the same mask in forward,
+// backward and a checkpointed recompute.
+ops::AttentionDropout TEncoderLayer::attention_dropout(const StepContext& sc, uint64_t step_seed) const {
+  return {sc.training ? sc.attention_dropout : 0.0f, step_seed, site * 4 + 2};
+}
+
 // r1 = out(attention(c.qkv)) (before the residual)
 void TEncoderLayer::attention(LayerCache& c, const ops::AttentionShape& as, bool causal, const int32_t* mask,
-                              const StepContext& sc) const {
+                              const StepContext& sc, const ops::AttentionDropout& drop) const {
   const int64_t M = as.B * as.L;
   if (sc.precision == ops::Precision::BF16) {
     ops::to_bf16(c.qkv.data(), c.qkv_b.data(), M * 3 * C);
-    ops::attention_forward_bf16(c.qkv_b.data(), c.ctx_b.data(), as, causal, mask, c.probs.data(), c.probs_b.data());
+    ops::attention_forward_bf16(c.qkv_b.data(), c.ctx_b.data(), as, causal, mask, c.probs.data(), c.probs_b.data(),
+                                drop);
     out.forward(nullptr, M, c.r1.data(), sc, &c.ctx_b);
   } else {
-    ops::attention_forward(c.qkv.data(), c.ctx.data(), as, causal, mask, c.probs.data());
+    ops::attention_forward(c.qkv.data(), c.ctx.data(), as, causal, mask, c.probs.data(), drop);
     out.forward(c.ctx.data(), M, c.r1.data(), sc);
   }
 }
 
 // From d r1: dqkv, and the output projection's gradients.
 void TEncoderLayer::attention_backward(LayerCache& c, const float* dr1, float* dqkv, const ops::AttentionShape& as,
-                                       bool grads, const StepContext& sc) {
+                                       bool grads, const StepContext& sc, const ops::AttentionDropout& drop) {
   const int64_t M = as.B * as.L;
   float* dctx = scratch().d2.data();
   if (sc.precision == ops::Precision::BF16) {
     out.backward(nullptr, dr1, M, dctx, false, grads, sc, &c.ctx_b);
-    ops::attention_backward_bf16(dctx, c.qkv_b.data(), c.probs.data(), c.probs_b.data(), dqkv, as);
+    ops::attention_backward_bf16(dctx, c.qkv_b.data(), c.probs.data(), c.probs_b.data(), dqkv, as, drop);
   } else {
     out.backward(c.ctx.data(), dr1, M, dctx, false, grads, sc);
-    ops::attention_backward(dctx, c.qkv.data(), c.probs.data(), dqkv, as);
+    ops::attention_backward(dctx, c.qkv.data(), c.probs.data(), dqkv, as, drop);
   }
 }
 
@@ -238,7 +236,7 @@ void TEncoderLayer::forward(const float* x, float* y, int64_t B, int64_t L, bool
     grow(c.a_in, M * C);
     ln1.forward(x, c.a_in.data(), M, c.ln1_mean.data(), c.ln1_rstd.data());
     qkv.forward(c.a_in.data(), M, c.qkv.data(), sc, &c.a_in_b);
-    attention(c, as, causal, mask, sc);
+    attention(c, as, causal, mask, sc, attention_dropout(sc, step_seed));
     add_into(c.r1.data(), x, M * C);  // r1 = x + attn
     ln2.forward(c.r1.data(), c.m_in.data(), M, c.ln2_mean.data(), c.ln2_rstd.data());
     fc1.forward(c.m_in.data(), M, c.h_pre.data(), sc, &c.m_in_b);
@@ -247,7 +245,7 @@ void TEncoderLayer::forward(const float* x, float* y, int64_t B, int64_t L, bool
   } else {
     grow(c.r2, M * C);
     qkv.forward(x, M, c.qkv.data(), sc, &c.x_b);
-    attention(c, as, causal, mask, sc);
+    attention(c, as, causal, mask, sc, attention_dropout(sc, step_seed));
     dropout_apply(c.r1.data(), M * C, pdrop, step_seed, site * 4 + 0);
     add_into(c.r1.data(), x, M * C);  // r1 = x + drop(attn)
     ln1.forward(c.r1.data(), c.m_in.data(), M, c.ln1_mean.data(), c.ln1_rstd.data());
@@ -277,7 +275,7 @@ void TEncoderLayer::backward(const float* x, const float* dy, float* dx, int64_t
     float* dm = s.d2.data();
     fc1.backward(c.m_in.data(), dh, M, dm, false, grads, sc, &c.m_in_b);
     ln2.backward(dm, c.r1.data(), c.ln2_mean.data(), c.ln2_rstd.data(), M, dr1, /*acc=*/true, grads);
-    attention_backward(c, dr1, s.dqkv.data(), as, grads, sc);
+    attention_backward(c, dr1, s.dqkv.data(), as, grads, sc, attention_dropout(sc, step_seed));
     float* da = s.d2.data();
     qkv.backward(c.a_in.data(), s.dqkv.data(), M, da, false, grads, sc, &c.a_in_b);
     if (dx) {
@@ -299,7 +297,7 @@ void TEncoderLayer::backward(const float* x, const float* dy, float* dx, int64_t
     ln1.backward(dm, c.r1.data(), c.ln1_mean.data(), c.ln1_rstd.data(), M, dr1, false, grads);
     if (dx) std::memcpy(dx, dr1, sizeof(float) * M * C);
     dropout_apply(dr1, M * C, pdrop, step_seed, site * 4 + 0);
-    attention_backward(c, dr1, s.dqkv.data(), as, grads, sc);
+    attention_backward(c, dr1, s.dqkv.data(), as, grads, sc, attention_dropout(sc, step_seed));
     qkv.backward(x, s.dqkv.data(), M, dx, /*acc=*/true, grads, sc, &c.x_b);
   }
 }

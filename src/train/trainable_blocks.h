@@ -32,7 +32,8 @@ using Registry = std::vector<TensorEntry>;
 // Per-step training settings shared by every block.
 struct StepContext {
   ops::Precision precision = ops::Precision::F32;
-  float hidden_dropout = 0;  // RoBERTa hidden_dropout_prob (0 = off)
+  float hidden_dropout = 0;     // RoBERTa hidden_dropout_prob (0 = off)
+  float attention_dropout = 0;  // the tower's attention_probs_dropout_prob / attention_dropout (0 = off)
   uint64_t seed = 0;          // dropout masks are a hash of (seed, site, element): thread-independent
   bool training = true;       // false: no dropout, nothing saved beyond what forward needs
 };
@@ -68,7 +69,9 @@ struct TLayerNorm {
   void reg(Registry& r, const std::string& prefix, int depth);
 };
 
-// Inverted dropout: x *= keep / (1 - p), mask from a counter hash of (seed, site, index).
+// Inverted dropout: x *= keep / (1 - p), mask from a counter hash of (seed, site, index)
+// (ops/dropout_mask.h). Layer sites: site * 4 + 0 / 1 hidden dropout after the attention / MLP,
+// site * 4 + 2 the attention probabilities.
 void dropout_apply(float* x, int64_t n, float p, uint64_t seed, uint64_t site);
 
 // What one encoder layer keeps for its backward pass.
@@ -100,10 +103,11 @@ struct TEncoderLayer {
                 const StepContext& sc, uint64_t step_seed);
 
  private:
+  ops::AttentionDropout attention_dropout(const StepContext& sc, uint64_t step_seed) const;
   void attention(LayerCache& c, const ops::AttentionShape& as, bool causal, const int32_t* mask,
-                 const StepContext& sc) const;
+                 const StepContext& sc, const ops::AttentionDropout& drop) const;
   void attention_backward(LayerCache& c, const float* dr1, float* dqkv, const ops::AttentionShape& as, bool grads,
-                          const StepContext& sc);
+                          const StepContext& sc, const ops::AttentionDropout& drop);
   void mlp_out(LayerCache& c, int64_t M, float* y, const StepContext& sc) const;
   void mlp_out_backward(LayerCache& c, const float* dy, int64_t M, float* dh, bool grads, const StepContext& sc);
 };

@@ -36,6 +36,10 @@ std::unique_ptr<TrainableClip> TrainableClip::load(const std::string& dir, const
   Checkpoint ck(dir);
   m->sc_.precision = o.precision;
   m->sc_.hidden_dropout = o.dropout && m->cfg_.text->arch == model::TextArch::Roberta ? m->cfg_.text->hidden_dropout : 0;
+  m->vision_attn_drop_ = o.dropout ? m->cfg_.vision->attention_dropout : 0;
+  m->text_attn_drop_ = o.dropout ? m->cfg_.text->attention_dropout : 0;
+  for (float p : {m->vision_attn_drop_, m->text_attn_drop_})
+    if (!(p >= 0 && p < 1)) fail("{}: attention dropout {} is outside [0, 1)", dir, p);
   TowerOptions vo, to;
   vo.gradient_checkpointing = to.gradient_checkpointing = o.gradient_checkpointing;
   vo.freeze_depth = o.freeze_vision_layers > 0 ? o.freeze_vision_layers : -1;
@@ -77,6 +81,7 @@ bool TrainableClip::trainable(const TensorEntry& e) const {
 
 void TrainableClip::vision_forward(const float* pixels, int64_t N, float* emb, bool training, uint64_t step) {
   StepContext sc = sc_;
+  sc.attention_dropout = vision_attn_drop_;
   sc.training = training && !opt_.freeze_vision;
   if (static_cast<int64_t>(pooled_v_.size()) < N * Cv_) pooled_v_.resize(static_cast<size_t>(N * Cv_));
   vision_.forward(pixels, N, pooled_v_.data(), sc, mix(opt_.seed, mix(step, 1)));
@@ -86,6 +91,7 @@ void TrainableClip::vision_forward(const float* pixels, int64_t N, float* emb, b
 void TrainableClip::text_forward(const int32_t* ids, const int32_t* mask, int64_t B, int64_t L, float* emb,
                                  bool training, uint64_t step) {
   StepContext sc = sc_;
+  sc.attention_dropout = text_attn_drop_;
   sc.training = training && !opt_.freeze_text;
   if (static_cast<int64_t>(pooled_t_.size()) < B * Ct_) pooled_t_.resize(static_cast<size_t>(B * Ct_));
   text_->forward(ids, mask, B, L, pooled_t_.data(), sc, mix(opt_.seed, mix(step, 2)));
@@ -111,6 +117,7 @@ void TrainableClip::vision_backward(const float* demb) {
                       nullptr, sc_.precision);
   if (!tower) return;
   StepContext sc = sc_;
+  sc.attention_dropout = vision_attn_drop_;
   vision_.backward(dpooled.data(), sc);
 }
 
@@ -121,6 +128,7 @@ void TrainableClip::text_backward(const float* demb) {
                       nullptr, sc_.precision);
   if (!tower) return;
   StepContext sc = sc_;
+  sc.attention_dropout = text_attn_drop_;
   text_->backward(dpooled.data(), sc);
 }
 

@@ -15,7 +15,9 @@ namespace clipkit::train {
 struct TrainableOptions {
   ops::Precision precision = ops::Precision::F32;
   bool gradient_checkpointing = false;
-  bool dropout = true;  // the config's RoBERTa hidden dropout in training (false = --no-dropout)
+  // The config's dropout in training (false = --no-dropout): RoBERTa's hidden dropout, and each
+  // tower's attention-probability dropout (attention_probs_dropout_prob / attention_dropout).
+  bool dropout = true;
   // Freezing: a frozen tower gets no tensors in params(); freeze_*_layers K > 0 freezes the
   // embeddings and the first K encoder layers of that tower.
   bool freeze_vision = false, freeze_text = false;
@@ -61,6 +63,7 @@ class TrainableClip {
   model::ModelConfig cfg_;
   TrainableOptions opt_;
   StepContext sc_;
+  float vision_attn_drop_ = 0, text_attn_drop_ = 0;  // StepContext::attention_dropout per tower
   Registry reg_;
   TVisionTower vision_;
   std::unique_ptr<TTextTower> text_;

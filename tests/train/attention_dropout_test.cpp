@@ -1,0 +1,163 @@
+// Attention-probability dropout in full fine-tuning: it is wired into both towers (RoBERTa's
+// attention_probs_dropout_prob, CLIP's attention_dropout), it is off in eval forwards and with
+// --no-dropout, and gradient checkpointing regenerates the same masks (identical gradients).
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "io/safetensors.h"
+#include "test_util.h"
+#include "train/clip_loss.h"
+#include "train/trainable_model.h"
+
+namespace clipkit::train {
+namespace {
+
+namespace fs = std::filesystem;
+using test::data_path;
+
+struct Step {
+  double loss = 0;
+  std::vector<float> img_emb;
+  std::map<std::string, std::vector<float>> grads;
+};
+
+// One forward/backward of full fine-tuning on the reference batch of tiny-clip (the model's
+// weights, `dir`'s config).
+Step run_step(const std::string& model, const std::string& dir, bool dropout, bool ckpt, ops::Precision prec,
+              bool training = true) {
+  SafeTensorsFile ref(data_path("reference/train/gradients.safetensors"));
+  TrainableOptions o;
+  o.dropout = dropout;
+  o.precision = prec;
+  o.gradient_checkpointing = ckpt;
+  auto m = TrainableClip::load(dir, o);
+  const Tensor& px = ref.get(model + "/pixel_values");
+  const Tensor& ids64 = ref.get(model + "/input_ids");
+  const Tensor& mask64 = ref.get(model + "/attention_mask");
+  const int64_t B = ids64.dim(0), L = ids64.dim(1), P = m->embed_dim();
+  std::vector<int32_t> ids(B * L), mask(B * L);
+  for (int64_t i = 0; i < B * L; ++i) {
+    ids[i] = static_cast<int32_t>(ids64.ptr<int64_t>()[i]);
+    mask[i] = static_cast<int32_t>(mask64.ptr<int64_t>()[i]);
+  }
+  std::vector<float> ie(B * P), te(B * P), di(B * P), dt(B * P);
+  m->zero_grad();
+  m->vision_forward(px.ptr<float>(), B, ie.data(), training, 3);
+  m->text_forward(ids.data(), mask.data(), B, L, te.data(), training, 3);
+  auto r = clip_loss(ie.data(), te.data(), B, P, m->logit_scale, di.data(), dt.data());
+  Step s;
+  s.loss = r.loss;
+  s.img_emb = ie;
+  if (!training) return s;
+  m->g_logit_scale = static_cast<float>(r.dlogit_scale);
+  m->vision_backward(di.data());
+  m->text_backward(dt.data());
+  for (const auto& e : m->tensors()) s.grads[e.name].assign(e.g, e.g + e.n);
+  return s;
+}
+
+// A copy of a test model with its config edited by `edit` (the weights are linked).
+std::string edited_copy(const std::string& model, const std::string& tag,
+                        const std::function<void(nlohmann::json&)>& edit) {
+  const fs::path src = data_path("models/" + model);
+  const fs::path dir = fs::temp_directory_path() / ("clipkit_attn_drop_" + tag + "_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  nlohmann::json cfg;
+  std::ifstream(src / "config.json") >> cfg;
+  edit(cfg);
+  std::ofstream(dir / "config.json") << cfg.dump(2);
+  fs::remove(dir / "model.safetensors");
+  fs::create_symlink(fs::absolute(src / "model.safetensors"), dir / "model.safetensors");
+  return dir.string();
+}
+
+bool under(const std::string& name, const char* prefix) { return name.rfind(prefix, 0) == 0; }
+
+void expect_identical(const Step& a, const Step& b, const char* what) {
+  EXPECT_EQ(a.loss, b.loss) << what;
+  ASSERT_EQ(a.grads.size(), b.grads.size());
+  int differing = 0;
+  for (const auto& [name, g] : a.grads) {
+    const auto& h = b.grads.at(name);
+    if (g.size() != h.size() || std::memcmp(g.data(), h.data(), sizeof(float) * g.size()) != 0) {
+      ++differing;
+      ADD_FAILURE() << what << ": gradient of " << name << " differs";
+    }
+  }
+  std::printf("  %s: %zu tensors, %d differ\n", what, a.grads.size(), differing);
+}
+
+// Fraction of the encoder-layer tensors of a tower (name prefix) whose gradients differ.
+double changed(const Step& a, const Step& b, const char* tower) {
+  int n = 0, d = 0;
+  for (const auto& [name, g] : a.grads) {
+    if (!under(name, tower) || name.find(".encoder.") == std::string::npos) continue;
+    ++n;
+    d += g != b.grads.at(name);
+  }
+  return n ? double(d) / n : 0.0;
+}
+
+TEST(AttentionDropoutTraining, CheckpointingGivesIdenticalGradientsRoberta) {
+  const std::string dir = data_path("models/tiny-clip-roberta");  // attention_probs_dropout_prob 0.1
+  for (auto prec : {ops::Precision::F32, ops::Precision::BF16}) {
+    const auto plain = run_step("tiny-clip-roberta", dir, true, false, prec);
+    const auto ckpt = run_step("tiny-clip-roberta", dir, true, true, prec);
+    expect_identical(plain, ckpt, ops::precision_name(prec));
+  }
+}
+
+// RoBERTa's attention_probs_dropout_prob (0.1) is applied in the text tower (and not in the vision
+// tower, whose attention_dropout is 0: same image embeddings).
+TEST(AttentionDropoutTraining, RobertaUsesAttentionProbsDropout) {
+  const std::string dir = edited_copy("tiny-clip-roberta", "roberta", [](nlohmann::json& c) {
+    c["text_config"]["attention_probs_dropout_prob"] = 0.0;
+  });
+  const auto without = run_step("tiny-clip-roberta", dir, true, false, ops::Precision::F32);
+  const auto with = run_step("tiny-clip-roberta", data_path("models/tiny-clip-roberta"), true, false,
+                             ops::Precision::F32);
+  const double t = changed(without, with, "text_model.");
+  std::printf("  changed by attention dropout: text %.2f of encoder tensors; loss %.6f -> %.6f\n", t, without.loss,
+              with.loss);
+  EXPECT_GT(t, 0.9);
+  EXPECT_NE(without.loss, with.loss);
+  EXPECT_EQ(without.img_emb, with.img_emb);
+  fs::remove_all(dir);
+}
+
+TEST(AttentionDropoutTraining, ClipTowersUseTheirAttentionDropout) {
+  const std::string dir = edited_copy("tiny-clip", "clip", [](nlohmann::json& c) {
+    c["vision_config"]["attention_dropout"] = 0.2;
+    c["text_config"]["attention_dropout"] = 0.2;
+  });
+  const std::string orig = data_path("models/tiny-clip");
+  const auto off = run_step("tiny-clip", orig, true, false, ops::Precision::F32);  // config p = 0
+  const auto no_flag = run_step("tiny-clip", dir, false, false, ops::Precision::F32);  // --no-dropout
+  const auto on = run_step("tiny-clip", dir, true, false, ops::Precision::F32);
+  const auto on_ckpt = run_step("tiny-clip", dir, true, true, ops::Precision::F32);
+  expect_identical(off, no_flag, "no-dropout == config p 0");
+  expect_identical(on, on_ckpt, "checkpointing with dropout");
+  // dropout changes the gradients of (nearly) every tensor of both towers
+  const double v = changed(off, on, "vision_model."), t = changed(off, on, "text_model.");
+  std::printf("  changed by dropout: vision %.2f, text %.2f of encoder tensors; loss %.6f -> %.6f\n", v, t, off.loss,
+              on.loss);
+  EXPECT_GT(v, 0.9);
+  EXPECT_GT(t, 0.9);
+  EXPECT_NE(off.loss, on.loss);
+  // eval forwards never drop
+  const auto eval_off = run_step("tiny-clip", orig, true, false, ops::Precision::F32, false);
+  const auto eval_on = run_step("tiny-clip", dir, true, false, ops::Precision::F32, false);
+  EXPECT_EQ(eval_off.loss, eval_on.loss);
+  EXPECT_EQ(eval_off.img_emb, eval_on.img_emb);
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace clipkit::train
