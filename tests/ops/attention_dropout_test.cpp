@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/tensor.h"
+#include "bf16_util.h"
 #include "fd_util.h"
 #include "ops/attention.h"
 #include "ops/dropout_mask.h"
@@ -16,18 +17,6 @@
 namespace clipkit::ops {
 namespace {
 using namespace clipkit::test;
-
-std::vector<uint16_t> bf16(const std::vector<float>& v) {
-  std::vector<uint16_t> b(v.size());
-  to_bf16(v.data(), b.data(), static_cast<int64_t>(v.size()));
-  return b;
-}
-
-std::vector<float> from_bf16(const std::vector<uint16_t>& b) {
-  std::vector<float> v(b.size());
-  for (size_t i = 0; i < b.size(); ++i) v[i] = bf16_to_f32(b[i]);
-  return v;
-}
 
 // The definition in double: out_h = (softmax(q k^T / sqrt(D) + mask) * keep / (1 - p)) v, with
 // the keep mask of probability [b, h, i, j] at element ((b*H + h)*L + i)*L + j of the stream.

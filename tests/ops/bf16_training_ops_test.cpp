@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "core/tensor.h"
+#include "bf16_util.h"
 #include "fd_util.h"
 #include "ops/activation.h"
 #include "ops/attention.h"
@@ -14,18 +15,6 @@
 namespace clipkit::ops {
 namespace {
 using namespace clipkit::test;
-
-std::vector<uint16_t> bf16(const std::vector<float>& v) {
-  std::vector<uint16_t> b(v.size());
-  to_bf16(v.data(), b.data(), static_cast<int64_t>(v.size()));
-  return b;
-}
-
-std::vector<float> from_bf16(const std::vector<uint16_t>& b) {
-  std::vector<float> v(b.size());
-  for (size_t i = 0; i < b.size(); ++i) v[i] = bf16_to_f32(b[i]);
-  return v;
-}
 
 TEST(Bf16TrainingOps, VectorConversionMatchesScalar) {
   std::vector<float> v = randn(1000, 30, 100.0f);
