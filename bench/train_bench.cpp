@@ -103,8 +103,7 @@ int main(int argc, char** argv) {
           m->vision_backward(di.data());
           m->text_backward(dt.data());
           m->g_logit_scale = static_cast<float>(r.dlogit_scale);
-          train::clip_grad_norm(params, 1.0);
-          opt.step(1e-5);
+          opt.step(1e-5, train::clip_coefficient(train::grad_norm(params), 1.0));
         };
         for (int w = 0; w < warmup; ++w) step(static_cast<uint64_t>(w));
         std::vector<double> times;

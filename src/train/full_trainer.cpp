@@ -295,9 +295,9 @@ TrainResult train_full(const TrainOptions& o, Comm& comm) {
       for (auto& p : params)
         if (p.g != &m->g_logit_scale) comm.allreduce_sum(p.g, p.n);
       m->g_logit_scale = static_cast<float>(lr_res.dlogit_scale);  // every rank computed it on the full batch
-      const double gnorm = clip_grad_norm(params, o.max_grad_norm);
+      const double gnorm = grad_norm(params);  // clipped inside the optimizer step (one pass less)
       const double lr = o.lr * lr_factor(sched, step, total, o.warmup_steps);
-      opt.step(lr);
+      opt.step(lr, clip_coefficient(gnorm, o.max_grad_norm));
       ++step;
       samples += n;
       res.last_loss = lr_res.loss;

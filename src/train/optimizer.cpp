@@ -13,6 +13,23 @@
 
 namespace clipkit::train {
 
+namespace {
+
+// g = float(double(g) * coef), 8 lanes at a time (the same roundings as the scalar tail).
+void scale_gradients(float* g, int64_t n, double coef) {
+  const __m256d c = _mm256_set1_pd(coef);
+  int64_t k = 0;
+  for (; k + 8 <= n; k += 8) {
+    const __m256d lo = _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(g + k)), c);
+    const __m256d hi = _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(g + k + 4)), c);
+    _mm_storeu_ps(g + k, _mm256_cvtpd_ps(lo));
+    _mm_storeu_ps(g + k + 4, _mm256_cvtpd_ps(hi));
+  }
+  for (; k < n; ++k) g[k] = static_cast<float>(g[k] * coef);
+}
+
+}  // namespace
+
 bool hf_weight_decay(const std::string& name) {
   // HF: no decay inside LayerNorm modules or for names matching
   // bias | layernorm | rmsnorm | (^|\.)norm($|\.) | _norm($|\.)  (CLIP's layer_norm1/2, pre_layrnorm,
@@ -36,7 +53,7 @@ AdamW::AdamW(std::vector<Param> params, AdamWConfig c) : params_(std::move(param
   }
 }
 
-void AdamW::step(double lr) {
+void AdamW::step(double lr, double grad_scale) {
   ProfileScope prof("adamw");
   ++t_;
   const double bc1 = 1.0 - std::pow(c_.beta1, static_cast<double>(t_));
@@ -48,10 +65,11 @@ void AdamW::step(double lr) {
     Param& p = params_[i];
     const float decay = p.decay ? static_cast<float>(1.0 - lr * c_.weight_decay) : 1.0f;
     float* w = p.w;
-    const float* gr = p.g;
+    float* gr = p.g;
     float* m = m_[i].data();
     float* v = v_[i].data();
     parallel_for(p.n, [&](int64_t b, int64_t e) {
+      if (grad_scale != 1.0) scale_gradients(gr + b, e - b, grad_scale);
       // 8 lanes with AVX2, the same IEEE operations as the scalar tail (which GCC compiled with
       // exactly these two FMAs before this loop was vectorized by hand: keep them in step)
       const __m256 vdecay = _mm256_set1_ps(decay), vb2 = _mm256_set1_ps(b2), c1 = _mm256_set1_ps(1.0f - b1),
@@ -84,10 +102,10 @@ void AdamW::step(double lr) {
   }
 }
 
-double clip_grad_norm(const std::vector<Param>& params, double max_norm) {
-  ProfileScope prof("clip_grad_norm");
-  // Each tensor's sum of squares in order, tensors spread over the threads (largest first), then
-  // summed in tensor order: the same double-precision result as a single-threaded pass.
+double grad_norm(const std::vector<Param>& params) {
+  ProfileScope prof("grad_norm");
+  // Each tensor's sum of squares with 16 double lanes in a fixed order, tensors spread over the
+  // threads (largest first), then summed in tensor order: the same result for any thread count.
   const int64_t n = static_cast<int64_t>(params.size());
   std::vector<double> sums(params.size(), 0.0);
   std::vector<int64_t> order(params.size());
@@ -96,21 +114,35 @@ double clip_grad_norm(const std::vector<Param>& params, double max_norm) {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(num_threads())
   for (int64_t i = 0; i < n; ++i) {
     const Param& p = params[order[i]];
+    __m256d acc[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd()};
+    int64_t k = 0;
+    for (; k + 16 <= p.n; k += 16)
+      for (int j = 0; j < 4; ++j) {
+        const __m256d x = _mm256_cvtps_pd(_mm_loadu_ps(p.g + k + 4 * j));
+        acc[j] = _mm256_fmadd_pd(x, x, acc[j]);
+      }
+    alignas(32) double lanes[16];
+    for (int j = 0; j < 4; ++j) _mm256_store_pd(lanes + 4 * j, acc[j]);
     double s = 0;
-    for (int64_t k = 0; k < p.n; ++k) s += static_cast<double>(p.g[k]) * p.g[k];
+    for (double l : lanes) s += l;
+    for (; k < p.n; ++k) s += static_cast<double>(p.g[k]) * p.g[k];
     sums[order[i]] = s;
   }
   double total = 0;
   for (double s : sums) total += s;
-  total = std::sqrt(total);
-  if (max_norm > 0) {
-    const double coef = std::min(1.0, max_norm / (total + 1e-6));
-    if (coef < 1.0)
-      for (auto& p : params)
-        parallel_for(p.n, [&](int64_t b, int64_t e) {
-          for (int64_t k = b; k < e; ++k) p.g[k] = static_cast<float>(p.g[k] * coef);
-        }, 1 << 14);
-  }
+  return std::sqrt(total);
+}
+
+double clip_coefficient(double total, double max_norm) {
+  return max_norm > 0 ? std::min(1.0, max_norm / (total + 1e-6)) : 1.0;
+}
+
+double clip_grad_norm(const std::vector<Param>& params, double max_norm) {
+  const double total = grad_norm(params);
+  const double coef = clip_coefficient(total, max_norm);
+  if (coef < 1.0)
+    for (auto& p : params)
+      parallel_for(p.n, [&](int64_t b, int64_t e) { scale_gradients(p.g + b, e - b, coef); }, 1 << 14);
   return total;
 }
 

@@ -26,10 +26,11 @@ struct AdamWConfig {
 class AdamW {
  public:
   AdamW(std::vector<Param> params, AdamWConfig c);
-  // One update at learning rate lr (gradients already clipped):
+  // One update at learning rate lr, with g = float(g * grad_scale) (the clip coefficient applied in
+  // the same pass, exactly as clip_grad_norm would have scaled g; 1 = as is):
   //   p *= 1 - lr*wd ; m = b1 m + (1-b1) g ; v = b2 v + (1-b2) g^2
   //   p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
-  void step(double lr);
+  void step(double lr, double grad_scale = 1.0);
   int64_t steps() const { return t_; }
   const std::vector<Param>& params() const { return params_; }
   // optimizer state for checkpoints: exp_avg / exp_avg_sq per parameter, and the step count
@@ -44,8 +45,13 @@ class AdamW {
   int64_t t_ = 0;
 };
 
-// total = sqrt(sum g^2) over all params; g *= min(1, max_norm / (total + 1e-6)). Returns total
-// (the pre-clip norm the HF Trainer logs). max_norm <= 0 disables clipping.
+// total = sqrt(sum g^2) over all params, accumulated in double in a fixed order (independent of
+// the thread count): the pre-clip norm the HF Trainer logs.
+double grad_norm(const std::vector<Param>& params);
+// torch's clip coefficient min(1, max_norm / (total + 1e-6)); 1 when max_norm <= 0 (no clipping).
+double clip_coefficient(double total, double max_norm);
+// grad_norm, then g *= clip_coefficient in place. Returns total. (Trainers pass the coefficient to
+// AdamW::step instead, which saves a pass over the gradients.)
 double clip_grad_norm(const std::vector<Param>& params, double max_norm);
 
 enum class Schedule { Linear, Cosine, Constant };

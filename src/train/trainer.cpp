@@ -216,9 +216,9 @@ TrainResult train(const TrainOptions& o, Comm& comm) {
       comm.allreduce_sum(head.gv.data(), static_cast<int64_t>(head.gv.size()));
       comm.allreduce_sum(head.gt.data(), static_cast<int64_t>(head.gt.size()));
       head.g_logit_scale = static_cast<float>(lr_res.dlogit_scale);  // computed on the full batch by every rank
-      const double gnorm = clip_grad_norm(opt.params(), o.max_grad_norm);
+      const double gnorm = grad_norm(opt.params());  // clipped inside the optimizer step (one pass less)
       const double lr = o.lr * lr_factor(sched, step, total, o.warmup_steps);
-      opt.step(lr);
+      opt.step(lr, clip_coefficient(gnorm, o.max_grad_norm));
       ++step;
       samples += n;
       res.last_loss = lr_res.loss;
