@@ -262,8 +262,7 @@ TrainResult train_full(const TrainOptions& o, Comm& comm) {
   const int64_t P = m->embed_dim();
   const int R = comm.size(), me = comm.rank();
   Progress prog("train", total - step, "steps");
-  auto t_start = std::chrono::steady_clock::now();
-  int64_t samples = 0;
+  StepMeter meter;
   auto params = opt.params();
   for (int64_t epoch = step / steps_per_epoch; epoch < epochs && step < total; ++epoch) {
     auto order = epoch_order(N, o.seed, epoch, o.shuffle);
@@ -277,15 +276,8 @@ TrainResult train_full(const TrainOptions& o, Comm& comm) {
       m->zero_grad();
       embed_images(*m, D, *emb, sel, o.freeze_vision, true, static_cast<uint64_t>(step), ei.data());
       embed_texts(*m, D, *emb, sel, o.freeze_text, true, static_cast<uint64_t>(step), o.max_seq_length, et.data());
-      std::vector<float> gi(static_cast<size_t>(R * share * P)), gt(static_cast<size_t>(R * share * P));
-      comm.allgather(ei.data(), share * P, gi.data());
-      comm.allgather(et.data(), share * P, gt.data());
       std::vector<float> ai, at;
-      for (int r = 0; r < R; ++r) {
-        const int64_t rb = std::min(n, r * share), re = std::min(n, rb + share);
-        ai.insert(ai.end(), gi.begin() + r * share * P, gi.begin() + (r * share + re - rb) * P);
-        at.insert(at.end(), gt.begin() + r * share * P, gt.begin() + (r * share + re - rb) * P);
-      }
+      gather_batch(comm, ei, et, n, share, P, &ai, &at);
       std::vector<float> dai(static_cast<size_t>(n * P)), dat(static_cast<size_t>(n * P));
       auto lr_res = clip_loss(ai.data(), at.data(), n, P, m->logit_scale, dai.data(), dat.data());
       if (ln > 0) {
@@ -299,14 +291,10 @@ TrainResult train_full(const TrainOptions& o, Comm& comm) {
       const double lr = o.lr * lr_factor(sched, step, total, o.warmup_steps);
       opt.step(lr, clip_coefficient(gnorm, o.max_grad_norm));
       ++step;
-      samples += n;
+      meter.samples += n;
       res.last_loss = lr_res.loss;
-      double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-      json line = {{"step", step}, {"epoch", static_cast<double>(step) / steps_per_epoch}, {"loss", lr_res.loss},
-                   {"grad_norm", gnorm}, {"learning_rate", lr}, {"logit_scale", m->logit_scale},
-                   {"samples_per_s", el > 0 ? samples / el : 0.0}};
-      if (lead) log_line(metrics, line);
-      prog.set_suffix(fmt::format("loss {:.4f}  {:.1f} samples/s", lr_res.loss, el > 0 ? samples / el : 0.0));
+      if (lead) log_line(metrics, meter.line(step, steps_per_epoch, lr_res.loss, gnorm, lr, m->logit_scale));
+      prog.set_suffix(fmt::format("loss {:.4f}  {:.1f} samples/s", lr_res.loss, meter.samples_per_s()));
       prog.add(1);
       if (o.save_steps > 0 && step % o.save_steps == 0 && step < total) save(epoch, json());
       if (o.stop_after_steps > 0 && step >= o.stop_after_steps) {

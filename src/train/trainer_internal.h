@@ -1,5 +1,6 @@
 // Helpers shared by the projection-only trainer (trainer.cpp) and full fine-tuning (full_trainer.cpp).
 #pragma once
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -7,6 +8,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "train/comm.h"
 #include "train/optimizer.h"
 
 namespace clipkit::train {
@@ -39,6 +41,21 @@ StepPlan plan_steps(int64_t rows, int64_t batch, int64_t max_steps, int64_t epoc
 // or starts a fresh metrics.jsonl and returns 0.
 int64_t begin_run(const std::string& checkpoint, AdamW& opt, const StepPlan& plan, int64_t batch,
                   const std::string& metrics, bool lead);
+
+// The whole batch's embeddings from every rank's share: each rank holds `share` rows of P (global
+// rows [r*share, min(n, (r+1)*share)), zero-padded to equal length for the allgather); ai/at get the
+// n real rows in global order.
+void gather_batch(Comm& comm, const std::vector<float>& ei, const std::vector<float>& et, int64_t n, int64_t share,
+                  int64_t P, std::vector<float>* ai, std::vector<float>* at);
+
+// Throughput since the run (or resume) started, and the metrics.jsonl line of one optimizer step.
+struct StepMeter {
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+  int64_t samples = 0;
+  double samples_per_s() const;
+  nlohmann::json line(int64_t step, int64_t steps_per_epoch, double loss, double grad_norm, double lr,
+                      float logit_scale) const;
+};
 
 // Appends an evaluation line to metrics.jsonl and prints it.
 void report_eval(const std::string& metrics, const nlohmann::json& ev, int64_t epoch);

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -76,6 +77,33 @@ void report_eval(const std::string& metrics, const json& ev, int64_t epoch) {
                static_cast<long long>(epoch), ev["loss"].get<double>(), ev["i2t_r1"].get<double>(),
                ev["i2t_r5"].get<double>(), ev["i2t_r10"].get<double>(), ev["t2i_r1"].get<double>(),
                ev["t2i_r5"].get<double>(), ev["t2i_r10"].get<double>());
+}
+
+void gather_batch(Comm& comm, const std::vector<float>& ei, const std::vector<float>& et, int64_t n, int64_t share,
+                  int64_t P, std::vector<float>* ai, std::vector<float>* at) {
+  const int R = comm.size();
+  std::vector<float> gi(static_cast<size_t>(R * share * P)), gt(static_cast<size_t>(R * share * P));
+  comm.allgather(ei.data(), share * P, gi.data());
+  comm.allgather(et.data(), share * P, gt.data());
+  ai->clear();
+  at->clear();
+  for (int r = 0; r < R; ++r) {  // drop the padding rows
+    const int64_t rb = std::min(n, r * share), re = std::min(n, rb + share);
+    ai->insert(ai->end(), gi.begin() + r * share * P, gi.begin() + (r * share + re - rb) * P);
+    at->insert(at->end(), gt.begin() + r * share * P, gt.begin() + (r * share + re - rb) * P);
+  }
+}
+
+double StepMeter::samples_per_s() const {
+  const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return el > 0 ? static_cast<double>(samples) / el : 0.0;
+}
+
+nlohmann::json StepMeter::line(int64_t step, int64_t steps_per_epoch, double loss, double grad_norm, double lr,
+                               float logit_scale) const {
+  return {{"step", step}, {"epoch", static_cast<double>(step) / steps_per_epoch}, {"loss", loss},
+          {"grad_norm", grad_norm}, {"learning_rate", lr}, {"logit_scale", logit_scale},
+          {"samples_per_s", samples_per_s()}};
 }
 
 }  // namespace clipkit::train
