@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/safetensors.h"
+#include "reference_batch.h"
 #include "test_util.h"
 #include "train/clip_loss.h"
 #include "train/trainable_model.h"
@@ -38,27 +39,10 @@ Step run_step(const std::string& model, const std::string& dir, bool dropout, bo
   o.precision = prec;
   o.gradient_checkpointing = ckpt;
   auto m = TrainableClip::load(dir, o);
-  const Tensor& px = ref.get(model + "/pixel_values");
-  const Tensor& ids64 = ref.get(model + "/input_ids");
-  const Tensor& mask64 = ref.get(model + "/attention_mask");
-  const int64_t B = ids64.dim(0), L = ids64.dim(1), P = m->embed_dim();
-  std::vector<int32_t> ids(B * L), mask(B * L);
-  for (int64_t i = 0; i < B * L; ++i) {
-    ids[i] = static_cast<int32_t>(ids64.ptr<int64_t>()[i]);
-    mask[i] = static_cast<int32_t>(mask64.ptr<int64_t>()[i]);
-  }
-  std::vector<float> ie(B * P), te(B * P), di(B * P), dt(B * P);
-  m->zero_grad();
-  m->vision_forward(px.ptr<float>(), B, ie.data(), training, 3);
-  m->text_forward(ids.data(), mask.data(), B, L, te.data(), training, 3);
-  auto r = clip_loss(ie.data(), te.data(), B, P, m->logit_scale, di.data(), dt.data());
   Step s;
+  auto r = testing::full_step(*m, testing::ReferenceBatch::load(ref, model), training, 3, training, &s.img_emb);
   s.loss = r.loss;
-  s.img_emb = ie;
   if (!training) return s;
-  m->g_logit_scale = static_cast<float>(r.dlogit_scale);
-  m->vision_backward(di.data());
-  m->text_backward(dt.data());
   for (const auto& e : m->tensors()) s.grads[e.name].assign(e.g, e.g + e.n);
   return s;
 }

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "io/safetensors.h"
+#include "reference_batch.h"
 #include "test_util.h"
 #include "train/clip_loss.h"
 #include "train/trainable_model.h"
@@ -48,23 +49,7 @@ void check_model(const std::string& model, ops::Precision prec, double loss_tol,
   o.precision = prec;
   o.gradient_checkpointing = ckpt;
   auto m = TrainableClip::load(data_path("models/" + model), o);
-  const Tensor& px = ref.get(model + "/pixel_values");
-  const Tensor& ids64 = ref.get(model + "/input_ids");
-  const Tensor& mask64 = ref.get(model + "/attention_mask");
-  const int64_t B = ids64.dim(0), L = ids64.dim(1), P = m->embed_dim();
-  std::vector<int32_t> ids(B * L), mask(B * L);
-  for (int64_t i = 0; i < B * L; ++i) {
-    ids[i] = static_cast<int32_t>(ids64.ptr<int64_t>()[i]);
-    mask[i] = static_cast<int32_t>(mask64.ptr<int64_t>()[i]);
-  }
-  std::vector<float> ie(B * P), te(B * P), di(B * P), dt(B * P);
-  m->zero_grad();
-  m->vision_forward(px.ptr<float>(), B, ie.data(), true, 0);
-  m->text_forward(ids.data(), mask.data(), B, L, te.data(), true, 0);
-  auto r = clip_loss(ie.data(), te.data(), B, P, m->logit_scale, di.data(), dt.data());
-  m->g_logit_scale = static_cast<float>(r.dlogit_scale);
-  m->vision_backward(di.data());
-  m->text_backward(dt.data());
+  auto r = testing::full_step(*m, testing::ReferenceBatch::load(ref, model), true, 0);
   const double ref_loss = ref.get(model + "/loss").to_f64().ptr<double>()[0];
   std::printf("%s loss %.9f (ref %.9f)\n", model.c_str(), r.loss, ref_loss);
   EXPECT_NEAR(r.loss, ref_loss, loss_tol);

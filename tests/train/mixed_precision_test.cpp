@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "io/safetensors.h"
+#include "reference_batch.h"
 #include "test_util.h"
 #include "train/clip_loss.h"
 #include "train/optimizer.h"
@@ -22,26 +23,11 @@ std::vector<double> loss_curve(const std::string& model, ops::Precision prec, bo
   o.precision = prec;
   o.gradient_checkpointing = ckpt;
   auto m = TrainableClip::load(data_path("models/" + model), o);
-  const Tensor& px = ref.get(model + "/pixel_values");
-  const Tensor& ids64 = ref.get(model + "/input_ids");
-  const Tensor& mask64 = ref.get(model + "/attention_mask");
-  const int64_t B = ids64.dim(0), L = ids64.dim(1), P = m->embed_dim();
-  std::vector<int32_t> ids(B * L), mask(B * L);
-  for (int64_t i = 0; i < B * L; ++i) {
-    ids[i] = static_cast<int32_t>(ids64.ptr<int64_t>()[i]);
-    mask[i] = static_cast<int32_t>(mask64.ptr<int64_t>()[i]);
-  }
+  const auto batch = testing::ReferenceBatch::load(ref, model);
   AdamW opt(m->params(), {0.9, 0.999, 1e-8, 0.1});
   std::vector<double> losses;
   for (int s = 0; s < steps; ++s) {
-    std::vector<float> ie(B * P), te(B * P), di(B * P), dt(B * P);
-    m->zero_grad();
-    m->vision_forward(px.ptr<float>(), B, ie.data(), true, s);
-    m->text_forward(ids.data(), mask.data(), B, L, te.data(), true, s);
-    auto r = clip_loss(ie.data(), te.data(), B, P, m->logit_scale, di.data(), dt.data());
-    m->g_logit_scale = static_cast<float>(r.dlogit_scale);
-    m->vision_backward(di.data());
-    m->text_backward(dt.data());
+    auto r = testing::full_step(*m, batch, true, static_cast<uint64_t>(s));
     clip_grad_norm(opt.params(), 1.0);
     opt.step(1e-3);
     losses.push_back(r.loss);
