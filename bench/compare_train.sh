@@ -23,12 +23,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 if [ -z "$model" ]; then
-  model=build-bench/vit-b32-roberta-base
-  if [ ! -f "$model/model.safetensors" ]; then
-    "$bin" init --arch clip-vit-base-patch32 --out build-bench/vit-b32 >/dev/null
-    "$bin" init --arch roberta-base --out build-bench/roberta-base >/dev/null
-    "$bin" compose --vision build-bench/vit-b32 --text build-bench/roberta-base --out "$model" >/dev/null
-  fi
+  . bench/default_dual_model.sh
+  model=$(default_dual_model "$bin")
 fi
 lock="flock /tmp/clipkit-bench.lock"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
