@@ -66,6 +66,30 @@ class Roberta(nn.Module):
         return torch.tanh(self.pooler(x[:, 0]))
 
 
+def make_step(vision, text, vp, tp, logit_scale, px, ids, mask, opt, clip_params, precision):
+    """One HF-style CLIP training step (run_clip.py): both towers forward (under bf16 autocast for
+    precision "bf16"), projections, normalized embeddings, the symmetric CLIP loss, backward,
+    clip_grad_norm_(clip_params, 1.0), AdamW step, zero_grad."""
+    B = px.shape[0]
+
+    def step():
+        ctx = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else torch.autocast("cpu", enabled=False)
+        with ctx:
+            _, pooled_img = vision(px)
+            pooled_txt = text(ids, mask)
+            ie = F.normalize(vp(pooled_img).float(), dim=-1)
+            te = F.normalize(tp(pooled_txt).float(), dim=-1)
+        logits = logit_scale.exp() * te @ ie.t()
+        target = torch.arange(B)
+        loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)) / 2
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(clip_params, 1.0)
+        opt.step()
+        opt.zero_grad()
+
+    return step
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("model_dir")
@@ -96,20 +120,8 @@ def main():
         ids[:, 14:] = tc.get("pad_token_id", 1)
         mask[:, 14:] = 0
 
-    def step():
-        ctx = torch.autocast("cpu", dtype=torch.bfloat16) if a.precision == "bf16" else torch.autocast("cpu", enabled=False)
-        with ctx:
-            _, pooled_img = vision(px)
-            pooled_txt = text(ids, mask)
-            ie = F.normalize(vp(pooled_img).float(), dim=-1)
-            te = F.normalize(tp(pooled_txt).float(), dim=-1)
-        logits = logit_scale.exp() * te @ ie.t()
-        target = torch.arange(B)
-        loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)) / 2
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(list(vp.parameters()) + list(tp.parameters()) + [logit_scale], 1.0)
-        opt.step()
-        opt.zero_grad()
+    step = make_step(vision, text, vp, tp, logit_scale, px, ids, mask, opt,
+                     list(vp.parameters()) + list(tp.parameters()) + [logit_scale], a.precision)
 
     step()  # warm-up
     t0 = time.perf_counter()

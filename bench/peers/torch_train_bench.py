@@ -18,12 +18,11 @@ import sys
 import time
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_clip import CLIPVisionTransformer  # noqa: E402
-from torch_frozen_train import Roberta  # noqa: E402
+from torch_frozen_train import Roberta, make_step  # noqa: E402
 
 
 def main():
@@ -64,20 +63,7 @@ def main():
         mask[k, :n] = 1
     px = torch.randn(B, 3, vc["image_size"], vc["image_size"])
 
-    def step():
-        ctx = torch.autocast("cpu", dtype=torch.bfloat16) if a.precision == "bf16" else torch.autocast("cpu", enabled=False)
-        with ctx:
-            _, pooled_img = vision(px)
-            pooled_txt = text(ids, mask)
-            ie = F.normalize(vp(pooled_img).float(), dim=-1)
-            te = F.normalize(tp(pooled_txt).float(), dim=-1)
-        logits = logit_scale.exp() * te @ ie.t()
-        target = torch.arange(B)
-        loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)) / 2
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        opt.zero_grad()
+    step = make_step(vision, text, vp, tp, logit_scale, px, ids, mask, opt, params, a.precision)
 
     for _ in range(a.warmup):
         step()
