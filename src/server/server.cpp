@@ -285,16 +285,13 @@ struct Server::Impl {
   Tensor embed_image_bytes(const std::string& bytes, const std::string& name) {
     if (!emb->model().has_vision()) throw ApiError(400, "this model has no vision tower");
     if (bytes.empty()) throw ApiError(400, "the image is empty");
-    auto j = std::make_shared<Job>();
-    j->n = 1;
-    j->px.resize(image::floats_per_image(emb->preprocess_config()));
+    image::Image img;
     try {
-      image::Image img = image::decode_memory(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), name);
-      image::preprocess(img, emb->preprocess_config(), j->px.data());
+      img = image::decode_memory(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), name);
     } catch (const Error& e) {
       throw ApiError(400, fmt::format("cannot read the image: {}", e.what()));
     }
-    return run_model(std::move(j));
+    return embed_images({&img});
   }
 
   // Preprocesses here (on the request thread), embeds through the queue as one job.
