@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "cli_util.h"
+#include "train_cli_util.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
 #include "test_util.h"
@@ -19,17 +20,12 @@ namespace {
 namespace fs = std::filesystem;
 using test::data_path;
 using test::run_clipkit;
+using test::have_mpirun;
+using test::max_diff;
+using test::run_clipkit_mpi;
 
 const std::string kCoco = data_path("datasets/coco-tiny");
 const std::string kDual = data_path("models/tiny-clip-roberta");
-
-double max_diff(const std::string& a, const std::string& b, const std::string& name) {
-  SafeTensorsFile fa(a), fb(b);
-  Tensor x = fa.get(name).to_f32(), y = fb.get(name).to_f32();
-  double m = 0;
-  for (int64_t i = 0; i < x.numel(); ++i) m = std::max(m, std::fabs(double(x.ptr<float>()[i]) - y.ptr<float>()[i]));
-  return m;
-}
 
 const char* kTowerTensors[] = {
     "vision_model.vision_model.embeddings.patch_embedding.weight",
@@ -92,16 +88,13 @@ TEST(FullTrainCli, PartialFreezing) {
 }
 
 TEST(FullTrainCli, TwoProcessesEqualOneProcess) {
-  if (std::system("command -v mpirun >/dev/null 2>&1") != 0) GTEST_SKIP() << "mpirun not installed";
+  if (!have_mpirun()) GTEST_SKIP() << "mpirun not installed";
   auto dir = test::temp_dir("full_mpi");
   std::string common = " train --model " + kDual + " --data " + kCoco + " --max-steps 3 --batch-size 10 --lr 1e-3"
                        " --no-shuffle --no-eval --no-dropout --out ";
   auto r = run_clipkit(common + dir + "/one --threads 2");
   ASSERT_EQ(r.status, 0) << r.err;
-  std::string cmd = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --oversubscribe -np 2 " +
-                    std::string(CLIPKIT_BINARY) + common + dir + "/two --threads 1 > " + dir + "/mpi.log 2>&1";
-  int st = std::system(cmd.c_str());
-  ASSERT_EQ(st, 0) << read_file(dir + "/mpi.log");
+  ASSERT_EQ(run_clipkit_mpi(2, common + dir + "/two --threads 1", dir + "/mpi.log"), 0) << read_file(dir + "/mpi.log");
   for (const char* t : kTowerTensors) {
     double d = max_diff(dir + "/one/model.safetensors", dir + "/two/model.safetensors", t);
     std::printf("  %s: max |1 proc - 2 procs| = %.3g\n", t, d);
