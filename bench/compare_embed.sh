@@ -6,7 +6,7 @@
 # --repeats R runs every measurement R times, in R rounds that each visit every engine (so a burst
 # of load hits all of them alike), and reports the medians.
 #
-# Runs, each under `flock /tmp/clipkit-bench.lock` so no other benchmark overlaps it:
+# Runs, each under the bench lock (bench/bench_lock.sh; do not wrap this script in flock):
 #   clipkit bench embed --json   fp32 batch 32, bf16 batch 32 (images + texts), fp32 batch 1 (images)
 #   PyTorch (torch_clip.py)      fp32 eager and bf16 autocast, batch 32 (+ fp32 batch 1)
 #   ONNX Runtime (onnxruntime-node, model exported by torch.onnx.export from the same weights)
@@ -43,7 +43,7 @@ done
 model=$(cd "$model" && pwd)
 python=${PYTHON:-/usr/bin/python3}
 clipkit=${CLIPKIT:-$repo/build/tools/clipkit/clipkit}
-lock=/tmp/clipkit-bench.lock
+. "$(dirname "$0")/bench_lock.sh"
 
 if [[ -n ${CLIPKIT_BENCH_RESULTS:-} ]]; then
   results=$CLIPKIT_BENCH_RESULTS; mkdir -p "$results"; rm -f "$results"/*.json "$results"/*.err
@@ -57,7 +57,7 @@ note() { notes+=("$*"); echo "compare_embed: $*" >&2; }
 measure() {
   local label=$1 out="$results/$1.$round"; shift
   echo "  $label (round $round/$repeats)" >&2
-  if ! flock "$lock" "$@" >"$out.out" 2>"$out.err"; then
+  if ! bench_locked "$@" >"$out.out" 2>"$out.err"; then
     note "$label (round $round) failed: $(tail -n 3 "$out.err" | tr '\n' ' ')"
     rm -f "$out.out"
     return 1

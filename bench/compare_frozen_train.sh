@@ -3,6 +3,7 @@
 # PyTorch doing the same training step the Hugging Face way (towers re-run every step), in one run.
 # usage: bench/compare_frozen_train.sh [DUAL_MODEL_DIR] [--batch-size 32] [--precision fp32|bf16]
 # Without a model dir it composes random ViT-B/32 + roberta-base towers under build-bench/.
+# Takes the bench lock itself for each measurement (bench/bench_lock.sh): do not wrap it in flock.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${CLIPKIT:-build/tools/clipkit/clipkit}
@@ -21,7 +22,8 @@ if [ -z "$model" ]; then
   . bench/default_dual_model.sh
   model=$(default_dual_model "$bin")
 fi
-lock="flock /tmp/clipkit-bench.lock"
+. bench/bench_lock.sh
+lock=bench_locked
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 ck=$($lock build/bench/frozen_train_bench --model "$model" --images tests/data/datasets/coco-tiny/train2017 \
        --batch-size "$batch" --precision "$prec" --sample-images 128 --sample-captions 512 --json)

@@ -4,6 +4,7 @@
 # inputs; eager fp32 and bf16 autocast), captions padded to 128 and dynamically padded, in one run.
 # usage: bench/compare_train.sh [DUAL_MODEL_DIR] [--batch-size 32] [--steps 2] [--threads N]
 # Without a model dir it composes random ViT-B/32 + roberta-base towers under build-bench/.
+# Takes the bench lock itself for each measurement (bench/bench_lock.sh): do not wrap it in flock.
 # Env: CLIPKIT (CLI), TRAIN_BENCH (build/bench/train_bench), PYTHON (/usr/bin/python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +27,8 @@ if [ -z "$model" ]; then
   . bench/default_dual_model.sh
   model=$(default_dual_model "$bin")
 fi
-lock="flock /tmp/clipkit-bench.lock"
+. bench/bench_lock.sh
+lock=bench_locked
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 ck=$($lock "$tb" --model "$model" --batch-size "$batch" --steps "$steps" --warmup 1 --threads "$threads" --json)
 pt=()
