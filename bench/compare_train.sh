@@ -2,7 +2,9 @@
 # Full fine-tuning throughput (both towers trainable): clipkit's bench/train_bench next to the
 # PyTorch peer (bench/peers/torch_train_bench.py: same architecture, same batch, same synthetic
 # inputs; eager fp32 and bf16 autocast), captions padded to 128 and dynamically padded, in one run.
-# usage: bench/compare_train.sh [DUAL_MODEL_DIR] [--batch-size 32] [--steps 2] [--threads N]
+# usage: bench/compare_train.sh [DUAL_MODEL_DIR] [--batch-size 32] [--steps 2] [--warmup 1] [--threads N]
+#                                [--precision fp32,bf16] [--padding 128,dynamic]
+# PyTorch's eager bf16 speed rises over its first steps: --warmup 3 --steps 6 compares warmed-up runs.
 # Without a model dir it composes random ViT-B/32 + roberta-base towers under build-bench/.
 # Takes the bench lock itself for each measurement (bench/bench_lock.sh): do not wrap it in flock.
 # Env: CLIPKIT (CLI), TRAIN_BENCH (build/bench/train_bench), PYTHON (/usr/bin/python3).
@@ -14,11 +16,17 @@ py=${PYTHON:-/usr/bin/python3}
 model=""
 batch=32
 steps=2
+warmup=1
+precisions=fp32,bf16
+paddings=128,dynamic
 threads=$(nproc)
 while [ $# -gt 0 ]; do
   case "$1" in
     --batch-size) batch=$2; shift 2 ;;
     --steps) steps=$2; shift 2 ;;
+    --warmup) warmup=$2; shift 2 ;;
+    --precision) precisions=$2; shift 2 ;;
+    --padding) paddings=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     *) model=$1; shift ;;
   esac
@@ -30,11 +38,12 @@ fi
 . bench/bench_lock.sh
 lock=bench_locked
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
-ck=$($lock "$tb" --model "$model" --batch-size "$batch" --steps "$steps" --warmup 1 --threads "$threads" --json)
+ck=$($lock "$tb" --model "$model" --batch-size "$batch" --steps "$steps" --warmup "$warmup" --threads "$threads" \
+        --precision "$precisions" --padding "$paddings" --json)
 pt=()
-for prec in fp32 bf16; do
-  for pad in 128 dynamic; do
-    pt+=("$($lock "$py" bench/peers/torch_train_bench.py "$model" --batch-size "$batch" --steps "$steps" --warmup 1 \
+for prec in ${precisions//,/ }; do
+  for pad in ${paddings//,/ }; do
+    pt+=("$($lock "$py" bench/peers/torch_train_bench.py "$model" --batch-size "$batch" --steps "$steps" --warmup "$warmup" \
               --pad "$pad" --precision "$prec" --threads "$threads")")
   done
 done

@@ -1,7 +1,7 @@
 // The training-mode linear layer: forward and backward over fp32 master weights, in fp32
 // (oneDNN sgemm) or bf16 (operands rounded to bf16, fp32 accumulation and output).
 //   y [M, N] = x [M, K] @ W^T + b          W [N, K] (PyTorch layout), b [N] or null
-//   dx = dy @ W      dW += dy^T @ x       db += sum_rows dy
+//   dx = dy @ W      dW += dy^T @ x       db += sum_rows dy      (or dW =, db = on a first write)
 #pragma once
 #include <cstdint>
 
@@ -13,8 +13,11 @@ void dense_forward(const float* x, const float* W, const float* b, int64_t M, in
                    Precision p = Precision::F32);
 
 // dx [M, K] overwritten (or added to when accumulate_dx); any of dx, dW, db may be null (skipped).
+// dW and db are added to, or overwritten when !accumulate_grads (a gradient's first write of a
+// step: no zeroing pass before, no read of the old values).
 void dense_backward(const float* x, const float* W, const float* dy, int64_t M, int64_t N, int64_t K, float* dx,
-                    float* dW, float* db, Precision p = Precision::F32, bool accumulate_dx = false);
+                    float* dW, float* db, Precision p = Precision::F32, bool accumulate_dx = false,
+                    bool accumulate_grads = true);
 
 // The bf16 training path over operands the caller converted once (ops/matmul_bf16.h):
 // xb [M, K] and Wb [N, K] hold bf16(x) and bf16(W); forward and backward reuse them, and dy is
@@ -22,7 +25,7 @@ void dense_backward(const float* x, const float* W, const float* dy, int64_t M, 
 void dense_forward_bf16(const uint16_t* xb, const uint16_t* Wb, const float* b, int64_t M, int64_t N, int64_t K,
                         float* y);
 void dense_backward_bf16(const uint16_t* xb, const uint16_t* Wb, const float* dy, int64_t M, int64_t N, int64_t K,
-                         float* dx, float* dW, float* db, bool accumulate_dx = false);
+                         float* dx, float* dW, float* db, bool accumulate_dx = false, bool accumulate_grads = true);
 
 // C [M, N] = op(A) @ op(B) + beta * C, row-major; beta is 0 or 1. fp32 = sgemm; bf16 = oneDNN matmul
 // on bf16 copies of A and B.

@@ -45,7 +45,46 @@ Prim prim_for(const Key& key) {
   return cache.emplace(key, p).first->second;
 }
 
+struct WeightGradPrim {
+  dnnl::inner_product_backward_weights ip;
+  dnnl::memory::desc x, dy, dw;
+};
+
+WeightGradPrim weight_grad_prim(int64_t M, int64_t N, int64_t K) {
+  static std::mutex mu;
+  static std::map<std::tuple<int64_t, int64_t, int64_t>, WeightGradPrim> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  const auto key = std::make_tuple(M, N, K);
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  if (cache.size() > 512) cache.clear();
+  using tag = dnnl::memory::format_tag;
+  auto& eng = cpu_engine();
+  WeightGradPrim p;
+  p.x = dnnl::memory::desc({M, K}, dt::bf16, tag::ab);
+  p.dy = dnnl::memory::desc({M, N}, dt::bf16, tag::ab);
+  p.dw = dnnl::memory::desc({N, K}, dt::f32, tag::ab);
+  const dnnl::inner_product_forward::primitive_desc hint(
+      dnnl::inner_product_forward::desc(dnnl::prop_kind::forward_training, p.x,
+                                        dnnl::memory::desc({N, K}, dt::bf16, tag::ab), p.dy),
+      eng);
+  p.ip = dnnl::inner_product_backward_weights(dnnl::inner_product_backward_weights::primitive_desc(
+      dnnl::inner_product_backward_weights::desc(p.x, p.dw, p.dy), eng, hint));
+  return cache.emplace(key, p).first->second;
+}
+
 }  // namespace
+
+void weight_grad_bf16(int64_t M, int64_t N, int64_t K, const uint16_t* dy, const uint16_t* x, float* dW) {
+  if (N == 0 || K == 0) return;
+  CLIPKIT_ASSERT(M > 0);
+  const WeightGradPrim p = weight_grad_prim(M, N, K);
+  auto& eng = cpu_engine();
+  dnnl::memory xm(p.x, eng, const_cast<uint16_t*>(x)), dym(p.dy, eng, const_cast<uint16_t*>(dy)), dwm(p.dw, eng, dW);
+  auto& strm = cpu_stream();
+  p.ip.execute(strm, {{DNNL_ARG_SRC, xm}, {DNNL_ARG_DIFF_DST, dym}, {DNNL_ARG_DIFF_WEIGHTS, dwm}});
+  strm.wait();
+}
 
 void matmul_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda, const uint16_t* B,
                  int64_t ldb, float beta, float* C, int64_t ldc, const float* bias) {

@@ -283,6 +283,8 @@ TrainResult train_full(const TrainOptions& o, Comm& comm) {
       if (ln > 0) {
         m->vision_backward(dai.data() + lb * P);
         m->text_backward(dat.data() + lb * P);
+      } else {
+        m->settle_grads();  // no samples on this rank: its share of the gradient is zero
       }
       for (auto& p : params)
         if (p.g != &m->g_logit_scale) comm.allreduce_sum(p.g, p.n);

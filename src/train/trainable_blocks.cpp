@@ -43,6 +43,7 @@ void TLinear::init(std::vector<float> W, std::vector<float> B, int64_t n, int64_
   b = std::move(B);
   gw.assign(w.size(), 0.0f);
   gb.assign(b.size(), 0.0f);
+  grad_state = GradState::Zero;
 }
 
 void TLinear::forward(const float* x, int64_t M, float* y, const StepContext& c, Bf16Buf* xb) const {
@@ -61,14 +62,16 @@ void TLinear::backward(const float* x, const float* dy, int64_t M, float* dx, bo
                        const StepContext& c, const Bf16Buf* xb) {
   float* dW = grads ? gw.data() : nullptr;
   float* db = grads && !b.empty() ? gb.data() : nullptr;
+  const bool acc = grad_state == GradState::Written;  // else the first write of the step overwrites
+  if (grads) grad_state = GradState::Written;
   if (c.precision != ops::Precision::BF16 || !xb)
-    return ops::dense_backward(x, w.data(), dy, M, N, K, dx, dW, db, c.precision, acc_dx);
-  ops::dense_backward_bf16(xb->data(), wb.data(), dy, M, N, K, dx, dW, db, acc_dx);
+    return ops::dense_backward(x, w.data(), dy, M, N, K, dx, dW, db, c.precision, acc_dx, acc);
+  ops::dense_backward_bf16(xb->data(), wb.data(), dy, M, N, K, dx, dW, db, acc_dx, acc);
 }
 
 void TLinear::reg(Registry& r, const std::string& wname, const std::string& bname, int depth) {
-  r.push_back({wname, {N, K}, w.data(), gw.data(), N * K, depth});
-  if (!b.empty()) r.push_back({bname, {N}, b.data(), gb.data(), N, depth});
+  r.push_back({wname, {N, K}, w.data(), gw.data(), N * K, depth, &grad_state});
+  if (!b.empty()) r.push_back({bname, {N}, b.data(), gb.data(), N, depth, &grad_state});
 }
 
 void TLayerNorm::load(const model::WeightReader& r, int64_t C, float e) {
@@ -140,8 +143,9 @@ void TEncoderLayer::load(const model::WeightReader& w, const char* const attn[4]
 void TEncoderLayer::reg(Registry& r, const std::string& p, const char* const attn[4], const char* const mlp[2],
                         const char* const lns[2], int depth) {
   for (int k = 0; k < 3; ++k) {  // q, k, v are row blocks of the fused [3C, C] weight
-    r.push_back({p + attn[k] + "weight", {C, C}, qkv.w.data() + k * C * C, qkv.gw.data() + k * C * C, C * C, depth});
-    r.push_back({p + attn[k] + "bias", {C}, qkv.b.data() + k * C, qkv.gb.data() + k * C, C, depth});
+    r.push_back({p + attn[k] + "weight", {C, C}, qkv.w.data() + k * C * C, qkv.gw.data() + k * C * C, C * C, depth,
+                 &qkv.grad_state});
+    r.push_back({p + attn[k] + "bias", {C}, qkv.b.data() + k * C, qkv.gb.data() + k * C, C, depth, &qkv.grad_state});
   }
   out.reg(r, p + attn[3] + "weight", p + attn[3] + "bias", depth);
   fc1.reg(r, p + mlp[0] + "weight", p + mlp[0] + "bias", depth);

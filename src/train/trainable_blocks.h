@@ -16,9 +16,16 @@
 
 namespace clipkit::train {
 
+// A gradient buffer that its owner writes in full in one backward call (the dense layers):
+// zero_grad marks a Written buffer Stale instead of clearing it, and the next backward overwrites
+// it (no clearing pass, no read of the old values); TrainableClip::settle_grads clears what no
+// backward reached. A second backward in the same step (state Written) accumulates.
+enum class GradState : uint8_t { Zero, Written, Stale };
+
 // One trainable tensor (or a slice of one, for the fused QKV weights): its HF state-dict key,
 // shape, master weights and gradient. `depth` orders tensors bottom-up for "freeze the first K
-// layers": -1 embeddings, 0..L-1 encoder layers, L and above the tower's top.
+// layers": -1 embeddings, 0..L-1 encoder layers, L and above the tower's top. `state` is set for
+// gradients with a deferred zero_grad (shared by the slices of one buffer), null for the others.
 struct TensorEntry {
   std::string name;
   Shape shape;
@@ -26,6 +33,7 @@ struct TensorEntry {
   float* g = nullptr;
   int64_t n = 0;
   int depth = 0;
+  GradState* state = nullptr;
 };
 using Registry = std::vector<TensorEntry>;
 
@@ -48,6 +56,7 @@ using Bf16Buf = std::vector<uint16_t>;
 struct TLinear {
   int64_t N = 0, K = 0;
   std::vector<float> w, b, gw, gb;
+  GradState grad_state = GradState::Zero;  // of gw and gb together
   mutable Bf16Buf wb;
   void init(std::vector<float> W, std::vector<float> B, int64_t N, int64_t K);
   void forward(const float* x, int64_t M, float* y, const StepContext& c, Bf16Buf* xb = nullptr) const;

@@ -46,6 +46,7 @@ std::unique_ptr<TrainableClip> TrainableClip::load(const std::string& dir, const
   to.freeze_depth = o.freeze_text_layers > 0 ? o.freeze_text_layers : -1;
   m->vision_prefix_ = find_prefix(ck, {"vision_model.vision_model.", "vision_model.", ""}, "embeddings.class_embedding");
   m->vision_.load(model::WeightReader(ck, m->vision_prefix_), *m->cfg_.vision, vo, m->reg_);
+  m->vision_end_ = m->reg_.size();
   if (m->cfg_.text->arch == model::TextArch::Clip) {
     m->text_prefix_ = find_prefix(ck, {"text_model.text_model.", "text_model.", ""}, "embeddings.token_embedding.weight");
     m->text_ = std::make_unique<TClipTextTower>();
@@ -55,6 +56,7 @@ std::unique_ptr<TrainableClip> TrainableClip::load(const std::string& dir, const
     m->text_ = std::make_unique<TRobertaTower>();
   }
   m->text_->load(model::WeightReader(ck, m->text_prefix_), *m->cfg_.text, to, m->reg_);
+  m->text_end_ = m->reg_.size();
   model::WeightReader root(ck, "");
   m->P_ = m->cfg_.projection_dim;
   m->Cv_ = m->cfg_.vision->hidden_size;
@@ -115,10 +117,12 @@ void TrainableClip::vision_backward(const float* demb) {
   std::vector<float> dpooled(tower ? static_cast<size_t>(Nv_ * Cv_) : 0);
   ops::dense_backward(pooled_v_.data(), wv_.data(), demb, Nv_, P_, Cv_, tower ? dpooled.data() : nullptr, gv_.data(),
                       nullptr, sc_.precision);
-  if (!tower) return;
-  StepContext sc = sc_;
-  sc.attention_dropout = vision_attn_drop_;
-  vision_.backward(dpooled.data(), sc);
+  if (tower) {
+    StepContext sc = sc_;
+    sc.attention_dropout = vision_attn_drop_;
+    vision_.backward(dpooled.data(), sc);
+  }
+  settle_grads(0, vision_end_);
 }
 
 void TrainableClip::text_backward(const float* demb) {
@@ -126,10 +130,12 @@ void TrainableClip::text_backward(const float* demb) {
   std::vector<float> dpooled(tower ? static_cast<size_t>(Nt_ * Ct_) : 0);
   ops::dense_backward(pooled_t_.data(), wt_.data(), demb, Nt_, P_, Ct_, tower ? dpooled.data() : nullptr, gt_.data(),
                       nullptr, sc_.precision);
-  if (!tower) return;
-  StepContext sc = sc_;
-  sc.attention_dropout = text_attn_drop_;
-  text_->backward(dpooled.data(), sc);
+  if (tower) {
+    StepContext sc = sc_;
+    sc.attention_dropout = text_attn_drop_;
+    text_->backward(dpooled.data(), sc);
+  }
+  settle_grads(vision_end_, text_end_);
 }
 
 std::vector<Param> TrainableClip::params() {
@@ -141,7 +147,21 @@ std::vector<Param> TrainableClip::params() {
 
 void TrainableClip::zero_grad() {
   ProfileScope prof("zero_grad");
-  for (auto& e : reg_) std::memset(e.g, 0, sizeof(float) * e.n);
+  for (auto& e : reg_) {
+    if (!e.state) std::memset(e.g, 0, sizeof(float) * e.n);
+    else if (*e.state == GradState::Written) *e.state = GradState::Stale;  // cleared by the next write
+  }
+}
+
+void TrainableClip::settle_grads() { settle_grads(0, reg_.size()); }
+
+void TrainableClip::settle_grads(size_t begin, size_t end) {
+  ProfileScope prof("zero_grad");
+  // two passes: the slices of one buffer (fused QKV) share a state
+  for (size_t i = begin; i < end; ++i)
+    if (reg_[i].state && *reg_[i].state == GradState::Stale) std::memset(reg_[i].g, 0, sizeof(float) * reg_[i].n);
+  for (size_t i = begin; i < end; ++i)
+    if (reg_[i].state && *reg_[i].state == GradState::Stale) *reg_[i].state = GradState::Zero;
 }
 
 std::map<std::string, Tensor> TrainableClip::trained_state() {

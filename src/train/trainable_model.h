@@ -39,7 +39,8 @@ class TrainableClip {
   void vision_forward(const float* pixels, int64_t N, float* emb, bool training, uint64_t step);
   void text_forward(const int32_t* ids, const int32_t* mask, int64_t B, int64_t L, float* emb, bool training,
                     uint64_t step);
-  // From d emb: projection gradient, then (unless the tower is frozen) through the tower.
+  // From d emb: projection gradient, then (unless the tower is frozen) through the tower; the
+  // tower's gradients are final afterwards (settled, see zero_grad).
   void vision_backward(const float* demb);
   void text_backward(const float* demb);
   // Projection only, for a frozen tower's cached pooled features [N, C].
@@ -52,7 +53,12 @@ class TrainableClip {
   const Registry& tensors() const { return reg_; }
   // The trainable ones as optimizer params (HF decay rule).
   std::vector<Param> params();
+  // Clears every gradient. Dense layers' buffers are cleared lazily (GradState): their next
+  // backward overwrites them, and vision_backward / text_backward settle the rest of their tower,
+  // so after zero_grad + both backwards every gradient is this step's. A step that skips a
+  // backward (a rank with no samples) calls settle_grads() before reading gradients.
   void zero_grad();
+  void settle_grads();
   // The trained tensors as fp32, for write_hf_checkpoint.
   std::map<std::string, Tensor> trained_state();
   // Loads values of every registered tensor present in a checkpoint folder (resume).
@@ -60,11 +66,13 @@ class TrainableClip {
 
  private:
   bool trainable(const TensorEntry& e) const;
+  void settle_grads(size_t begin, size_t end);
   model::ModelConfig cfg_;
   TrainableOptions opt_;
   StepContext sc_;
   float vision_attn_drop_ = 0, text_attn_drop_ = 0;  // StepContext::attention_dropout per tower
   Registry reg_;
+  size_t vision_end_ = 0, text_end_ = 0;  // reg_: vision tower [0, vision_end_), text [vision_end_, text_end_)
   TVisionTower vision_;
   std::unique_ptr<TTextTower> text_;
   int64_t P_ = 0, Cv_ = 0, Ct_ = 0;

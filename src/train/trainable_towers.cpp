@@ -103,18 +103,17 @@ void TVisionTower::load(const model::WeightReader& w, const model::VisionConfig&
   cfg_ = c;
   opt_ = o;
   const int64_t C = c.hidden_size, P = c.patch_size, T = c.num_patches() + 1, CH = c.num_channels;
-  patch_w_ = w.get("embeddings.patch_embedding.weight", {C, CH, P, P});
+  patch_.init(w.get("embeddings.patch_embedding.weight", {C, CH, P, P}), {}, C, CH * P * P);
   cls_ = w.get("embeddings.class_embedding", {C});
   pos_ = w.get("embeddings.position_embedding.weight", {T, C});
-  patch_g_.assign(patch_w_.size(), 0.0f);
   cls_g_.assign(cls_.size(), 0.0f);
   pos_g_.assign(pos_.size(), 0.0f);
   pre_ln_.load(w.sub("pre_layrnorm."), C, c.layer_norm_eps);
   post_ln_.load(w.sub("post_layernorm."), C, c.layer_norm_eps);
   const std::string& p = w.prefix();
   reg.push_back({p + "embeddings.class_embedding", {C}, cls_.data(), cls_g_.data(), C, -1});
-  reg.push_back({p + "embeddings.patch_embedding.weight", {C, CH, P, P}, patch_w_.data(), patch_g_.data(),
-                 static_cast<int64_t>(patch_w_.size()), -1});
+  reg.push_back({p + "embeddings.patch_embedding.weight", {C, CH, P, P}, patch_.w.data(), patch_.gw.data(),
+                 C * CH * P * P, -1, &patch_.grad_state});
   reg.push_back({p + "embeddings.position_embedding.weight", {T, C}, pos_.data(), pos_g_.data(), T * C, -1});
   pre_ln_.reg(reg, p + "pre_layrnorm.", -1);
   load_layers(stack_, w, "encoder.layers.", c.num_layers, C, c.num_heads, c.intermediate_size, c.act, c.layer_norm_eps,
@@ -129,7 +128,8 @@ void TVisionTower::forward(const float* pixels, int64_t N, float* pooled, const 
   N_ = N;
   grow(cols_, ps.patches() * ps.K());
   std::vector<float> pe(static_cast<size_t>(N * NP * C));
-  ops::patch_embed_forward(pixels, patch_w_.data(), C, ps, cols_.data(), pe.data(), sc.precision);
+  ops::im2col_patches(pixels, ps, cols_.data());
+  patch_.forward(cols_.data(), ps.patches(), pe.data(), sc, &cols_b_);
   grow(x0_, N * T * C);
   parallel_for(N * T, [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
@@ -171,7 +171,7 @@ void TVisionTower::backward(const float* dpooled, const StepContext& sc) {
     std::memcpy(dpe.data() + n * NP * C, dx0.data() + (n * T + 1) * C, sizeof(float) * NP * C);
   }
   const ops::PatchShape ps{N, cfg_.num_channels, cfg_.image_size, cfg_.patch_size};
-  ops::patch_embed_backward(dpe.data(), cols_.data(), patch_w_.data(), C, ps, patch_g_.data(), nullptr, sc.precision);
+  patch_.backward(cols_.data(), dpe.data(), ps.patches(), nullptr, false, true, sc, &cols_b_);
 }
 
 // ---- CLIP text ----

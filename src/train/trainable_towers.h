@@ -53,11 +53,13 @@ class TVisionTower {
  private:
   model::VisionConfig cfg_;
   TowerOptions opt_;
-  std::vector<float> patch_w_, patch_g_, cls_, cls_g_, pos_, pos_g_;
+  TLinear patch_;  // the patch convolution as a bias-free dense layer over im2col rows [C, CH*P*P]
+  std::vector<float> cls_, cls_g_, pos_, pos_g_;
   TLayerNorm pre_ln_, post_ln_;
   LayerStack stack_;
   int64_t N_ = 0;
   std::vector<float> cols_, x0_, x1_, pre_mean_, pre_rstd_, cls_rows_, post_mean_, post_rstd_;
+  Bf16Buf cols_b_;
 };
 
 class TTextTower {

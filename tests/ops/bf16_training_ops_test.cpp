@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <limits>
+#include <tuple>
 
 #include "core/tensor.h"
 #include "bf16_util.h"
@@ -44,6 +45,27 @@ TEST(Bf16TrainingOps, DenseTracksFp32) {
   dense_backward_bf16(xb.data(), Wb.data(), r.data(), M, N, K, dx2.data(), dW2.data(), nullptr, true);
   for (size_t i = 0; i < dW2.size(); ++i) EXPECT_NEAR(dW2[i], 2 * dWb[i], 1e-4) << i;
   for (size_t i = 0; i < dx2.size(); ++i) EXPECT_NEAR(dx2[i], 2 * dxb[i], 1e-4) << i;
+}
+
+// A gradient's first write of a step (accumulate_grads = false) overwrites whatever dW/db held
+// (here NaN) and equals zero-then-accumulate: db bit for bit, dW within the summation order.
+TEST(Bf16TrainingOps, DenseFirstWriteOverwrites) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{37, 48, 72}, {130, 67, 29}, {0, 16, 8}}) {
+    auto x = randn(M * K, 51), W = randn(N * K, 52, 0.1f), r = randn(M * N, 53);
+    const auto xb = bf16(x), Wb = bf16(W);
+    std::vector<float> dx(M * K), dW(N * K, 0.0f), db(N, 0.0f), dW1(N * K, nan), db1(N, nan);
+    dense_backward_bf16(xb.data(), Wb.data(), r.data(), M, N, K, dx.data(), dW.data(), db.data());
+    dense_backward_bf16(xb.data(), Wb.data(), r.data(), M, N, K, dx.data(), dW1.data(), db1.data(), false, false);
+    for (int64_t i = 0; i < N; ++i) EXPECT_EQ(db1[i], db[i]) << M << " " << i;
+    for (int64_t i = 0; i < N * K; ++i) EXPECT_NEAR(dW1[i], dW[i], 1e-5 * (1 + std::fabs(dW[i]))) << M << " " << i;
+    // fp32: the same contract
+    std::vector<float> f(N * K, 0.0f), fb(N, 0.0f), f1(N * K, nan), fb1(N, nan);
+    dense_backward(x.data(), W.data(), r.data(), M, N, K, nullptr, f.data(), fb.data());
+    dense_backward(x.data(), W.data(), r.data(), M, N, K, nullptr, f1.data(), fb1.data(), Precision::F32, false, false);
+    for (int64_t i = 0; i < N; ++i) EXPECT_EQ(fb1[i], fb[i]) << M << " " << i;
+    for (int64_t i = 0; i < N * K; ++i) EXPECT_NEAR(f1[i], f[i], 1e-6 * (1 + std::fabs(f[i]))) << M << " " << i;
+  }
 }
 
 void attention_check(bool causal, bool masked) {
