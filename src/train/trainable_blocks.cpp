@@ -8,6 +8,7 @@
 #include "ops/dense.h"
 #include "ops/dropout_mask.h"
 #include "ops/layernorm.h"
+#include "ops/pooling.h"
 #include "ops/linear.h"
 
 namespace clipkit::train {
@@ -20,7 +21,7 @@ void grow(std::vector<T>& v, int64_t n) {
 
 // Backward scratch, reused by every layer and step.
 struct Scratch {
-  std::vector<float> d1, d2, dqkv, dh, ln_tmp, ln_dg, ln_db;
+  std::vector<float> d1, d2, dqkv, dh, dctx, ln_tmp, ln_dg, ln_db;
 };
 Scratch& scratch() {
   static Scratch s;
@@ -32,6 +33,42 @@ void add_into(float* dst, const float* src, int64_t n) {
   parallel_for(n, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) dst[i] += src[i];
   }, 1 << 14);
+}
+
+// Row maps for a layer that computes only its pooled rows (`keep`: row pos[b] of each of the B
+// sequences of length L, as in ops/pooling.h); a null `keep` means every row.
+int64_t kept_row(const PooledRows& k, int64_t b, int64_t L) { return b * L + (k.pos ? k.pos[b] : 0); }
+
+// dst [B, C] = the kept rows of src [B*L, C] (bf16: the attention contexts for the output projection)
+void gather_kept_bf16(const uint16_t* src, const PooledRows& k, int64_t B, int64_t L, int64_t C, uint16_t* dst) {
+  for (int64_t b = 0; b < B; ++b) std::memcpy(dst + b * C, src + kept_row(k, b, L) * C, sizeof(uint16_t) * C);
+}
+// dst [B*L, C] = 0 except the kept rows = src [B, C]
+void scatter_kept(const float* src, const PooledRows& k, int64_t B, int64_t L, int64_t C, float* dst) {
+  std::memset(dst, 0, sizeof(float) * B * L * C);
+  ops::pool_rows_backward(src, k.pos, B, L, C, dst);
+}
+// the residual: dst += x, row for row (dst [R, C] holds the kept rows of x [B*L, C] when keep is set)
+void add_residual(float* dst, const float* x, const PooledRows* keep, int64_t B, int64_t L, int64_t C) {
+  if (!keep) return add_into(dst, x, B * L * C);
+  for (int64_t b = 0; b < B; ++b) {
+    const float* xr = x + kept_row(*keep, b, L) * C;
+    for (int64_t c = 0; c < C; ++c) dst[b * C + c] += xr[c];
+  }
+}
+// its gradient: dx [B*L, C] += d, row for row
+void add_residual_grad(float* dx, const float* d, const PooledRows* keep, int64_t B, int64_t L, int64_t C) {
+  if (!keep) return add_into(dx, d, B * L * C);
+  ops::pool_rows_backward(d, keep->pos, B, L, C, dx);
+}
+// dropout over the computed rows with the masks the full [B*L, C] tensor would have used
+void dropout_rows(float* x, const PooledRows* keep, int64_t B, int64_t L, int64_t C, float p, uint64_t seed,
+                  uint64_t site) {
+  if (!keep) return dropout_apply(x, B * L * C, p, seed, site);
+  if (p <= 0) return;
+  const ops::DropoutMask mask(p, seed, site);
+  for (int64_t b = 0; b < B; ++b)
+    mask.apply(static_cast<uint64_t>(kept_row(*keep, b, L) * C), C, x + b * C, x + b * C);
 }
 
 }  // namespace
@@ -160,33 +197,48 @@ ops::AttentionDropout TEncoderLayer::attention_dropout(const StepContext& sc, ui
   return {sc.training ? sc.attention_dropout : 0.0f, step_seed, site * 4 + 2};
 }
 
-// r1 = out(attention(c.qkv)) (before the residual)
+// r1 = out(attention(c.qkv)) (before the residual), for the kept rows only when `keep` is set
+// (every query is attended; only the kept rows' contexts go through the output projection).
 void TEncoderLayer::attention(LayerCache& c, const ops::AttentionShape& as, bool causal, const int32_t* mask,
-                              const StepContext& sc, const ops::AttentionDropout& drop) const {
-  const int64_t M = as.B * as.L;
+                              const StepContext& sc, const ops::AttentionDropout& drop, const PooledRows* keep) const {
+  const int64_t M = as.B * as.L, R = keep ? as.B : M;
   if (sc.precision == ops::Precision::BF16) {
     ops::to_bf16(c.qkv.data(), c.qkv_b.data(), M * 3 * C);
     ops::attention_forward_bf16(c.qkv_b.data(), c.ctx_b.data(), as, causal, mask, c.probs.data(), c.probs_b.data(),
                                 drop);
-    out.forward(nullptr, M, c.r1.data(), sc, &c.ctx_b);
+    if (keep) {
+      grow(c.ctx_rows_b, R * C);
+      gather_kept_bf16(c.ctx_b.data(), *keep, as.B, as.L, C, c.ctx_rows_b.data());
+    }
+    out.forward(nullptr, R, c.r1.data(), sc, keep ? &c.ctx_rows_b : &c.ctx_b);
   } else {
     ops::attention_forward(c.qkv.data(), c.ctx.data(), as, causal, mask, c.probs.data(), drop);
-    out.forward(c.ctx.data(), M, c.r1.data(), sc);
+    if (keep) {
+      grow(c.ctx_rows, R * C);
+      ops::pool_rows_forward(c.ctx.data(), keep->pos, as.B, as.L, C, c.ctx_rows.data());
+    }
+    out.forward(keep ? c.ctx_rows.data() : c.ctx.data(), R, c.r1.data(), sc);
   }
 }
 
-// From d r1: dqkv, and the output projection's gradients.
+// From d r1 ([B, C] when `keep` is set): dqkv, and the output projection's gradients.
 void TEncoderLayer::attention_backward(LayerCache& c, const float* dr1, float* dqkv, const ops::AttentionShape& as,
-                                       bool grads, const StepContext& sc, const ops::AttentionDropout& drop) {
-  const int64_t M = as.B * as.L;
-  float* dctx = scratch().d2.data();
-  if (sc.precision == ops::Precision::BF16) {
-    out.backward(nullptr, dr1, M, dctx, false, grads, sc, &c.ctx_b);
-    ops::attention_backward_bf16(dctx, c.qkv_b.data(), c.probs.data(), c.probs_b.data(), dqkv, as, drop);
-  } else {
-    out.backward(c.ctx.data(), dr1, M, dctx, false, grads, sc);
-    ops::attention_backward(dctx, c.qkv.data(), c.probs.data(), dqkv, as, drop);
+                                       bool grads, const StepContext& sc, const ops::AttentionDropout& drop,
+                                       const PooledRows* keep) {
+  const int64_t M = as.B * as.L, R = keep ? as.B : M;
+  auto& s = scratch();
+  float* dctx = s.d2.data();  // [M, C]
+  float* dout = dctx;         // out-projection's dx: [R, C], scattered into dctx when keep
+  if (keep) {
+    grow(s.dctx, R * C);
+    dout = s.dctx.data();
   }
+  const bool bf16 = sc.precision == ops::Precision::BF16;
+  if (bf16) out.backward(nullptr, dr1, R, dout, false, grads, sc, keep ? &c.ctx_rows_b : &c.ctx_b);
+  else out.backward(keep ? c.ctx_rows.data() : c.ctx.data(), dr1, R, dout, false, grads, sc);
+  if (keep) scatter_kept(dout, *keep, as.B, as.L, C, dctx);
+  if (bf16) ops::attention_backward_bf16(dctx, c.qkv_b.data(), c.probs.data(), c.probs_b.data(), dqkv, as, drop);
+  else ops::attention_backward(dctx, c.qkv.data(), c.probs.data(), dqkv, as, drop);
 }
 
 // y = fc2(act(c.h_pre))
@@ -213,8 +265,8 @@ void TEncoderLayer::mlp_out_backward(LayerCache& c, const float* dy, int64_t M, 
 }
 
 void TEncoderLayer::forward(const float* x, float* y, int64_t B, int64_t L, bool causal, const int32_t* mask,
-                            LayerCache& c, const StepContext& sc, uint64_t step_seed) const {
-  const int64_t M = B * L;
+                            LayerCache& c, const StepContext& sc, uint64_t step_seed, const PooledRows* keep) const {
+  const int64_t M = B * L, R = keep ? B : M;  // all M rows through attention's q/k/v, R rows after it
   const float pdrop = sc.training ? sc.hidden_dropout : 0.0f;
   const bool bf16 = sc.precision == ops::Precision::BF16;
   grow(c.qkv, M * 3 * C);
@@ -240,30 +292,30 @@ void TEncoderLayer::forward(const float* x, float* y, int64_t B, int64_t L, bool
     grow(c.a_in, M * C);
     ln1.forward(x, c.a_in.data(), M, c.ln1_mean.data(), c.ln1_rstd.data());
     qkv.forward(c.a_in.data(), M, c.qkv.data(), sc, &c.a_in_b);
-    attention(c, as, causal, mask, sc, attention_dropout(sc, step_seed));
-    add_into(c.r1.data(), x, M * C);  // r1 = x + attn
-    ln2.forward(c.r1.data(), c.m_in.data(), M, c.ln2_mean.data(), c.ln2_rstd.data());
-    fc1.forward(c.m_in.data(), M, c.h_pre.data(), sc, &c.m_in_b);
-    mlp_out(c, M, y, sc);
-    add_into(y, c.r1.data(), M * C);  // y = r1 + mlp
+    attention(c, as, causal, mask, sc, attention_dropout(sc, step_seed), keep);
+    add_residual(c.r1.data(), x, keep, B, L, C);  // r1 = x + attn
+    ln2.forward(c.r1.data(), c.m_in.data(), R, c.ln2_mean.data(), c.ln2_rstd.data());
+    fc1.forward(c.m_in.data(), R, c.h_pre.data(), sc, &c.m_in_b);
+    mlp_out(c, R, y, sc);
+    add_into(y, c.r1.data(), R * C);  // y = r1 + mlp
   } else {
     grow(c.r2, M * C);
     qkv.forward(x, M, c.qkv.data(), sc, &c.x_b);
-    attention(c, as, causal, mask, sc, attention_dropout(sc, step_seed));
-    dropout_apply(c.r1.data(), M * C, pdrop, step_seed, site * 4 + 0);
-    add_into(c.r1.data(), x, M * C);  // r1 = x + drop(attn)
-    ln1.forward(c.r1.data(), c.m_in.data(), M, c.ln1_mean.data(), c.ln1_rstd.data());
-    fc1.forward(c.m_in.data(), M, c.h_pre.data(), sc, &c.m_in_b);
-    mlp_out(c, M, c.r2.data(), sc);
-    dropout_apply(c.r2.data(), M * C, pdrop, step_seed, site * 4 + 1);
-    add_into(c.r2.data(), c.m_in.data(), M * C);  // r2 = m_in + drop(mlp)
-    ln2.forward(c.r2.data(), y, M, c.ln2_mean.data(), c.ln2_rstd.data());
+    attention(c, as, causal, mask, sc, attention_dropout(sc, step_seed), keep);
+    dropout_rows(c.r1.data(), keep, B, L, C, pdrop, step_seed, site * 4 + 0);
+    add_residual(c.r1.data(), x, keep, B, L, C);  // r1 = x + drop(attn)
+    ln1.forward(c.r1.data(), c.m_in.data(), R, c.ln1_mean.data(), c.ln1_rstd.data());
+    fc1.forward(c.m_in.data(), R, c.h_pre.data(), sc, &c.m_in_b);
+    mlp_out(c, R, c.r2.data(), sc);
+    dropout_rows(c.r2.data(), keep, B, L, C, pdrop, step_seed, site * 4 + 1);
+    add_into(c.r2.data(), c.m_in.data(), R * C);  // r2 = m_in + drop(mlp)
+    ln2.forward(c.r2.data(), y, R, c.ln2_mean.data(), c.ln2_rstd.data());
   }
 }
 
 void TEncoderLayer::backward(const float* x, const float* dy, float* dx, int64_t B, int64_t L, LayerCache& c,
-                             bool grads, const StepContext& sc, uint64_t step_seed) {
-  const int64_t M = B * L;
+                             bool grads, const StepContext& sc, uint64_t step_seed, const PooledRows* keep) {
+  const int64_t M = B * L, R = keep ? B : M;
   const float pdrop = sc.training ? sc.hidden_dropout : 0.0f;
   auto& s = scratch();
   grow(s.d1, M * C);
@@ -274,34 +326,37 @@ void TEncoderLayer::backward(const float* x, const float* dy, float* dx, int64_t
   float* dh = s.dh.data();
   if (pre_ln) {
     float* dr1 = s.d1.data();  // d r1 = dy + (through the MLP branch)
-    std::memcpy(dr1, dy, sizeof(float) * M * C);
-    mlp_out_backward(c, dy, M, dh, grads, sc);
+    std::memcpy(dr1, dy, sizeof(float) * R * C);
+    mlp_out_backward(c, dy, R, dh, grads, sc);
     float* dm = s.d2.data();
-    fc1.backward(c.m_in.data(), dh, M, dm, false, grads, sc, &c.m_in_b);
-    ln2.backward(dm, c.r1.data(), c.ln2_mean.data(), c.ln2_rstd.data(), M, dr1, /*acc=*/true, grads);
-    attention_backward(c, dr1, s.dqkv.data(), as, grads, sc, attention_dropout(sc, step_seed));
+    fc1.backward(c.m_in.data(), dh, R, dm, false, grads, sc, &c.m_in_b);
+    ln2.backward(dm, c.r1.data(), c.ln2_mean.data(), c.ln2_rstd.data(), R, dr1, /*acc=*/true, grads);
+    attention_backward(c, dr1, s.dqkv.data(), as, grads, sc, attention_dropout(sc, step_seed), keep);
     float* da = s.d2.data();
     qkv.backward(c.a_in.data(), s.dqkv.data(), M, da, false, grads, sc, &c.a_in_b);
     if (dx) {
       ln1.backward(da, x, c.ln1_mean.data(), c.ln1_rstd.data(), M, dx, false, grads);
-      add_into(dx, dr1, M * C);
+      add_residual_grad(dx, dr1, keep, B, L, C);
     } else if (grads) {
       std::vector<float> tmp(static_cast<size_t>(M * C));
       ln1.backward(da, x, c.ln1_mean.data(), c.ln1_rstd.data(), M, tmp.data(), false, grads);
     }
   } else {
     float* dr2 = s.d1.data();
-    ln2.backward(dy, c.r2.data(), c.ln2_mean.data(), c.ln2_rstd.data(), M, dr2, false, grads);
+    ln2.backward(dy, c.r2.data(), c.ln2_mean.data(), c.ln2_rstd.data(), R, dr2, false, grads);
     float* dm = s.d2.data();  // d m_in = d r2 + (through the MLP branch)
-    std::memcpy(dm, dr2, sizeof(float) * M * C);
-    dropout_apply(dr2, M * C, pdrop, step_seed, site * 4 + 1);  // same mask as forward
-    mlp_out_backward(c, dr2, M, dh, grads, sc);
-    fc1.backward(c.m_in.data(), dh, M, dm, /*acc=*/true, grads, sc, &c.m_in_b);
+    std::memcpy(dm, dr2, sizeof(float) * R * C);
+    dropout_rows(dr2, keep, B, L, C, pdrop, step_seed, site * 4 + 1);  // same mask as forward
+    mlp_out_backward(c, dr2, R, dh, grads, sc);
+    fc1.backward(c.m_in.data(), dh, R, dm, /*acc=*/true, grads, sc, &c.m_in_b);
     float* dr1 = s.d1.data();
-    ln1.backward(dm, c.r1.data(), c.ln1_mean.data(), c.ln1_rstd.data(), M, dr1, false, grads);
-    if (dx) std::memcpy(dx, dr1, sizeof(float) * M * C);
-    dropout_apply(dr1, M * C, pdrop, step_seed, site * 4 + 0);
-    attention_backward(c, dr1, s.dqkv.data(), as, grads, sc, attention_dropout(sc, step_seed));
+    ln1.backward(dm, c.r1.data(), c.ln1_mean.data(), c.ln1_rstd.data(), R, dr1, false, grads);
+    if (dx) {  // the residual x -> r1
+      if (keep) scatter_kept(dr1, *keep, B, L, C, dx);
+      else std::memcpy(dx, dr1, sizeof(float) * M * C);
+    }
+    dropout_rows(dr1, keep, B, L, C, pdrop, step_seed, site * 4 + 0);
+    attention_backward(c, dr1, s.dqkv.data(), as, grads, sc, attention_dropout(sc, step_seed), keep);
     qkv.backward(x, s.dqkv.data(), M, dx, /*acc=*/true, grads, sc, &c.x_b);
   }
 }

@@ -83,11 +83,20 @@ struct TLayerNorm {
 // site * 4 + 2 the attention probabilities.
 void dropout_apply(float* x, int64_t n, float p, uint64_t seed, uint64_t site);
 
+// The rows a tower pools: row pos[b] of each sequence b (pos null: row 0, the CLS / <s> token), as
+// in ops/pooling.h. A tower's last layer computes only these rows when its output is only pooled.
+struct PooledRows {
+  const int64_t* pos = nullptr;
+};
+
 // What one encoder layer keeps for its backward pass.
 struct LayerCache {
   std::vector<float> a_in, qkv, probs, ctx, r1, ln1_mean, ln1_rstd, m_in, h_pre, h_act, r2, ln2_mean, ln2_rstd;
   // bf16 precision: the matmul inputs in bf16 (ctx and h_act are then only kept in bf16)
   Bf16Buf x_b, a_in_b, qkv_b, probs_b, ctx_b, m_in_b, h_act_b;
+  // a layer computing only some rows: their attention contexts (the output projection's input)
+  std::vector<float> ctx_rows;
+  Bf16Buf ctx_rows_b;
 };
 
 // A transformer encoder layer (see model/blocks.h): pre-LN (CLIP) or post-LN (RoBERTa).
@@ -105,18 +114,23 @@ struct TEncoderLayer {
   void reg(Registry& r, const std::string& prefix, const char* const attn[4], const char* const mlp[2],
            const char* const lns[2], int depth);
   // x [B*L, C] -> y [B*L, C]; everything the backward needs goes into `c`.
+  // With `keep`, only the pooled row of each sequence is computed, y [B, C]: every
+  // token still gets q/k/v and is attended to, but the output projection, residuals, MLP and layer
+  // norms run on the kept rows alone (what a tower's last layer needs when only its pooled token
+  // is used). Dropout uses the masks of the full tensor, so the kept rows equal the full result's.
   void forward(const float* x, float* y, int64_t B, int64_t L, bool causal, const int32_t* mask, LayerCache& c,
-               const StepContext& sc, uint64_t step_seed) const;
-  // dy -> dx (overwritten; may be null when nothing below needs it). x is the layer input.
+               const StepContext& sc, uint64_t step_seed, const PooledRows* keep = nullptr) const;
+  // dy ([B*L, C], or [B, C] with keep) -> dx [B*L, C] (overwritten; may be null when nothing below
+  // needs it). x is the layer input.
   void backward(const float* x, const float* dy, float* dx, int64_t B, int64_t L, LayerCache& c, bool grads,
-                const StepContext& sc, uint64_t step_seed);
+                const StepContext& sc, uint64_t step_seed, const PooledRows* keep = nullptr);
 
  private:
   ops::AttentionDropout attention_dropout(const StepContext& sc, uint64_t step_seed) const;
   void attention(LayerCache& c, const ops::AttentionShape& as, bool causal, const int32_t* mask,
-                 const StepContext& sc, const ops::AttentionDropout& drop) const;
+                 const StepContext& sc, const ops::AttentionDropout& drop, const PooledRows* keep) const;
   void attention_backward(LayerCache& c, const float* dr1, float* dqkv, const ops::AttentionShape& as, bool grads,
-                          const StepContext& sc, const ops::AttentionDropout& drop);
+                          const StepContext& sc, const ops::AttentionDropout& drop, const PooledRows* keep);
   void mlp_out(LayerCache& c, int64_t M, float* y, const StepContext& sc) const;
   void mlp_out_backward(LayerCache& c, const float* dy, int64_t M, float* dh, bool grads, const StepContext& sc);
 };

@@ -8,7 +8,6 @@
 #include "model/clip_text.h"
 #include "ops/embedding.h"
 #include "ops/patch_embed.h"
-#include "ops/pooling.h"
 #include "ops/tanh.h"
 
 namespace clipkit::train {
@@ -32,6 +31,7 @@ constexpr uint64_t kEmbeddingDropoutSite = 1ull << 40;
 void load_layers(LayerStack& s, const model::WeightReader& w, const std::string& sub, int n, int64_t C, int64_t heads,
                  int64_t I, ops::Act act, float eps, bool pre_ln, Registry& reg) {
   const bool clip = pre_ln;
+  if (n < 1) fail("{}: training needs at least one encoder layer (num_hidden_layers is {})", w.prefix(), n);
   s.layers = std::vector<TEncoderLayer>(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) {
     const std::string p = sub + std::to_string(i) + ".";
@@ -53,9 +53,14 @@ void sum_rows_into(const float* x, int64_t rows, int64_t stride, int64_t C, floa
 // ---- LayerStack ----
 
 void LayerStack::forward(const float* x, int64_t B, int64_t L, bool causal, const int32_t* mask, const StepContext& sc,
-                         uint64_t step_seed, bool keep) {
+                         uint64_t step_seed, bool keep, bool pooled_only, const int64_t* pos) {
   const size_t n = layers.size();
-  const int64_t C = layers.empty() ? 0 : layers[0].C, M = B * L;
+  CLIPKIT_ASSERT(n > 0);
+  const int64_t C = layers[0].C, M = B * L;
+  pooled_only_ = pooled_only;
+  if (pos) pos_.assign(pos, pos + B);
+  else pos_.clear();
+  keep_.pos = pos ? pos_.data() : nullptr;
   B_ = B;
   L_ = L;
   causal_ = causal;
@@ -69,29 +74,30 @@ void LayerStack::forward(const float* x, int64_t B, int64_t L, bool causal, cons
   if (C) std::memcpy(xs_[0].data(), x, sizeof(float) * M * C);
   for (size_t i = 0; i < n; ++i)
     layers[i].forward(xs_[i].data(), xs_[i + 1].data(), B, L, causal, mask_.empty() ? nullptr : mask_.data(),
-                      caches_[ckpt_ ? 0 : i], sc, seed_);
+                      caches_[ckpt_ ? 0 : i], sc, seed_, keep_for(i));
+}
+
+const PooledRows* LayerStack::keep_for(size_t i) const {
+  return pooled_only_ && i + 1 == layers.size() ? &keep_ : nullptr;
 }
 
 void LayerStack::backward(const float* dy, float* dx, int freeze_depth, const StepContext& sc) {
   const int n = static_cast<int>(layers.size());
-  if (n == 0) {
-    if (dx) std::memcpy(dx, dy, sizeof(float) * B_ * L_ * (layers.empty() ? 0 : layers[0].C));
-    return;
-  }
   const int64_t C = layers[0].C, M = B_ * L_;
   const int stop = dx ? 0 : std::max(freeze_depth, 0);
-  std::vector<float> g(dy, dy + M * C), gn(static_cast<size_t>(M * C)), tmp;
+  std::vector<float> g(static_cast<size_t>(M * C)), gn(static_cast<size_t>(M * C)), tmp;
+  std::memcpy(g.data(), dy, sizeof(float) * (pooled_only_ ? B_ : M) * C);
   const int32_t* mask = mask_.empty() ? nullptr : mask_.data();
   for (int i = n - 1; i >= stop; --i) {
     LayerCache& c = caches_[ckpt_ ? 0 : static_cast<size_t>(i)];
     if (ckpt_) {  // recompute this layer's activations from its saved input
       grow(tmp, M * C);
       layers[static_cast<size_t>(i)].forward(xs_[static_cast<size_t>(i)].data(), tmp.data(), B_, L_, causal_, mask, c,
-                                             sc, seed_);
+                                             sc, seed_, keep_for(static_cast<size_t>(i)));
     }
     float* out = (i == 0) ? dx : (i == stop ? nullptr : gn.data());
     layers[static_cast<size_t>(i)].backward(xs_[static_cast<size_t>(i)].data(), g.data(), out, B_, L_, c,
-                                            i >= freeze_depth, sc, seed_);
+                                            i >= freeze_depth, sc, seed_, keep_for(static_cast<size_t>(i)));
     std::swap(g, gn);
   }
 }
@@ -143,26 +149,25 @@ void TVisionTower::forward(const float* pixels, int64_t N, float* pooled, const 
   grow(pre_mean_, N * T);
   grow(pre_rstd_, N * T);
   pre_ln_.forward(x0_.data(), x1_.data(), N * T, pre_mean_.data(), pre_rstd_.data());
-  stack_.forward(x1_.data(), N, T, false, nullptr, sc, step_seed, sc.training);
+  stack_.forward(x1_.data(), N, T, false, nullptr, sc, step_seed, sc.training, /*pooled_only=*/true);
   grow(cls_rows_, N * C);
   grow(post_mean_, N);
   grow(post_rstd_, N);
-  ops::pool_rows_forward(stack_.out(), nullptr, N, T, C, cls_rows_.data());
+  std::memcpy(cls_rows_.data(), stack_.out(), sizeof(float) * N * C);  // the CLS rows
   post_ln_.forward(cls_rows_.data(), pooled, N, post_mean_.data(), post_rstd_.data());
 }
 
 void TVisionTower::backward(const float* dpooled, const StepContext& sc) {
   const int64_t C = cfg_.hidden_size, NP = cfg_.num_patches(), T = NP + 1, N = N_;
   const int top = cfg_.num_layers;
-  std::vector<float> dcls(static_cast<size_t>(N * C)), dX(static_cast<size_t>(N * T * C), 0.0f);
+  std::vector<float> dcls(static_cast<size_t>(N * C));
   post_ln_.backward(dpooled, cls_rows_.data(), post_mean_.data(), post_rstd_.data(), N, dcls.data(), false,
                     top >= opt_.freeze_depth);
-  ops::pool_rows_backward(dcls.data(), nullptr, N, T, C, dX.data());
   const bool emb = opt_.freeze_depth < 0;
   std::vector<float> dx1(emb ? static_cast<size_t>(N * T * C) : 0);
-  stack_.backward(dX.data(), emb ? dx1.data() : nullptr, opt_.freeze_depth, sc);
+  stack_.backward(dcls.data(), emb ? dx1.data() : nullptr, opt_.freeze_depth, sc);
   if (!emb) return;
-  std::vector<float>& dx0 = dX;  // reuse
+  std::vector<float> dx0(static_cast<size_t>(N * T * C));
   pre_ln_.backward(dx1.data(), x0_.data(), pre_mean_.data(), pre_rstd_.data(), N * T, dx0.data(), false, true);
   std::vector<float> dpe(static_cast<size_t>(N * NP * C));
   for (int64_t n = 0; n < N; ++n) {
@@ -212,26 +217,25 @@ void TClipTextTower::forward(const int32_t* ids, const int32_t* mask, int64_t B,
   grow(x0_, B * L * C);
   ops::embedding_forward(tok_.data(), ids, B * L, C, x0_.data(), false);
   ops::embedding_forward(pos_.data(), pos_ids_.data(), B * L, C, x0_.data(), true);
-  stack_.forward(x0_.data(), B, L, true, mask, sc, step_seed, sc.training);
   eos_.resize(static_cast<size_t>(B));
   for (int64_t b = 0; b < B; ++b) eos_[b] = model::eos_position(ids + b * L, L, cfg_.eos_token_id);
+  stack_.forward(x0_.data(), B, L, true, mask, sc, step_seed, sc.training, /*pooled_only=*/true, eos_.data());
   grow(eos_rows_, B * C);
   grow(fin_mean_, B);
   grow(fin_rstd_, B);
-  // final_layer_norm is row-wise, so only the pooled rows need it
-  ops::pool_rows_forward(stack_.out(), eos_.data(), B, L, C, eos_rows_.data());
+  // final_layer_norm is row-wise, so only the pooled (EOS) rows need it
+  std::memcpy(eos_rows_.data(), stack_.out(), sizeof(float) * B * C);
   final_ln_.forward(eos_rows_.data(), pooled, B, fin_mean_.data(), fin_rstd_.data());
 }
 
 void TClipTextTower::backward(const float* dpooled, const StepContext& sc) {
   const int64_t C = cfg_.hidden_size, B = B_, L = L_;
-  std::vector<float> drow(static_cast<size_t>(B * C)), dX(static_cast<size_t>(B * L * C), 0.0f);
+  std::vector<float> drow(static_cast<size_t>(B * C));
   final_ln_.backward(dpooled, eos_rows_.data(), fin_mean_.data(), fin_rstd_.data(), B, drow.data(), false,
                      cfg_.num_layers >= opt_.freeze_depth);
-  ops::pool_rows_backward(drow.data(), eos_.data(), B, L, C, dX.data());
   const bool emb = opt_.freeze_depth < 0;
   std::vector<float> dx0(emb ? static_cast<size_t>(B * L * C) : 0);
-  stack_.backward(dX.data(), emb ? dx0.data() : nullptr, opt_.freeze_depth, sc);
+  stack_.backward(drow.data(), emb ? dx0.data() : nullptr, opt_.freeze_depth, sc);
   if (!emb) return;
   ops::embedding_backward(dx0.data(), ids_.data(), B * L, C, tok_g_.data());
   ops::embedding_backward(dx0.data(), pos_ids_.data(), B * L, C, pos_g_.data());
@@ -303,9 +307,9 @@ void TRobertaTower::forward(const int32_t* ids, const int32_t* mask, int64_t B, 
   grow(emb_rstd_, B * L);
   emb_ln_.forward(e_.data(), x0_.data(), B * L, emb_mean_.data(), emb_rstd_.data());
   if (sc.training) dropout_apply(x0_.data(), B * L * C, sc.hidden_dropout, step_seed, kEmbeddingDropoutSite);
-  stack_.forward(x0_.data(), B, L, false, mask, sc, step_seed, sc.training);
+  stack_.forward(x0_.data(), B, L, false, mask, sc, step_seed, sc.training, /*pooled_only=*/true);
   grow(first_, B * C);
-  ops::pool_rows_forward(stack_.out(), nullptr, B, L, C, first_.data());
+  std::memcpy(first_.data(), stack_.out(), sizeof(float) * B * C);  // the first token's rows
   if (has_pooler_) {
     grow(pooled_, B * C);
     pooler_.forward(first_.data(), B, pooled_.data(), sc);
@@ -318,19 +322,18 @@ void TRobertaTower::forward(const int32_t* ids, const int32_t* mask, int64_t B, 
 
 void TRobertaTower::backward(const float* dpooled, const StepContext& sc) {
   const int64_t C = cfg_.hidden_size, B = B_, L = L_;
-  std::vector<float> dfirst(dpooled, dpooled + B * C), dX(static_cast<size_t>(B * L * C), 0.0f);
+  std::vector<float> dfirst(dpooled, dpooled + B * C);
   if (has_pooler_) {
     std::vector<float> dz(static_cast<size_t>(B * C));
     ops::tanh_backward(pooled_.data(), dpooled, dz.data(), B * C);
     pooler_.backward(first_.data(), dz.data(), B, dfirst.data(), false, cfg_.num_layers >= opt_.freeze_depth, sc);
   }
-  ops::pool_rows_backward(dfirst.data(), nullptr, B, L, C, dX.data());
   const bool emb = opt_.freeze_depth < 0;
   std::vector<float> dx0(emb ? static_cast<size_t>(B * L * C) : 0);
-  stack_.backward(dX.data(), emb ? dx0.data() : nullptr, opt_.freeze_depth, sc);
+  stack_.backward(dfirst.data(), emb ? dx0.data() : nullptr, opt_.freeze_depth, sc);
   if (!emb) return;
   if (sc.training) dropout_apply(dx0.data(), B * L * C, sc.hidden_dropout, seed_, kEmbeddingDropoutSite);
-  std::vector<float>& de = dX;
+  std::vector<float> de(static_cast<size_t>(B * L * C));
   emb_ln_.backward(dx0.data(), e_.data(), emb_mean_.data(), emb_rstd_.data(), B * L, de.data(), false, true);
   const int32_t pad = cfg_.pad_token_id;  // HF padding_idx: the pad rows never get gradient
   ops::embedding_backward(de.data(), ids_.data(), B * L, C, word_g_.data(), pad);

@@ -23,16 +23,22 @@ struct TowerOptions {
 class LayerStack {
  public:
   std::vector<TEncoderLayer> layers;
-  // x [M, C] in: runs every layer; the output is in `out()`.
+  // x [M, C] in: runs every layer; the output is in `out()`, [M, C]. pooled_only: the tower uses
+  // only row pos[b] of each sequence (0 when pos is null), so the last layer computes just those
+  // rows (TEncoderLayer::forward's `keep`) and out() is [B, C].
   void forward(const float* x, int64_t B, int64_t L, bool causal, const int32_t* mask, const StepContext& sc,
-               uint64_t step_seed, bool keep);
+               uint64_t step_seed, bool keep, bool pooled_only = false, const int64_t* pos = nullptr);
   const float* out() const { return xs_.back().data(); }
-  // dy -> dx of the stack input (dx may be null when nothing below needs it).
+  // dy (shaped as out()) -> dx [M, C] of the stack input (dx may be null when nothing below needs it).
   void backward(const float* dy, float* dx, int freeze_depth, const StepContext& sc);
 
  private:
   std::vector<std::vector<float>> xs_;  // input of layer i (xs_[n] = the output)
   std::vector<LayerCache> caches_;      // one per layer, or one shared when checkpointing
+  bool pooled_only_ = false;
+  std::vector<int64_t> pos_;                  // pooled_only: the kept position of each sequence
+  PooledRows keep_;                           // over pos_ (or row 0)
+  const PooledRows* keep_for(size_t i) const;  // &keep_ for the last layer when pooled_only, else null
   int64_t B_ = 0, L_ = 0;
   bool causal_ = false, ckpt_ = false;
   std::vector<int32_t> mask_;
