@@ -1,6 +1,8 @@
 // ViT patch embedding: a Conv2d with kernel = stride = P and no bias, as im2col + matmul.
 //   pixels [N, CH, S, S] -> cols [N*G*G, CH*P*P] ((c, ky, kx) order = the conv weight layout)
 //   y [N*G*G, C] = cols @ W^T                                        W [C, CH, P, P]
+// The training tower (train/trainable_towers.cpp) runs the same composition with im2col_patches
+// and its dense layer, so the bf16 path's operand copies and first-write gradients are shared.
 #pragma once
 #include <cstdint>
 
