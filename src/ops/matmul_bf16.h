@@ -13,9 +13,9 @@ void matmul_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, co
                  const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc, const float* bias = nullptr);
 
 // dW [N, K] = dy^T @ x, overwritten, for contiguous dy [M, N] and x [M, K] in bf16: oneDNN's
-// inner-product weight gradient, which packs the transposed operand itself and runs 10-25% faster
-// than matmul_bf16 reading dy transposed (bench: 850 vs 650-760 GFLOP/s at M = 640/1600). It cannot
-// accumulate: use it for a gradient's first write of a step.
+// inner-product weight gradient, which packs the transposed operand itself and runs faster than
+// matmul_bf16 reading dy transposed (bench/weight_grad_bench). It cannot accumulate: use it for a
+// gradient's first write of a step.
 void weight_grad_bf16(int64_t M, int64_t N, int64_t K, const uint16_t* dy, const uint16_t* x, float* dW);
 
 }  // namespace clipkit::ops
