@@ -126,6 +126,15 @@ void dense_forward_bf16(const uint16_t* xb, const uint16_t* Wb, const float* b, 
   matmul_bf16(false, true, M, N, K, xb, K, Wb, K, 0.0f, y, N, b);
 }
 
+// yb [M, N] = bf16(xb [M, K] @ Wb^T + b)
+void dense_forward_bf16_out(const uint16_t* xb, const uint16_t* Wb, const float* b, int64_t M, int64_t N, int64_t K,
+                            uint16_t* yb) {
+  ProfileScope prof("dense fwd bf16");
+  if (M == 0 || N == 0) return;
+  CLIPKIT_ASSERT(K > 0);
+  matmul_bf16_to_bf16(false, true, M, N, K, xb, K, Wb, K, yb, N, b);
+}
+
 // dx [M, K] = dy [M, N] @ Wb [N, K]      dW [N, K] += dy^T [N, M] @ xb [M, K]      db [N] += sum_rows dy
 void dense_backward_bf16(const uint16_t* xb, const uint16_t* Wb, const float* dy, int64_t M, int64_t N, int64_t K,
                          float* dx, float* dW, float* db, bool accumulate_dx, bool accumulate_grads) {

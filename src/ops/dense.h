@@ -24,6 +24,9 @@ void dense_backward(const float* x, const float* W, const float* dy, int64_t M, 
 // converted once for both dx and dW. Same contract as above otherwise.
 void dense_forward_bf16(const uint16_t* xb, const uint16_t* Wb, const float* b, int64_t M, int64_t N, int64_t K,
                         float* y);
+// The same product written as bf16 (yb = bf16(x W^T + b)), for an output that only feeds bf16 matmuls.
+void dense_forward_bf16_out(const uint16_t* xb, const uint16_t* Wb, const float* b, int64_t M, int64_t N, int64_t K,
+                            uint16_t* yb);
 void dense_backward_bf16(const uint16_t* xb, const uint16_t* Wb, const float* dy, int64_t M, int64_t N, int64_t K,
                          float* dx, float* dW, float* db, bool accumulate_dx = false, bool accumulate_grads = true);
 

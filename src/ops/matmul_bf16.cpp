@@ -14,7 +14,8 @@ namespace {
 
 using dt = dnnl::memory::data_type;
 using dims = dnnl::memory::dims;
-using Key = std::tuple<int64_t, int64_t, int64_t, bool, bool, int64_t, int64_t, int64_t, bool, bool>;
+// M, N, K, trans_a, trans_b, lda, ldb, ldc, accumulate, bias, bf16 C
+using Key = std::tuple<int64_t, int64_t, int64_t, bool, bool, int64_t, int64_t, int64_t, bool, bool, bool>;
 
 struct Prim {
   dnnl::matmul mm;
@@ -29,11 +30,11 @@ Prim prim_for(const Key& key) {
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
   if (cache.size() > 512) cache.clear();  // text batches vary in length
-  const auto [M, N, K, ta, tb, lda, ldb, ldc, acc, has_bias] = key;
+  const auto [M, N, K, ta, tb, lda, ldb, ldc, acc, has_bias, c_bf16] = key;
   Prim p;
   p.a = dnnl::memory::desc({M, K}, dt::bf16, ta ? dims{1, lda} : dims{lda, 1});
   p.b = dnnl::memory::desc({K, N}, dt::bf16, tb ? dims{1, ldb} : dims{ldb, 1});
-  p.c = dnnl::memory::desc({M, N}, dt::f32, dims{ldc, 1});
+  p.c = dnnl::memory::desc({M, N}, c_bf16 ? dt::bf16 : dt::f32, dims{ldc, 1});
   p.bias = dnnl::memory::desc({1, N}, dt::f32, dims{N, 1});
   dnnl::post_ops po;
   if (acc) po.append_sum(1.0f);
@@ -86,12 +87,14 @@ void weight_grad_bf16(int64_t M, int64_t N, int64_t K, const uint16_t* dy, const
   strm.wait();
 }
 
-void matmul_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda, const uint16_t* B,
-                 int64_t ldb, float beta, float* C, int64_t ldc, const float* bias) {
+namespace {
+
+void run_matmul(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda, const uint16_t* B,
+                int64_t ldb, float beta, void* C, bool c_bf16, int64_t ldc, const float* bias) {
   CLIPKIT_ASSERT(beta == 0.0f || beta == 1.0f);
   if (M == 0 || N == 0) return;
   CLIPKIT_ASSERT(K > 0);
-  const Prim p = prim_for(Key{M, N, K, ta, tb, lda, ldb, ldc, beta != 0.0f, bias != nullptr});
+  const Prim p = prim_for(Key{M, N, K, ta, tb, lda, ldb, ldc, beta != 0.0f, bias != nullptr, c_bf16});
   auto& eng = cpu_engine();
   dnnl::memory am(p.a, eng, const_cast<uint16_t*>(A)), bm(p.b, eng, const_cast<uint16_t*>(B)), cm(p.c, eng, C);
   std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}};
@@ -99,6 +102,18 @@ void matmul_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const uint16
   auto& strm = cpu_stream();
   p.mm.execute(strm, args);
   strm.wait();
+}
+
+}  // namespace
+
+void matmul_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda, const uint16_t* B,
+                 int64_t ldb, float beta, float* C, int64_t ldc, const float* bias) {
+  run_matmul(ta, tb, M, N, K, A, lda, B, ldb, beta, C, false, ldc, bias);
+}
+
+void matmul_bf16_to_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda,
+                         const uint16_t* B, int64_t ldb, uint16_t* C, int64_t ldc, const float* bias) {
+  run_matmul(ta, tb, M, N, K, A, lda, B, ldb, 0.0f, C, true, ldc, bias);
 }
 
 }  // namespace clipkit::ops

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "core/error.h"
 #include "core/parallel.h"
 #include "core/profile.h"
 #include "ops/attention.h"
@@ -93,6 +94,18 @@ void TLinear::forward(const float* x, int64_t M, float* y, const StepContext& c,
     ops::to_bf16(x, xb->data(), M * K);
   }
   ops::dense_forward_bf16(xb->data(), wb.data(), bias, M, N, K, y);
+}
+
+void TLinear::forward_bf16_out(const float* x, int64_t M, Bf16Buf* yb, const StepContext& c, Bf16Buf* xb) const {
+  CLIPKIT_ASSERT(c.precision == ops::Precision::BF16 && xb && yb);
+  grow(wb, N * K);
+  ops::to_bf16(w.data(), wb.data(), N * K);
+  if (x) {
+    grow(*xb, M * K);
+    ops::to_bf16(x, xb->data(), M * K);
+  }
+  grow(*yb, M * N);
+  ops::dense_forward_bf16_out(xb->data(), wb.data(), b.empty() ? nullptr : b.data(), M, N, K, yb->data());
 }
 
 void TLinear::backward(const float* x, const float* dy, int64_t M, float* dx, bool acc_dx, bool grads,
@@ -197,13 +210,18 @@ ops::AttentionDropout TEncoderLayer::attention_dropout(const StepContext& sc, ui
   return {sc.training ? sc.attention_dropout : 0.0f, step_seed, site * 4 + 2};
 }
 
+// c.qkv (fp32), or c.qkv_b directly in bf16: attention reads nothing else
+void TEncoderLayer::project_qkv(const float* x, int64_t M, LayerCache& c, const StepContext& sc, Bf16Buf* xb) const {
+  if (sc.precision == ops::Precision::BF16) qkv.forward_bf16_out(x, M, &c.qkv_b, sc, xb);
+  else qkv.forward(x, M, c.qkv.data(), sc);
+}
+
 // r1 = out(attention(c.qkv)) (before the residual), for the kept rows only when `keep` is set
 // (every query is attended; only the kept rows' contexts go through the output projection).
 void TEncoderLayer::attention(LayerCache& c, const ops::AttentionShape& as, bool causal, const int32_t* mask,
                               const StepContext& sc, const ops::AttentionDropout& drop, const PooledRows* keep) const {
   const int64_t M = as.B * as.L, R = keep ? as.B : M;
   if (sc.precision == ops::Precision::BF16) {
-    ops::to_bf16(c.qkv.data(), c.qkv_b.data(), M * 3 * C);
     ops::attention_forward_bf16(c.qkv_b.data(), c.ctx_b.data(), as, causal, mask, c.probs.data(), c.probs_b.data(),
                                 drop);
     if (keep) {
@@ -269,14 +287,13 @@ void TEncoderLayer::forward(const float* x, float* y, int64_t B, int64_t L, bool
   const int64_t M = B * L, R = keep ? B : M;  // all M rows through attention's q/k/v, R rows after it
   const float pdrop = sc.training ? sc.hidden_dropout : 0.0f;
   const bool bf16 = sc.precision == ops::Precision::BF16;
-  grow(c.qkv, M * 3 * C);
   grow(c.probs, B * heads * L * L);
   if (bf16) {
-    grow(c.qkv_b, M * 3 * C);
     grow(c.probs_b, B * heads * L * L);
     grow(c.ctx_b, M * C);
     grow(c.h_act_b, M * I);
   } else {
+    grow(c.qkv, M * 3 * C);
     grow(c.ctx, M * C);
     grow(c.h_act, M * I);
   }
@@ -291,7 +308,7 @@ void TEncoderLayer::forward(const float* x, float* y, int64_t B, int64_t L, bool
   if (pre_ln) {
     grow(c.a_in, M * C);
     ln1.forward(x, c.a_in.data(), M, c.ln1_mean.data(), c.ln1_rstd.data());
-    qkv.forward(c.a_in.data(), M, c.qkv.data(), sc, &c.a_in_b);
+    project_qkv(c.a_in.data(), M, c, sc, &c.a_in_b);
     attention(c, as, causal, mask, sc, attention_dropout(sc, step_seed), keep);
     add_residual(c.r1.data(), x, keep, B, L, C);  // r1 = x + attn
     ln2.forward(c.r1.data(), c.m_in.data(), R, c.ln2_mean.data(), c.ln2_rstd.data());
@@ -300,7 +317,7 @@ void TEncoderLayer::forward(const float* x, float* y, int64_t B, int64_t L, bool
     add_into(y, c.r1.data(), R * C);  // y = r1 + mlp
   } else {
     grow(c.r2, M * C);
-    qkv.forward(x, M, c.qkv.data(), sc, &c.x_b);
+    project_qkv(x, M, c, sc, &c.x_b);
     attention(c, as, causal, mask, sc, attention_dropout(sc, step_seed), keep);
     dropout_rows(c.r1.data(), keep, B, L, C, pdrop, step_seed, site * 4 + 0);
     add_residual(c.r1.data(), x, keep, B, L, C);  // r1 = x + drop(attn)

@@ -60,6 +60,8 @@ struct TLinear {
   mutable Bf16Buf wb;
   void init(std::vector<float> W, std::vector<float> B, int64_t N, int64_t K);
   void forward(const float* x, int64_t M, float* y, const StepContext& c, Bf16Buf* xb = nullptr) const;
+  // bf16 precision only: y written as bf16 into *yb (for an output that only feeds bf16 matmuls).
+  void forward_bf16_out(const float* x, int64_t M, Bf16Buf* yb, const StepContext& c, Bf16Buf* xb) const;
   // dx overwritten (or accumulated); weight gradients skipped when !grads. xb as passed to forward.
   void backward(const float* x, const float* dy, int64_t M, float* dx, bool acc_dx, bool grads, const StepContext& c,
                 const Bf16Buf* xb = nullptr);
@@ -92,7 +94,7 @@ struct PooledRows {
 // What one encoder layer keeps for its backward pass.
 struct LayerCache {
   std::vector<float> a_in, qkv, probs, ctx, r1, ln1_mean, ln1_rstd, m_in, h_pre, h_act, r2, ln2_mean, ln2_rstd;
-  // bf16 precision: the matmul inputs in bf16 (ctx and h_act are then only kept in bf16)
+  // bf16 precision: the matmul inputs in bf16 (qkv, ctx and h_act are then only kept in bf16)
   Bf16Buf x_b, a_in_b, qkv_b, probs_b, ctx_b, m_in_b, h_act_b;
   // a layer computing only some rows: their attention contexts (the output projection's input)
   std::vector<float> ctx_rows;
@@ -127,6 +129,7 @@ struct TEncoderLayer {
 
  private:
   ops::AttentionDropout attention_dropout(const StepContext& sc, uint64_t step_seed) const;
+  void project_qkv(const float* x, int64_t M, LayerCache& c, const StepContext& sc, Bf16Buf* xb) const;
   void attention(LayerCache& c, const ops::AttentionShape& as, bool causal, const int32_t* mask,
                  const StepContext& sc, const ops::AttentionDropout& drop, const PooledRows* keep) const;
   void attention_backward(LayerCache& c, const float* dr1, float* dqkv, const ops::AttentionShape& as, bool grads,

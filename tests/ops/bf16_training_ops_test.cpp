@@ -47,6 +47,18 @@ TEST(Bf16TrainingOps, DenseTracksFp32) {
   for (size_t i = 0; i < dx2.size(); ++i) EXPECT_NEAR(dx2[i], 2 * dxb[i], 1e-4) << i;
 }
 
+// A bf16-output product is the fp32 product rounded (to nearest even), bit for bit.
+TEST(Bf16TrainingOps, DenseBf16OutputIsTheRoundedProduct) {
+  const int64_t M = 45, N = 72, K = 40;
+  const auto xb = bf16(randn(M * K, 61)), Wb = bf16(randn(N * K, 62, 0.1f));
+  const auto b = randn(N, 63);
+  std::vector<float> y(M * N);
+  std::vector<uint16_t> yb(M * N);
+  dense_forward_bf16(xb.data(), Wb.data(), b.data(), M, N, K, y.data());
+  dense_forward_bf16_out(xb.data(), Wb.data(), b.data(), M, N, K, yb.data());
+  for (int64_t i = 0; i < M * N; ++i) ASSERT_EQ(yb[i], f32_to_bf16(y[i])) << i;
+}
+
 // A gradient's first write of a step (accumulate_grads = false) overwrites whatever dW/db held
 // (here NaN) and equals zero-then-accumulate: db bit for bit, dW within the summation order.
 TEST(Bf16TrainingOps, DenseFirstWriteOverwrites) {
