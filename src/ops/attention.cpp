@@ -14,6 +14,7 @@
 #include "core/profile.h"
 #include "ops/dnnl_context.h"
 #include "ops/dropout_mask.h"
+#include "ops/flop_count.h"
 #include "ops/vec_math.h"
 #include "ops/workspace.h"
 
@@ -229,6 +230,7 @@ void attention_forward(const float* qkv, float* out, const AttentionShape& s, bo
   }
   // training: the direct kernel, which also saves the softmax weights for the backward pass
   ProfileScope prof("attention train fwd");
+  count_flops(4 * s.B * s.H * s.L * s.L * s.D);
   const DropoutMask mask(drop.p, drop.seed, drop.site);
   if (drop.on()) return train_forward<true>(qkv, out, s, causal, key_mask, probs, mask);
   train_forward<false>(qkv, out, s, causal, key_mask, probs, mask);
@@ -237,6 +239,7 @@ void attention_forward(const float* qkv, float* out, const AttentionShape& s, bo
 void attention_backward(const float* dout, const float* qkv, const float* probs, float* dqkv, const AttentionShape& s,
                         const AttentionDropout& drop) {
   ProfileScope prof("attention bwd");
+  count_flops(8 * s.B * s.H * s.L * s.L * s.D);
   const DropoutMask mask(drop.p, drop.seed, drop.site);
   if (drop.on()) return train_backward<true>(dout, qkv, probs, dqkv, s, mask);
   train_backward<false>(dout, qkv, probs, dqkv, s, mask);

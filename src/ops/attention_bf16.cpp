@@ -14,6 +14,7 @@
 #include "core/tensor.h"
 #include "ops/dnnl_context.h"
 #include "ops/dropout_mask.h"
+#include "ops/flop_count.h"
 #include "ops/linear.h"
 #include "ops/vec_math.h"
 #include "ops/workspace.h"
@@ -162,6 +163,7 @@ void attention_forward_bf16(const uint16_t* qkv_b, uint16_t* out_b, const Attent
   const int64_t C = s.C();
   const Prims& p = prims(s.B, s.L, s.H, s.D);
   const DropoutMask mask(drop.p, drop.seed, drop.site);
+  count_flops(4 * s.B * s.H * s.L * s.L * s.D);
   run(p.qk, p.head, qkv_b, p.head_t, qkv_b + C, p.scores_f32, probs);  // S = Q K^T
   if (drop.on()) softmax_rows<true>(probs, probs_b, s, causal, key_mask, mask);
   else softmax_rows<false>(probs, probs_b, s, causal, key_mask, mask);
@@ -178,6 +180,7 @@ void attention_backward_bf16(const float* dout, const uint16_t* qkv_b, const flo
   to_bf16(dout, dout_b, B * L * C);
   float* dP = Workspace::local().get(kDprobs, static_cast<size_t>(B * H * L * L));
   uint16_t* dS = bf16_slot(kDscoresBf16, B * H * L * L);
+  count_flops(8 * B * H * L * L * D);
   run(p.dp, p.ctx, dout_b, p.head_t, qkv_b + 2 * C, p.scores_f32, dP);  // dP_d = dO V^T
   if (drop.on()) softmax_backward_rows<true>(probs, dP, dS, s, mask);
   else softmax_backward_rows<false>(probs, dP, dS, s, mask);

@@ -9,6 +9,7 @@
 #include "core/parallel.h"
 #include "core/tensor.h"
 #include "ops/dnnl_context.h"
+#include "ops/flop_count.h"
 #include "ops/vec_math.h"
 #include "ops/workspace.h"
 
@@ -124,6 +125,7 @@ void Linear::forward(const float* x, int64_t M, float* y, const Epilogue& ep) co
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
            const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
+  count_flops(2 * M * N * K);
   auto st = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   if (st != dnnl_success) fail("internal error: dnnl_sgemm failed with status {}", static_cast<int>(st));
 }

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "ops/dnnl_context.h"
+#include "ops/flop_count.h"
 
 namespace clipkit::ops {
 namespace {
@@ -80,6 +81,7 @@ void weight_grad_bf16(int64_t M, int64_t N, int64_t K, const uint16_t* dy, const
   if (N == 0 || K == 0) return;
   CLIPKIT_ASSERT(M > 0);
   const WeightGradPrim p = weight_grad_prim(M, N, K);
+  count_flops(2 * M * N * K);
   auto& eng = cpu_engine();
   dnnl::memory xm(p.x, eng, const_cast<uint16_t*>(x)), dym(p.dy, eng, const_cast<uint16_t*>(dy)), dwm(p.dw, eng, dW);
   auto& strm = cpu_stream();
@@ -95,6 +97,7 @@ void run_matmul(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const uint16_
   if (M == 0 || N == 0) return;
   CLIPKIT_ASSERT(K > 0);
   const Prim p = prim_for(Key{M, N, K, ta, tb, lda, ldb, ldc, beta != 0.0f, bias != nullptr, c_bf16});
+  count_flops(2 * M * N * K);
   auto& eng = cpu_engine();
   dnnl::memory am(p.a, eng, const_cast<uint16_t*>(A)), bm(p.b, eng, const_cast<uint16_t*>(B)), cm(p.c, eng, C);
   std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}};

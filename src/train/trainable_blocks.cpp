@@ -9,7 +9,6 @@
 #include "ops/dense.h"
 #include "ops/dropout_mask.h"
 #include "ops/layernorm.h"
-#include "ops/pooling.h"
 #include "ops/linear.h"
 
 namespace clipkit::train {
@@ -22,7 +21,8 @@ void grow(std::vector<T>& v, int64_t n) {
 
 // Backward scratch, reused by every layer and step.
 struct Scratch {
-  std::vector<float> d1, d2, dqkv, dh, dctx, ln_tmp, ln_dg, ln_db;
+  std::vector<float> d1, d2, dqkv, dqkv_rows, dh, dctx, qkv_rows, ln_tmp, ln_dg, ln_db;
+  Bf16Buf qkv_rows_b;
 };
 Scratch& scratch() {
   static Scratch s;
@@ -36,40 +36,56 @@ void add_into(float* dst, const float* src, int64_t n) {
   }, 1 << 14);
 }
 
-// Row maps for a layer that computes only its pooled rows (`keep`: row pos[b] of each of the B
-// sequences of length L, as in ops/pooling.h); a null `keep` means every row.
-int64_t kept_row(const PooledRows& k, int64_t b, int64_t L) { return b * L + (k.pos ? k.pos[b] : 0); }
-
-// dst [B, C] = the kept rows of src [B*L, C] (bf16: the attention contexts for the output projection)
-void gather_kept_bf16(const uint16_t* src, const PooledRows& k, int64_t B, int64_t L, int64_t C, uint16_t* dst) {
-  for (int64_t b = 0; b < B; ++b) std::memcpy(dst + b * C, src + kept_row(k, b, L) * C, sizeof(uint16_t) * C);
+// Row maps between the padded [M, W] layout attention works in and the rows a layer computes
+// (LayerRows in trainable_blocks.h).
+// dst [M, W] = 0 except the padded rows of the layer input = src [R_in, W]
+template <typename T>
+void scatter_in(const T* src, const LayerRows& r, int64_t M, int64_t W, T* dst) {
+  std::memset(dst, 0, sizeof(T) * M * W);
+  for (int64_t l = 0; l < r.n_in; ++l) std::memcpy(dst + r.in[l] * W, src + l * W, sizeof(T) * W);
 }
-// dst [B*L, C] = 0 except the kept rows = src [B, C]
-void scatter_kept(const float* src, const PooledRows& k, int64_t B, int64_t L, int64_t C, float* dst) {
-  std::memset(dst, 0, sizeof(float) * B * L * C);
-  ops::pool_rows_backward(src, k.pos, B, L, C, dst);
+// dst [R_in, W] = the input rows of src [M, W]
+void gather_in(const float* src, const LayerRows& r, int64_t W, float* dst) {
+  for (int64_t l = 0; l < r.n_in; ++l) std::memcpy(dst + l * W, src + r.in[l] * W, sizeof(float) * W);
 }
-// the residual: dst += x, row for row (dst [R, C] holds the kept rows of x [B*L, C] when keep is set)
-void add_residual(float* dst, const float* x, const PooledRows* keep, int64_t B, int64_t L, int64_t C) {
-  if (!keep) return add_into(dst, x, B * L * C);
-  for (int64_t b = 0; b < B; ++b) {
-    const float* xr = x + kept_row(*keep, b, L) * C;
-    for (int64_t c = 0; c < C; ++c) dst[b * C + c] += xr[c];
+// dst [R_out, W] = the output rows of src [M, W]
+template <typename T>
+void gather_out(const T* src, const LayerRows& r, int64_t R, int64_t W, T* dst) {
+  for (int64_t i = 0; i < R; ++i) std::memcpy(dst + i * W, src + r.padded(i) * W, sizeof(T) * W);
+}
+// dst [M, W] = 0 except the output rows = src [R_out, W]
+void scatter_out(const float* src, const LayerRows& r, int64_t R, int64_t M, int64_t W, float* dst) {
+  std::memset(dst, 0, sizeof(float) * M * W);
+  for (int64_t i = 0; i < R; ++i) std::memcpy(dst + r.padded(i) * W, src + i * W, sizeof(float) * W);
+}
+// the residual: dst [R_out, C] += x [R_in, C], output row i taking input row r.local(i)
+void add_residual(float* dst, const float* x, const LayerRows& r, int64_t R, int64_t C) {
+  if (!r.out) return add_into(dst, x, R * C);
+  for (int64_t i = 0; i < R; ++i) {
+    const float* xr = x + r.local(i) * C;
+    for (int64_t c = 0; c < C; ++c) dst[i * C + c] += xr[c];
   }
 }
-// its gradient: dx [B*L, C] += d, row for row
-void add_residual_grad(float* dx, const float* d, const PooledRows* keep, int64_t B, int64_t L, int64_t C) {
-  if (!keep) return add_into(dx, d, B * L * C);
-  ops::pool_rows_backward(d, keep->pos, B, L, C, dx);
+// its gradient: dx [R_in, C] += d [R_out, C] row for row (or = when `assign`, the other rows 0)
+void add_residual_grad(float* dx, const float* d, const LayerRows& r, int64_t R_in, int64_t R, int64_t C, bool assign) {
+  if (!r.out) {
+    if (assign) std::memcpy(dx, d, sizeof(float) * R * C);
+    else add_into(dx, d, R * C);
+    return;
+  }
+  if (assign) std::memset(dx, 0, sizeof(float) * R_in * C);
+  for (int64_t i = 0; i < R; ++i) {
+    float* xr = dx + r.local(i) * C;
+    for (int64_t c = 0; c < C; ++c) xr[c] += d[i * C + c];
+  }
 }
-// dropout over the computed rows with the masks the full [B*L, C] tensor would have used
-void dropout_rows(float* x, const PooledRows* keep, int64_t B, int64_t L, int64_t C, float p, uint64_t seed,
-                  uint64_t site) {
-  if (!keep) return dropout_apply(x, B * L * C, p, seed, site);
+// dropout over the computed rows [R_out, C] with the masks of the full padded tensor
+void dropout_rows(float* x, const LayerRows& r, int64_t R, int64_t C, float p, uint64_t seed, uint64_t site) {
+  if (!r.in && !r.out) return dropout_apply(x, R * C, p, seed, site);
   if (p <= 0) return;
+  ProfileScope prof("dropout");
   const ops::DropoutMask mask(p, seed, site);
-  for (int64_t b = 0; b < B; ++b)
-    mask.apply(static_cast<uint64_t>(kept_row(*keep, b, L) * C), C, x + b * C, x + b * C);
+  for (int64_t i = 0; i < R; ++i) mask.apply(static_cast<uint64_t>(r.padded(i) * C), C, x + i * C, x + i * C);
 }
 
 }  // namespace
@@ -210,53 +226,74 @@ ops::AttentionDropout TEncoderLayer::attention_dropout(const StepContext& sc, ui
   return {sc.training ? sc.attention_dropout : 0.0f, step_seed, site * 4 + 2};
 }
 
-// c.qkv (fp32), or c.qkv_b directly in bf16: attention reads nothing else
-void TEncoderLayer::project_qkv(const float* x, int64_t M, LayerCache& c, const StepContext& sc, Bf16Buf* xb) const {
-  if (sc.precision == ops::Precision::BF16) qkv.forward_bf16_out(x, M, &c.qkv_b, sc, xb);
-  else qkv.forward(x, M, c.qkv.data(), sc);
-}
-
-// r1 = out(attention(c.qkv)) (before the residual), for the kept rows only when `keep` is set
-// (every query is attended; only the kept rows' contexts go through the output projection).
-void TEncoderLayer::attention(LayerCache& c, const ops::AttentionShape& as, bool causal, const int32_t* mask,
-                              const StepContext& sc, const ops::AttentionDropout& drop, const PooledRows* keep) const {
-  const int64_t M = as.B * as.L, R = keep ? as.B : M;
+// c.qkv [M, 3C] (fp32), or c.qkv_b directly in bf16 (attention reads nothing else), from the
+// input rows x [R_in, C]; rows outside the input (padding) are zero.
+void TEncoderLayer::project_qkv(const float* x, int64_t M, const LayerRows& rows, LayerCache& c, const StepContext& sc,
+                                Bf16Buf* xb) const {
+  const int64_t R = rows.rows_in(M);
+  auto& s = scratch();
   if (sc.precision == ops::Precision::BF16) {
-    ops::attention_forward_bf16(c.qkv_b.data(), c.ctx_b.data(), as, causal, mask, c.probs.data(), c.probs_b.data(),
-                                drop);
-    if (keep) {
-      grow(c.ctx_rows_b, R * C);
-      gather_kept_bf16(c.ctx_b.data(), *keep, as.B, as.L, C, c.ctx_rows_b.data());
-    }
-    out.forward(nullptr, R, c.r1.data(), sc, keep ? &c.ctx_rows_b : &c.ctx_b);
+    if (!rows.in) return qkv.forward_bf16_out(x, M, &c.qkv_b, sc, xb);
+    qkv.forward_bf16_out(x, R, &s.qkv_rows_b, sc, xb);
+    grow(c.qkv_b, M * 3 * C);
+    scatter_in(s.qkv_rows_b.data(), rows, M, 3 * C, c.qkv_b.data());
   } else {
-    ops::attention_forward(c.qkv.data(), c.ctx.data(), as, causal, mask, c.probs.data(), drop);
-    if (keep) {
-      grow(c.ctx_rows, R * C);
-      ops::pool_rows_forward(c.ctx.data(), keep->pos, as.B, as.L, C, c.ctx_rows.data());
-    }
-    out.forward(keep ? c.ctx_rows.data() : c.ctx.data(), R, c.r1.data(), sc);
+    if (!rows.in) return qkv.forward(x, M, c.qkv.data(), sc);
+    grow(s.qkv_rows, R * 3 * C);
+    qkv.forward(x, R, s.qkv_rows.data(), sc);
+    scatter_in(s.qkv_rows.data(), rows, M, 3 * C, c.qkv.data());
   }
 }
 
-// From d r1 ([B, C] when `keep` is set): dqkv, and the output projection's gradients.
-void TEncoderLayer::attention_backward(LayerCache& c, const float* dr1, float* dqkv, const ops::AttentionShape& as,
-                                       bool grads, const StepContext& sc, const ops::AttentionDropout& drop,
-                                       const PooledRows* keep) {
-  const int64_t M = as.B * as.L, R = keep ? as.B : M;
+// r1 [R_out, C] = out(attention(c.qkv)) (before the residual): every query is attended in the
+// padded layout; only the output rows' contexts go through the output projection.
+void TEncoderLayer::attention(LayerCache& c, const ops::AttentionShape& as, bool causal, const int32_t* mask,
+                              const StepContext& sc, const ops::AttentionDropout& drop, const LayerRows& rows) const {
+  const int64_t M = as.B * as.L, R = rows.rows_out(M);
+  const bool pick = rows.in || rows.out;
+  if (sc.precision == ops::Precision::BF16) {
+    ops::attention_forward_bf16(c.qkv_b.data(), c.ctx_b.data(), as, causal, mask, c.probs.data(), c.probs_b.data(),
+                                drop);
+    if (pick) {
+      grow(c.ctx_rows_b, R * C);
+      gather_out(c.ctx_b.data(), rows, R, C, c.ctx_rows_b.data());
+    }
+    out.forward(nullptr, R, c.r1.data(), sc, pick ? &c.ctx_rows_b : &c.ctx_b);
+  } else {
+    ops::attention_forward(c.qkv.data(), c.ctx.data(), as, causal, mask, c.probs.data(), drop);
+    if (pick) {
+      grow(c.ctx_rows, R * C);
+      gather_out(c.ctx.data(), rows, R, C, c.ctx_rows.data());
+    }
+    out.forward(pick ? c.ctx_rows.data() : c.ctx.data(), R, c.r1.data(), sc);
+  }
+}
+
+// From d r1 [R_out, C]: dqkv [R_in, 3C] (in scratch().dqkv or dqkv_rows; returned), and the output
+// projection's gradients.
+float* TEncoderLayer::attention_backward(LayerCache& c, const float* dr1, const ops::AttentionShape& as, bool grads,
+                                         const StepContext& sc, const ops::AttentionDropout& drop,
+                                         const LayerRows& rows) {
+  const int64_t M = as.B * as.L, R = rows.rows_out(M);
+  const bool pick = rows.in || rows.out;
   auto& s = scratch();
   float* dctx = s.d2.data();  // [M, C]
-  float* dout = dctx;         // out-projection's dx: [R, C], scattered into dctx when keep
-  if (keep) {
+  float* dout = dctx;         // out-projection's dx: [R_out, C], scattered into dctx when rows are picked
+  if (pick) {
     grow(s.dctx, R * C);
     dout = s.dctx.data();
   }
   const bool bf16 = sc.precision == ops::Precision::BF16;
-  if (bf16) out.backward(nullptr, dr1, R, dout, false, grads, sc, keep ? &c.ctx_rows_b : &c.ctx_b);
-  else out.backward(keep ? c.ctx_rows.data() : c.ctx.data(), dr1, R, dout, false, grads, sc);
-  if (keep) scatter_kept(dout, *keep, as.B, as.L, C, dctx);
+  if (bf16) out.backward(nullptr, dr1, R, dout, false, grads, sc, pick ? &c.ctx_rows_b : &c.ctx_b);
+  else out.backward(pick ? c.ctx_rows.data() : c.ctx.data(), dr1, R, dout, false, grads, sc);
+  if (pick) scatter_out(dout, rows, R, M, C, dctx);
+  float* dqkv = s.dqkv.data();  // [M, 3C]
   if (bf16) ops::attention_backward_bf16(dctx, c.qkv_b.data(), c.probs.data(), c.probs_b.data(), dqkv, as, drop);
   else ops::attention_backward(dctx, c.qkv.data(), c.probs.data(), dqkv, as, drop);
+  if (!rows.in) return dqkv;
+  grow(s.dqkv_rows, rows.n_in * 3 * C);
+  gather_in(dqkv, rows, 3 * C, s.dqkv_rows.data());
+  return s.dqkv_rows.data();
 }
 
 // y = fc2(act(c.h_pre))
@@ -283,8 +320,9 @@ void TEncoderLayer::mlp_out_backward(LayerCache& c, const float* dy, int64_t M, 
 }
 
 void TEncoderLayer::forward(const float* x, float* y, int64_t B, int64_t L, bool causal, const int32_t* mask,
-                            LayerCache& c, const StepContext& sc, uint64_t step_seed, const PooledRows* keep) const {
-  const int64_t M = B * L, R = keep ? B : M;  // all M rows through attention's q/k/v, R rows after it
+                            LayerCache& c, const StepContext& sc, uint64_t step_seed, const LayerRows& rows) const {
+  // M padded rows inside attention; Ri input rows before it, R output rows after it
+  const int64_t M = B * L, Ri = rows.rows_in(M), R = rows.rows_out(M);
   const float pdrop = sc.training ? sc.hidden_dropout : 0.0f;
   const bool bf16 = sc.precision == ops::Precision::BF16;
   grow(c.probs, B * heads * L * L);
@@ -307,32 +345,32 @@ void TEncoderLayer::forward(const float* x, float* y, int64_t B, int64_t L, bool
   const ops::AttentionShape as{B, L, heads, C / heads};
   if (pre_ln) {
     grow(c.a_in, M * C);
-    ln1.forward(x, c.a_in.data(), M, c.ln1_mean.data(), c.ln1_rstd.data());
-    project_qkv(c.a_in.data(), M, c, sc, &c.a_in_b);
-    attention(c, as, causal, mask, sc, attention_dropout(sc, step_seed), keep);
-    add_residual(c.r1.data(), x, keep, B, L, C);  // r1 = x + attn
+    ln1.forward(x, c.a_in.data(), Ri, c.ln1_mean.data(), c.ln1_rstd.data());
+    project_qkv(c.a_in.data(), M, rows, c, sc, &c.a_in_b);
+    attention(c, as, causal, mask, sc, attention_dropout(sc, step_seed), rows);
+    add_residual(c.r1.data(), x, rows, R, C);  // r1 = x + attn
     ln2.forward(c.r1.data(), c.m_in.data(), R, c.ln2_mean.data(), c.ln2_rstd.data());
     fc1.forward(c.m_in.data(), R, c.h_pre.data(), sc, &c.m_in_b);
     mlp_out(c, R, y, sc);
     add_into(y, c.r1.data(), R * C);  // y = r1 + mlp
   } else {
     grow(c.r2, M * C);
-    project_qkv(x, M, c, sc, &c.x_b);
-    attention(c, as, causal, mask, sc, attention_dropout(sc, step_seed), keep);
-    dropout_rows(c.r1.data(), keep, B, L, C, pdrop, step_seed, site * 4 + 0);
-    add_residual(c.r1.data(), x, keep, B, L, C);  // r1 = x + drop(attn)
+    project_qkv(x, M, rows, c, sc, &c.x_b);
+    attention(c, as, causal, mask, sc, attention_dropout(sc, step_seed), rows);
+    dropout_rows(c.r1.data(), rows, R, C, pdrop, step_seed, site * 4 + 0);
+    add_residual(c.r1.data(), x, rows, R, C);  // r1 = x + drop(attn)
     ln1.forward(c.r1.data(), c.m_in.data(), R, c.ln1_mean.data(), c.ln1_rstd.data());
     fc1.forward(c.m_in.data(), R, c.h_pre.data(), sc, &c.m_in_b);
     mlp_out(c, R, c.r2.data(), sc);
-    dropout_rows(c.r2.data(), keep, B, L, C, pdrop, step_seed, site * 4 + 1);
+    dropout_rows(c.r2.data(), rows, R, C, pdrop, step_seed, site * 4 + 1);
     add_into(c.r2.data(), c.m_in.data(), R * C);  // r2 = m_in + drop(mlp)
     ln2.forward(c.r2.data(), y, R, c.ln2_mean.data(), c.ln2_rstd.data());
   }
 }
 
 void TEncoderLayer::backward(const float* x, const float* dy, float* dx, int64_t B, int64_t L, LayerCache& c,
-                             bool grads, const StepContext& sc, uint64_t step_seed, const PooledRows* keep) {
-  const int64_t M = B * L, R = keep ? B : M;
+                             bool grads, const StepContext& sc, uint64_t step_seed, const LayerRows& rows) {
+  const int64_t M = B * L, Ri = rows.rows_in(M), R = rows.rows_out(M);
   const float pdrop = sc.training ? sc.hidden_dropout : 0.0f;
   auto& s = scratch();
   grow(s.d1, M * C);
@@ -348,33 +386,30 @@ void TEncoderLayer::backward(const float* x, const float* dy, float* dx, int64_t
     float* dm = s.d2.data();
     fc1.backward(c.m_in.data(), dh, R, dm, false, grads, sc, &c.m_in_b);
     ln2.backward(dm, c.r1.data(), c.ln2_mean.data(), c.ln2_rstd.data(), R, dr1, /*acc=*/true, grads);
-    attention_backward(c, dr1, s.dqkv.data(), as, grads, sc, attention_dropout(sc, step_seed), keep);
+    const float* dqkv = attention_backward(c, dr1, as, grads, sc, attention_dropout(sc, step_seed), rows);
     float* da = s.d2.data();
-    qkv.backward(c.a_in.data(), s.dqkv.data(), M, da, false, grads, sc, &c.a_in_b);
+    qkv.backward(c.a_in.data(), dqkv, Ri, da, false, grads, sc, &c.a_in_b);
     if (dx) {
-      ln1.backward(da, x, c.ln1_mean.data(), c.ln1_rstd.data(), M, dx, false, grads);
-      add_residual_grad(dx, dr1, keep, B, L, C);
+      ln1.backward(da, x, c.ln1_mean.data(), c.ln1_rstd.data(), Ri, dx, false, grads);
+      add_residual_grad(dx, dr1, rows, Ri, R, C, /*assign=*/false);
     } else if (grads) {
-      std::vector<float> tmp(static_cast<size_t>(M * C));
-      ln1.backward(da, x, c.ln1_mean.data(), c.ln1_rstd.data(), M, tmp.data(), false, grads);
+      std::vector<float> tmp(static_cast<size_t>(Ri * C));
+      ln1.backward(da, x, c.ln1_mean.data(), c.ln1_rstd.data(), Ri, tmp.data(), false, grads);
     }
   } else {
     float* dr2 = s.d1.data();
     ln2.backward(dy, c.r2.data(), c.ln2_mean.data(), c.ln2_rstd.data(), R, dr2, false, grads);
     float* dm = s.d2.data();  // d m_in = d r2 + (through the MLP branch)
     std::memcpy(dm, dr2, sizeof(float) * R * C);
-    dropout_rows(dr2, keep, B, L, C, pdrop, step_seed, site * 4 + 1);  // same mask as forward
+    dropout_rows(dr2, rows, R, C, pdrop, step_seed, site * 4 + 1);  // same mask as forward
     mlp_out_backward(c, dr2, R, dh, grads, sc);
     fc1.backward(c.m_in.data(), dh, R, dm, /*acc=*/true, grads, sc, &c.m_in_b);
     float* dr1 = s.d1.data();
     ln1.backward(dm, c.r1.data(), c.ln1_mean.data(), c.ln1_rstd.data(), R, dr1, false, grads);
-    if (dx) {  // the residual x -> r1
-      if (keep) scatter_kept(dr1, *keep, B, L, C, dx);
-      else std::memcpy(dx, dr1, sizeof(float) * M * C);
-    }
-    dropout_rows(dr1, keep, B, L, C, pdrop, step_seed, site * 4 + 0);
-    attention_backward(c, dr1, s.dqkv.data(), as, grads, sc, attention_dropout(sc, step_seed), keep);
-    qkv.backward(x, s.dqkv.data(), M, dx, /*acc=*/true, grads, sc, &c.x_b);
+    if (dx) add_residual_grad(dx, dr1, rows, Ri, R, C, /*assign=*/true);  // the residual x -> r1
+    dropout_rows(dr1, rows, R, C, pdrop, step_seed, site * 4 + 0);
+    const float* dqkv = attention_backward(c, dr1, as, grads, sc, attention_dropout(sc, step_seed), rows);
+    qkv.backward(x, dqkv, Ri, dx, /*acc=*/true, grads, sc, &c.x_b);
   }
 }
 

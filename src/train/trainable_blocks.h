@@ -85,10 +85,21 @@ struct TLayerNorm {
 // site * 4 + 2 the attention probabilities.
 void dropout_apply(float* x, int64_t n, float p, uint64_t seed, uint64_t site);
 
-// The rows a tower pools: row pos[b] of each sequence b (pos null: row 0, the CLS / <s> token), as
-// in ops/pooling.h. A tower's last layer computes only these rows when its output is only pooled.
-struct PooledRows {
-  const int64_t* pos = nullptr;
+// The rows of the padded [M = B*L, C] activations that a layer computes. Attention always runs in
+// the padded layout; every other op (layer norms, projections, MLP, dropout, residuals) runs on these
+// rows only. `in`: the padded row of each of the layer's input rows (null: all M, in order); `out`:
+// which input rows the output keeps after attention (indices into the input rows; null: all).
+// Text towers drop padding (`in` = the real tokens: padding never reaches a pooled row, so this is
+// exact); a tower's last layer keeps only its pooled rows (`out`: CLS, EOS or <s> of each sequence).
+struct LayerRows {
+  const int64_t* in = nullptr;
+  int64_t n_in = 0;
+  const int64_t* out = nullptr;
+  int64_t n_out = 0;
+  int64_t rows_in(int64_t M) const { return in ? n_in : M; }
+  int64_t rows_out(int64_t M) const { return out ? n_out : rows_in(M); }
+  int64_t local(int64_t i) const { return out ? out[i] : i; }  // output row -> input row
+  int64_t padded(int64_t i) const { return in ? in[local(i)] : local(i); }  // output row -> padded row
 };
 
 // What one encoder layer keeps for its backward pass.
@@ -96,7 +107,7 @@ struct LayerCache {
   std::vector<float> a_in, qkv, probs, ctx, r1, ln1_mean, ln1_rstd, m_in, h_pre, h_act, r2, ln2_mean, ln2_rstd;
   // bf16 precision: the matmul inputs in bf16 (qkv, ctx and h_act are then only kept in bf16)
   Bf16Buf x_b, a_in_b, qkv_b, probs_b, ctx_b, m_in_b, h_act_b;
-  // a layer computing only some rows: their attention contexts (the output projection's input)
+  // a layer computing only some rows (LayerRows): their attention contexts (the output projection's input)
   std::vector<float> ctx_rows;
   Bf16Buf ctx_rows_b;
 };
@@ -115,25 +126,24 @@ struct TEncoderLayer {
             int64_t C, int64_t heads, int64_t I, ops::Act a, float eps, bool pre_ln);
   void reg(Registry& r, const std::string& prefix, const char* const attn[4], const char* const mlp[2],
            const char* const lns[2], int depth);
-  // x [B*L, C] -> y [B*L, C]; everything the backward needs goes into `c`.
-  // With `keep`, only the pooled row of each sequence is computed, y [B, C]: every
-  // token still gets q/k/v and is attended to, but the output projection, residuals, MLP and layer
-  // norms run on the kept rows alone (what a tower's last layer needs when only its pooled token
-  // is used). Dropout uses the masks of the full tensor, so the kept rows equal the full result's.
+  // x [R_in, C] -> y [R_out, C] over the rows of `rows` (all B*L by default); everything the
+  // backward needs goes into `c`. Dropout uses the masks of the full padded tensor, so the rows
+  // computed equal the same rows of the full layer's result.
   void forward(const float* x, float* y, int64_t B, int64_t L, bool causal, const int32_t* mask, LayerCache& c,
-               const StepContext& sc, uint64_t step_seed, const PooledRows* keep = nullptr) const;
-  // dy ([B*L, C], or [B, C] with keep) -> dx [B*L, C] (overwritten; may be null when nothing below
-  // needs it). x is the layer input.
+               const StepContext& sc, uint64_t step_seed, const LayerRows& rows = {}) const;
+  // dy [R_out, C] -> dx [R_in, C] (overwritten; may be null when nothing below needs it). x is the
+  // layer input.
   void backward(const float* x, const float* dy, float* dx, int64_t B, int64_t L, LayerCache& c, bool grads,
-                const StepContext& sc, uint64_t step_seed, const PooledRows* keep = nullptr);
+                const StepContext& sc, uint64_t step_seed, const LayerRows& rows = {});
 
  private:
   ops::AttentionDropout attention_dropout(const StepContext& sc, uint64_t step_seed) const;
-  void project_qkv(const float* x, int64_t M, LayerCache& c, const StepContext& sc, Bf16Buf* xb) const;
+  void project_qkv(const float* x, int64_t M, const LayerRows& rows, LayerCache& c, const StepContext& sc,
+                   Bf16Buf* xb) const;
   void attention(LayerCache& c, const ops::AttentionShape& as, bool causal, const int32_t* mask,
-                 const StepContext& sc, const ops::AttentionDropout& drop, const PooledRows* keep) const;
-  void attention_backward(LayerCache& c, const float* dr1, float* dqkv, const ops::AttentionShape& as, bool grads,
-                          const StepContext& sc, const ops::AttentionDropout& drop, const PooledRows* keep);
+                 const StepContext& sc, const ops::AttentionDropout& drop, const LayerRows& rows) const;
+  float* attention_backward(LayerCache& c, const float* dr1, const ops::AttentionShape& as, bool grads,
+                            const StepContext& sc, const ops::AttentionDropout& drop, const LayerRows& rows);
   void mlp_out(LayerCache& c, int64_t M, float* y, const StepContext& sc) const;
   void mlp_out_backward(LayerCache& c, const float* dy, int64_t M, float* dh, bool grads, const StepContext& sc);
 };

@@ -1,5 +1,6 @@
 #include "train/trainable_towers.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -57,10 +58,6 @@ void LayerStack::forward(const float* x, int64_t B, int64_t L, bool causal, cons
   const size_t n = layers.size();
   CLIPKIT_ASSERT(n > 0);
   const int64_t C = layers[0].C, M = B * L;
-  pooled_only_ = pooled_only;
-  if (pos) pos_.assign(pos, pos + B);
-  else pos_.clear();
-  keep_.pos = pos ? pos_.data() : nullptr;
   B_ = B;
   L_ = L;
   causal_ = causal;
@@ -68,38 +65,74 @@ void LayerStack::forward(const float* x, int64_t B, int64_t L, bool causal, cons
   ckpt_ = gradient_checkpointing || !keep;
   if (mask) mask_.assign(mask, mask + M);
   else mask_.clear();
+  plan_rows(pooled_only, pos);
+  const int64_t R = rows_.rows_in(M);
   xs_.resize(n + 1);
-  for (auto& v : xs_) grow(v, M * C);
+  for (auto& v : xs_) grow(v, R * C);
   caches_.resize(ckpt_ ? 1 : n);
-  if (C) std::memcpy(xs_[0].data(), x, sizeof(float) * M * C);
+  for (int64_t l = 0; l < R; ++l)  // the input rows (all, or the real tokens)
+    std::memcpy(xs_[0].data() + l * C, x + (rows_.in ? rows_.in[l] : l) * C, sizeof(float) * C);
   for (size_t i = 0; i < n; ++i)
     layers[i].forward(xs_[i].data(), xs_[i + 1].data(), B, L, causal, mask_.empty() ? nullptr : mask_.data(),
-                      caches_[ckpt_ ? 0 : i], sc, seed_, keep_for(i));
+                      caches_[ckpt_ ? 0 : i], sc, seed_, rows_for(i));
 }
 
-const PooledRows* LayerStack::keep_for(size_t i) const {
-  return pooled_only_ && i + 1 == layers.size() ? &keep_ : nullptr;
+// The rows each layer computes: without pooling, all of them. With pooling, the last layer keeps
+// one row per sequence, and padding (mask 0) is dropped from every layer when no pooled row is
+// padding: a padded token is never attended to (its key is masked), so it cannot reach a pooled row.
+void LayerStack::plan_rows(bool pooled_only, const int64_t* pos) {
+  const int64_t M = B_ * L_;
+  in_.clear();
+  out_.clear();
+  rows_ = {};
+  last_ = {};
+  if (!pooled_only) return;
+  std::vector<int64_t> pooled(static_cast<size_t>(B_));
+  for (int64_t b = 0; b < B_; ++b) pooled[b] = b * L_ + (pos ? pos[b] : 0);
+  bool unpad = !mask_.empty() && std::count(mask_.begin(), mask_.end(), 0) > 0;
+  for (int64_t p : pooled) unpad = unpad && mask_[p] != 0;
+  if (unpad) {
+    // the real tokens, plus padded rows up to a multiple of 16 (computing a padded row is harmless,
+    // and oneDNN's bf16 matmuls run at half speed on odd row counts)
+    int64_t extra = (16 - std::count_if(mask_.begin(), mask_.end(), [](int32_t m) { return m != 0; }) % 16) % 16;
+    for (int64_t r = 0; r < M; ++r)
+      if (mask_[r] != 0 || (extra > 0 && extra--)) in_.push_back(r);
+  }
+  for (int64_t p : pooled)  // pooled rows as indices into the input rows (in_ is sorted)
+    out_.push_back(unpad ? std::lower_bound(in_.begin(), in_.end(), p) - in_.begin() : p);
+  if (unpad) rows_ = {in_.data(), static_cast<int64_t>(in_.size()), nullptr, 0};
+  last_ = rows_;
+  last_.out = out_.data();
+  last_.n_out = B_;
 }
+
+const LayerRows& LayerStack::rows_for(size_t i) const { return i + 1 == layers.size() ? last_ : rows_; }
 
 void LayerStack::backward(const float* dy, float* dx, int freeze_depth, const StepContext& sc) {
   const int n = static_cast<int>(layers.size());
-  const int64_t C = layers[0].C, M = B_ * L_;
+  const int64_t C = layers[0].C, M = B_ * L_, R = rows_.rows_in(M);
   const int stop = dx ? 0 : std::max(freeze_depth, 0);
-  std::vector<float> g(static_cast<size_t>(M * C)), gn(static_cast<size_t>(M * C)), tmp;
-  std::memcpy(g.data(), dy, sizeof(float) * (pooled_only_ ? B_ : M) * C);
+  std::vector<float> g(static_cast<size_t>(R * C)), gn(static_cast<size_t>(R * C)), tmp;
+  std::memcpy(g.data(), dy, sizeof(float) * last_.rows_out(M) * C);
   const int32_t* mask = mask_.empty() ? nullptr : mask_.data();
   for (int i = n - 1; i >= stop; --i) {
     LayerCache& c = caches_[ckpt_ ? 0 : static_cast<size_t>(i)];
+    const LayerRows& rows = rows_for(static_cast<size_t>(i));
     if (ckpt_) {  // recompute this layer's activations from its saved input
-      grow(tmp, M * C);
+      grow(tmp, R * C);
       layers[static_cast<size_t>(i)].forward(xs_[static_cast<size_t>(i)].data(), tmp.data(), B_, L_, causal_, mask, c,
-                                             sc, seed_, keep_for(static_cast<size_t>(i)));
+                                             sc, seed_, rows);
     }
-    float* out = (i == 0) ? dx : (i == stop ? nullptr : gn.data());
+    float* out = (i == 0 && dx) ? gn.data() : (i == stop ? nullptr : gn.data());
     layers[static_cast<size_t>(i)].backward(xs_[static_cast<size_t>(i)].data(), g.data(), out, B_, L_, c,
-                                            i >= freeze_depth, sc, seed_, keep_for(static_cast<size_t>(i)));
+                                            i >= freeze_depth, sc, seed_, rows);
     std::swap(g, gn);
   }
+  if (!dx) return;
+  // g holds d(input rows): back to the padded layout (padding gets exactly zero, as in the full stack)
+  if (!rows_.in) return static_cast<void>(std::memcpy(dx, g.data(), sizeof(float) * M * C));
+  std::memset(dx, 0, sizeof(float) * M * C);
+  for (int64_t l = 0; l < R; ++l) std::memcpy(dx + rows_.in[l] * C, g.data() + l * C, sizeof(float) * C);
 }
 
 // ---- vision ----

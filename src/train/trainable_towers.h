@@ -25,7 +25,7 @@ class LayerStack {
   std::vector<TEncoderLayer> layers;
   // x [M, C] in: runs every layer; the output is in `out()`, [M, C]. pooled_only: the tower uses
   // only row pos[b] of each sequence (0 when pos is null), so the last layer computes just those
-  // rows (TEncoderLayer::forward's `keep`) and out() is [B, C].
+  // rows and out() is [B, C]; padded tokens (mask 0) are then dropped from every layer (LayerRows).
   void forward(const float* x, int64_t B, int64_t L, bool causal, const int32_t* mask, const StepContext& sc,
                uint64_t step_seed, bool keep, bool pooled_only = false, const int64_t* pos = nullptr);
   const float* out() const { return xs_.back().data(); }
@@ -35,10 +35,10 @@ class LayerStack {
  private:
   std::vector<std::vector<float>> xs_;  // input of layer i (xs_[n] = the output)
   std::vector<LayerCache> caches_;      // one per layer, or one shared when checkpointing
-  bool pooled_only_ = false;
-  std::vector<int64_t> pos_;                  // pooled_only: the kept position of each sequence
-  PooledRows keep_;                           // over pos_ (or row 0)
-  const PooledRows* keep_for(size_t i) const;  // &keep_ for the last layer when pooled_only, else null
+  std::vector<int64_t> in_, out_;  // the real tokens' padded rows; the pooled rows among the input rows
+  LayerRows rows_, last_;           // what the layers compute: every layer but the last, the last
+  void plan_rows(bool pooled_only, const int64_t* pos);
+  const LayerRows& rows_for(size_t i) const;
   int64_t B_ = 0, L_ = 0;
   bool causal_ = false, ckpt_ = false;
   std::vector<int32_t> mask_;

@@ -11,6 +11,8 @@
 #include "ops/activation.h"
 #include "ops/attention.h"
 #include "ops/dense.h"
+#include "ops/flop_count.h"
+#include "ops/matmul_bf16.h"
 #include "ops/linear.h"
 
 namespace clipkit::ops {
@@ -57,6 +59,17 @@ TEST(Bf16TrainingOps, DenseBf16OutputIsTheRoundedProduct) {
   dense_forward_bf16(xb.data(), Wb.data(), b.data(), M, N, K, y.data());
   dense_forward_bf16_out(xb.data(), Wb.data(), b.data(), M, N, K, yb.data());
   for (int64_t i = 0; i < M * N; ++i) ASSERT_EQ(yb[i], f32_to_bf16(y[i])) << i;
+}
+
+// The FLOP count benchmarks report: 2·M·N·K per product, whichever kernel ran it.
+TEST(Bf16TrainingOps, FlopCountAddsEveryProduct) {
+  const int64_t M = 6, N = 5, K = 4;
+  const auto xb = bf16(randn(M * K, 71)), Wb = bf16(randn(N * K, 72)), dyb = bf16(randn(M * N, 73));
+  std::vector<float> y(M * N), dW(N * K);
+  reset_flop_count();
+  dense_forward_bf16(xb.data(), Wb.data(), nullptr, M, N, K, y.data());
+  weight_grad_bf16(M, N, K, dyb.data(), xb.data(), dW.data());
+  EXPECT_EQ(flops_counted(), 2 * 2 * M * N * K);
 }
 
 // A gradient's first write of a step (accumulate_grads = false) overwrites whatever dW/db held

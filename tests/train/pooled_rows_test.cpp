@@ -1,10 +1,11 @@
-// A tower's last encoder layer computes only the rows its pooling uses (TEncoderLayer's `keep`):
-// those rows, the gradient reaching the layer input and every weight gradient must equal the
-// full layer's with the same upstream gradient on the pooled rows (zero elsewhere), for pre-LN
-// (CLIP: causal mask, EOS positions) and post-LN (RoBERTa: padding mask, first token) layers,
-// with hidden and attention dropout on, in fp32 and bf16.
+// A layer computing only some rows (LayerRows): a tower's last layer keeps only its pooled rows, and
+// text towers drop padded tokens from every layer. The rows computed, the gradient reaching the
+// layer input and every weight gradient must equal the full layer's with the same upstream gradient
+// on the pooled rows (zero elsewhere), for pre-LN (CLIP: causal mask, EOS positions) and post-LN
+// (RoBERTa: padding mask, first token) layers, with hidden and attention dropout on, fp32 and bf16.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -48,39 +49,60 @@ double rel_err(const std::vector<float>& got, const std::vector<float>& want) {
   return err / std::max(1.0, mx);
 }
 
-void check(bool pre_ln, ops::Precision prec) {
+// unpad: the layer also drops the padded rows (LayerRows::in = the real tokens); their gradient in
+// the full layer must be exactly zero.
+void check(bool pre_ln, ops::Precision prec, bool unpad) {
   const int64_t B = 3, L = 7, C = 16, H = 2, I = 32, M = B * L;
-  const std::vector<int64_t> pos = {2, 0, 6};
+  const std::vector<int64_t> lens = {5, 7, 4};
   std::vector<int32_t> mask(M, 1);
-  if (!pre_ln) mask[L - 1] = mask[L - 2] = mask[2 * L - 1] = 0;  // padded tails (the first token is kept)
-  const int32_t* km = pre_ln ? nullptr : mask.data();
-  const std::vector<int64_t>* pp = pre_ln ? &pos : nullptr;   // RoBERTa pools row 0 (pos null)
+  const bool padded = unpad || !pre_ln;
+  if (padded)
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t t = lens[b]; t < L; ++t) mask[b * L + t] = 0;  // padded tails
+  const int32_t* km = padded ? mask.data() : nullptr;
+  const std::vector<int64_t> pos = pre_ln ? std::vector<int64_t>{2, 0, 3} : std::vector<int64_t>{0, 0, 0};
+  std::vector<int64_t> in, out;  // LayerRows: padded rows of the input, pooled rows among them
+  for (int64_t r = 0; r < M; ++r)
+    if (!unpad || mask[r]) in.push_back(r);
+  for (int64_t b = 0; b < B; ++b)
+    out.push_back(std::find(in.begin(), in.end(), b * L + pos[b]) - in.begin());
+  LayerRows rows;
+  if (unpad) rows.in = in.data(), rows.n_in = static_cast<int64_t>(in.size());
+  rows.out = out.data();
+  rows.n_out = B;
+  const int64_t Ri = static_cast<int64_t>(in.size());
+
   StepContext sc;
   sc.precision = prec;
   sc.hidden_dropout = pre_ln ? 0.0f : 0.2f;
   sc.attention_dropout = 0.2f;
-  sc.seed = 11;
   const auto x = randn(M * C, 20);
   const auto dyk = randn(B * C, 21);
-  const PooledRows keep{pp ? pp->data() : nullptr};
-  auto row = [&](int64_t b) { return b * L + (pp ? (*pp)[b] : 0); };
+  std::vector<float> xi(Ri * C);
+  for (int64_t l = 0; l < Ri; ++l) std::copy(x.begin() + in[l] * C, x.begin() + (in[l] + 1) * C, xi.begin() + l * C);
 
   TEncoderLayer full = random_layer(pre_ln, C, H, I), part = full;
   LayerCache cf, cp;
-  std::vector<float> yf(M * C), yp(B * C), dyf(M * C, 0.0f), dxf(M * C), dxp(M * C);
+  std::vector<float> yf(M * C), yp(B * C), dyf(M * C, 0.0f), dxf(M * C), dxp(Ri * C);
   full.forward(x.data(), yf.data(), B, L, pre_ln, km, cf, sc, 5);
-  part.forward(x.data(), yp.data(), B, L, pre_ln, km, cp, sc, 5, &keep);
-  std::vector<float> yf_kept(B * C);
+  part.forward(xi.data(), yp.data(), B, L, pre_ln, km, cp, sc, 5, rows);
+  std::vector<float> yf_kept(B * C), dxf_in(Ri * C);
   for (int64_t b = 0; b < B; ++b)
     for (int64_t c = 0; c < C; ++c) {
-      yf_kept[b * C + c] = yf[row(b) * C + c];
-      dyf[row(b) * C + c] = dyk[b * C + c];
+      yf_kept[b * C + c] = yf[(b * L + pos[b]) * C + c];
+      dyf[(b * L + pos[b]) * C + c] = dyk[b * C + c];
     }
-  const double tol = 2e-6;  // fp32: matmuls over other row counts round differently (seen 3.5e-7)  // bf16: rounding of other-M matmuls
+  const double tol = 2e-6;  // fp32: matmuls over other row counts round differently (seen 3.5e-7)
   EXPECT_LE(rel_err(yp, yf_kept), tol) << "forward";
   full.backward(x.data(), dyf.data(), dxf.data(), B, L, cf, true, sc, 5);
-  part.backward(x.data(), dyk.data(), dxp.data(), B, L, cp, true, sc, 5, &keep);
-  EXPECT_LE(rel_err(dxp, dxf), tol) << "dx";
+  part.backward(xi.data(), dyk.data(), dxp.data(), B, L, cp, true, sc, 5, rows);
+  for (int64_t l = 0; l < Ri; ++l)
+    std::copy(dxf.begin() + in[l] * C, dxf.begin() + (in[l] + 1) * C, dxf_in.begin() + l * C);
+  EXPECT_LE(rel_err(dxp, dxf_in), tol) << "dx";
+  for (int64_t r = 0; unpad && r < M; ++r) {
+    if (mask[r]) continue;
+    for (int64_t c = 0; c < C; ++c) ASSERT_EQ(dxf[r * C + c], 0.0f) << "padded row " << r;
+  }
   const std::pair<const char*, std::pair<const std::vector<float>*, const std::vector<float>*>> grads[] = {
       {"qkv.w", {&part.qkv.gw, &full.qkv.gw}}, {"qkv.b", {&part.qkv.gb, &full.qkv.gb}},
       {"out.w", {&part.out.gw, &full.out.gw}}, {"out.b", {&part.out.gb, &full.out.gb}},
@@ -96,10 +118,14 @@ void check(bool pre_ln, ops::Precision prec) {
   }
 }
 
-TEST(PooledRows, PreLnLayerMatchesFullLayerFp32) { check(true, ops::Precision::F32); }
-TEST(PooledRows, PostLnLayerMatchesFullLayerFp32) { check(false, ops::Precision::F32); }
-TEST(PooledRows, PreLnLayerMatchesFullLayerBf16) { check(true, ops::Precision::BF16); }
-TEST(PooledRows, PostLnLayerMatchesFullLayerBf16) { check(false, ops::Precision::BF16); }
+TEST(LayerRows, PooledPreLnLayerMatchesFullLayerFp32) { check(true, ops::Precision::F32, false); }
+TEST(LayerRows, PooledPostLnLayerMatchesFullLayerFp32) { check(false, ops::Precision::F32, false); }
+TEST(LayerRows, PooledPreLnLayerMatchesFullLayerBf16) { check(true, ops::Precision::BF16, false); }
+TEST(LayerRows, PooledPostLnLayerMatchesFullLayerBf16) { check(false, ops::Precision::BF16, false); }
+TEST(LayerRows, UnpaddedPreLnLayerMatchesFullLayerFp32) { check(true, ops::Precision::F32, true); }
+TEST(LayerRows, UnpaddedPostLnLayerMatchesFullLayerFp32) { check(false, ops::Precision::F32, true); }
+TEST(LayerRows, UnpaddedPreLnLayerMatchesFullLayerBf16) { check(true, ops::Precision::BF16, true); }
+TEST(LayerRows, UnpaddedPostLnLayerMatchesFullLayerBf16) { check(false, ops::Precision::BF16, true); }
 
 }  // namespace
 }  // namespace clipkit::train
