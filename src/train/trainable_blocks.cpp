@@ -85,7 +85,9 @@ void dropout_rows(float* x, const LayerRows& r, int64_t R, int64_t C, float p, u
   if (p <= 0) return;
   ProfileScope prof("dropout");
   const ops::DropoutMask mask(p, seed, site);
-  for (int64_t i = 0; i < R; ++i) mask.apply(static_cast<uint64_t>(r.padded(i) * C), C, x + i * C, x + i * C);
+  parallel_for(R, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) mask.apply(static_cast<uint64_t>(r.padded(i) * C), C, x + i * C, x + i * C);
+  }, 16);
 }
 
 }  // namespace
