@@ -38,16 +38,6 @@ void add_into(float* dst, const float* src, int64_t n) {
 
 // Row maps between the padded [M, W] layout attention works in and the rows a layer computes
 // (LayerRows in trainable_blocks.h).
-// dst [M, W] = 0 except the padded rows of the layer input = src [R_in, W]
-template <typename T>
-void scatter_in(const T* src, const LayerRows& r, int64_t M, int64_t W, T* dst) {
-  std::memset(dst, 0, sizeof(T) * M * W);
-  for (int64_t l = 0; l < r.n_in; ++l) std::memcpy(dst + r.in[l] * W, src + l * W, sizeof(T) * W);
-}
-// dst [R_in, W] = the input rows of src [M, W]
-void gather_in(const float* src, const LayerRows& r, int64_t W, float* dst) {
-  for (int64_t l = 0; l < r.n_in; ++l) std::memcpy(dst + l * W, src + r.in[l] * W, sizeof(float) * W);
-}
 // dst [R_out, W] = the output rows of src [M, W]
 template <typename T>
 void gather_out(const T* src, const LayerRows& r, int64_t R, int64_t W, T* dst) {
@@ -102,26 +92,26 @@ void TLinear::init(std::vector<float> W, std::vector<float> B, int64_t n, int64_
   grad_state = GradState::Zero;
 }
 
-void TLinear::forward(const float* x, int64_t M, float* y, const StepContext& c, Bf16Buf* xb) const {
-  const float* bias = b.empty() ? nullptr : b.data();
-  if (c.precision != ops::Precision::BF16 || !xb) return ops::dense_forward(x, w.data(), bias, M, N, K, y, c.precision);
+// The bf16 forward's operands: W into wb, and x into *xb unless the producer already wrote it (x null).
+void TLinear::to_bf16_operands(const float* x, int64_t M, Bf16Buf* xb) const {
   grow(wb, N * K);
   ops::to_bf16(w.data(), wb.data(), N * K);
   if (x) {
     grow(*xb, M * K);
     ops::to_bf16(x, xb->data(), M * K);
   }
+}
+
+void TLinear::forward(const float* x, int64_t M, float* y, const StepContext& c, Bf16Buf* xb) const {
+  const float* bias = b.empty() ? nullptr : b.data();
+  if (c.precision != ops::Precision::BF16 || !xb) return ops::dense_forward(x, w.data(), bias, M, N, K, y, c.precision);
+  to_bf16_operands(x, M, xb);
   ops::dense_forward_bf16(xb->data(), wb.data(), bias, M, N, K, y);
 }
 
 void TLinear::forward_bf16_out(const float* x, int64_t M, Bf16Buf* yb, const StepContext& c, Bf16Buf* xb) const {
   CLIPKIT_ASSERT(c.precision == ops::Precision::BF16 && xb && yb);
-  grow(wb, N * K);
-  ops::to_bf16(w.data(), wb.data(), N * K);
-  if (x) {
-    grow(*xb, M * K);
-    ops::to_bf16(x, xb->data(), M * K);
-  }
+  to_bf16_operands(x, M, xb);
   grow(*yb, M * N);
   ops::dense_forward_bf16_out(xb->data(), wb.data(), b.empty() ? nullptr : b.data(), M, N, K, yb->data());
 }
@@ -238,12 +228,12 @@ void TEncoderLayer::project_qkv(const float* x, int64_t M, const LayerRows& rows
     if (!rows.in) return qkv.forward_bf16_out(x, M, &c.qkv_b, sc, xb);
     qkv.forward_bf16_out(x, R, &s.qkv_rows_b, sc, xb);
     grow(c.qkv_b, M * 3 * C);
-    scatter_in(s.qkv_rows_b.data(), rows, M, 3 * C, c.qkv_b.data());
+    rows.scatter_in(s.qkv_rows_b.data(), M, 3 * C, c.qkv_b.data());
   } else {
     if (!rows.in) return qkv.forward(x, M, c.qkv.data(), sc);
     grow(s.qkv_rows, R * 3 * C);
     qkv.forward(x, R, s.qkv_rows.data(), sc);
-    scatter_in(s.qkv_rows.data(), rows, M, 3 * C, c.qkv.data());
+    rows.scatter_in(s.qkv_rows.data(), M, 3 * C, c.qkv.data());
   }
 }
 
@@ -294,7 +284,7 @@ float* TEncoderLayer::attention_backward(LayerCache& c, const float* dr1, const 
   else ops::attention_backward(dctx, c.qkv.data(), c.probs.data(), dqkv, as, drop);
   if (!rows.in) return dqkv;
   grow(s.dqkv_rows, rows.n_in * 3 * C);
-  gather_in(dqkv, rows, 3 * C, s.dqkv_rows.data());
+  rows.gather_in(dqkv, M, 3 * C, s.dqkv_rows.data());
   return s.dqkv_rows.data();
 }
 

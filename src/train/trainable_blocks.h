@@ -5,6 +5,7 @@
 // keeps the copies the backward pass reuses (LayerCache's *_b buffers, TLinear::wb).
 #pragma once
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -66,6 +67,9 @@ struct TLinear {
   void backward(const float* x, const float* dy, int64_t M, float* dx, bool acc_dx, bool grads, const StepContext& c,
                 const Bf16Buf* xb = nullptr);
   void reg(Registry& r, const std::string& wname, const std::string& bname, int depth);
+
+ private:
+  void to_bf16_operands(const float* x, int64_t M, Bf16Buf* xb) const;
 };
 
 struct TLayerNorm {
@@ -100,6 +104,19 @@ struct LayerRows {
   int64_t rows_out(int64_t M) const { return out ? n_out : rows_in(M); }
   int64_t local(int64_t i) const { return out ? out[i] : i; }  // output row -> input row
   int64_t padded(int64_t i) const { return in ? in[local(i)] : local(i); }  // output row -> padded row
+  // dst [R_in, W] = the input rows of src [M, W]
+  template <typename T>
+  void gather_in(const T* src, int64_t M, int64_t W, T* dst) const {
+    if (!in) return static_cast<void>(std::memcpy(dst, src, sizeof(T) * M * W));
+    for (int64_t l = 0; l < n_in; ++l) std::memcpy(dst + l * W, src + in[l] * W, sizeof(T) * W);
+  }
+  // dst [M, W] = src [R_in, W] on the input rows, 0 on the others
+  template <typename T>
+  void scatter_in(const T* src, int64_t M, int64_t W, T* dst) const {
+    if (!in) return static_cast<void>(std::memcpy(dst, src, sizeof(T) * M * W));
+    std::memset(dst, 0, sizeof(T) * M * W);
+    for (int64_t l = 0; l < n_in; ++l) std::memcpy(dst + in[l] * W, src + l * W, sizeof(T) * W);
+  }
 };
 
 // What one encoder layer keeps for its backward pass.

@@ -70,8 +70,7 @@ void LayerStack::forward(const float* x, int64_t B, int64_t L, bool causal, cons
   xs_.resize(n + 1);
   for (auto& v : xs_) grow(v, R * C);
   caches_.resize(ckpt_ ? 1 : n);
-  for (int64_t l = 0; l < R; ++l)  // the input rows (all, or the real tokens)
-    std::memcpy(xs_[0].data() + l * C, x + (rows_.in ? rows_.in[l] : l) * C, sizeof(float) * C);
+  rows_.gather_in(x, M, C, xs_[0].data());  // the input rows (all, or the real tokens)
   for (size_t i = 0; i < n; ++i)
     layers[i].forward(xs_[i].data(), xs_[i + 1].data(), B, L, causal, mask_.empty() ? nullptr : mask_.data(),
                       caches_[ckpt_ ? 0 : i], sc, seed_, rows_for(i));
@@ -89,12 +88,13 @@ void LayerStack::plan_rows(bool pooled_only, const int64_t* pos) {
   if (!pooled_only) return;
   std::vector<int64_t> pooled(static_cast<size_t>(B_));
   for (int64_t b = 0; b < B_; ++b) pooled[b] = b * L_ + (pos ? pos[b] : 0);
-  bool unpad = !mask_.empty() && std::count(mask_.begin(), mask_.end(), 0) > 0;
+  const int64_t real = std::count_if(mask_.begin(), mask_.end(), [](int32_t m) { return m != 0; });
+  bool unpad = !mask_.empty() && real < M;
   for (int64_t p : pooled) unpad = unpad && mask_[p] != 0;
   if (unpad) {
     // the real tokens, plus padded rows up to a multiple of 16 (computing a padded row is harmless,
     // and oneDNN's bf16 matmuls run at half speed on odd row counts)
-    int64_t extra = (16 - std::count_if(mask_.begin(), mask_.end(), [](int32_t m) { return m != 0; }) % 16) % 16;
+    int64_t extra = (16 - real % 16) % 16;
     for (int64_t r = 0; r < M; ++r)
       if (mask_[r] != 0 || (extra > 0 && extra--)) in_.push_back(r);
   }
@@ -128,11 +128,8 @@ void LayerStack::backward(const float* dy, float* dx, int freeze_depth, const St
                                             i >= freeze_depth, sc, seed_, rows);
     std::swap(g, gn);
   }
-  if (!dx) return;
   // g holds d(input rows): back to the padded layout (padding gets exactly zero, as in the full stack)
-  if (!rows_.in) return static_cast<void>(std::memcpy(dx, g.data(), sizeof(float) * M * C));
-  std::memset(dx, 0, sizeof(float) * M * C);
-  for (int64_t l = 0; l < R; ++l) std::memcpy(dx + rows_.in[l] * C, g.data() + l * C, sizeof(float) * C);
+  if (dx) rows_.scatter_in(g.data(), M, C, dx);
 }
 
 // ---- vision ----
