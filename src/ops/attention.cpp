@@ -2,8 +2,6 @@
 
 #include <cmath>
 #include <dnnl.hpp>
-#include <map>
-#include <mutex>
 #include <tuple>
 #include <cstring>
 #include <limits>
@@ -36,14 +34,7 @@ struct AttnPrims {
   dnnl::memory::desc q_md, k_md, s_md, v_md, o_md;
 };
 
-const AttnPrims& attn_prims(int64_t B, int64_t L, int64_t H, int64_t D) {
-  static std::mutex mu;
-  static std::map<std::tuple<int64_t, int64_t, int64_t, int64_t>, AttnPrims> cache;
-  std::lock_guard<std::mutex> lock(mu);
-  auto key = std::make_tuple(B, L, H, D);
-  auto it = cache.find(key);
-  if (it != cache.end()) return it->second;
-  if (cache.size() > 128) cache.clear();  // text batches vary in length
+AttnPrims build_attn_prims(int64_t B, int64_t L, int64_t H, int64_t D) {
   const int64_t C = H * D, C3 = 3 * C;
   AttnPrims p;
   p.q_md = dnnl::memory::desc(dims{B, H, L, D}, dt::f32, dims{L * C3, D, C3, 1});
@@ -54,7 +45,12 @@ const AttnPrims& attn_prims(int64_t B, int64_t L, int64_t H, int64_t D) {
   auto& eng = cpu_engine();
   p.qk = dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(p.q_md, p.k_md, p.s_md), eng));
   p.pv = dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(p.s_md, p.v_md, p.o_md), eng));
-  return cache.emplace(key, std::move(p)).first->second;
+  return p;
+}
+
+AttnPrims attn_prims(int64_t B, int64_t L, int64_t H, int64_t D) {
+  static PrimitiveCache<std::tuple<int64_t, int64_t, int64_t, int64_t>, AttnPrims> cache(128);
+  return cache.get({B, L, H, D}, [&] { return build_attn_prims(B, L, H, D); });
 }
 
 // In place over S [B, H, L, L]: row softmax of S*scale with the masks applied (masked -> 0).
@@ -89,7 +85,7 @@ void masked_softmax_rows(float* S, int64_t B, int64_t H, int64_t L, float scale,
 void attention_forward_dnnl(const float* qkv, float* out, const AttentionShape& s, bool causal, const int32_t* key_mask) {
   ProfileScope prof("attention");
   const int64_t B = s.B, L = s.L, H = s.H, D = s.D, C = s.C();
-  const AttnPrims& p = attn_prims(B, L, H, D);
+  const AttnPrims p = attn_prims(B, L, H, D);
   auto& eng = cpu_engine();
   auto& strm = cpu_stream();
   float* S = Workspace::local().get(kScoresSlot, static_cast<size_t>(B * H * L * L));

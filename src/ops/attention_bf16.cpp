@@ -4,8 +4,6 @@
 #include <cmath>
 #include <dnnl.hpp>
 #include <limits>
-#include <map>
-#include <mutex>
 #include <tuple>
 #include <vector>
 
@@ -37,14 +35,7 @@ struct Prims {
   dnnl::memory::desc head, head_t, scores_f32, scores, scores_t, ctx, grad;
 };
 
-const Prims& prims(int64_t B, int64_t L, int64_t H, int64_t D) {
-  static std::mutex mu;
-  static std::map<std::tuple<int64_t, int64_t, int64_t, int64_t>, Prims> cache;
-  std::lock_guard<std::mutex> lock(mu);
-  const auto key = std::make_tuple(B, L, H, D);
-  auto it = cache.find(key);
-  if (it != cache.end()) return it->second;
-  if (cache.size() > 128) cache.clear();  // text batches vary in length
+Prims build_prims(int64_t B, int64_t L, int64_t H, int64_t D) {
   const int64_t C = H * D, C3 = 3 * C;
   Prims p;
   p.head = dnnl::memory::desc(dims{B, H, L, D}, dt::bf16, dims{L * C3, D, C3, 1});     // q, k or v
@@ -64,7 +55,12 @@ const Prims& prims(int64_t B, int64_t L, int64_t H, int64_t D) {
   p.dv = mm(p.scores_t, p.ctx, p.grad);
   p.dq = mm(p.scores, p.head, p.grad);
   p.dk = mm(p.scores_t, p.head, p.grad);
-  return cache.emplace(key, std::move(p)).first->second;
+  return p;
+}
+
+Prims prims(int64_t B, int64_t L, int64_t H, int64_t D) {
+  static PrimitiveCache<std::tuple<int64_t, int64_t, int64_t, int64_t>, Prims> cache(128);
+  return cache.get({B, L, H, D}, [&] { return build_prims(B, L, H, D); });
 }
 
 void run(const dnnl::matmul& m, const dnnl::memory::desc& a, const void* pa, const dnnl::memory::desc& b,
@@ -161,7 +157,7 @@ void attention_forward_bf16(const uint16_t* qkv_b, uint16_t* out_b, const Attent
                             const int32_t* key_mask, float* probs, uint16_t* probs_b, const AttentionDropout& drop) {
   ProfileScope prof("attention fwd bf16");
   const int64_t C = s.C();
-  const Prims& p = prims(s.B, s.L, s.H, s.D);
+  const Prims p = prims(s.B, s.L, s.H, s.D);
   const DropoutMask mask(drop.p, drop.seed, drop.site);
   count_flops(4 * s.B * s.H * s.L * s.L * s.D);
   run(p.qk, p.head, qkv_b, p.head_t, qkv_b + C, p.scores_f32, probs);  // S = Q K^T
@@ -174,7 +170,7 @@ void attention_backward_bf16(const float* dout, const uint16_t* qkv_b, const flo
                              float* dqkv, const AttentionShape& s, const AttentionDropout& drop) {
   ProfileScope prof("attention bwd bf16");
   const int64_t B = s.B, L = s.L, H = s.H, D = s.D, C = s.C();
-  const Prims& p = prims(B, L, H, D);
+  const Prims p = prims(B, L, H, D);
   const DropoutMask mask(drop.p, drop.seed, drop.site);
   uint16_t* dout_b = bf16_slot(kDoutBf16, B * L * C);
   to_bf16(dout, dout_b, B * L * C);

@@ -1,8 +1,6 @@
 #include "ops/matmul_bf16.h"
 
 #include <dnnl.hpp>
-#include <map>
-#include <mutex>
 #include <tuple>
 #include <unordered_map>
 
@@ -23,14 +21,8 @@ struct Prim {
   dnnl::memory::desc a, b, c, bias;
 };
 
-// The primitive for one shape/layout (handles are reference-counted: a copy outlives a cache clear).
-Prim prim_for(const Key& key) {
-  static std::mutex mu;
-  static std::map<Key, Prim> cache;
-  std::lock_guard<std::mutex> lock(mu);
-  auto it = cache.find(key);
-  if (it != cache.end()) return it->second;
-  if (cache.size() > 512) cache.clear();  // text batches vary in length
+// The primitive for one shape/layout.
+Prim build_prim(const Key& key) {
   const auto [M, N, K, ta, tb, lda, ldb, ldc, acc, has_bias, c_bf16] = key;
   Prim p;
   p.a = dnnl::memory::desc({M, K}, dt::bf16, ta ? dims{1, lda} : dims{lda, 1});
@@ -44,7 +36,12 @@ Prim prim_for(const Key& key) {
   auto& eng = cpu_engine();
   auto d = has_bias ? dnnl::matmul::desc(p.a, p.b, p.bias, p.c) : dnnl::matmul::desc(p.a, p.b, p.c);
   p.mm = dnnl::matmul(dnnl::matmul::primitive_desc(d, attr, eng));
-  return cache.emplace(key, p).first->second;
+  return p;
+}
+
+Prim prim_for(const Key& key) {
+  static PrimitiveCache<Key, Prim> cache(512);
+  return cache.get(key, [&] { return build_prim(key); });
 }
 
 struct WeightGradPrim {
@@ -52,14 +49,7 @@ struct WeightGradPrim {
   dnnl::memory::desc x, dy, dw;
 };
 
-WeightGradPrim weight_grad_prim(int64_t M, int64_t N, int64_t K) {
-  static std::mutex mu;
-  static std::map<std::tuple<int64_t, int64_t, int64_t>, WeightGradPrim> cache;
-  std::lock_guard<std::mutex> lock(mu);
-  const auto key = std::make_tuple(M, N, K);
-  auto it = cache.find(key);
-  if (it != cache.end()) return it->second;
-  if (cache.size() > 512) cache.clear();
+WeightGradPrim build_weight_grad_prim(int64_t M, int64_t N, int64_t K) {
   using tag = dnnl::memory::format_tag;
   auto& eng = cpu_engine();
   WeightGradPrim p;
@@ -72,7 +62,12 @@ WeightGradPrim weight_grad_prim(int64_t M, int64_t N, int64_t K) {
       eng);
   p.ip = dnnl::inner_product_backward_weights(dnnl::inner_product_backward_weights::primitive_desc(
       dnnl::inner_product_backward_weights::desc(p.x, p.dw, p.dy), eng, hint));
-  return cache.emplace(key, p).first->second;
+  return p;
+}
+
+WeightGradPrim weight_grad_prim(int64_t M, int64_t N, int64_t K) {
+  static PrimitiveCache<std::tuple<int64_t, int64_t, int64_t>, WeightGradPrim> cache(512);
+  return cache.get({M, N, K}, [&] { return build_weight_grad_prim(M, N, K); });
 }
 
 }  // namespace
