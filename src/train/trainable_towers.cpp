@@ -32,7 +32,11 @@ constexpr uint64_t kEmbeddingDropoutSite = 1ull << 40;
 void load_layers(LayerStack& s, const model::WeightReader& w, const std::string& sub, int n, int64_t C, int64_t heads,
                  int64_t I, ops::Act act, float eps, bool pre_ln, Registry& reg) {
   const bool clip = pre_ln;
-  if (n < 1) fail("{}: training needs at least one encoder layer (num_hidden_layers is {})", w.prefix(), n);
+  if (n < 1) {
+    const std::string where = w.prefix() + sub;  // e.g. "text_model.encoder.layers."
+    fail("{}: no encoder layers (num_hidden_layers is {}); training needs at least one",
+         where.substr(0, where.size() - 1), n);
+  }
   s.layers = std::vector<TEncoderLayer>(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) {
     const std::string p = sub + std::to_string(i) + ".";

@@ -3,15 +3,13 @@
 // --no-dropout, and gradient checkpointing regenerates the same masks (identical gradients).
 #include <gtest/gtest.h>
 
-#include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
-#include <functional>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "io/safetensors.h"
+#include "edited_model.h"
 #include "reference_batch.h"
 #include "test_util.h"
 #include "train/clip_loss.h"
@@ -45,21 +43,6 @@ Step run_step(const std::string& model, const std::string& dir, bool dropout, bo
   if (!training) return s;
   for (const auto& e : m->tensors()) s.grads[e.name].assign(e.g, e.g + e.n);
   return s;
-}
-
-// A copy of a test model with its config edited by `edit` (the weights are linked).
-std::string edited_copy(const std::string& model, const std::string& tag,
-                        const std::function<void(nlohmann::json&)>& edit) {
-  const fs::path src = data_path("models/" + model);
-  const fs::path dir = fs::temp_directory_path() / ("clipkit_attn_drop_" + tag + "_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  nlohmann::json cfg;
-  std::ifstream(src / "config.json") >> cfg;
-  edit(cfg);
-  std::ofstream(dir / "config.json") << cfg.dump(2);
-  fs::remove(dir / "model.safetensors");
-  fs::create_symlink(fs::absolute(src / "model.safetensors"), dir / "model.safetensors");
-  return dir.string();
 }
 
 bool under(const std::string& name, const char* prefix) { return name.rfind(prefix, 0) == 0; }
@@ -101,7 +84,7 @@ TEST(AttentionDropoutTraining, CheckpointingGivesIdenticalGradientsRoberta) {
 // RoBERTa's attention_probs_dropout_prob (0.1) is applied in the text tower (and not in the vision
 // tower, whose attention_dropout is 0: same image embeddings).
 TEST(AttentionDropoutTraining, RobertaUsesAttentionProbsDropout) {
-  const std::string dir = edited_copy("tiny-clip-roberta", "roberta", [](nlohmann::json& c) {
+  const std::string dir = testing::edited_copy("tiny-clip-roberta", "roberta", [](nlohmann::json& c) {
     c["text_config"]["attention_probs_dropout_prob"] = 0.0;
   });
   const auto without = run_step("tiny-clip-roberta", dir, true, false, ops::Precision::F32);
@@ -117,7 +100,7 @@ TEST(AttentionDropoutTraining, RobertaUsesAttentionProbsDropout) {
 }
 
 TEST(AttentionDropoutTraining, ClipTowersUseTheirAttentionDropout) {
-  const std::string dir = edited_copy("tiny-clip", "clip", [](nlohmann::json& c) {
+  const std::string dir = testing::edited_copy("tiny-clip", "clip", [](nlohmann::json& c) {
     c["vision_config"]["attention_dropout"] = 0.2;
     c["text_config"]["attention_dropout"] = 0.2;
   });

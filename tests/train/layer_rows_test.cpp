@@ -7,11 +7,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <vector>
 
+#include "core/error.h"
+#include "edited_model.h"
 #include "ops/fd_util.h"
 #include "ops/precision.h"
 #include "train/trainable_blocks.h"
+#include "train/trainable_model.h"
 
 namespace clipkit::train {
 namespace {
@@ -126,6 +130,21 @@ TEST(LayerRows, UnpaddedPreLnLayerMatchesFullLayerFp32) { check(true, ops::Preci
 TEST(LayerRows, UnpaddedPostLnLayerMatchesFullLayerFp32) { check(false, ops::Precision::F32, true); }
 TEST(LayerRows, UnpaddedPreLnLayerMatchesFullLayerBf16) { check(true, ops::Precision::BF16, true); }
 TEST(LayerRows, UnpaddedPostLnLayerMatchesFullLayerBf16) { check(false, ops::Precision::BF16, true); }
+
+// A tower has to have a layer: the last one is where the pooled rows are picked.
+TEST(LayerRows, TowerWithoutLayersIsRefused) {
+  const std::string dir = testing::edited_copy("tiny-clip", "no_layers",
+                                               [](nlohmann::json& c) { c["text_config"]["num_hidden_layers"] = 0; });
+  try {
+    TrainableClip::load(dir, {});
+    FAIL() << "loaded a text tower without layers";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("text_model.encoder.layers: no encoder layers (num_hidden_layers is 0)"),
+              std::string::npos)
+        << e.what();
+  }
+  std::filesystem::remove_all(dir);
+}
 
 }  // namespace
 }  // namespace clipkit::train
