@@ -16,9 +16,7 @@
 #include "core/parallel.h"
 #include "image/batch.h"
 #include "pipeline/embedder.h"
-#include "train/clip_loss.h"
 #include "train/optimizer.h"
-#include "train/projection_head.h"
 
 using namespace clipkit;
 using clk = std::chrono::steady_clock;
@@ -48,8 +46,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   set_num_threads(0);
-  auto emb = pipeline::Embedder::load(model, {ops::precision_from_name(precision)});
-  const auto& m = emb->model();
+  model::LoadOptions lo;
+  lo.precision = backend::precision_from_name(precision);
+  lo.train = lo.freeze_vision = lo.freeze_text = true;  // projections only, as the trainer loads it
+  auto emb = pipeline::Embedder::load(model, lo);
+  auto& m = emb->model();
   const int64_t Cv = m.config().vision->hidden_size, Ct = m.config().text->hidden_size, P = m.embed_dim();
 
   // 1a. images: decode + preprocess + vision tower over sample JPEGs (cycled)
@@ -104,29 +105,27 @@ int main(int argc, char** argv) {
   std::vector<float> fi(static_cast<size_t>(4096 * Cv)), ft(static_cast<size_t>(4096 * Ct));
   for (auto& v : fi) v = nd(rng);
   for (auto& v : ft) v = nd(rng);
-  std::vector<float> wv(static_cast<size_t>(P * Cv)), wt(static_cast<size_t>(P * Ct));
-  for (auto& v : wv) v = nd(rng) * 0.03f;
-  for (auto& v : wt) v = nd(rng) * 0.03f;
-  train::ProjectionHead head;
-  head.init(wv, wt, P, Cv, Ct, 2.6592f);
-  train::AdamW opt(head.params(), {0.9, 0.999, 1e-8, 0.1});
-  std::vector<float> bi(static_cast<size_t>(batch * Cv)), bt(static_cast<size_t>(batch * Ct)), ei(batch * P), et(batch * P),
-      di(batch * P), dt(batch * P);
+  backend::Backend& be = m.backend();
+  train::AdamW opt(be, m.trainable(), {0.9, 0.999, 1e-8, 0.1});
+  std::vector<float> bi(static_cast<size_t>(batch * Cv)), bt(static_cast<size_t>(batch * Ct));
   t0 = clk::now();
   for (int64_t s = 0; s < steps_timed; ++s) {
+    backend::Arena::Scope scope(be.thread_arena());
     for (int k = 0; k < batch; ++k) {  // gather rows, as the trainer does from its cache
       const int64_t r = (s * batch + k) % 4096;
       std::copy(fi.begin() + r * Cv, fi.begin() + (r + 1) * Cv, bi.begin() + k * Cv);
       std::copy(ft.begin() + r * Ct, ft.begin() + (r + 1) * Ct, bt.begin() + k * Ct);
     }
-    head.project_images(bi.data(), batch, ei.data());
-    head.project_texts(bt.data(), batch, et.data());
-    head.zero_grad();
-    auto l = train::clip_loss(ei.data(), et.data(), batch, P, head.logit_scale, di.data(), dt.data());
-    head.g_logit_scale = static_cast<float>(l.dlogit_scale);
-    head.backward(bi.data(), bt.data(), di.data(), dt.data(), batch);
-    train::clip_grad_norm(opt.params(), 1.0);
-    opt.step(1e-4);
+    m.zero_grad();
+    auto ei = m.project(model::Part::Vision, bi.data(), batch, true);
+    auto et = m.project(model::Part::Text, bt.data(), batch, true);
+    auto di = be.thread_arena().alloc(DType::F32, {batch, P}), dt = be.thread_arena().alloc(DType::F32, {batch, P});
+    auto l = be.clip_loss(ei, et, m.logit_scale_param().value, &di, &dt);
+    const float dscale = static_cast<float>(l.dlogit_scale);
+    be.upload(&dscale, m.logit_scale_param().grad);
+    m.backward(model::Part::Vision, di);
+    m.backward(model::Part::Text, dt);
+    opt.step(1e-4, train::clip_coefficient(opt.grad_norm(), 1.0));
   }
   const double step_s = since(t0) / steps_timed;
   const int64_t steps_per_epoch = (kCaptions + batch - 1) / batch;

@@ -57,7 +57,7 @@ int main(int argc, char** argv) {
   auto t3 = clock_::now();
   // single-query latency, as the service searches: one OpenMP thread per request thread
   const int threads = num_threads();
-  omp_set_num_threads(1);
+  set_num_threads(1);
   std::vector<double> lat;
   std::vector<float> sc(static_cast<size_t>(nq * k));
   std::vector<int64_t> got(static_cast<size_t>(nq * k));

@@ -2,7 +2,7 @@
 // loss, both towers backward, gradient clipping, AdamW update) for a dual-encoder checkpoint, in
 // fp32 and bf16, with captions padded to 128 tokens and with dynamic padding (the batch's longest
 // caption), plus two rates: model GFLOP/s (the nominal forward FLOPs x 3, padding included: the
-// count every engine shares) and performed GFLOP/s (the matmul FLOPs the ops counted, ops/flop_count.h:
+// count every engine shares) and performed GFLOP/s (the matmul FLOPs the ops counted, backend/flop_count.h:
 // padding and rows no pooled output needs are skipped) against this machine's matmul peak measured in
 // the same run. Inputs are synthetic (speed does not depend on the values): random
 // pixels, random token ids with caption lengths 10..20 tokens (COCO-like), the same as
@@ -20,13 +20,10 @@
 #include <vector>
 
 #include "core/parallel.h"
+#include "backend/flop_count.h"
+#include "model/clip_model.h"
 #include "model/flops.h"
-#include "ops/flop_count.h"
-#include "ops/linear.h"
-#include "ops/matmul_peak.h"
-#include "train/clip_loss.h"
 #include "train/optimizer.h"
-#include "train/trainable_model.h"
 
 using namespace clipkit;
 using clk = std::chrono::steady_clock;
@@ -68,18 +65,18 @@ int main(int argc, char** argv) {
   nlohmann::json rows = nlohmann::json::array();
   try {
     for (const auto& pname : split(precisions)) {
-      const auto prec = ops::precision_from_name(pname);
-      const double peak = ops::matmul_peak_gflops(prec);
-      train::TrainableOptions to;
-      to.precision = prec;
+      model::LoadOptions to;
+      to.precision = backend::precision_from_name(pname);
       to.dropout = dropout;
-      auto m = train::TrainableClip::load(model, to);
+      to.train = true;
+      auto m = model::ClipModel::load(model, to);
+      backend::Backend& be = m->backend();
+      const double peak = be.matmul_peak_gflops(to.precision);
       const auto& cfg = m->config();
       const auto& vc = *cfg.vision;
       const auto& tc = *cfg.text;
       const int64_t B = batch, P = m->embed_dim(), S = vc.image_size;
-      auto params = m->params();
-      train::AdamW opt(params, {0.9, 0.999, 1e-8, 0.1});
+      train::AdamW opt(be, m->trainable(), {0.9, 0.999, 1e-8, 0.1});
       std::mt19937 rng(1);
       std::normal_distribution<float> nd(0, 1);
       std::vector<float> px(static_cast<size_t>(B * 3 * S * S));
@@ -97,26 +94,29 @@ int main(int argc, char** argv) {
             mask[k * L + t] = 1;
           }
         }
-        std::vector<float> ei(static_cast<size_t>(B * P)), et(ei.size()), di(ei.size()), dt(ei.size());
-        auto step = [&](uint64_t s) {
+        auto step = [&](uint64_t s) {  // the trainer's step (train/trainer.cpp) on one process
+          backend::Arena::Scope scope(be.thread_arena());
           m->zero_grad();
-          m->vision_forward(px.data(), B, ei.data(), true, s);
-          m->text_forward(ids.data(), mask.data(), B, L, et.data(), true, s);
-          auto r = train::clip_loss(ei.data(), et.data(), B, P, m->logit_scale, di.data(), dt.data());
-          m->vision_backward(di.data());
-          m->text_backward(dt.data());
-          m->g_logit_scale = static_cast<float>(r.dlogit_scale);
-          opt.step(1e-5, train::clip_coefficient(train::grad_norm(params), 1.0));
+          auto ei = m->embed_images(px.data(), B, true, s);
+          auto et = m->embed_texts(ids.data(), mask.data(), B, L, true, s);
+          auto di = be.thread_arena().alloc(DType::F32, {B, P}), dt = be.thread_arena().alloc(DType::F32, {B, P});
+          auto r = be.clip_loss(ei, et, m->logit_scale_param().value, &di, &dt);
+          m->backward(model::Part::Vision, di);
+          m->backward(model::Part::Text, dt);
+          m->settle_grads();
+          const float dscale = static_cast<float>(r.dlogit_scale);
+          be.upload(&dscale, m->logit_scale_param().grad);
+          opt.step(1e-5, train::clip_coefficient(opt.grad_norm(), 1.0));
         };
         for (int w = 0; w < warmup; ++w) step(static_cast<uint64_t>(w));
         std::vector<double> times;
         int64_t step_flops = 0;  // matmul FLOPs one step performed (the ops' count)
         for (int s = 0; s < steps; ++s) {
-          ops::reset_flop_count();
+          backend::reset_flop_count();
           auto t0 = clk::now();
           step(static_cast<uint64_t>(warmup + s));
           times.push_back(since(t0));
-          step_flops = ops::flops_counted();
+          step_flops = backend::flops_counted();
         }
         std::sort(times.begin(), times.end());
         const double t = times[times.size() / 2];

@@ -1,8 +1,8 @@
 // The bf16 weight gradient dW [N, K] = dy^T [N, M] @ x [M, K] of the dense layers of ViT-B/32 (M = 1600
 // rows: batch 32 x 50 tokens) and roberta-base (M = 640: batch 32 x 20 tokens), three ways:
-//   matmul+sum   ops::matmul_bf16 reading dy transposed, accumulating into dW (sum post-op)
+//   matmul+sum   backend::cpu::matmul_bf16 reading dy transposed, accumulating into dW (sum post-op)
 //   matmul       the same overwriting dW
-//   ip           ops::weight_grad_bf16 (oneDNN's inner-product weight gradient), overwriting dW
+//   ip           backend::cpu::weight_grad_bf16 (oneDNN's inner-product weight gradient), overwriting dW
 // and the forward product y = x @ W^T of the same shape for reference. Caches are flushed before every
 // call (inside a training step the operands are not in cache either). GFLOP/s, median of --repeats.
 //
@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "core/parallel.h"
-#include "ops/matmul_bf16.h"
+#include "backend/cpu/matmul_bf16.h"
 
 namespace {
 
@@ -67,12 +67,12 @@ int main(int argc, char** argv) {
     std::vector<float> dW(static_cast<size_t>(N * K), 0.0f), y(static_cast<size_t>(M * N));
     const double gflop = 2.0 * M * N * K / 1e9;
     const double acc = median_seconds(
-        [&] { ops::matmul_bf16(true, false, N, K, M, dy.data(), N, x.data(), K, 1.0f, dW.data(), K); }, repeats);
+        [&] { backend::cpu::matmul_bf16(true, false, N, K, M, dy.data(), N, x.data(), K, 1.0f, dW.data(), K); }, repeats);
     const double over = median_seconds(
-        [&] { ops::matmul_bf16(true, false, N, K, M, dy.data(), N, x.data(), K, 0.0f, dW.data(), K); }, repeats);
-    const double ip = median_seconds([&] { ops::weight_grad_bf16(M, N, K, dy.data(), x.data(), dW.data()); }, repeats);
+        [&] { backend::cpu::matmul_bf16(true, false, N, K, M, dy.data(), N, x.data(), K, 0.0f, dW.data(), K); }, repeats);
+    const double ip = median_seconds([&] { backend::cpu::weight_grad_bf16(M, N, K, dy.data(), x.data(), dW.data()); }, repeats);
     const double fwd = median_seconds(
-        [&] { ops::matmul_bf16(false, true, M, N, K, x.data(), K, W.data(), K, 0.0f, y.data(), N); }, repeats);
+        [&] { backend::cpu::matmul_bf16(false, true, M, N, K, x.data(), K, W.data(), K, 0.0f, y.data(), N); }, repeats);
     std::printf("%5lld %5lld %5lld %12.0f %8.0f %8.0f %8.0f\n", static_cast<long long>(M), static_cast<long long>(N),
                 static_cast<long long>(K), gflop / acc, gflop / over, gflop / ip, gflop / fwd);
   }

@@ -5,7 +5,7 @@
 
 #include "apps/encoder.h"
 #include "core/error.h"
-#include "ops/linear.h"
+#include "backend/cpu/gemm.h"
 
 namespace clipkit::apps {
 namespace {
@@ -41,7 +41,7 @@ std::vector<SimilarPair> run(const float* A, int64_t Na, const float* B, int64_t
     for (int64_t b0 = self ? a0 : 0; b0 < Nb; b0 += block) {
       const int64_t nb = std::min(block, Nb - b0);
       // C [na, nb] = A[a0:] @ B[b0:]^T
-      ops::sgemm(false, true, na, nb, D, 1.f, A + a0 * D, D, B + b0 * D, D, 0.f, C.data(), nb);
+      backend::cpu::sgemm(false, true, na, nb, D, 1.f, A + a0 * D, D, B + b0 * D, D, 0.f, C.data(), nb);
       scan_block(C.data(), na, nb, a0, b0, self && a0 == b0, A, B, D, threshold, per_thread);
     }
   }

@@ -10,5 +10,6 @@ void set_num_threads(int n) {
 }
 
 int num_threads() { return omp_get_max_threads(); }
+int thread_index() { return omp_get_thread_num(); }
 
 }  // namespace clipkit

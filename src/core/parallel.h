@@ -1,8 +1,7 @@
 // One threading model for everything: OpenMP (the runtime oneDNN uses here), so our own ops and
-// oneDNN's share one pool and never oversubscribe the cores.
+// oneDNN's share one pool and never oversubscribe the cores. (This header keeps OpenMP's own out
+// of its includers.)
 #pragma once
-#include <omp.h>
-
 #include <cstdint>
 
 namespace clipkit {
@@ -10,6 +9,7 @@ namespace clipkit {
 // Sets the number of compute threads (0 = all cores). Call once at start-up.
 void set_num_threads(int n);
 int num_threads();
+int thread_index();  // of the calling thread within the current parallel region (0 outside one)
 
 // parallel_for(n, fn): fn(begin, end) over a static split of [0, n) across the compute threads.
 template <typename Fn>
@@ -21,7 +21,7 @@ void parallel_for(int64_t n, Fn&& fn, int64_t min_chunk = 1) {
   if (nt <= 1) { fn(int64_t{0}, n); return; }
 #pragma omp parallel num_threads(nt)
   {
-    int t = omp_get_thread_num();
+    int t = thread_index();
     int64_t b = n * t / nt, e = n * (t + 1) / nt;
     if (b < e) fn(b, e);
   }

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "io/safetensors.h"
 
 namespace clipkit::model {
 namespace {
@@ -16,95 +17,244 @@ std::string find_prefix(const Checkpoint& ck, std::initializer_list<const char*>
   return "";
 }
 
+uint64_t mix(uint64_t a, uint64_t b) {
+  uint64_t z = a * 0x9E3779B97F4A7C15ull + b + 0x632BE59BD9B4E019ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+clipkit::Tensor to_host(backend::Backend& be, const Tensor& t, Shape shape) {
+  clipkit::Tensor h = clipkit::Tensor::empty(DType::F32, std::move(shape));
+  be.download(t, h.data);
+  return h;
+}
+
 }  // namespace
 
 std::unique_ptr<ClipModel> ClipModel::load(const std::string& dir, const LoadOptions& o) {
   namespace fs = std::filesystem;
   if (!fs::is_directory(dir)) fail("{}: model folder not found", dir);
-  auto m = std::make_unique<ClipModel>();
+  auto m = std::make_unique<ClipModel>(backend::backend_for(o.device));
   m->dir_ = dir;
-  m->prec_ = o.precision;
+  m->opt_ = o;
   m->cfg_ = ModelConfig::from_file((fs::path(dir) / "config.json").string());
+  const ModelConfig& c = m->cfg_;
   Checkpoint ck(dir);
   std::set<std::string> dtypes;
   for (auto& [n, t] : ck.tensors()) dtypes.insert(dtype_name(t.dtype));
   for (auto& d : dtypes) m->weights_dtype_ += (m->weights_dtype_.empty() ? "" : ",") + d;
-
-  if (m->cfg_.vision) {
+  auto plan = [&](Part part, bool frozen, int freeze_layers) {
+    LoadPlan p{part, o.train && !frozen, freeze_layers > 0 ? freeze_layers : -1, backend::WeightUse::Inference,
+               o.precision};
+    if (p.train) p.use = backend::WeightUse::Training;
+    return p;
+  };
+  ParamSet& ps = m->params_;
+  if (c.vision) {
     std::string p = find_prefix(ck, {"vision_model.vision_model.", "vision_model.", ""}, "embeddings.class_embedding");
     if (p.empty() && !ck.has("embeddings.class_embedding"))
       fail("{}: config has a vision tower but the weights have no \"*embeddings.class_embedding\"", dir);
     m->vision_ = std::make_unique<ClipVisionTower>();
-    m->vision_->load(WeightReader(ck, p), *m->cfg_.vision, o.precision);
+    m->vision_->load(ps, WeightReader(ck.tensors(), dir, p), *c.vision,
+                     plan(Part::Vision, o.freeze_vision, o.freeze_vision_layers));
+    m->vision_trains_ = o.train && !o.freeze_vision;
   }
-  if (m->cfg_.text) {
-    if (m->cfg_.text->arch == TextArch::Clip) {
-      std::string p = find_prefix(ck, {"text_model.text_model.", "text_model.", ""}, "embeddings.token_embedding.weight");
-      auto t = std::make_unique<ClipTextTower>();
-      t->load(WeightReader(ck, p), *m->cfg_.text, o.precision);
-      m->text_ = std::move(t);
+  if (c.text) {
+    std::string p;
+    if (c.text->arch == TextArch::Clip) {
+      p = find_prefix(ck, {"text_model.text_model.", "text_model.", ""}, "embeddings.token_embedding.weight");
+      m->text_ = std::make_unique<ClipTextTower>();
     } else {
-      std::string p = find_prefix(ck, {"text_model.", "text_model.roberta.", "roberta.", ""}, "embeddings.word_embeddings.weight");
-      auto t = std::make_unique<RobertaTextTower>();
-      t->load(WeightReader(ck, p), *m->cfg_.text, o.precision);
-      m->text_ = std::move(t);
+      p = find_prefix(ck, {"text_model.", "text_model.roberta.", "roberta.", ""}, "embeddings.word_embeddings.weight");
+      m->text_ = std::make_unique<RobertaTextTower>();
     }
+    m->text_->load(ps, WeightReader(ck.tensors(), dir, p), *c.text,
+                   plan(Part::Text, o.freeze_text, o.freeze_text_layers));
+    m->text_trains_ = o.train && !o.freeze_text;
   }
-  WeightReader root(ck, "");
-  const int64_t P = m->cfg_.projection_dim;
-  if (m->vision_ && m->text_) {
-    auto vp = root.get("visual_projection.weight", {P, m->cfg_.vision->hidden_size});
-    auto tp = root.get("text_projection.weight", {P, m->cfg_.text->hidden_size});
-    m->visual_projection_.init(vp.data(), nullptr, P, m->cfg_.vision->hidden_size, o.precision);
-    m->text_projection_.init(tp.data(), nullptr, P, m->cfg_.text->hidden_size, o.precision);
-    m->has_proj_ = true;
-    if (ck.has("logit_scale")) m->logit_scale_ = root.get("logit_scale", {})[0];
-    else m->logit_scale_ = m->cfg_.logit_scale_init;
-  } else if (m->vision_ && ck.has("visual_projection.weight")) {  // CLIPVisionModelWithProjection
-    auto vp = root.get("visual_projection.weight", {P, m->cfg_.vision->hidden_size});
-    m->visual_projection_.init(vp.data(), nullptr, P, m->cfg_.vision->hidden_size, o.precision);
-    m->has_proj_ = true;
-  } else if (m->text_ && ck.has("text_projection.weight")) {  // CLIPTextModelWithProjection
-    auto tp = root.get("text_projection.weight", {P, m->cfg_.text->hidden_size});
-    m->text_projection_.init(tp.data(), nullptr, P, m->cfg_.text->hidden_size, o.precision);
-    m->has_proj_ = true;
+  const WeightReader root(ck.tensors(), dir);
+  const int64_t P = c.projection_dim;
+  const LoadPlan head = plan(Part::Head, false, 0);
+  const bool dual = m->vision_ && m->text_;
+  if (m->vision_ && (dual || ck.has("visual_projection.weight"))) {  // or CLIPVisionModelWithProjection
+    m->visual_proj_ = std::make_unique<Linear>();
+    m->visual_proj_->load(ps, root, {"visual_projection."}, P, c.vision->hidden_size, false, head, kTopDepth);
   }
+  if (m->text_ && (dual || ck.has("text_projection.weight"))) {  // or CLIPTextModelWithProjection
+    m->text_proj_ = std::make_unique<Linear>();
+    m->text_proj_->load(ps, root, {"text_projection."}, P, c.text->hidden_size, false, head, kTopDepth);
+  }
+  m->logit_scale_init_ = c.logit_scale_init;
+  if (dual) {
+    std::map<std::string, clipkit::Tensor> init;  // HF's logit_scale_init_value when the checkpoint has none
+    if (!ck.has("logit_scale")) {
+      init["logit_scale"] = clipkit::Tensor::empty(DType::F32, {});
+      *init["logit_scale"].ptr<float>() = c.logit_scale_init;
+    }
+    ps.add(ck.has("logit_scale") ? root : WeightReader(init, dir), "logit_scale", {}, head, kTopDepth, true);
+    m->logit_scale_ = &ps.all().back();
+  }
+  for (float p : {c.vision ? c.vision->attention_dropout : 0.0f, c.text ? c.text->attention_dropout : 0.0f})
+    if (!(p >= 0 && p < 1)) fail("{}: attention dropout {} is outside [0, 1)", dir, p);
   return m;
 }
 
+Pass ClipModel::pass(backend::Arena& a, bool train, Part tower, uint64_t step) const {
+  Pass p{be_, a, opt_.precision};
+  if (!train) return p;
+  p.save = true;
+  p.checkpointing = opt_.gradient_checkpointing;
+  p.seed = mix(opt_.seed, mix(step, tower == Part::Vision ? 1 : 2));
+  if (!opt_.dropout) return p;
+  if (tower == Part::Vision) {
+    p.attention_dropout = cfg_.vision->attention_dropout;
+  } else {
+    p.attention_dropout = cfg_.text->attention_dropout;
+    p.hidden_dropout = cfg_.text->arch == TextArch::Roberta ? cfg_.text->hidden_dropout : 0.0f;
+  }
+  return p;
+}
+
+// ---- inference ----
+
 TowerOutput ClipModel::vision_forward(const float* pixels, int64_t N, bool want_hidden) const {
   if (!vision_) fail("{}: this model has no vision tower", dir_);
-  return vision_->forward(pixels, N, want_hidden);
+  backend::Arena& arena = be_.thread_arena();
+  backend::Arena::Scope scope(arena);
+  Pass p = pass(arena, false, Part::Vision, 0);
+  Tensor hidden;
+  TowerOutput out;
+  const int64_t C = vision_->config().hidden_size, T = vision_->config().num_patches() + 1;
+  out.pooled = to_host(be_, vision_->forward(p, pixels, N, nullptr, want_hidden ? &hidden : nullptr), {N, C});
+  if (want_hidden) out.last_hidden_state = to_host(be_, hidden, {N, T, C});
+  return out;
 }
 
-TowerOutput ClipModel::text_forward(const int32_t* ids, const int32_t* mask, int64_t B, int64_t L, bool want_hidden) const {
+TowerOutput ClipModel::text_forward(const int32_t* ids, const int32_t* mask, int64_t B, int64_t L,
+                                    bool want_hidden) const {
   if (!text_) fail("{}: this model has no text tower", dir_);
-  return text_->forward(ids, mask, B, L, want_hidden);
+  backend::Arena& arena = be_.thread_arena();
+  backend::Arena::Scope scope(arena);
+  Pass p = pass(arena, false, Part::Text, 0);
+  Tensor hidden;
+  TowerOutput out;
+  const int64_t C = text_->hidden_size();
+  out.pooled = to_host(be_, text_->forward(p, ids, mask, B, L, nullptr, want_hidden ? &hidden : nullptr), {B, C});
+  if (want_hidden) out.last_hidden_state = to_host(be_, hidden, {B, L, C});
+  return out;
 }
 
-Tensor ClipModel::image_features(const float* pixels, int64_t N) const {
-  auto out = vision_forward(pixels, N, false);
-  if (!visual_projection_.out_features()) return out.pooled;
-  Tensor r = Tensor::empty(DType::F32, {N, visual_projection_.out_features()});
-  visual_projection_.forward(out.pooled.ptr<float>(), N, r.ptr<float>());
-  return r;
+Tensor ClipModel::project_pooled(Pass& p, Part tower, const Tensor& pooled, Tensor* saved) const {
+  const Linear* proj = tower == Part::Vision ? visual_proj_.get() : text_proj_.get();
+  if (!proj) return pooled;
+  Tensor emb = p.alloc({pooled.rows(), proj->N()});
+  proj->forward(p, pooled, emb, {}, saved);
+  return emb;
 }
 
-Tensor ClipModel::text_features(const int32_t* ids, const int32_t* mask, int64_t B, int64_t L) const {
-  auto out = text_forward(ids, mask, B, L, false);
-  if (!text_projection_.out_features()) return out.pooled;
-  Tensor r = Tensor::empty(DType::F32, {B, text_projection_.out_features()});
-  text_projection_.forward(out.pooled.ptr<float>(), B, r.ptr<float>());
-  return r;
+clipkit::Tensor ClipModel::image_features(const float* pixels, int64_t N) const {
+  if (!vision_) fail("{}: this model has no vision tower", dir_);
+  backend::Arena& arena = be_.thread_arena();
+  backend::Arena::Scope scope(arena);
+  Pass p = pass(arena, false, Part::Vision, 0);
+  Tensor emb = project_pooled(p, Part::Vision, vision_->forward(p, pixels, N, nullptr, nullptr), nullptr);
+  return to_host(be_, emb, {N, emb.cols()});
 }
 
-int64_t ClipModel::param_count() const {
-  int64_t n = vision_param_count() + text_param_count();
-  if (visual_projection_.out_features()) n += model::param_count(visual_projection_);
-  if (text_projection_.out_features()) n += model::param_count(text_projection_);
-  if (vision_ && text_) n += 1;  // logit_scale
+clipkit::Tensor ClipModel::text_features(const int32_t* ids, const int32_t* mask, int64_t B, int64_t L) const {
+  if (!text_) fail("{}: this model has no text tower", dir_);
+  backend::Arena& arena = be_.thread_arena();
+  backend::Arena::Scope scope(arena);
+  Pass p = pass(arena, false, Part::Text, 0);
+  Tensor emb = project_pooled(p, Part::Text, text_->forward(p, ids, mask, B, L, nullptr, nullptr), nullptr);
+  return to_host(be_, emb, {B, emb.cols()});
+}
+
+// ---- training ----
+
+Tensor ClipModel::embed_images(const float* pixels, int64_t N, bool train, uint64_t step) {
+  if (!vision_) fail("{}: this model has no vision tower", dir_);
+  const bool tower = train && vision_trains_;  // a frozen tower runs as in inference; its projection trains
+  vision_step_ = step;
+  Pass p = pass(be_.thread_arena(), tower, Part::Vision, step);
+  return project_pooled(p, Part::Vision, vision_->forward(p, pixels, N, tower ? &vision_saved_ : nullptr, nullptr),
+                        train ? &vision_proj_x_ : nullptr);
+}
+
+Tensor ClipModel::embed_texts(const int32_t* ids, const int32_t* mask, int64_t B, int64_t L, bool train,
+                              uint64_t step) {
+  if (!text_) fail("{}: this model has no text tower", dir_);
+  const bool tower = train && text_trains_;
+  text_step_ = step;
+  Pass p = pass(be_.thread_arena(), tower, Part::Text, step);
+  return project_pooled(p, Part::Text, text_->forward(p, ids, mask, B, L, tower ? &text_saved_ : nullptr, nullptr),
+                        train ? &text_proj_x_ : nullptr);
+}
+
+Tensor ClipModel::project(Part tower, const float* pooled, int64_t n, bool train) {
+  const int64_t C = tower == Part::Vision ? cfg_.vision->hidden_size : cfg_.text->hidden_size;
+  Pass p = pass(be_.thread_arena(), false, tower, 0);
+  Tensor* saved = !train ? nullptr : tower == Part::Vision ? &vision_proj_x_ : &text_proj_x_;
+  return project_pooled(p, tower, be_.input(p.arena, pooled, DType::F32, {n, C}), saved);
+}
+
+void ClipModel::backward(Part tower, const Tensor& demb) {
+  const bool vis = tower == Part::Vision;
+  Linear* proj = vis ? visual_proj_.get() : text_proj_.get();
+  const bool trains = vis ? vision_trains_ : text_trains_;
+  Pass p = pass(be_.thread_arena(), true, tower, vis ? vision_step_ : text_step_);
+  const Tensor& x = vis ? vision_proj_x_ : text_proj_x_;
+  Tensor dpooled = trains ? p.alloc({demb.rows(), x.cols()}) : Tensor();
+  proj->backward(p, x, {}, demb, trains ? &dpooled : nullptr, false);
+  if (!trains) return;
+  if (vis) vision_->backward(p, dpooled, vision_saved_);
+  else text_->backward(p, dpooled, text_saved_);
+}
+
+// ---- parameters ----
+
+std::vector<Param*> ClipModel::trainable() {
+  std::vector<Param*> out;
+  for (auto& p : params_.all())
+    if (p.trainable()) out.push_back(&p);
+  return out;
+}
+
+std::map<std::string, clipkit::Tensor> ClipModel::trained_state() const {
+  std::map<std::string, clipkit::Tensor> out;
+  for (auto& p : params_.all())
+    if (p.trainable()) out[p.name] = to_host(be_, p.value, p.shape);
+  return out;
+}
+
+void ClipModel::load_state(const std::map<std::string, clipkit::Tensor>& tensors, const std::string& source) {
+  for (auto& p : params_.all()) {
+    auto it = tensors.find(p.name);
+    if (it == tensors.end()) continue;
+    clipkit::Tensor f = it->second.to_f32();
+    if (f.numel() != p.value.numel())
+      fail("{}: tensor \"{}\" has {} values, expected {}", source, p.name, f.numel(), p.value.numel());
+    be_.upload(f.data, p.value);
+    ++p.buffer->version;
+  }
+}
+
+float ClipModel::logit_scale() const {
+  if (!logit_scale_) return logit_scale_init_;
+  float v;
+  be_.download(logit_scale_->value, &v);
+  return v;
+}
+
+int64_t ClipModel::count(Part part) const {
+  int64_t n = 0;
+  for (auto& p : params_.all())
+    if (p.part == part) n += p.value.numel();
   return n;
 }
+
+int64_t ClipModel::param_count() const { return count(Part::Vision) + count(Part::Text) + count(Part::Head); }
 
 std::string ClipModel::architecture() const {
   std::string v, t;

@@ -1,13 +1,8 @@
 #include "model/clip_text.h"
 
-#include <cstring>
-
 #include "core/error.h"
-#include "core/parallel.h"
 
 namespace clipkit::model {
-
-static const char* const kClipAttnNames[4] = {"q_proj.", "k_proj.", "v_proj.", "out_proj."};
 
 int64_t eos_position(const int32_t* ids, int64_t L, int eos_token_id) {
   int64_t best = 0;
@@ -21,55 +16,65 @@ int64_t eos_position(const int32_t* ids, int64_t L, int eos_token_id) {
   return 0;  // HF: argmax of an all-zero comparison
 }
 
-void ClipTextTower::load(const WeightReader& w, const TextConfig& c, ops::Precision p) {
-  cfg_ = c;
-  const int64_t C = c.hidden_size;
-  token_embedding_ = w.get("embeddings.token_embedding.weight", {c.vocab_size, C});
-  position_embedding_ = w.get("embeddings.position_embedding.weight", {c.max_position_embeddings, C});
-  final_ln_.load(w.sub("final_layer_norm."), C, c.layer_norm_eps);
-  layers_ = std::vector<EncoderLayer>(static_cast<size_t>(c.num_layers));
-  for (int i = 0; i < c.num_layers; ++i) {
-    auto lw = w.sub("encoder.layers." + std::to_string(i) + ".");
-    auto& L = layers_[static_cast<size_t>(i)];
-    L.pre_ln = true;
-    L.ln1.load(lw.sub("layer_norm1."), C, c.layer_norm_eps);
-    L.ln2.load(lw.sub("layer_norm2."), C, c.layer_norm_eps);
-    L.attn.load(lw.sub("self_attn."), kClipAttnNames, C, c.num_heads, p);
-    L.mlp.load(lw.sub("mlp."), "fc1.", "fc2.", C, c.intermediate_size, c.act, p);
-  }
+void check_token_ids(const int32_t* ids, int64_t n, int vocab_size) {
+  for (int64_t i = 0; i < n; ++i)
+    if (ids[i] < 0 || ids[i] >= vocab_size) fail("token id {} is outside the vocabulary (size {})", ids[i], vocab_size);
 }
 
-TowerOutput ClipTextTower::forward(const int32_t* ids, const int32_t* mask, int64_t B, int64_t L, bool want_hidden) const {
+void ClipTextTower::load(ParamSet& ps, const WeightReader& r, const TextConfig& c, const LoadPlan& plan) {
+  cfg_ = c;
+  const int64_t C = c.hidden_size;
+  tok_ = ps.add(r, "embeddings.token_embedding.weight", {c.vocab_size, C}, plan, -1, true);
+  pos_ = ps.add(r, "embeddings.position_embedding.weight", {c.max_position_embeddings, C}, plan, -1, true);
+  const std::string mlp[2] = {"mlp.fc1.", "mlp.fc2."}, lns[2] = {"layer_norm1.", "layer_norm2."};
+  load_layers(stack_, ps, r, "encoder.layers.", c.num_layers,
+              {"self_attn.q_proj.", "self_attn.k_proj.", "self_attn.v_proj.", "self_attn.out_proj."}, mlp, lns, C,
+              c.num_heads, c.intermediate_size, c.act, c.layer_norm_eps, /*pre_ln=*/true, plan);
+  final_ln_.load(ps, r.sub("final_layer_norm."), C, c.layer_norm_eps, plan, c.num_layers);
+}
+
+Tensor ClipTextTower::forward(Pass& p, const int32_t* ids, const int32_t* mask, int64_t B, int64_t L, TowerSaved* s,
+                              Tensor* hidden) const {
   const int64_t C = cfg_.hidden_size;
   if (L > cfg_.max_position_embeddings)
     fail("text of {} tokens is longer than the model's {} positions (truncate it)", L, cfg_.max_position_embeddings);
-  for (int64_t i = 0; i < B * L; ++i)
-    if (ids[i] < 0 || ids[i] >= cfg_.vocab_size) fail("token id {} is outside the vocabulary (size {})", ids[i], cfg_.vocab_size);
-  Tensor h = Tensor::empty(DType::F32, {B, L, C});
-  float* x = h.ptr<float>();
-  parallel_for(B * L, [&](int64_t b, int64_t e) {
-    for (int64_t r = b; r < e; ++r) {
-      const float* tok = token_embedding_.data() + static_cast<int64_t>(ids[r]) * C;
-      const float* pos = position_embedding_.data() + (r % L) * C;
-      for (int64_t c = 0; c < C; ++c) x[r * C + c] = tok[c] + pos[c];
-    }
-  }, 16);
-  for (auto& layer : layers_) layer.forward(x, B, L, /*causal=*/true, mask);
-  final_ln_.forward(x, x, B * L);
-  TowerOutput out;
-  out.pooled = Tensor::empty(DType::F32, {B, C});
-  for (int64_t b = 0; b < B; ++b) {
-    int64_t pos = eos_position(ids + b * L, L, cfg_.eos_token_id);
-    std::memcpy(out.pooled.ptr<float>() + b * C, x + (b * L + pos) * C, sizeof(float) * C);
+  check_token_ids(ids, B * L, cfg_.vocab_size);
+  Indices local;
+  if (s) *s = {};
+  Indices& ix = s ? s->indices : local;
+  std::vector<int32_t> pos(static_cast<size_t>(B * L)), eos(static_cast<size_t>(B));
+  for (int64_t r = 0; r < B * L; ++r) pos[r] = static_cast<int32_t>(r % L);
+  for (int64_t b = 0; b < B; ++b) eos[b] = static_cast<int32_t>(b * L + eos_position(ids + b * L, L, cfg_.eos_token_id));
+  const Tensor &id_t = ix.add(p, std::vector<int32_t>(ids, ids + B * L)), &pos_t = ix.add(p, pos);
+  const Tensor& mask_t = ix.add(p, std::vector<int32_t>(mask, mask + B * L));
+  Tensor x0 = p.alloc({B * L, C});
+  p.be.embedding(tok_.value, id_t, x0, false);
+  p.be.embedding(pos_.value, pos_t, x0, true);
+  Rows rows, last;
+  LayerStack::plan(p, ix, mask, B, L, hidden ? nullptr : &eos, &rows, &last);
+  Tensor h = stack_.forward(p, x0, B, L, /*causal=*/true, &mask_t, rows, last, s ? &s->stack : nullptr);
+  Tensor pooled = p.alloc({B, C});
+  if (hidden) {  // final_layer_norm is row-wise: all rows for the hidden states, else only the EOS rows
+    final_ln_.forward(p, h, h);
+    *hidden = h;
+    p.be.gather_rows(h, ix.add(p, eos), pooled);
+    return pooled;
   }
-  if (want_hidden) out.last_hidden_state = std::move(h);
-  return out;
+  final_ln_.forward(p, h, pooled, s ? &s->top_stats : nullptr);
+  if (s) s->ids = id_t, s->positions = pos_t, s->top_in = h;
+  return pooled;
 }
 
-int64_t ClipTextTower::param_count() const {
-  int64_t n = static_cast<int64_t>(token_embedding_.size() + position_embedding_.size()) + model::param_count(final_ln_);
-  for (auto& L : layers_) n += model::param_count(L);
-  return n;
+void ClipTextTower::backward(Pass& p, const Tensor& dpooled, TowerSaved& s) {
+  const int64_t C = cfg_.hidden_size, B = dpooled.rows(), BL = s.ids.numel();
+  Tensor dtop = p.alloc({B, C});
+  final_ln_.backward(p, dpooled, s.top_in, s.top_stats, &dtop, false);
+  const bool embeddings = tok_.grad.defined();
+  Tensor dx0 = embeddings ? p.alloc({BL, C}) : Tensor();
+  stack_.backward(p, dtop, embeddings ? &dx0 : nullptr, s.stack);
+  if (!embeddings) return;
+  p.be.embedding_backward(dx0, s.ids, tok_.grad, -1);
+  p.be.embedding_backward(dx0, s.positions, pos_.grad, -1);
 }
 
 }  // namespace clipkit::model

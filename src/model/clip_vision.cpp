@@ -1,91 +1,71 @@
 #include "model/clip_vision.h"
 
-#include <cstring>
-
-#include "core/parallel.h"
-#include "core/profile.h"
-#include "ops/workspace.h"
-
 namespace clipkit::model {
 
-// workspace slots above the ones the encoder blocks use
-enum Slot { kPatchCols = 8, kPatchEmbeds, kResidual };
-
-static const char* const kClipAttnNames[4] = {"q_proj.", "k_proj.", "v_proj.", "out_proj."};
-
-void ClipVisionTower::load(const WeightReader& w, const VisionConfig& c, ops::Precision p) {
+void ClipVisionTower::load(ParamSet& ps, const WeightReader& r, const VisionConfig& c, const LoadPlan& plan) {
   cfg_ = c;
-  const int64_t C = c.hidden_size, P = c.patch_size, T = c.num_patches() + 1;
-  auto pw = w.get("embeddings.patch_embedding.weight", {C, c.num_channels, P, P});
-  patch_embed_.init(pw.data(), nullptr, C, c.num_channels * P * P, p);
-  class_embedding_ = w.get("embeddings.class_embedding", {C});
-  position_embedding_ = w.get("embeddings.position_embedding.weight", {T, C});
-  pre_ln_.load(w.sub("pre_layrnorm."), C, c.layer_norm_eps);
-  post_ln_.load(w.sub("post_layernorm."), C, c.layer_norm_eps);
-  layers_ = std::vector<EncoderLayer>(static_cast<size_t>(c.num_layers));
-  for (int i = 0; i < c.num_layers; ++i) {
-    auto lw = w.sub("encoder.layers." + std::to_string(i) + ".");
-    auto& L = layers_[static_cast<size_t>(i)];
-    L.pre_ln = true;
-    L.ln1.load(lw.sub("layer_norm1."), C, c.layer_norm_eps);
-    L.ln2.load(lw.sub("layer_norm2."), C, c.layer_norm_eps);
-    L.attn.load(lw.sub("self_attn."), kClipAttnNames, C, c.num_heads, p);
-    L.mlp.load(lw.sub("mlp."), "fc1.", "fc2.", C, c.intermediate_size, c.act, p);
-  }
+  const int64_t C = c.hidden_size, P = c.patch_size, T = c.num_patches() + 1, CH = c.num_channels;
+  cls_ = ps.add(r, "embeddings.class_embedding", {C}, plan, -1, true);
+  patch_.load(ps, r, {"embeddings.patch_embedding."}, C, CH * P * P, false, plan, -1, {C, CH, P, P});
+  pos_ = ps.add(r, "embeddings.position_embedding.weight", {T, C}, plan, -1, true);
+  pre_ln_.load(ps, r.sub("pre_layrnorm."), C, c.layer_norm_eps, plan, -1);
+  const std::string mlp[2] = {"mlp.fc1.", "mlp.fc2."}, lns[2] = {"layer_norm1.", "layer_norm2."};
+  load_layers(stack_, ps, r, "encoder.layers.", c.num_layers,
+              {"self_attn.q_proj.", "self_attn.k_proj.", "self_attn.v_proj.", "self_attn.out_proj."}, mlp, lns, C,
+              c.num_heads, c.intermediate_size, c.act, c.layer_norm_eps, /*pre_ln=*/true, plan);
+  post_ln_.load(ps, r.sub("post_layernorm."), C, c.layer_norm_eps, plan, c.num_layers);
 }
 
-TowerOutput ClipVisionTower::forward(const float* pixels, int64_t N, bool want_hidden) const {
-  const int64_t C = cfg_.hidden_size, P = cfg_.patch_size, S = cfg_.image_size, G = S / P, NP = G * G, T = NP + 1;
-  const int64_t CH = cfg_.num_channels, K = CH * P * P;
-  // im2col: patches [N*NP, CH*P*P] in (c, ky, kx) order, matching the conv weight layout.
-  auto& ws = ops::Workspace::local();
-  ProfileScope prof_embed("vision embeddings");
-  float* cols = ws.get(kPatchCols, static_cast<size_t>(N * NP * K));
-  parallel_for(N * NP, [&](int64_t b, int64_t e) {
-    for (int64_t r = b; r < e; ++r) {
-      const int64_t n = r / NP, py = (r % NP) / G, px = r % G;
-      float* dst = cols + r * K;
-      for (int64_t c = 0; c < CH; ++c)
-        for (int64_t ky = 0; ky < P; ++ky) {
-          const float* src = pixels + ((n * CH + c) * S + py * P + ky) * S + px * P;
-          std::memcpy(dst + (c * P + ky) * P, src, sizeof(float) * P);
-        }
-    }
-  }, 16);
-  float* pe = ws.get(kPatchEmbeds, static_cast<size_t>(N * NP * C));
-  patch_embed_.forward(cols, N * NP, pe);
-  // the residual stream lives in the workspace unless the caller wants the hidden states back
-  Tensor h;
-  float* x;
-  if (want_hidden) {
-    h = Tensor::empty(DType::F32, {N, T, C});
-    x = h.ptr<float>();
-  } else {
-    x = ws.get(kResidual, static_cast<size_t>(N * T * C));
+Tensor ClipVisionTower::forward(Pass& p, const float* pixels, int64_t N, TowerSaved* s, Tensor* hidden) const {
+  const int64_t C = cfg_.hidden_size, NP = cfg_.num_patches(), T = NP + 1;
+  const backend::PatchShape ps{N, cfg_.num_channels, cfg_.image_size, cfg_.patch_size};
+  Indices local;
+  if (s) *s = {};
+  Indices& ix = s ? s->indices : local;
+  Tensor cols = p.alloc({ps.patches(), ps.K()}), pe = p.alloc({ps.patches(), C});
+  p.be.im2col(p.be.input(p.arena, pixels, DType::F32, {N, ps.CH, ps.S, ps.S}), ps, cols);
+  patch_.forward(p, cols, pe, {}, s ? &s->patch_x : nullptr);
+  // x0 = [class token; patch embeddings] + position embeddings
+  std::vector<int32_t> pos(static_cast<size_t>(N * T)), cls(pos.size()), patch_rows(static_cast<size_t>(N * NP));
+  for (int64_t r = 0; r < N * T; ++r) pos[r] = static_cast<int32_t>(r % T), cls[r] = r % T == 0 ? 0 : -1;
+  for (int64_t k = 0; k < N * NP; ++k) patch_rows[k] = static_cast<int32_t>(k / NP * T + 1 + k % NP);
+  const Tensor &pos_ids = ix.add(p, pos), &cls_ids = ix.add(p, cls), &prows = ix.add(p, patch_rows);
+  Tensor x0 = p.alloc({N * T, C});
+  p.be.embedding(pos_.value, pos_ids, x0, false);
+  p.be.embedding(cls_.value, cls_ids, x0, true);
+  p.be.scatter_add_rows(pe, prows, x0);
+  Tensor x1 = s ? p.alloc({N * T, C}) : x0;
+  pre_ln_.forward(p, x0, x1, s ? &s->embed_stats : nullptr);
+  std::vector<int32_t> cls_rows(static_cast<size_t>(N));
+  for (int64_t n = 0; n < N; ++n) cls_rows[n] = static_cast<int32_t>(n * T);
+  Rows rows, last;
+  LayerStack::plan(p, ix, nullptr, N, T, hidden ? nullptr : &cls_rows, &rows, &last);
+  Tensor h = stack_.forward(p, x1, N, T, false, nullptr, rows, last, s ? &s->stack : nullptr), top = h;
+  if (hidden) {
+    *hidden = h;
+    top = p.alloc({N, C});
+    p.be.gather_rows(h, ix.add(p, cls_rows), top);
   }
-  parallel_for(N * T, [&](int64_t b, int64_t e) {
-    for (int64_t r = b; r < e; ++r) {
-      const int64_t n = r / T, t = r % T;
-      const float* src = t == 0 ? class_embedding_.data() : pe + (n * NP + t - 1) * C;
-      const float* pos = position_embedding_.data() + t * C;
-      float* dst = x + r * C;
-      for (int64_t c = 0; c < C; ++c) dst[c] = src[c] + pos[c];
-    }
-  }, 16);
-  pre_ln_.forward(x, x, N * T);
-  for (auto& L : layers_) L.forward(x, N, T, /*causal=*/false, /*key_mask=*/nullptr);
-  TowerOutput out;
-  out.pooled = Tensor::empty(DType::F32, {N, C});
-  for (int64_t n = 0; n < N; ++n) post_ln_.forward(x + n * T * C, out.pooled.ptr<float>() + n * C, 1);
-  if (want_hidden) out.last_hidden_state = std::move(h);
-  return out;
+  Tensor pooled = p.alloc({N, C});
+  post_ln_.forward(p, top, pooled, s ? &s->top_stats : nullptr);
+  if (s) s->positions = pos_ids, s->extra = cls_ids, s->patch_rows = prows, s->embed_in = x0, s->top_in = top;
+  return pooled;
 }
 
-int64_t ClipVisionTower::param_count() const {
-  int64_t n = model::param_count(patch_embed_) + static_cast<int64_t>(class_embedding_.size() + position_embedding_.size()) +
-              model::param_count(pre_ln_) + model::param_count(post_ln_);
-  for (auto& L : layers_) n += model::param_count(L);
-  return n;
+void ClipVisionTower::backward(Pass& p, const Tensor& dpooled, TowerSaved& s) {
+  const int64_t C = cfg_.hidden_size, NP = cfg_.num_patches(), N = dpooled.rows(), T = NP + 1;
+  Tensor dtop = p.alloc({N, C});
+  post_ln_.backward(p, dpooled, s.top_in, s.top_stats, &dtop, false);
+  const bool embeddings = patch_.w.grad.defined();
+  Tensor dx1 = embeddings ? p.alloc({N * T, C}) : Tensor();
+  stack_.backward(p, dtop, embeddings ? &dx1 : nullptr, s.stack);
+  if (!embeddings) return;
+  Tensor dx0 = p.alloc({N * T, C}), dpe = p.alloc({N * NP, C});
+  pre_ln_.backward(p, dx1, s.embed_in, s.embed_stats, &dx0, false);
+  p.be.embedding_backward(dx0, s.positions, pos_.grad, -1);
+  p.be.embedding_backward(dx0, s.extra, cls_.grad, -1);
+  p.be.gather_rows(dx0, s.patch_rows, dpe);
+  patch_.backward(p, s.patch_x, {}, dpe, nullptr, false);
 }
 
 }  // namespace clipkit::model

@@ -19,12 +19,12 @@ void read(const json& j, const char* key, T& out, const std::string& where) {
   }
 }
 
-ops::Act read_act(const json& j, const std::string& where, ops::Act dflt) {
+backend::Act read_act(const json& j, const std::string& where, backend::Act dflt) {
   std::string s;
   read(j, "hidden_act", s, where);
   if (s.empty()) return dflt;
-  ops::Act a;
-  if (!ops::act_from_name(s, &a)) fail("{}: unsupported hidden_act \"{}\" (supported: quick_gelu, gelu, gelu_new, relu)", where, s);
+  backend::Act a;
+  if (!backend::act_from_name(s, &a)) fail("{}: unsupported hidden_act \"{}\" (supported: quick_gelu, gelu, gelu_new, relu)", where, s);
   return a;
 }
 
@@ -46,7 +46,7 @@ VisionConfig parse_vision_config(const json& j, const std::string& where) {
   read(j, "projection_dim", c.projection_dim, where);
   read(j, "layer_norm_eps", c.layer_norm_eps, where);
   read(j, "attention_dropout", c.attention_dropout, where);
-  c.act = read_act(j, where, ops::Act::QuickGelu);
+  c.act = read_act(j, where, backend::Act::QuickGelu);
   for (auto [n, v] : {std::pair{"hidden_size", c.hidden_size}, {"num_attention_heads", c.num_heads},
                       {"image_size", c.image_size}, {"patch_size", c.patch_size}, {"intermediate_size", c.intermediate_size}})
     require_positive(where, n, v);
@@ -64,7 +64,7 @@ TextConfig parse_text_config(const json& j, const std::string& where) {
     // RobertaConfig defaults
     c.vocab_size = 50265; c.hidden_size = 768; c.intermediate_size = 3072; c.num_layers = 12; c.num_heads = 12;
     c.max_position_embeddings = 512; c.type_vocab_size = 2; c.bos_token_id = 0; c.eos_token_id = 2; c.pad_token_id = 1;
-    c.act = ops::Act::Gelu; c.layer_norm_eps = 1e-12f; c.hidden_dropout = 0.1f; c.attention_dropout = 0.1f;
+    c.act = backend::Act::Gelu; c.layer_norm_eps = 1e-12f; c.hidden_dropout = 0.1f; c.attention_dropout = 0.1f;
     read(j, "type_vocab_size", c.type_vocab_size, where);
     read(j, "hidden_dropout_prob", c.hidden_dropout, where);
     read(j, "attention_probs_dropout_prob", c.attention_dropout, where);
@@ -157,7 +157,7 @@ json vision_config_json(const VisionConfig& c) {
   return {{"model_type", "clip_vision_model"}, {"hidden_size", c.hidden_size}, {"intermediate_size", c.intermediate_size},
           {"num_hidden_layers", c.num_layers}, {"num_attention_heads", c.num_heads}, {"image_size", c.image_size},
           {"patch_size", c.patch_size}, {"num_channels", c.num_channels}, {"projection_dim", c.projection_dim},
-          {"hidden_act", ops::act_name(c.act)}, {"layer_norm_eps", json_float(c.layer_norm_eps)},
+          {"hidden_act", backend::act_name(c.act)}, {"layer_norm_eps", json_float(c.layer_norm_eps)},
           {"attention_dropout", json_float(c.attention_dropout)},
           {"dropout", 0.0}, {"initializer_factor", 1.0}, {"initializer_range", 0.02}};
 }
@@ -166,7 +166,7 @@ json text_config_json(const TextConfig& c) {
   json j = {{"vocab_size", c.vocab_size}, {"hidden_size", c.hidden_size}, {"intermediate_size", c.intermediate_size},
             {"num_hidden_layers", c.num_layers}, {"num_attention_heads", c.num_heads},
             {"max_position_embeddings", c.max_position_embeddings}, {"bos_token_id", c.bos_token_id},
-            {"eos_token_id", c.eos_token_id}, {"pad_token_id", c.pad_token_id}, {"hidden_act", ops::act_name(c.act)},
+            {"eos_token_id", c.eos_token_id}, {"pad_token_id", c.pad_token_id}, {"hidden_act", backend::act_name(c.act)},
             {"layer_norm_eps", json_float(c.layer_norm_eps)}};
   if (c.arch == TextArch::Clip) {
     j["model_type"] = "clip_text_model";

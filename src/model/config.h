@@ -4,7 +4,7 @@
 #include <optional>
 #include <string>
 
-#include "ops/activation.h"
+#include "backend/backend.h"
 
 namespace clipkit::model {
 
@@ -12,7 +12,7 @@ struct VisionConfig {  // CLIPVisionConfig
   int hidden_size = 768, intermediate_size = 3072, num_layers = 12, num_heads = 12;
   int image_size = 224, patch_size = 32, num_channels = 3;
   int projection_dim = 512;  // only used by a bare CLIPVisionModelWithProjection
-  ops::Act act = ops::Act::QuickGelu;
+  backend::Act act = backend::Act::QuickGelu;
   float layer_norm_eps = 1e-5f;
   float attention_dropout = 0;  // training only; released CLIP checkpoints set 0
   int num_patches() const { return (image_size / patch_size) * (image_size / patch_size); }
@@ -25,7 +25,7 @@ struct TextConfig {  // CLIPTextConfig or RobertaConfig
   int vocab_size = 49408, hidden_size = 512, intermediate_size = 2048, num_layers = 12, num_heads = 8;
   int max_position_embeddings = 77, type_vocab_size = 0;
   int bos_token_id = 49406, eos_token_id = 49407, pad_token_id = 1;
-  ops::Act act = ops::Act::QuickGelu;
+  backend::Act act = backend::Act::QuickGelu;
   float layer_norm_eps = 1e-5f;
   float hidden_dropout = 0, attention_dropout = 0;  // RoBERTa; CLIP checkpoints set 0
   bool add_pooling_layer = true;                   // RoBERTa pooler (tanh(dense(h[:,0])))

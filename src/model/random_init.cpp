@@ -92,7 +92,7 @@ ModelConfig make_roberta(int width, int layers, int heads) {
   t.arch = TextArch::Roberta;
   t.vocab_size = 50265; t.hidden_size = width; t.intermediate_size = 4 * width; t.num_layers = layers;
   t.num_heads = heads; t.max_position_embeddings = 514; t.type_vocab_size = 1; t.bos_token_id = 0;
-  t.eos_token_id = 2; t.pad_token_id = 1; t.act = ops::Act::Gelu; t.layer_norm_eps = 1e-5f;
+  t.eos_token_id = 2; t.pad_token_id = 1; t.act = backend::Act::Gelu; t.layer_norm_eps = 1e-5f;
   t.hidden_dropout = 0.1f; t.attention_dropout = 0.1f;
   c.text = t;
   return c;

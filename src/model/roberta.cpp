@@ -1,47 +1,35 @@
 #include "model/roberta.h"
 
-#include <cmath>
-#include <cstring>
-
 #include "core/error.h"
-#include "core/parallel.h"
+#include "model/clip_text.h"
 
 namespace clipkit::model {
 
-static const char* const kBertAttnNames[4] = {"attention.self.query.", "attention.self.key.", "attention.self.value.",
-                                              "attention.output.dense."};
+constexpr uint64_t kEmbeddingDropoutSite = 1ull << 40;
 
-void RobertaTextTower::load(const WeightReader& w, const TextConfig& c, ops::Precision p) {
+void RobertaTextTower::load(ParamSet& ps, const WeightReader& r, const TextConfig& c, const LoadPlan& plan) {
   cfg_ = c;
   const int64_t C = c.hidden_size;
-  word_ = w.get("embeddings.word_embeddings.weight", {c.vocab_size, C});
-  position_ = w.get("embeddings.position_embeddings.weight", {c.max_position_embeddings, C});
-  if (c.type_vocab_size > 0) token_type_ = w.get("embeddings.token_type_embeddings.weight", {c.type_vocab_size, C});
-  emb_ln_.load(w.sub("embeddings.LayerNorm."), C, c.layer_norm_eps);
-  layers_ = std::vector<EncoderLayer>(static_cast<size_t>(c.num_layers));
-  for (int i = 0; i < c.num_layers; ++i) {
-    auto lw = w.sub("encoder.layer." + std::to_string(i) + ".");
-    auto& L = layers_[static_cast<size_t>(i)];
-    L.pre_ln = false;
-    L.ln1.load(lw.sub("attention.output.LayerNorm."), C, c.layer_norm_eps);
-    L.ln2.load(lw.sub("output.LayerNorm."), C, c.layer_norm_eps);
-    L.attn.load(lw, kBertAttnNames, C, c.num_heads, p);
-    L.mlp.load(lw, "intermediate.dense.", "output.dense.", C, c.intermediate_size, c.act, p);
-  }
-  has_pooler_ = w.has("pooler.dense.weight");
-  if (has_pooler_) {
-    auto pw = w.get("pooler.dense.weight", {C, C});
-    auto pb = w.get("pooler.dense.bias", {C});
-    pooler_.init(pw.data(), pb.data(), C, C, p);
-  }
+  word_ = ps.add(r, "embeddings.word_embeddings.weight", {c.vocab_size, C}, plan, -1, true);
+  pos_ = ps.add(r, "embeddings.position_embeddings.weight", {c.max_position_embeddings, C}, plan, -1, true);
+  if (c.type_vocab_size > 0)
+    type_ = ps.add(r, "embeddings.token_type_embeddings.weight", {c.type_vocab_size, C}, plan, -1, true);
+  emb_ln_.load(ps, r.sub("embeddings.LayerNorm."), C, c.layer_norm_eps, plan, -1);
+  const std::string mlp[2] = {"intermediate.dense.", "output.dense."},
+                    lns[2] = {"attention.output.LayerNorm.", "output.LayerNorm."};
+  load_layers(stack_, ps, r, "encoder.layer.", c.num_layers,
+              {"attention.self.query.", "attention.self.key.", "attention.self.value.", "attention.output.dense."},
+              mlp, lns, C, c.num_heads, c.intermediate_size, c.act, c.layer_norm_eps, /*pre_ln=*/false, plan);
+  has_pooler_ = r.has("pooler.dense.weight");
+  if (has_pooler_) pooler_.load(ps, r, {"pooler.dense."}, C, C, true, plan, c.num_layers);
 }
 
-TowerOutput RobertaTextTower::forward(const int32_t* ids, const int32_t* mask, int64_t B, int64_t L, bool want_hidden) const {
-  const int64_t C = cfg_.hidden_size;
+Tensor RobertaTextTower::forward(Pass& p, const int32_t* ids, const int32_t* mask, int64_t B, int64_t L,
+                                 TowerSaved* s, Tensor* hidden) const {
+  const int64_t C = cfg_.hidden_size, BL = B * L;
   const int pad = cfg_.pad_token_id;
-  for (int64_t i = 0; i < B * L; ++i)
-    if (ids[i] < 0 || ids[i] >= cfg_.vocab_size) fail("token id {} is outside the vocabulary (size {})", ids[i], cfg_.vocab_size);
-  std::vector<int32_t> pos(static_cast<size_t>(B * L));
+  check_token_ids(ids, BL, cfg_.vocab_size);
+  std::vector<int32_t> pos(static_cast<size_t>(BL)), first(static_cast<size_t>(B));
   for (int64_t b = 0; b < B; ++b) {
     int32_t run = 0;
     for (int64_t l = 0; l < L; ++l) {
@@ -51,38 +39,58 @@ TowerOutput RobertaTextTower::forward(const int32_t* ids, const int32_t* mask, i
       if (pos[b * L + l] >= cfg_.max_position_embeddings)
         fail("text of {} tokens is longer than the model's {} positions (truncate it)", run, max_positions());
     }
+    first[b] = static_cast<int32_t>(b * L);
   }
-  Tensor h = Tensor::empty(DType::F32, {B, L, C});
-  float* x = h.ptr<float>();
-  parallel_for(B * L, [&](int64_t b, int64_t e) {
-    for (int64_t r = b; r < e; ++r) {
-      const float* wv = word_.data() + static_cast<int64_t>(ids[r]) * C;
-      const float* pv = position_.data() + static_cast<int64_t>(pos[r]) * C;
-      for (int64_t c = 0; c < C; ++c) x[r * C + c] = wv[c] + pv[c] + (token_type_.empty() ? 0.0f : token_type_[c]);
-    }
-  }, 16);
-  emb_ln_.forward(x, x, B * L);
-  for (auto& layer : layers_) layer.forward(x, B, L, /*causal=*/false, mask);
-  TowerOutput out;
-  out.pooled = Tensor::empty(DType::F32, {B, C});
-  float* pooled = out.pooled.ptr<float>();
-  std::vector<float> first(static_cast<size_t>(B * C));
-  for (int64_t b = 0; b < B; ++b) std::memcpy(first.data() + b * C, x + b * L * C, sizeof(float) * C);
-  if (has_pooler_) {
-    pooler_.forward(first.data(), B, pooled);
-    for (int64_t i = 0; i < B * C; ++i) pooled[i] = std::tanh(pooled[i]);
-  } else {
-    std::memcpy(pooled, first.data(), sizeof(float) * B * C);
+  Indices local;
+  if (s) *s = {};
+  Indices& ix = s ? s->indices : local;
+  const Tensor &id_t = ix.add(p, std::vector<int32_t>(ids, ids + BL)), &pos_t = ix.add(p, pos);
+  const Tensor &type_t = ix.add(p, std::vector<int32_t>(static_cast<size_t>(BL), 0));
+  const Tensor& mask_t = ix.add(p, std::vector<int32_t>(mask, mask + BL));
+  Tensor e = p.alloc({BL, C});
+  p.be.embedding(word_.value, id_t, e, false);
+  p.be.embedding(pos_.value, pos_t, e, true);
+  if (type_.value.defined()) p.be.embedding(type_.value, type_t, e, true);
+  Tensor x0 = s ? p.alloc({BL, C}) : e;
+  emb_ln_.forward(p, e, x0, s ? &s->embed_stats : nullptr);
+  p.be.dropout(x0, {p.hidden_dropout, p.seed, kEmbeddingDropoutSite});
+  Rows rows, last;
+  LayerStack::plan(p, ix, mask, B, L, hidden ? nullptr : &first, &rows, &last);
+  Tensor h = stack_.forward(p, x0, B, L, /*causal=*/false, &mask_t, rows, last, s ? &s->stack : nullptr), top = h;
+  if (hidden) {
+    *hidden = h;
+    top = p.alloc({B, C});
+    p.be.gather_rows(h, ix.add(p, first), top);
   }
-  if (want_hidden) out.last_hidden_state = std::move(h);
-  return out;
+  if (s) s->ids = id_t, s->positions = pos_t, s->extra = type_t, s->embed_in = e, s->top_in = top;
+  if (!has_pooler_) return top;
+  Tensor pooled = p.alloc({B, C});
+  if (s) s->pooler_pre = p.alloc({B, C});
+  pooler_.forward(p, top, pooled, {backend::Act::Tanh, nullptr, s ? &s->pooler_pre : nullptr},
+                  s ? &s->pooler_x : nullptr);
+  return pooled;
 }
 
-int64_t RobertaTextTower::param_count() const {
-  int64_t n = static_cast<int64_t>(word_.size() + position_.size() + token_type_.size()) + model::param_count(emb_ln_);
-  for (auto& L : layers_) n += model::param_count(L);
-  if (has_pooler_) n += model::param_count(pooler_);
-  return n;
+void RobertaTextTower::backward(Pass& p, const Tensor& dpooled, TowerSaved& s) {
+  const int64_t C = cfg_.hidden_size, B = dpooled.rows(), BL = s.ids.numel();
+  Tensor dtop = dpooled;
+  if (has_pooler_) {
+    Tensor dz = p.alloc({B, C});  // the pooler's backward turns it into the pre-activation gradient
+    p.be.copy(dpooled, dz);
+    dtop = p.alloc({B, C});
+    pooler_.backward(p, s.pooler_x, {backend::Act::Tanh, nullptr, &s.pooler_pre}, dz, &dtop, false);
+  }
+  const bool embeddings = word_.grad.defined();
+  Tensor dx0 = embeddings ? p.alloc({BL, C}) : Tensor();
+  stack_.backward(p, dtop, embeddings ? &dx0 : nullptr, s.stack);
+  if (!embeddings) return;
+  p.be.dropout(dx0, {p.hidden_dropout, p.seed, kEmbeddingDropoutSite});
+  Tensor de = p.alloc({BL, C});
+  emb_ln_.backward(p, dx0, s.embed_in, s.embed_stats, &de, false);
+  const int32_t pad = cfg_.pad_token_id;  // HF padding_idx: the pad rows never get gradient
+  p.be.embedding_backward(de, s.ids, word_.grad, pad);
+  p.be.embedding_backward(de, s.positions, pos_.grad, pad);
+  if (type_.value.defined()) p.be.embedding_backward(de, s.extra, type_.grad, -1);
 }
 
 }  // namespace clipkit::model

@@ -27,6 +27,7 @@ class Embedder {
   static std::unique_ptr<Embedder> load(const std::string& model_dir, const model::LoadOptions& o = {});
 
   const model::ClipModel& model() const { return *model_; }
+  model::ClipModel& model() { return *model_; }  // training
   const text::Tokenizer& tokenizer() const;                 // throws if the folder has no tokenizer files
   const image::PreprocessConfig& preprocess_config() const { return pre_; }
   int64_t dim() const { return model_->embed_dim(); }

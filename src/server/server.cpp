@@ -23,7 +23,7 @@
 #include "image/preprocess.h"
 #include "index/query.h"
 #include "io/atomic_file.h"
-#include "ops/precision.h"
+#include "backend/backend.h"
 #include "server/api_error.h"
 #include "server/app_endpoints.h"
 #include "server/web_page.h"
@@ -155,7 +155,7 @@ struct Server::Impl {
 
   explicit Impl(const ServerOptions& opts) : o(opts) {
     lib = index::Library::open(o.index_dir);
-    emb = index::load_query_model(*lib, o.model_dir, {ops::precision_from_name(o.precision)});
+    emb = index::load_query_model(*lib, o.model_dir, {backend::precision_from_name(o.precision), o.device});
     qenc = std::make_unique<QueueEncoder>(this);
     AppLimits al;
     al.max_labels = o.max_prompts;

@@ -20,6 +20,7 @@ struct ServerOptions {
   std::string index_dir;
   std::string model_dir;  // "" = the index's model
   std::string precision = "fp32";
+  std::string device = "cpu";
   std::string host = "127.0.0.1";
   int port = 8080;          // 0 = any free port (see Server::port())
   std::string api_key;      // non-empty: /v1/* needs "Authorization: Bearer <key>"

@@ -39,7 +39,7 @@ std::string features_key(const pipeline::Embedder& emb, const data::CaptionDatas
   for (const char* n : {"model.safetensors", "model.safetensors.index.json", "preprocessor_config.json", "vocab.json",
                         "merges.txt", "tokenizer.json", "tokenizer_config.json"})
     hash_file_identity(f, dir / n);
-  f.add(ops::precision_name(emb.model().precision()));
+  f.add(backend::precision_name(emb.model().precision()));
   f.add_pod(o.max_seq_length);
   f.add_pod(static_cast<int64_t>(ds.rows.size()));
   for (auto& r : ds.rows) {

@@ -1,23 +1,15 @@
-// AdamW with torch.optim.AdamW semantics (HF Trainer's default "adamw_torch"), gradient-norm
-// clipping as torch.nn.utils.clip_grad_norm_, and HF's learning-rate schedules.
+// AdamW with torch.optim.AdamW semantics (HF Trainer's default "adamw_torch") over the parameters
+// a model registers, gradient-norm clipping as torch.nn.utils.clip_grad_norm_ (its coefficient
+// folded into the update), and HF's learning-rate schedules.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
+#include "model/params.h"
+
 namespace clipkit::train {
-
-// A trainable tensor: fp32 master weights and their gradient (both owned elsewhere).
-struct Param {
-  std::string name;  // HF state-dict key
-  float* w = nullptr;
-  float* g = nullptr;
-  int64_t n = 0;
-  bool decay = true;  // HF get_decay_parameter_names: no decay for biases and LayerNorm weights
-};
-
-// HF's rule: parameters inside LayerNorm modules or whose name matches bias/layernorm/norm get no decay.
-bool hf_weight_decay(const std::string& name);
 
 struct AdamWConfig {
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
@@ -25,34 +17,29 @@ struct AdamWConfig {
 
 class AdamW {
  public:
-  AdamW(std::vector<Param> params, AdamWConfig c);
-  // One update at learning rate lr, with g = float(g * grad_scale) (the clip coefficient applied in
-  // the same pass, exactly as clip_grad_norm would have scaled g; 1 = as is):
-  //   p *= 1 - lr*wd ; m = b1 m + (1-b1) g ; v = b2 v + (1-b2) g^2
-  //   p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
+  AdamW(backend::Backend& be, std::vector<model::Param*> params, AdamWConfig c);
+  // One update at learning rate lr, the gradients scaled by grad_scale in the same pass (the clip
+  // coefficient; 1 = as they are). Decay per Param::decay. Bumps each parameter's version.
   void step(double lr, double grad_scale = 1.0);
+  // sqrt(sum g^2) over every parameter: the pre-clip norm the HF Trainer logs.
+  double grad_norm() const;
+  const std::vector<model::Param*>& params() const { return params_; }
   int64_t steps() const { return t_; }
-  const std::vector<Param>& params() const { return params_; }
-  // optimizer state for checkpoints: exp_avg / exp_avg_sq per parameter, and the step count
-  std::vector<float>& exp_avg(size_t i) { return m_[i]; }
-  std::vector<float>& exp_avg_sq(size_t i) { return v_[i]; }
-  void set_steps(int64_t t) { t_ = t; }
+  // The moments as host tensors "exp_avg.<name>", "exp_avg_sq.<name>", and loading them back
+  // (throws naming `source` when one is missing).
+  std::vector<std::pair<std::string, Tensor>> state() const;
+  void load_state(const std::map<std::string, Tensor>& tensors, int64_t steps, const std::string& source);
 
  private:
-  std::vector<Param> params_;
+  backend::Backend& be_;
+  std::vector<model::Param*> params_;
+  std::vector<backend::OptimizerSlot> slots_;
   AdamWConfig c_;
-  std::vector<std::vector<float>> m_, v_;
   int64_t t_ = 0;
 };
 
-// total = sqrt(sum g^2) over all params, accumulated in double in a fixed order (independent of
-// the thread count): the pre-clip norm the HF Trainer logs.
-double grad_norm(const std::vector<Param>& params);
 // torch's clip coefficient min(1, max_norm / (total + 1e-6)); 1 when max_norm <= 0 (no clipping).
 double clip_coefficient(double total, double max_norm);
-// grad_norm, then g *= clip_coefficient in place. Returns total. (Trainers pass the coefficient to
-// AdamW::step instead, which saves a pass over the gradients.)
-double clip_grad_norm(const std::vector<Param>& params, double max_norm);
 
 enum class Schedule { Linear, Cosine, Constant };
 Schedule schedule_from_name(const std::string& s);  // linear | cosine | constant

@@ -1,99 +1,27 @@
 #include "train/trainer.h"
 
-#include "train/trainer_internal.h"
-
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <numeric>
 #include <optional>
-#include <random>
 
 #include "core/error.h"
 #include "core/progress.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
-#include "pipeline/embedder.h"
+#include "train/batch_source.h"
 #include "train/checkpoint.h"
-#include "train/clip_loss.h"
-#include "train/feature_cache.h"
+#include "train/evaluation.h"
 #include "train/optimizer.h"
-#include "train/projection_head.h"
 
 namespace clipkit::train {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
+using model::Part;
 
 namespace {
-
-std::vector<float> tensor_f32(const Tensor& t) {
-  Tensor f = t.to_f32();
-  return std::vector<float>(f.ptr<float>(), f.ptr<float>() + f.numel());
-}
-
-void init_head(ProjectionHead& h, const std::string& dir, const pipeline::Embedder& emb) {
-  Checkpoint ck(dir);
-  const auto& c = emb.model().config();
-  h.init(tensor_f32(ck.get("visual_projection.weight")), tensor_f32(ck.get("text_projection.weight")), c.projection_dim,
-         c.vision->hidden_size, c.text->hidden_size,
-         ck.has("logit_scale") ? tensor_f32(ck.get("logit_scale"))[0] : c.logit_scale_init);
-}
-
-// Projects + normalizes all features and computes loss (mean over batches of B rows, in row
-// order) and retrieval recall (images deduplicated; each caption matches its own image).
-json eval_features(const Features& F, const ProjectionHead& h, int B, const std::string& split) {
-  const int64_t P = h.P, Ni = F.images.dim(0), Nr = static_cast<int64_t>(F.rows.size());
-  std::vector<float> img(static_cast<size_t>(Ni * P)), txt(static_cast<size_t>(Nr * P));
-  h.project_images(F.images.ptr<float>(), Ni, img.data());
-  h.project_texts(F.texts.ptr<float>(), Nr, txt.data());
-  double loss = 0;
-  int64_t batches = 0;
-  std::vector<float> bi, bt;
-  for (int64_t s = 0; s < Nr; s += B) {
-    const int64_t n = std::min<int64_t>(B, Nr - s);
-    bi.resize(static_cast<size_t>(n * P));
-    bt.assign(txt.begin() + s * P, txt.begin() + (s + n) * P);
-    for (int64_t k = 0; k < n; ++k)
-      std::memcpy(bi.data() + k * P, img.data() + F.row_image[static_cast<size_t>(s + k)] * P, sizeof(float) * P);
-    loss += clip_loss(bi.data(), bt.data(), n, P, h.logit_scale, nullptr, nullptr).loss;
-    ++batches;
-  }
-  model::l2_normalize_rows(img.data(), Ni, P);
-  model::l2_normalize_rows(txt.data(), Nr, P);
-  auto m = retrieval_recall(img.data(), Ni, txt.data(), F.row_image.data(), Nr, P);
-  return {{"split", split}, {"images", Ni}, {"captions", Nr}, {"loss", batches ? loss / batches : 0.0},
-          {"i2t_r1", m.i2t_r1}, {"i2t_r5", m.i2t_r5}, {"i2t_r10", m.i2t_r10},
-          {"t2i_r1", m.t2i_r1}, {"t2i_r5", m.t2i_r5}, {"t2i_r10", m.t2i_r10}};
-}
-
-}  // namespace
-
-std::vector<int64_t> epoch_order(int64_t n, uint64_t seed, int64_t epoch, bool shuffle) {
-  std::vector<int64_t> o(static_cast<size_t>(n));
-  std::iota(o.begin(), o.end(), 0);
-  if (!shuffle) return o;
-  std::mt19937_64 rng(seed * 1000003ull + static_cast<uint64_t>(epoch));
-  for (int64_t i = n - 1; i > 0; --i) std::swap(o[i], o[rng() % static_cast<uint64_t>(i + 1)]);
-  return o;
-}
-
-// The newest "checkpoint-<step>" folder in out, or "".
-std::string latest_checkpoint(const std::string& out) {
-  std::string best;
-  int64_t best_step = -1;
-  if (!fs::is_directory(out)) return best;
-  for (auto& e : fs::directory_iterator(out)) {
-    std::string n = e.path().filename().string();
-    if (!e.is_directory() || n.rfind("checkpoint-", 0) != 0 || n.find(".tmp") != std::string::npos) continue;
-    if (!fs::exists(e.path() / "trainer_state.json")) continue;
-    int64_t s = std::atoll(n.c_str() + 11);
-    if (s > best_step) best_step = s, best = e.path().string();
-  }
-  return best;
-}
 
 // metrics.jsonl is append-only: one complete line per write, flushed, so a crash loses at most
 // the line being written and a resumed run keeps appending.
@@ -105,116 +33,188 @@ void log_line(const std::string& path, const json& j) {
   std::fclose(f);
 }
 
+void report_eval(const std::string& metrics, const json& ev, int64_t epoch) {
+  log_line(metrics, ev);
+  std::fprintf(stderr, "\nclipkit train: epoch %lld eval loss %.4f  i2t R@1/5/10 %.3f/%.3f/%.3f  t2i R@1/5/10 %.3f/%.3f/%.3f\n",
+               static_cast<long long>(epoch), ev["loss"].get<double>(), ev["i2t_r1"].get<double>(),
+               ev["i2t_r5"].get<double>(), ev["i2t_r10"].get<double>(), ev["t2i_r1"].get<double>(),
+               ev["t2i_r5"].get<double>(), ev["t2i_r10"].get<double>());
+}
 
-TrainResult train(const TrainOptions& o, Comm& comm) {
-  const bool lead = comm.rank() == 0;
-  if (!o.freeze_vision || !o.freeze_text) return train_full(o, comm);
+void validate(const TrainOptions& o, const Comm& comm) {
+  if (o.epochs < 0) fail("--epochs must be ≥ 0, got {}", o.epochs);
+  if (o.max_steps == 0 || o.max_steps < -1)
+    fail("--max-steps must be ≥ 1, got {} (the default, -1, trains for --epochs)", o.max_steps);
+  if (o.save_total_limit < 0) fail("--save-total-limit must be ≥ 0 (0 keeps every checkpoint), got {}", o.save_total_limit);
   if (o.batch_size < comm.size())
     fail("--batch-size {} is smaller than the number of processes ({})", o.batch_size, comm.size());
-  const auto prec = ops::precision_from_name(o.precision);
-  auto emb = pipeline::Embedder::load(o.model_dir, {prec});
-  if (!emb->model().has_projections()) fail("{}: model has no projection layers to train", o.model_dir);
+}
+
+// This rank's embeddings e [share rows, the first n_mine real] of a global batch of n -> the whole
+// batch [n, P] in global order (ranks hold consecutive slices, zero-padded to equal length).
+backend::Tensor gather_batch(Comm& comm, backend::Backend& be, const backend::Tensor& e, int64_t n, int64_t share) {
+  const int R = comm.size();
+  if (R == 1) return e;
+  backend::Arena& arena = be.thread_arena();
+  const int64_t P = e.cols();
+  backend::Tensor mine = arena.alloc(DType::F32, {share, P}), all = arena.alloc(DType::F32, {R * share, P});
+  be.zero(mine);
+  if (e.rows() > 0) be.copy(e, mine.slice(0, e.rows()));
+  comm.allgather(mine, all);
+  std::vector<int32_t> real;  // drop the padding rows
+  for (int r = 0; r < R; ++r)
+    for (int64_t k = std::min(n, r * share); k < std::min(n, (r + 1) * share); ++k)
+      real.push_back(static_cast<int32_t>(r * share + k - std::min(n, r * share)));
+  backend::Tensor out = arena.alloc(DType::F32, {n, P}), idx = arena.alloc(DType::I32, {n});
+  be.upload(real.data(), idx);
+  be.gather_rows(all, idx, out);
+  return out;
+}
+
+}  // namespace
+
+TrainResult train(const TrainOptions& o, Comm& comm) {
+  validate(o, comm);
+  const bool lead = comm.rank() == 0;
+  model::LoadOptions lo;
+  lo.precision = backend::precision_from_name(o.precision);
+  lo.device = o.device;
+  lo.train = true;
+  lo.freeze_vision = o.freeze_vision;
+  lo.freeze_text = o.freeze_text;
+  lo.freeze_vision_layers = o.freeze_vision_layers;
+  lo.freeze_text_layers = o.freeze_text_layers;
+  lo.gradient_checkpointing = o.gradient_checkpointing;
+  lo.dropout = o.dropout;
+  lo.seed = o.seed;
+  auto emb = pipeline::Embedder::load(o.model_dir, lo);
+  model::ClipModel& m = emb->model();
+  if (!m.has_vision() || !m.has_text()) fail("{}: training needs a dual encoder (vision and text towers)", o.model_dir);
   auto ds = data::load_captions(o.data, o.split);
   data::require_rows(ds, "train on");
   if (lead) std::fprintf(stderr, "clipkit train: %s split: %s\n", ds.split.c_str(), ds.report.summary().c_str());
   if (lead)
     for (auto& p : ds.report.problems) std::fprintf(stderr, "  %s\n", p.c_str());
-
   fs::create_directories(o.out);
-  FeatureOptions fo;
-  fo.batch_size = o.embed_batch_size;
-  fo.max_seq_length = o.max_seq_length;
-  fo.cache_dir = o.cache_dir.empty() ? (fs::path(o.out) / "cache").string() : o.cache_dir;
-  Features F = compute_features(*emb, ds, fo, comm);
-  if (lead) {
-    std::fprintf(stderr, "clipkit train: features for %zu captions / %lld images %s\n", F.rows.size(),
-                 static_cast<long long>(F.images.dim(0)), F.from_cache ? "(from cache)" : "(computed)");
-    for (auto& s : F.skipped) std::fprintf(stderr, "  skipped image %s\n", s.c_str());
-  }
-  if (F.rows.empty()) fail("{}: no usable rows (every image was unreadable)", o.data);
-
-  // evaluation data: the eval split of the same COCO root, if present
-  std::optional<Features> FE;
+  CaptionOptions co;
+  co.features_vision = o.freeze_vision;
+  co.features_text = o.freeze_text;
+  co.features.batch_size = o.embed_batch_size;
+  co.features.max_seq_length = co.max_seq_length = o.max_seq_length;
+  co.features.cache_dir = o.cache_dir.empty() ? (fs::path(o.out) / "cache").string() : o.cache_dir;
+  co.pixel_cache_mb = o.pixel_cache_mb;
+  co.shuffle = o.shuffle;
+  co.seed = o.seed;
+  CaptionBatches source(*emb, ds, co, comm);
+  if (source.size() == 0) fail("{}: no usable rows (every image was unreadable)", o.data);
+  std::optional<CaptionBatches> eval_source;
   if (o.eval) {
     try {
       auto eds = data::load_captions(o.data, o.eval_split);
-      if (!eds.rows.empty()) FE = compute_features(*emb, eds, fo, comm);
+      if (!eds.rows.empty()) eval_source.emplace(*emb, eds, co, comm);
     } catch (const Error& e) {
       if (lead) std::fprintf(stderr, "clipkit train: no evaluation split (%s)\n", e.what());
     }
   }
+  AdamW opt(m.backend(), m.trainable(), {o.adam_beta1, o.adam_beta2, o.adam_eps, o.weight_decay});
+  if (lead)
+    std::fprintf(stderr, "clipkit train: %s (%s, %s), %zu trainable tensors, %s%s\n",
+                 o.freeze_vision && o.freeze_text ? "projections only" : "fine-tuning",
+                 o.freeze_vision ? "vision frozen" : "vision trains", o.freeze_text ? "text frozen" : "text trains",
+                 opt.params().size(), o.precision.c_str(), o.gradient_checkpointing ? ", gradient checkpointing" : "");
 
-  ProjectionHead head;
-  init_head(head, o.model_dir, *emb);
+  // steps: HF keeps the last partial batch of an epoch; --max-steps overrides
+  const int64_t N = source.size(), B = o.batch_size, steps_per_epoch = (N + B - 1) / B;
+  const int64_t total = o.max_steps > 0 ? o.max_steps : steps_per_epoch * o.epochs;
+  const int64_t epochs = (total + steps_per_epoch - 1) / steps_per_epoch;
+  const std::string metrics = (fs::path(o.out) / "metrics.jsonl").string();
   const std::string resume_from = o.resume ? latest_checkpoint(o.out) : "";
   if (o.resume && resume_from.empty() && lead)
     std::fprintf(stderr, "clipkit train: --resume: no checkpoint in %s, starting fresh\n", o.out.c_str());
-  if (!resume_from.empty()) init_head(head, resume_from, *emb);
-  AdamWConfig ac{o.adam_beta1, o.adam_beta2, o.adam_eps, o.weight_decay};
-  AdamW opt(head.params(), ac);
-  const Schedule sched = schedule_from_name(o.lr_scheduler);
-  const int64_t N = static_cast<int64_t>(F.rows.size()), B = o.batch_size;
-  const StepPlan plan = plan_steps(N, B, o.max_steps, o.epochs);
-  const int64_t steps_per_epoch = plan.steps_per_epoch, total = plan.total, epochs = plan.epochs;
-  const std::string metrics = (fs::path(o.out) / "metrics.jsonl").string();
-  int64_t step = begin_run(resume_from, opt, plan, B, metrics, lead);
+  int64_t step = 0;
+  if (!resume_from.empty()) {
+    auto st = json::parse(read_file(resume_from + "/trainer_state.json"));
+    step = st.at("global_step").get<int64_t>();
+    if (st.value("total_steps", total) != total || st.value("batch_size", B) != B)
+      fail("{}: checkpoint was made with a different --batch-size/--epochs/--max-steps; resume with the same flags",
+           resume_from);
+    m.load_state(Checkpoint(resume_from).tensors(), resume_from);
+    opt.load_state(SafeTensorsFile(resume_from + "/optimizer.safetensors").tensors(), step, resume_from);
+    if (lead) std::fprintf(stderr, "clipkit train: resumed from %s (step %lld)\n", resume_from.c_str(), static_cast<long long>(step));
+  } else if (lead && fs::exists(metrics)) {
+    fs::remove(metrics);
+  }
   TrainResult res;
-  if (FE && step == 0) {
-    res.eval_before = eval_features(*FE, head, o.batch_size, o.eval_split);
+  auto evaluate_now = [&] { return evaluate_split(m, *eval_source, o.batch_size, o.embed_batch_size, o.eval_split); };
+  if (eval_source && step == 0) {
+    res.eval_before = evaluate_now();
     res.eval_before["epoch"] = 0;
     if (lead) log_line(metrics, res.eval_before);
   }
-
+  bool final_written = false;
   auto save = [&](int64_t epoch_done, const json& ev) {
     if (!lead) return;
-    Tensor wv = Tensor::empty(DType::F32, {head.P, head.Cv}), wt = Tensor::empty(DType::F32, {head.P, head.Ct});
-    Tensor ls = Tensor::empty(DType::F32, {});
-    std::memcpy(wv.data, head.wv.data(), wv.nbytes());
-    std::memcpy(wt.data, head.wt.data(), wt.nbytes());
-    *ls.ptr<float>() = head.logit_scale;
-    std::map<std::string, Tensor> trained = {{"visual_projection.weight", wv}, {"text_projection.weight", wt}, {"logit_scale", ls}};
     json state = {{"epoch", epoch_done}, {"total_steps", total}, {"batch_size", B}, {"seed", o.seed},
-                  {"learning_rate", o.lr}, {"world_size", comm.size()}};
+                  {"learning_rate", o.lr}, {"world_size", comm.size()},
+                  {"full_fine_tuning", !(o.freeze_vision && o.freeze_text)}};
     if (!ev.is_null()) state["eval"] = ev;
-    save_training_checkpoint(o.out, o.model_dir, step, step >= total, trained, opt, state);
+    const auto trained = m.trained_state();
+    save_checkpoint(o.out, o.model_dir, step, trained, opt.state(), state, o.save_total_limit);
+    if (step < total) return;
+    write_hf_checkpoint(o.model_dir, o.out, trained);  // the final model at the top of --out
+    final_written = true;
   };
-  const int64_t P = head.P, Cv = head.Cv, Ct = head.Ct;
-  const int R = comm.size(), me = comm.rank();
+
+  backend::Backend& be = m.backend();
+  const Schedule sched = schedule_from_name(o.lr_scheduler);
+  const int ranks = comm.size(), rank = comm.rank();
+  model::Param& logit_scale = m.logit_scale_param();
   Progress prog("train", total - step, "steps");
-  StepMeter meter;
+  const auto start = std::chrono::steady_clock::now();
+  int64_t samples = 0;
+  Batch batch;
   for (int64_t epoch = step / steps_per_epoch; epoch < epochs && step < total; ++epoch) {
-    auto order = epoch_order(N, o.seed, epoch, o.shuffle);
-    for (int64_t bi = step - epoch * steps_per_epoch; bi < steps_per_epoch && step < total; ++bi) {
-      const int64_t s0 = bi * B, n = std::min(B, N - s0);
-      // this rank's slice of the global batch; slices are padded to equal length for allgather
-      const int64_t share = (n + R - 1) / R, lb = std::min(n, me * share), le = std::min(n, lb + share);
-      const int64_t ln = le - lb;
-      std::vector<float> pi(static_cast<size_t>(share * Cv), 0.0f), pt(static_cast<size_t>(share * Ct), 0.0f);
-      for (int64_t k = 0; k < ln; ++k) {
-        const int64_t r = order[static_cast<size_t>(s0 + lb + k)];
-        std::memcpy(pi.data() + k * Cv, F.images.ptr<float>() + F.row_image[static_cast<size_t>(r)] * Cv, sizeof(float) * Cv);
-        std::memcpy(pt.data() + k * Ct, F.texts.ptr<float>() + r * Ct, sizeof(float) * Ct);
+    for (int64_t b = step - epoch * steps_per_epoch; b < steps_per_epoch && step < total; ++b) {
+      backend::Arena::Scope step_scope(be.thread_arena());
+      // this rank's slice [mine_begin, mine_end) of the global batch of n rows
+      const int64_t first = b * B, n = std::min(B, N - first), share = (n + ranks - 1) / ranks;
+      const int64_t mine_begin = std::min(n, rank * share), mine_end = std::min(n, mine_begin + share);
+      source.read(epoch, first + mine_begin, first + mine_end, batch);
+      m.zero_grad();
+      const bool has_rows = mine_end > mine_begin;
+      backend::Tensor img, txt;
+      if (has_rows) {
+        img = embed_input(m, Part::Vision, batch.images, true, static_cast<uint64_t>(step));
+        txt = embed_input(m, Part::Text, batch.texts, true, static_cast<uint64_t>(step));
+      } else {
+        img = txt = be.thread_arena().alloc(DType::F32, {0, m.embed_dim()});
       }
-      std::vector<float> ei(static_cast<size_t>(share * P), 0.0f), et(static_cast<size_t>(share * P), 0.0f);
-      head.project_images(pi.data(), ln, ei.data());
-      head.project_texts(pt.data(), ln, et.data());
-      std::vector<float> ai, at;
-      gather_batch(comm, ei, et, n, share, P, &ai, &at);
-      std::vector<float> dai(static_cast<size_t>(n * P)), dat(static_cast<size_t>(n * P));
-      head.zero_grad();
-      auto lr_res = clip_loss(ai.data(), at.data(), n, P, head.logit_scale, dai.data(), dat.data());
-      head.backward(pi.data(), pt.data(), dai.data() + lb * P, dat.data() + lb * P, ln);
-      comm.allreduce_sum(head.gv.data(), static_cast<int64_t>(head.gv.size()));
-      comm.allreduce_sum(head.gt.data(), static_cast<int64_t>(head.gt.size()));
-      head.g_logit_scale = static_cast<float>(lr_res.dlogit_scale);  // computed on the full batch by every rank
-      const double gnorm = grad_norm(opt.params());  // clipped inside the optimizer step (one pass less)
+      img = gather_batch(comm, be, img, n, share);
+      txt = gather_batch(comm, be, txt, n, share);
+      backend::Tensor dimg = be.thread_arena().alloc(DType::F32, img.shape()), dtxt = be.thread_arena().alloc(DType::F32, txt.shape());
+      const auto loss = be.clip_loss(img, txt, logit_scale.value, &dimg, &dtxt);
+      if (has_rows) {
+        m.backward(Part::Vision, dimg.slice(mine_begin, mine_end));
+        m.backward(Part::Text, dtxt.slice(mine_begin, mine_end));
+      }
+      m.settle_grads();  // a rank without rows contributes zero gradients
+      for (model::Param* p : opt.params())
+        if (p != &logit_scale) comm.allreduce_sum(p->grad);
+      const float dscale = static_cast<float>(loss.dlogit_scale);  // every rank computed it on the whole batch
+      be.upload(&dscale, logit_scale.grad);
+      const double gnorm = opt.grad_norm();  // clipped inside the optimizer step (one pass less)
       const double lr = o.lr * lr_factor(sched, step, total, o.warmup_steps);
       opt.step(lr, clip_coefficient(gnorm, o.max_grad_norm));
       ++step;
-      meter.samples += n;
-      res.last_loss = lr_res.loss;
-      if (lead) log_line(metrics, meter.line(step, steps_per_epoch, lr_res.loss, gnorm, lr, head.logit_scale));
-      prog.set_suffix(fmt::format("loss {:.4f}  {:.0f} samples/s", lr_res.loss, meter.samples_per_s()));
+      samples += n;
+      res.last_loss = loss.loss;
+      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const double rate = secs > 0 ? static_cast<double>(samples) / secs : 0.0;
+      if (lead)
+        log_line(metrics, {{"step", step}, {"epoch", static_cast<double>(step) / steps_per_epoch}, {"loss", loss.loss},
+                           {"grad_norm", gnorm}, {"learning_rate", lr}, {"logit_scale", m.logit_scale()},
+                           {"samples_per_s", rate}});
+      prog.set_suffix(fmt::format("loss {:.4f}  {:.1f} samples/s", loss.loss, rate));
       prog.add(1);
       if (o.save_steps > 0 && step % o.save_steps == 0 && step < total) save(epoch, json());
       if (o.stop_after_steps > 0 && step >= o.stop_after_steps) {  // simulated interruption (tests)
@@ -223,10 +223,9 @@ TrainResult train(const TrainOptions& o, Comm& comm) {
         return res;
       }
     }
-    // end of epoch (or of max_steps): eval + checkpoint
-    json ev;
-    if (FE) {
-      ev = eval_features(*FE, head, o.batch_size, o.eval_split);
+    json ev;  // end of an epoch (or of --max-steps): evaluation and a checkpoint
+    if (eval_source) {
+      ev = evaluate_now();
       ev["epoch"] = epoch + 1;
       ev["step"] = step;
       res.eval_after = ev;
@@ -235,26 +234,31 @@ TrainResult train(const TrainOptions& o, Comm& comm) {
     save(epoch + 1, ev);
     comm.barrier();
   }
+  if (lead && !final_written) write_hf_checkpoint(o.model_dir, o.out, m.trained_state());  // no steps to take
   prog.finish();
   res.steps = step;
   return res;
 }
 
 json evaluate(const EvalOptions& o, Comm& comm) {
-  auto emb = pipeline::Embedder::load(o.model_dir, {ops::precision_from_name(o.precision)});
-  if (!emb->model().has_projections()) fail("{}: model has no projection layers", o.model_dir);
+  model::LoadOptions lo;
+  lo.precision = backend::precision_from_name(o.precision);
+  lo.device = o.device;
+  auto emb = pipeline::Embedder::load(o.model_dir, lo);
+  if (!emb->model().has_projections() || !emb->model().has_vision() || !emb->model().has_text())
+    fail("{}: model has no projection layers", o.model_dir);
   auto ds = data::load_captions(o.data, o.split);
   data::require_rows(ds, "evaluate");
-  FeatureOptions fo;
-  fo.batch_size = o.embed_batch_size;
-  fo.max_seq_length = o.max_seq_length;
-  fo.cache_dir = o.cache_dir;
-  Features F = compute_features(*emb, ds, fo, comm);
-  if (F.rows.empty()) fail("{}: no usable rows", o.data);
-  ProjectionHead head;
-  init_head(head, o.model_dir, *emb);
-  json j = eval_features(F, head, o.batch_size, ds.split);
-  j["skipped_images"] = F.skipped.size();
+  CaptionOptions co;
+  co.features_vision = co.features_text = true;
+  co.features.batch_size = o.embed_batch_size;
+  co.features.max_seq_length = co.max_seq_length = o.max_seq_length;
+  co.features.cache_dir = o.cache_dir;
+  co.report = false;
+  CaptionBatches source(*emb, ds, co, comm);
+  if (source.size() == 0) fail("{}: no usable rows", o.data);
+  json j = evaluate_split(emb->model(), source, o.batch_size, o.embed_batch_size, ds.split);
+  j["skipped_images"] = ds.unique_images().size() - static_cast<size_t>(j["images"].get<int64_t>());
   return j;
 }
 

@@ -1,6 +1,8 @@
 // `clipkit train` / `clipkit eval`: contrastive training of a dual encoder on a caption dataset,
 // HF Trainer semantics (AdamW, linear/cosine schedule with warmup, clipping, decay groups),
-// data parallel over MPI ranks, checkpoints each epoch and exact resume.
+// data parallel over MPI ranks, checkpoints each epoch and exact resume. One loop for every
+// setting: a frozen tower's embeddings come from its cached outputs (projections only when both
+// are frozen), a trained tower's from its forward pass.
 #pragma once
 #include <cstdint>
 #include <nlohmann/json.hpp>
@@ -14,8 +16,8 @@ struct TrainOptions {
   std::string model_dir, data, out;
   std::string split = "train", eval_split = "val";
   std::string cache_dir;  // default: <out>/cache
-  int epochs = 3;
-  int64_t max_steps = -1;  // > 0: stop after N optimizer steps, schedule computed over N
+  int epochs = 3;          // 0: no steps, the model is written as it is (as HF's Trainer does)
+  int64_t max_steps = -1;  // > 0: stop after N optimizer steps, schedule computed over N (-1: --epochs)
   int batch_size = 8;      // global batch (split across ranks); HF per_device_train_batch_size default
   double lr = 5e-5, weight_decay = 0.0, max_grad_norm = 1.0;
   int64_t warmup_steps = 0;
@@ -29,9 +31,10 @@ struct TrainOptions {
   int64_t pixel_cache_mb = 2048;        // preprocessed training images kept in memory up to this size
   uint64_t seed = 42;
   bool shuffle = true, resume = false, eval = true;
-  std::string precision = "fp32";
+  std::string precision = "fp32", device = "cpu";
   int embed_batch_size = 32;
   int64_t save_steps = 0;        // also checkpoint every N steps (0 = only at epoch ends)
+  int save_total_limit = 0;      // keep at most N checkpoint-* folders, oldest deleted first (0 = all)
   int64_t stop_after_steps = 0;  // testing: stop (as if interrupted) after N steps
 };
 
@@ -42,14 +45,12 @@ struct TrainResult {
 };
 
 TrainResult train(const TrainOptions& o, Comm& comm);
-// Full fine-tuning (at least one tower trains): called by train() when a tower is not frozen.
-TrainResult train_full(const TrainOptions& o, Comm& comm);
 
 struct EvalOptions {
   std::string model_dir, data, split = "val", cache_dir;
   int batch_size = 8;  // loss is averaged over batches of this size, as HF's eval loop does
   int64_t max_seq_length = 128;
-  std::string precision = "fp32";
+  std::string precision = "fp32", device = "cpu";
   int embed_batch_size = 32;
 };
 // {"split", "images", "captions", "loss", "i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10"}

@@ -20,8 +20,8 @@ struct Inputs {
 
 Inputs text_inputs(const SafeTensorsFile& ref) {
   Inputs in;
-  const Tensor& ids = ref.get("input_ids");
-  const Tensor& mask = ref.get("attention_mask");
+  const clipkit::Tensor& ids = ref.get("input_ids");
+  const clipkit::Tensor& mask = ref.get("attention_mask");
   in.B = ids.dim(0);
   in.L = ids.dim(1);
   for (int64_t i = 0; i < ids.numel(); ++i) {
@@ -34,19 +34,19 @@ Inputs text_inputs(const SafeTensorsFile& ref) {
 void check_model(const std::string& name, bool embeds_only_bf16 = false) {
   SafeTensorsFile ref(data_path("reference/models/" + name + ".safetensors"));
   auto m = ClipModel::load(data_path("models/" + name));
-  const Tensor& px = ref.get("pixel_values");
+  const clipkit::Tensor& px = ref.get("pixel_values");
   const int64_t N = px.dim(0);
   auto vis = m->vision_forward(px.ptr<float>(), N, true);
   EXPECT_CLOSE_TO_REF("image_last_hidden_state", vis.last_hidden_state.ptr<float>(), ref.get("image_last_hidden_state"), 6e-5);
   EXPECT_CLOSE_TO_REF("image_pooler_output", vis.pooled.ptr<float>(), ref.get("image_pooler_output"), 3e-5);
-  Tensor img = m->image_features(px.ptr<float>(), N);
+  clipkit::Tensor img = m->image_features(px.ptr<float>(), N);
   EXPECT_CLOSE_TO_REF("image_embeds_unnormalized", img.ptr<float>(), ref.get("image_embeds_unnormalized"), 2e-5);
 
   auto in = text_inputs(ref);
   auto txt = m->text_forward(in.ids.data(), in.mask.data(), in.B, in.L, true);
   EXPECT_CLOSE_TO_REF("text_last_hidden_state", txt.last_hidden_state.ptr<float>(), ref.get("text_last_hidden_state"), 6e-5);
   EXPECT_CLOSE_TO_REF("text_pooler_output", txt.pooled.ptr<float>(), ref.get("text_pooler_output"), 3e-5);
-  Tensor tf = m->text_features(in.ids.data(), in.mask.data(), in.B, in.L);
+  clipkit::Tensor tf = m->text_features(in.ids.data(), in.mask.data(), in.B, in.L);
   EXPECT_CLOSE_TO_REF("text_embeds_unnormalized", tf.ptr<float>(), ref.get("text_embeds_unnormalized"), 2e-5);
 
   const int64_t D = m->embed_dim();
@@ -67,8 +67,8 @@ void check_model(const std::string& name, bool embeds_only_bf16 = false) {
 }
 
 // cosine similarity of each row of got [N, D] with ref (f64)
-double min_row_cosine(const Tensor& got, const Tensor& ref64) {
-  Tensor r = ref64.to_f64();
+double min_row_cosine(const clipkit::Tensor& got, const clipkit::Tensor& ref64) {
+  clipkit::Tensor r = ref64.to_f64();
   const int64_t N = got.dim(0), D = got.dim(1);
   double worst = 1;
   for (int64_t n = 0; n < N; ++n) {
@@ -88,11 +88,11 @@ TEST(ClipParity, TinyClipRobertaFp32) { check_model("tiny-clip-roberta"); }
 TEST(ClipParity, Bf16EmbeddingsCosine) {
   for (std::string name : {"tiny-clip", "tiny-clip-roberta"}) {
     SafeTensorsFile ref(data_path("reference/models/" + name + ".safetensors"));
-    auto m = ClipModel::load(data_path("models/" + name), {ops::Precision::BF16});
-    const Tensor& px = ref.get("pixel_values");
-    Tensor img = m->image_features(px.ptr<float>(), px.dim(0));
+    auto m = ClipModel::load(data_path("models/" + name), {backend::Precision::BF16});
+    const clipkit::Tensor& px = ref.get("pixel_values");
+    clipkit::Tensor img = m->image_features(px.ptr<float>(), px.dim(0));
     auto in = text_inputs(ref);
-    Tensor tf = m->text_features(in.ids.data(), in.mask.data(), in.B, in.L);
+    clipkit::Tensor tf = m->text_features(in.ids.data(), in.mask.data(), in.B, in.L);
     double ci = min_row_cosine(img, ref.get("image_embeds_unnormalized"));
     double ct = min_row_cosine(tf, ref.get("text_embeds_unnormalized"));
     std::printf("  %s bf16: min cosine image %.6f text %.6f\n", name.c_str(), ci, ct);

@@ -2,14 +2,15 @@
 // tests/data/reference/train/projection-only*.safetensors (tolerances from its README).
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <cmath>
 
+#include "core/error.h"
 #include "io/safetensors.h"
 #include "model/clip_model.h"
+#include "model/reference_batch.h"
 #include "test_util.h"
-#include "train/clip_loss.h"
 #include "train/optimizer.h"
-#include "train/projection_head.h"
 
 namespace clipkit::train {
 namespace {
@@ -20,21 +21,32 @@ double ref_scalar(const SafeTensorsFile& f, const std::string& name, int64_t i =
   return f.get(name).to_f64().ptr<double>()[i];
 }
 
-std::vector<float> as_f32(const Tensor& t) {
-  Tensor f = t.to_f32();
-  return std::vector<float>(f.ptr<float>(), f.ptr<float>() + f.numel());
+const model::Param& param(const model::ClipModel& m, const std::string& name) {
+  for (auto& p : m.params())
+    if (p.name == name) return p;
+  throw Error("no parameter " + name);
+}
+
+std::vector<float> values(const model::ClipModel& m, const std::string& name, bool grad = false) {
+  const model::Param& p = param(m, name);
+  return model::testing::host(m.backend(), grad ? p.grad : p.value);
 }
 
 void run_reference(const std::string& file, double max_grad_norm) {
   SafeTensorsFile ref(data_path("reference/train/" + file));
-  auto m = model::ClipModel::load(data_path("models/tiny-clip-roberta"));
-  const int64_t P = 48, Cv = 128, Ct = 64, B = 8;
-  ProjectionHead head;
-  head.init(as_f32(ref.get("initial.visual_projection.weight")), as_f32(ref.get("initial.text_projection.weight")), P, Cv,
-            Ct, static_cast<float>(ref_scalar(ref, "initial.logit_scale")));
+  model::LoadOptions o;
+  o.train = o.freeze_vision = o.freeze_text = true;
+  auto m = model::ClipModel::load(data_path("models/tiny-clip-roberta"), o);
+  m->load_state({{"visual_projection.weight", ref.get("initial.visual_projection.weight")},
+                 {"text_projection.weight", ref.get("initial.text_projection.weight")},
+                 {"logit_scale", ref.get("initial.logit_scale")}},
+                file);
+  const int64_t P = 48, B = 8;
   AdamWConfig ac;
   ac.weight_decay = 0.1;
-  AdamW opt(head.params(), ac);
+  AdamW opt(m->backend(), m->trainable(), ac);
+  ASSERT_EQ(opt.params().size(), 3u);  // the projections and logit_scale
+  backend::Backend& be = m->backend();
   const Tensor& px = ref.get("pixel_values");
   const Tensor& ids = ref.get("input_ids");
   const Tensor& mask = ref.get("attention_mask");
@@ -47,33 +59,42 @@ void run_reference(const std::string& file, double max_grad_norm) {
       mk[i] = static_cast<int32_t>(mask.ptr<int64_t>()[k * B * L + i]);
     }
     auto txt = m->text_forward(id.data(), mk.data(), B, L, false);
-    std::vector<float> ie(B * P), te(B * P), di(B * P), dt(B * P);
-    head.project_images(vis.pooled.ptr<float>(), B, ie.data());
-    head.project_texts(txt.pooled.ptr<float>(), B, te.data());
-    head.zero_grad();
-    auto r = clip_loss(ie.data(), te.data(), B, P, head.logit_scale, di.data(), dt.data());
-    head.g_logit_scale = static_cast<float>(r.dlogit_scale);
-    head.backward(vis.pooled.ptr<float>(), txt.pooled.ptr<float>(), di.data(), dt.data(), B);
+    backend::Arena::Scope scope(be.thread_arena());
+    m->zero_grad();
+    backend::Tensor ie = m->project(model::Part::Vision, vis.pooled.ptr<float>(), B, true);
+    backend::Tensor te = m->project(model::Part::Text, txt.pooled.ptr<float>(), B, true);
+    backend::Tensor di = be.thread_arena().alloc(DType::F32, {B, P}), dt = be.thread_arena().alloc(DType::F32, {B, P});
+    auto r = be.clip_loss(ie, te, m->logit_scale_param().value, &di, &dt);
+    const float dscale = static_cast<float>(r.dlogit_scale);
+    be.upload(&dscale, m->logit_scale_param().grad);
+    m->backward(model::Part::Vision, di);
+    m->backward(model::Part::Text, dt);
     EXPECT_NEAR(r.loss, ref_scalar(ref, "loss", k), 2e-5) << "step " << k;
     if (k == 0) {
-      EXPECT_CLOSE_TO_REF("grad_step0.visual", head.gv.data(), ref.get("grad_step0.visual_projection.weight"), 5e-6);
-      EXPECT_CLOSE_TO_REF("grad_step0.text", head.gt.data(), ref.get("grad_step0.text_projection.weight"), 5e-6);
-      EXPECT_NEAR(head.g_logit_scale, ref_scalar(ref, "grad_step0.logit_scale"), 5e-6);
+      EXPECT_CLOSE_TO_REF("grad_step0.visual", values(*m, "visual_projection.weight", true).data(),
+                          ref.get("grad_step0.visual_projection.weight"), 5e-6);
+      EXPECT_CLOSE_TO_REF("grad_step0.text", values(*m, "text_projection.weight", true).data(),
+                          ref.get("grad_step0.text_projection.weight"), 5e-6);
+      EXPECT_NEAR(values(*m, "logit_scale", true)[0], ref_scalar(ref, "grad_step0.logit_scale"), 5e-6);
     }
-    double norm = clip_grad_norm(opt.params(), max_grad_norm);
+    double norm = opt.grad_norm();
     EXPECT_NEAR(norm, ref_scalar(ref, "grad_norm", k), 8e-5) << "step " << k;
     double lr = 5e-3 * lr_factor(Schedule::Linear, k, 6, 0);
     EXPECT_NEAR(lr, ref_scalar(ref, "lr", k), 1e-12);
-    opt.step(lr);
-    EXPECT_NEAR(head.logit_scale, ref_scalar(ref, "logit_scale_after", k), 3e-6) << "step " << k;
+    opt.step(lr, clip_coefficient(norm, max_grad_norm));
+    EXPECT_NEAR(m->logit_scale(), ref_scalar(ref, "logit_scale_after", k), 3e-6) << "step " << k;
     if (k == 0) {
-      EXPECT_CLOSE_TO_REF("step1.visual", head.wv.data(), ref.get("step1.visual_projection.weight"), 2e-6);
-      EXPECT_CLOSE_TO_REF("step1.text", head.wt.data(), ref.get("step1.text_projection.weight"), 2e-6);
+      EXPECT_CLOSE_TO_REF("step1.visual", values(*m, "visual_projection.weight").data(),
+                          ref.get("step1.visual_projection.weight"), 2e-6);
+      EXPECT_CLOSE_TO_REF("step1.text", values(*m, "text_projection.weight").data(),
+                          ref.get("step1.text_projection.weight"), 2e-6);
     }
   }
-  EXPECT_CLOSE_TO_REF("final.visual", head.wv.data(), ref.get("final.visual_projection.weight"), 2e-6);
-  EXPECT_CLOSE_TO_REF("final.text", head.wt.data(), ref.get("final.text_projection.weight"), 2e-6);
-  EXPECT_NEAR(head.logit_scale, ref_scalar(ref, "final.logit_scale"), 3e-6);
+  EXPECT_CLOSE_TO_REF("final.visual", values(*m, "visual_projection.weight").data(),
+                      ref.get("final.visual_projection.weight"), 2e-6);
+  EXPECT_CLOSE_TO_REF("final.text", values(*m, "text_projection.weight").data(),
+                      ref.get("final.text_projection.weight"), 2e-6);
+  EXPECT_NEAR(m->logit_scale(), ref_scalar(ref, "final.logit_scale"), 3e-6);
 }
 
 TEST(ProjectionTraining, MatchesHfTrainerMaxNorm1) { run_reference("projection-only.safetensors", 1.0); }
@@ -88,41 +109,40 @@ TEST(Schedules, HfFormulas) {
   EXPECT_DOUBLE_EQ(lr_factor(Schedule::Constant, 9, 10, 2), 1.0);
 }
 
-TEST(WeightDecay, HfGroups) {
-  EXPECT_TRUE(hf_weight_decay("logit_scale"));
-  EXPECT_TRUE(hf_weight_decay("visual_projection.weight"));
-  EXPECT_TRUE(hf_weight_decay("text_model.embeddings.word_embeddings.weight"));
-  EXPECT_TRUE(hf_weight_decay("vision_model.embeddings.class_embedding"));
-  EXPECT_FALSE(hf_weight_decay("text_model.encoder.layer.0.attention.output.LayerNorm.weight"));
-  EXPECT_FALSE(hf_weight_decay("vision_model.pre_layrnorm.weight"));
-  EXPECT_FALSE(hf_weight_decay("vision_model.post_layernorm.weight"));
-  EXPECT_FALSE(hf_weight_decay("text_model.final_layer_norm.weight"));
-  EXPECT_FALSE(hf_weight_decay("vision_model.encoder.layers.0.layer_norm1.weight"));
-  EXPECT_FALSE(hf_weight_decay("vision_model.encoder.layers.0.mlp.fc1.bias"));
+// HF's get_decay_parameter_names: no decay inside LayerNorm modules or for names matching
+// bias | layernorm | rmsnorm | (^|\.)norm($|\.) | _norm($|\.) (CLIP's layer_norm1/2, pre_layrnorm,
+// post_layernorm, final_layer_norm and RoBERTa's *.LayerNorm are LayerNorm modules).
+bool hf_weight_decay(const std::string& name) {
+  std::string n = name;
+  for (auto& ch : n) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  for (const char* sub : {"bias", "layernorm", "rmsnorm", "layer_norm", "layrnorm"})
+    if (n.find(sub) != std::string::npos) return false;
+  for (size_t p = n.find("norm"); p != std::string::npos; p = n.find("norm", p + 1)) {
+    const bool end_ok = p + 4 == n.size() || n[p + 4] == '.';
+    const bool start_ok = p == 0 || n[p - 1] == '.' || n[p - 1] == '_';
+    if (start_ok && end_ok) return false;
+  }
+  return true;
 }
 
-TEST(ClipLoss, GradientMatchesFiniteDifferences) {
-  const int64_t B = 3, P = 5;
-  std::vector<float> img(B * P), txt(B * P), di(B * P), dt(B * P);
-  for (int64_t i = 0; i < B * P; ++i) {
-    img[i] = std::sin(0.7f * i + 0.3f);
-    txt[i] = std::cos(1.3f * i - 0.2f);
+// The trainer takes decay groups from what the model registers; they are HF's.
+TEST(WeightDecay, ModelRegistersHfGroups) {
+  EXPECT_TRUE(hf_weight_decay("logit_scale"));
+  EXPECT_TRUE(hf_weight_decay("text_model.embeddings.word_embeddings.weight"));
+  EXPECT_FALSE(hf_weight_decay("text_model.encoder.layer.0.attention.output.LayerNorm.weight"));
+  EXPECT_FALSE(hf_weight_decay("vision_model.pre_layrnorm.weight"));
+  EXPECT_FALSE(hf_weight_decay("vision_model.encoder.layers.0.mlp.fc1.bias"));
+  for (const char* name : {"tiny-clip", "tiny-clip-roberta"}) {
+    model::LoadOptions o;
+    o.train = true;
+    auto m = model::ClipModel::load(data_path(std::string("models/") + name), o);
+    int decayed = 0;
+    for (const auto& p : m->params()) {
+      EXPECT_EQ(p.decay, hf_weight_decay(p.name)) << p.name;
+      decayed += p.decay;
+    }
+    EXPECT_GT(decayed, 10) << name;
   }
-  float s = 1.1f;
-  auto r = clip_loss(img.data(), txt.data(), B, P, s, di.data(), dt.data());
-  const double h = 1e-3;
-  for (int64_t i = 0; i < B * P; ++i) {
-    float keep = img[i];
-    img[i] = keep + static_cast<float>(h);
-    double lp = clip_loss(img.data(), txt.data(), B, P, s, nullptr, nullptr).loss;
-    img[i] = keep - static_cast<float>(h);
-    double lm = clip_loss(img.data(), txt.data(), B, P, s, nullptr, nullptr).loss;
-    img[i] = keep;
-    EXPECT_NEAR(di[i], (lp - lm) / (2 * h), 2e-4) << i;
-  }
-  double lp = clip_loss(img.data(), txt.data(), B, P, s + 1e-3f, nullptr, nullptr).loss;
-  double lm = clip_loss(img.data(), txt.data(), B, P, s - 1e-3f, nullptr, nullptr).loss;
-  EXPECT_NEAR(r.dlogit_scale, (lp - lm) / 2e-3, 2e-4);
 }
 
 }  // namespace

@@ -5,11 +5,9 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "ops/matmul_peak.h"
 #include "command.h"
 #include "core/parallel.h"
 #include "model/flops.h"
-#include "ops/linear.h"
 #include "pipeline/embedder.h"
 
 namespace clipkit::cli {
@@ -50,15 +48,15 @@ RunFn setup_embed(CLI::App& app) {
   add_compute_options(app, o->compute);
   return [o]() {
     apply_compute_options(o->compute);
-    const auto prec = ops::precision_from_name(o->compute.precision);
-    auto emb = pipeline::Embedder::load(o->model, {prec});
+    auto emb = pipeline::Embedder::load(o->model, load_options(o->compute));
     const auto& m = emb->model();
     const int B = o->compute.batch_size;
     pipeline::EmbedOptions eo;
     eo.batch_size = B;
     nlohmann::json j = {{"model", o->model}, {"architecture", m.architecture()}, {"batch_size", B},
-                        {"precision", o->compute.precision}, {"threads", num_threads()}};
-    const double peak = ops::matmul_peak_gflops(prec);
+                        {"precision", o->compute.precision}, {"device", o->compute.device},
+                        {"threads", num_threads()}};
+    const double peak = m.backend().matmul_peak_gflops(m.precision());
     j["matmul_peak_gflops"] = peak;
     if (m.has_vision() && !o->no_images) {
       const int64_t S = m.image_size();

@@ -81,7 +81,7 @@ RunFn setup(CLI::App& app) {
       paths = ds.paths;
     }
     if (labels.empty()) fail("no labels: give --labels or --labels-file");
-    auto emb = pipeline::Embedder::load(o->model, {ops::precision_from_name(o->compute.precision)});
+    auto emb = pipeline::Embedder::load(o->model, load_options(o->compute));
     apps::EmbedderEncoder enc(*emb, o->compute.batch_size);
     apps::ZeroShotClassifier clf(enc, labels, zo);
     pipeline::EmbedOptions eo;

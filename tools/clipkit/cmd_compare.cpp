@@ -30,7 +30,7 @@ RunFn setup(CLI::App& app) {
   add_compute_options(app, o->compute);
   return [o]() {
     apply_compute_options(o->compute);
-    auto emb = pipeline::Embedder::load(o->model, {ops::precision_from_name(o->compute.precision)});
+    auto emb = pipeline::Embedder::load(o->model, load_options(o->compute));
     auto texts = o->texts_file.empty() ? o->texts : read_texts(o->texts_file);
     pipeline::EmbedOptions eo;
     eo.batch_size = o->compute.batch_size;

@@ -103,7 +103,7 @@ RunFn setup(CLI::App& app) {
       if (scan.items.empty()) fail("{}: the index is empty", o->index);
     } else {
       if (inputs.empty()) fail("no images found to deduplicate");
-      auto emb = pipeline::Embedder::load(o->model, {ops::precision_from_name(o->compute.precision)});
+      auto emb = pipeline::Embedder::load(o->model, load_options(o->compute));
       apps::EmbedderEncoder enc(*emb, o->compute.batch_size);
       Progress p("dedup", static_cast<int64_t>(inputs.size()), "images");
       scan = apps::scan_images(inputs, enc, std::max(64, o->compute.batch_size), &p);

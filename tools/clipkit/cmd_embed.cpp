@@ -52,7 +52,7 @@ RunFn setup(CLI::App& app) {
     const bool bulk = o->shards || !o->folder.empty() || !o->coco.empty();
     if (bulk && (!o->pixels.empty() || !o->texts.empty() || !o->texts_file.empty()))
       fail("--shards works on images (--folder, --coco, --images, --image-list), not on pixels or texts");
-    auto emb = pipeline::Embedder::load(o->model, {ops::precision_from_name(o->compute.precision)});
+    auto emb = pipeline::Embedder::load(o->model, load_options(o->compute));
     if (bulk) {
       BulkInputs in{o->folder, o->coco, o->split, o->image_list, o->images};
       if (o->no_normalize) fail("--no-normalize is not supported with shards");

@@ -49,7 +49,7 @@ void gather(Opts& o, const std::string& model_dir, const std::string& work_dir, 
             std::vector<index::ImageRecord>* recs, pipeline::ModelIdentity* id, int* rc) {
   std::string dir = o.embeddings;
   if (dir.empty()) {
-    auto e = pipeline::Embedder::load(model_dir, {ops::precision_from_name(o.compute.precision)});
+    auto e = pipeline::Embedder::load(model_dir, load_options(o.compute));
     dir = work_dir;
     *rc = run_bulk_embed(*e, o.in, dir, o.bulk, o.compute, o.exif_transpose);
     if (*rc == kError) fail("embedding stopped early; run the same command again to resume");

@@ -89,7 +89,7 @@ RunFn setup(CLI::App& app) {
     ro.thumbnails = o->thumbnails;
     ro.thumb_size = o->thumb_size;
     for (auto& f : o->filters) ro.filters.push_back(apps::Filter::parse(f));
-    auto emb = pipeline::Embedder::load(o->model, {ops::precision_from_name(o->compute.precision)});
+    auto emb = pipeline::Embedder::load(o->model, load_options(o->compute));
     pipeline::EmbedOptions eo;
     eo.batch_size = o->compute.batch_size;
     std::vector<apps::RetrievalItem> items;

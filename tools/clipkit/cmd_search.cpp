@@ -37,7 +37,7 @@ RunFn setup(CLI::App& app) {
   return [o]() {
     apply_compute_options(o->compute);
     auto lib = index::Library::open(o->index);
-    auto e = index::load_query_model(*lib, o->model, {ops::precision_from_name(o->compute.precision)});
+    auto e = index::load_query_model(*lib, o->model, load_options(o->compute));
     pipeline::EmbedOptions eo;
     Tensor q;
     if (!o->text.empty()) {

@@ -29,6 +29,7 @@ RunFn setup(CLI::App& app) {
   add_compute_options(app, *c);
   return [o, c, mb]() {
     o->precision = c->precision;
+    o->device = c->device;
     o->model_threads = c->threads;
     o->max_body_bytes = static_cast<size_t>(*mb * 1024 * 1024);
     server::Server s(*o);

@@ -46,18 +46,22 @@ RunFn setup_train(CLI::App& app) {
   app.add_flag("--no-eval", *no_eval, "skip per-epoch evaluation");
   app.add_flag("--resume", o->resume, "continue from the newest checkpoint-N in --out");
   app.add_option("--save-steps", o->save_steps, "also checkpoint every N steps");
+  app.add_option("--save-total-limit", o->save_total_limit,
+                 "keep at most N checkpoint-* folders, deleting the oldest (0 = keep all)")->capture_default_str();
   app.add_option("--stop-after-steps", o->stop_after_steps, "stop after N steps, as if interrupted (for testing resume)")
       ->group("");
   app.add_option("--cache-dir", o->cache_dir, "frozen-tower feature cache (default OUT/cache)");
   app.add_option("--threads", c->threads, "compute threads (0 = all cores)");
   app.add_option("--embed-batch-size", c->batch_size, "batch size of the frozen towers' embedding pass");
   app.add_option("--precision", c->precision, "matmul precision: fp32, or bf16 (fp32 master weights and optimizer state)")->check(CLI::IsMember({"fp32", "bf16"}));
+  add_device_option(app, c->device);
   return [o, c, no_shuffle, no_eval, no_dropout]() {
     apply_compute_options(*c);
     o->dropout = !*no_dropout;
     o->shuffle = !*no_shuffle;
     o->eval = !*no_eval;
     o->precision = c->precision;
+    o->device = c->device;
     o->embed_batch_size = c->batch_size;
     auto comm = train::make_comm(nullptr, nullptr);
     auto r = train::train(*o, *comm);
@@ -87,10 +91,12 @@ RunFn setup_eval(CLI::App& app) {
   app.add_option("--cache-dir", o->cache_dir, "reuse a feature cache");
   app.add_option("--threads", c->threads, "compute threads (0 = all cores)");
   app.add_option("--precision", c->precision)->check(CLI::IsMember({"fp32", "bf16"}));
+  add_device_option(app, c->device);
   app.add_flag("--json", *json_out, "one JSON line");
   return [o, c, json_out]() {
     apply_compute_options(*c);
     o->precision = c->precision;
+    o->device = c->device;
     auto comm = train::make_comm(nullptr, nullptr);
     auto j = train::evaluate(*o, *comm);
     if (comm->rank() != 0) return kOk;

@@ -61,7 +61,7 @@ RunFn setup(CLI::App& app) {
     s.scenes = o->scenes;
     s.every = o->fps > 0 ? 1.0 / o->fps : o->every > 0 ? o->every : 1.0;
     s.scene_threshold = o->scene_threshold;
-    auto emb = pipeline::Embedder::load(o->model, {ops::precision_from_name(o->compute.precision)});
+    auto emb = pipeline::Embedder::load(o->model, load_options(o->compute));
     // Frames are scaled with FFmpeg to the preprocessing's shortest edge first: CLIP's resize then
     // has little left to do, and 4K frames cost no more than small ones.
     if (!o->full_res) s.max_short_side = std::max(emb->preprocess_config().shortest_edge, emb->preprocess_config().crop_h);

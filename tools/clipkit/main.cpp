@@ -21,9 +21,23 @@ void add_compute_options(CLI::App& app, ComputeOptions& o) {
   app.add_option("--threads", o.threads, "compute threads (0 = all cores)");
   app.add_option("--batch-size", o.batch_size, "batch size")->check(CLI::PositiveNumber);
   app.add_option("--precision", o.precision, "matmul precision")->check(CLI::IsMember({"fp32", "bf16"}));
+  add_device_option(app, o.device);
+}
+
+void add_device_option(CLI::App& app, std::string& device) {
+  std::string built;
+  for (auto& d : backend::built_devices()) built += (built.empty() ? "" : ", ") + d;
+  app.add_option("--device", device, "compute device (built: " + built + ")")->capture_default_str();
 }
 
 void apply_compute_options(const ComputeOptions& o) { set_num_threads(o.threads); }
+
+model::LoadOptions load_options(const ComputeOptions& o) {
+  model::LoadOptions l;
+  l.precision = backend::precision_from_name(o.precision);
+  l.device = o.device;
+  return l;
+}
 
 }  // namespace clipkit::cli
 

@@ -1,0 +1,22 @@
+// Activation kernels over n floats (the training path's unfused epilogues; inference fuses them
+// into the matmul as oneDNN post-ops).
+//   quick_gelu(x) = x * sigmoid(1.702 x)   gelu(x) = x * Phi(x)   gelu_new: tanh approximation
+//   relu(x) = max(x, 0)   tanh(x)
+#pragma once
+#include <cstdint>
+
+#include "backend/backend.h"
+
+namespace clipkit::backend::cpu {
+
+// y = act(x), may alias.
+void act_forward(const float* x, float* y, int64_t n, Act a);
+// dx = dy * act'(x)  (x is the pre-activation input; dx may alias dy)
+void act_backward(const float* x, const float* dy, float* dx, int64_t n, Act a);
+
+// The bf16 training path: vectorized approximations (relative error a few 1e-7, far below bf16
+// rounding). The forward writes y = bf16(act(x)), the input of the next (bf16) matmul.
+void act_forward_bf16(const float* x, uint16_t* y, int64_t n, Act a);
+void act_backward_bf16(const float* x, const float* dy, float* dx, int64_t n, Act a);
+
+}  // namespace clipkit::backend::cpu

@@ -1,0 +1,117 @@
+#include "backend/cpu/matmul_bf16.h"
+
+#include <dnnl.hpp>
+#include <tuple>
+#include <unordered_map>
+
+#include "core/error.h"
+#include "backend/cpu/dnnl_context.h"
+#include "backend/flop_count.h"
+
+namespace clipkit::backend::cpu {
+namespace {
+
+using dt = dnnl::memory::data_type;
+using dims = dnnl::memory::dims;
+// M, N, K, trans_a, trans_b, lda, ldb, ldc, accumulate, bias, bf16 C
+using Key = std::tuple<int64_t, int64_t, int64_t, bool, bool, int64_t, int64_t, int64_t, bool, bool, bool>;
+
+struct Prim {
+  dnnl::matmul mm;
+  dnnl::memory::desc a, b, c, bias;
+};
+
+// The primitive for one shape/layout.
+Prim build_prim(const Key& key) {
+  const auto [M, N, K, ta, tb, lda, ldb, ldc, acc, has_bias, c_bf16] = key;
+  Prim p;
+  p.a = dnnl::memory::desc({M, K}, dt::bf16, ta ? dims{1, lda} : dims{lda, 1});
+  p.b = dnnl::memory::desc({K, N}, dt::bf16, tb ? dims{1, ldb} : dims{ldb, 1});
+  p.c = dnnl::memory::desc({M, N}, c_bf16 ? dt::bf16 : dt::f32, dims{ldc, 1});
+  p.bias = dnnl::memory::desc({1, N}, dt::f32, dims{N, 1});
+  dnnl::post_ops po;
+  if (acc) po.append_sum(1.0f);
+  dnnl::primitive_attr attr;
+  attr.set_post_ops(po);
+  auto& eng = cpu_engine();
+  auto d = has_bias ? dnnl::matmul::desc(p.a, p.b, p.bias, p.c) : dnnl::matmul::desc(p.a, p.b, p.c);
+  p.mm = dnnl::matmul(dnnl::matmul::primitive_desc(d, attr, eng));
+  return p;
+}
+
+Prim prim_for(const Key& key) {
+  static PrimitiveCache<Key, Prim> cache(512);
+  return cache.get(key, [&] { return build_prim(key); });
+}
+
+struct WeightGradPrim {
+  dnnl::inner_product_backward_weights ip;
+  dnnl::memory::desc x, dy, dw;
+};
+
+WeightGradPrim build_weight_grad_prim(int64_t M, int64_t N, int64_t K) {
+  using tag = dnnl::memory::format_tag;
+  auto& eng = cpu_engine();
+  WeightGradPrim p;
+  p.x = dnnl::memory::desc({M, K}, dt::bf16, tag::ab);
+  p.dy = dnnl::memory::desc({M, N}, dt::bf16, tag::ab);
+  p.dw = dnnl::memory::desc({N, K}, dt::f32, tag::ab);
+  const dnnl::inner_product_forward::primitive_desc hint(
+      dnnl::inner_product_forward::desc(dnnl::prop_kind::forward_training, p.x,
+                                        dnnl::memory::desc({N, K}, dt::bf16, tag::ab), p.dy),
+      eng);
+  p.ip = dnnl::inner_product_backward_weights(dnnl::inner_product_backward_weights::primitive_desc(
+      dnnl::inner_product_backward_weights::desc(p.x, p.dw, p.dy), eng, hint));
+  return p;
+}
+
+WeightGradPrim weight_grad_prim(int64_t M, int64_t N, int64_t K) {
+  static PrimitiveCache<std::tuple<int64_t, int64_t, int64_t>, WeightGradPrim> cache(512);
+  return cache.get({M, N, K}, [&] { return build_weight_grad_prim(M, N, K); });
+}
+
+}  // namespace
+
+void weight_grad_bf16(int64_t M, int64_t N, int64_t K, const uint16_t* dy, const uint16_t* x, float* dW) {
+  if (N == 0 || K == 0) return;
+  CLIPKIT_ASSERT(M > 0);
+  const WeightGradPrim p = weight_grad_prim(M, N, K);
+  count_flops(2 * M * N * K);
+  auto& eng = cpu_engine();
+  dnnl::memory xm(p.x, eng, const_cast<uint16_t*>(x)), dym(p.dy, eng, const_cast<uint16_t*>(dy)), dwm(p.dw, eng, dW);
+  auto& strm = cpu_stream();
+  p.ip.execute(strm, {{DNNL_ARG_SRC, xm}, {DNNL_ARG_DIFF_DST, dym}, {DNNL_ARG_DIFF_WEIGHTS, dwm}});
+  strm.wait();
+}
+
+namespace {
+
+void run_matmul(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda, const uint16_t* B,
+                int64_t ldb, float beta, void* C, bool c_bf16, int64_t ldc, const float* bias) {
+  CLIPKIT_ASSERT(beta == 0.0f || beta == 1.0f);
+  if (M == 0 || N == 0) return;
+  CLIPKIT_ASSERT(K > 0);
+  const Prim p = prim_for(Key{M, N, K, ta, tb, lda, ldb, ldc, beta != 0.0f, bias != nullptr, c_bf16});
+  count_flops(2 * M * N * K);
+  auto& eng = cpu_engine();
+  dnnl::memory am(p.a, eng, const_cast<uint16_t*>(A)), bm(p.b, eng, const_cast<uint16_t*>(B)), cm(p.c, eng, C);
+  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}};
+  if (bias) args[DNNL_ARG_BIAS] = dnnl::memory(p.bias, eng, const_cast<float*>(bias));
+  auto& strm = cpu_stream();
+  p.mm.execute(strm, args);
+  strm.wait();
+}
+
+}  // namespace
+
+void matmul_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda, const uint16_t* B,
+                 int64_t ldb, float beta, float* C, int64_t ldc, const float* bias) {
+  run_matmul(ta, tb, M, N, K, A, lda, B, ldb, beta, C, false, ldc, bias);
+}
+
+void matmul_bf16_to_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda,
+                         const uint16_t* B, int64_t ldb, uint16_t* C, int64_t ldc, const float* bias) {
+  run_matmul(ta, tb, M, N, K, A, lda, B, ldb, 0.0f, C, true, ldc, bias);
+}
+
+}  // namespace clipkit::backend::cpu

@@ -1,0 +1,107 @@
+#include "backend/cpu/packed_linear.h"
+
+#include <cstring>
+#include <tuple>
+#include <dnnl.hpp>
+
+#include "core/error.h"
+#include "core/profile.h"
+#include "core/parallel.h"
+#include "backend/cpu/dnnl_context.h"
+#include "backend/cpu/gemm.h"
+#include "backend/cpu/workspace.h"
+
+namespace clipkit::backend::cpu {
+
+using dt = dnnl::memory::data_type;
+using tag = dnnl::memory::format_tag;
+
+struct PackedLinear::Impl {
+  struct Prim {
+    dnnl::matmul prim;
+    dnnl::memory::desc wei_md;
+  };
+  std::map<std::tuple<int64_t, bool, int>, Prim> by_m;            // primitive per (M, epilogue)
+  std::vector<std::pair<dnnl::memory::desc, dnnl::memory>> packed;  // packed weights per layout
+  dnnl::memory bias;
+};
+
+PackedLinear::PackedLinear(const float* W, const float* bias, int64_t N, int64_t K, Precision p)
+    : W_(W), b_(bias), N_(N), K_(K), prec_(p) {}
+PackedLinear::~PackedLinear() = default;
+
+namespace {
+
+dnnl::primitive_attr epilogue_attr(Act act, bool accumulate) {
+  dnnl::post_ops po;
+  if (accumulate) po.append_sum(1.0f);
+  switch (act) {
+    case Act::None: break;
+    case Act::QuickGelu: po.append_eltwise(1.0f, dnnl::algorithm::eltwise_swish, 1.702f, 0.0f); break;
+    case Act::Gelu: po.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_erf, 0.0f, 0.0f); break;
+    case Act::GeluNew: po.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_tanh, 0.0f, 0.0f); break;
+    case Act::Relu: po.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f); break;
+    case Act::Tanh: po.append_eltwise(1.0f, dnnl::algorithm::eltwise_tanh, 0.0f, 0.0f); break;
+  }
+  dnnl::primitive_attr attr;
+  attr.set_post_ops(po);
+  return attr;
+}
+
+}  // namespace
+
+void PackedLinear::forward(const float* x, int64_t M, float* y, Act act, bool accumulate) const {
+  ProfileScope prof(prec_ == Precision::BF16 ? "matmul bf16" : "matmul fp32");
+  if (M == 0) return;
+  auto& eng = cpu_engine();
+  auto& strm = cpu_stream();
+  const dt wdt = prec_ == Precision::BF16 ? dt::bf16 : dt::f32;
+  const dnnl::memory::desc src_md({M, K_}, wdt, tag::ab);
+  const dnnl::memory::desc dst_md({M, N_}, dt::f32, tag::ab);
+  const dnnl::memory::desc bias_md({1, N_}, dt::f32, tag::ab);
+  Impl::Prim prim;  // dnnl handles are reference-counted: a copy stays valid if the cache is cleared
+  dnnl::memory wei, bias_mem;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!impl_) {
+      impl_ = std::make_unique<Impl>();
+      if (b_) impl_->bias = dnnl::memory(bias_md, eng, const_cast<float*>(b_));
+    }
+    const auto key = std::make_tuple(M, accumulate, static_cast<int>(act));
+    auto it = impl_->by_m.find(key);
+    if (it == impl_->by_m.end()) {
+      if (impl_->by_m.size() > 256) impl_->by_m.clear();  // bound the cache (text batches vary in length)
+      dnnl::memory::desc wei_any({K_, N_}, wdt, tag::any);
+      auto d = b_ ? dnnl::matmul::desc(src_md, wei_any, bias_md, dst_md) : dnnl::matmul::desc(src_md, wei_any, dst_md);
+      dnnl::matmul::primitive_desc pd(d, epilogue_attr(act, accumulate), eng);
+      it = impl_->by_m.emplace(key, Impl::Prim{dnnl::matmul(pd), pd.weights_desc()}).first;
+    }
+    prim = it->second;
+    for (auto& [md, mem] : impl_->packed)
+      if (md == prim.wei_md) wei = mem;
+    if (!wei) {
+      // W [N, K] row-major is W^T [K, N] in "ba" order; reorder (and convert) into the packed layout.
+      dnnl::memory user({{K_, N_}, dt::f32, tag::ba}, eng, const_cast<float*>(W_));
+      wei = dnnl::memory(prim.wei_md, eng);
+      dnnl::reorder(user, wei).execute(strm, user, wei);
+      strm.wait();
+      impl_->packed.emplace_back(prim.wei_md, wei);
+    }
+    bias_mem = impl_->bias;
+  }
+  const void* src = x;
+  if (prec_ == Precision::BF16) {
+    uint16_t* xb = Workspace::local().get_bf16(kLinearInputBf16, M * K_);
+    ProfileScope prof_cvt("to_bf16");
+    to_bf16(x, xb, M * K_);
+    src = xb;
+  }
+  dnnl::memory src_m(src_md, eng, const_cast<void*>(src));
+  dnnl::memory dst_m(dst_md, eng, y);
+  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src_m}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst_m}};
+  if (b_) args[DNNL_ARG_BIAS] = bias_mem;
+  prim.prim.execute(strm, args);
+  strm.wait();
+}
+
+}  // namespace clipkit::backend::cpu

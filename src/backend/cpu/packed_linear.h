@@ -1,0 +1,39 @@
+// The inference linear layer: y [M, N] = act(x [M, K] @ W^T + b) (+ y) through oneDNN matmul, with
+// W [N, K] (PyTorch layout) reordered once into the layout oneDNN picks (converted to bf16 for bf16
+// precision) and the bias, activation and residual add fused as post-ops. Primitives are cached
+// per (M, epilogue); packed weights per layout (normally one). W and b are read, not copied: they
+// must outlive this object and not change (a change of the master makes a new PackedLinear).
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <tuple>
+#include <vector>
+
+#include "backend/backend.h"
+
+namespace clipkit::backend::cpu {
+
+class PackedLinear {
+ public:
+  PackedLinear(const float* W, const float* bias, int64_t N, int64_t K, Precision p);
+  PackedLinear(const PackedLinear&) = delete;
+  PackedLinear& operator=(const PackedLinear&) = delete;
+  ~PackedLinear();
+
+  // y = act(x W^T + b), or y += act(x W^T + b) with accumulate (oneDNN's sum post-op). x is fp32
+  // (converted to bf16 per call for bf16 precision).
+  void forward(const float* x, int64_t M, float* y, Act act = Act::None, bool accumulate = false) const;
+
+ private:
+  struct Impl;
+  const float* W_;
+  const float* b_;
+  int64_t N_, K_;
+  Precision prec_;
+  mutable std::unique_ptr<Impl> impl_;
+  mutable std::mutex mu_;
+};
+
+}  // namespace clipkit::backend::cpu

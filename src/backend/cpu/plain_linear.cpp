@@ -1,0 +1,134 @@
+#include "backend/cpu/plain_linear.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/error.h"
+#include "core/parallel.h"
+#include "core/profile.h"
+#include "backend/cpu/gemm.h"
+#include "backend/cpu/matmul_bf16.h"
+#include "backend/cpu/vec_avx2.h"
+#include "backend/cpu/vec_math.h"
+#include "backend/cpu/workspace.h"
+
+namespace clipkit::backend::cpu {
+namespace {
+
+// db [N] += column sums of dy [M, N], optionally with dyb = bf16(dy) written in the same pass.
+// Rows are summed in fixed blocks of kSumRows (each block's rows in order, into its own partial
+// row), then the partials are added to db in block order: one streaming pass over dy split by rows,
+// and the same bits for any thread count and for both precisions.
+constexpr int64_t kSumRows = 64;
+
+void column_sums(const float* dy, int64_t M, int64_t N, float* db, uint16_t* dyb = nullptr) {
+  const int64_t nb = (M + kSumRows - 1) / kSumRows, vend = N / 8 * 8;
+  float* part = Workspace::local().get(kColumnPartials, static_cast<size_t>(std::max<int64_t>(1, nb * N)));
+  parallel_for(nb, [&](int64_t bb, int64_t be) {
+    for (int64_t blk = bb; blk < be; ++blk) {
+      float* p = part + blk * N;
+      std::memset(p, 0, sizeof(float) * static_cast<size_t>(N));
+      for (int64_t r = blk * kSumRows; r < std::min(M, (blk + 1) * kSumRows); ++r) {
+        const float* d = dy + r * N;
+        uint16_t* o = dyb ? dyb + r * N : nullptr;
+        int64_t c = 0;
+        for (; c < vend; c += 8) {
+          const __m256 v = _mm256_loadu_ps(d + c);
+          if (o) avx2::store_bf16x8(o + c, v);
+          _mm256_storeu_ps(p + c, _mm256_add_ps(_mm256_loadu_ps(p + c), v));
+        }
+        for (; c < N; ++c) {
+          if (o) o[c] = f32_to_bf16_simd(d[c]);
+          p[c] += d[c];
+        }
+      }
+    }
+  });
+  parallel_for(N, [&](int64_t cb, int64_t ce) {
+    for (int64_t blk = 0; blk < nb; ++blk) {
+      const float* p = part + blk * N;
+      for (int64_t c = cb; c < ce; ++c) db[c] += p[c];
+    }
+  }, 64);
+}
+
+void zero(float* p, int64_t n) {
+  if (p && n > 0) std::memset(p, 0, sizeof(float) * static_cast<size_t>(n));
+}
+
+}  // namespace
+
+void linear_forward(const float* x, const float* W, const float* b, int64_t M, int64_t N, int64_t K, float* y,
+                    Precision p) {
+  ProfileScope prof("linear fwd");
+  if (b) {
+    parallel_for(M, [&](int64_t rb, int64_t re) {
+      for (int64_t r = rb; r < re; ++r) std::memcpy(y + r * N, b, sizeof(float) * N);
+    }, 64);
+  }
+  gemm(p, false, true, M, N, K, x, K, W, K, b ? 1.0f : 0.0f, y, N);
+}
+
+void linear_backward(const float* x, const float* W, const float* dy, int64_t M, int64_t N, int64_t K, float* dx,
+                     float* dW, float* db, Precision p, bool accumulate_dx, bool accumulate_grads) {
+  ProfileScope prof("linear bwd");
+  if (dx) gemm(p, false, false, M, K, N, dy, N, W, K, accumulate_dx ? 1.0f : 0.0f, dx, K);
+  if (dW) gemm(p, true, false, N, K, M, dy, N, x, K, accumulate_grads ? 1.0f : 0.0f, dW, K);
+  if (db) {
+    if (!accumulate_grads) zero(db, N);
+    column_sums(dy, M, N, db);
+  }
+}
+
+// y [M, N] = xb [M, K] @ Wb^T + b
+void linear_forward_bf16(const uint16_t* xb, const uint16_t* Wb, const float* b, int64_t M, int64_t N, int64_t K,
+                         float* y) {
+  ProfileScope prof("linear fwd bf16");
+  if (M == 0 || N == 0) return;
+  if (K == 0) {
+    for (int64_t r = 0; r < M; ++r) {
+      if (b) std::memcpy(y + r * N, b, sizeof(float) * N);
+      else std::memset(y + r * N, 0, sizeof(float) * N);
+    }
+    return;
+  }
+  matmul_bf16(false, true, M, N, K, xb, K, Wb, K, 0.0f, y, N, b);
+}
+
+// yb [M, N] = bf16(xb [M, K] @ Wb^T + b)
+void linear_forward_bf16_out(const uint16_t* xb, const uint16_t* Wb, const float* b, int64_t M, int64_t N, int64_t K,
+                             uint16_t* yb) {
+  ProfileScope prof("linear fwd bf16");
+  if (M == 0 || N == 0) return;
+  CLIPKIT_ASSERT(K > 0);
+  matmul_bf16_to_bf16(false, true, M, N, K, xb, K, Wb, K, yb, N, b);
+}
+
+// dx [M, K] = dy [M, N] @ Wb [N, K]      dW [N, K] += dy^T [N, M] @ xb [M, K]      db [N] += sum_rows dy
+void linear_backward_bf16(const uint16_t* xb, const uint16_t* Wb, const float* dy, int64_t M, int64_t N, int64_t K,
+                          float* dx, float* dW, float* db, bool accumulate_dx, bool accumulate_grads) {
+  ProfileScope prof("linear bwd bf16");
+  if (!accumulate_grads) zero(db, N);
+  if (M == 0 || N == 0 || K == 0) {
+    if (!accumulate_grads) zero(dW, N * K);
+    if (dx && !accumulate_dx)
+      for (int64_t r = 0; r < M; ++r) std::memset(dx + r * K, 0, sizeof(float) * K);
+    if (db) column_sums(dy, M, N, db);
+    return;
+  }
+  // dy is converted once for both products (with db summed in the same pass). dW: a first write
+  // goes through oneDNN's inner-product weight gradient; accumulating reads dy transposed.
+  uint16_t* dyb = Workspace::local().get_bf16(kDyBf16, M * N);
+  {
+    ProfileScope prof_dy("linear bwd dy+db");
+    if (db) column_sums(dy, M, N, db, dyb);
+    else to_bf16(dy, dyb, M * N);
+  }
+  if (dx) matmul_bf16(false, false, M, K, N, dyb, N, Wb, K, accumulate_dx ? 1.0f : 0.0f, dx, K);
+  if (dW) {
+    if (accumulate_grads) matmul_bf16(true, false, N, K, M, dyb, N, xb, K, 1.0f, dW, K);
+    else weight_grad_bf16(M, N, K, dyb, xb, dW);
+  }
+}
+
+}  // namespace clipkit::backend::cpu

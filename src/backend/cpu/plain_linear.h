@@ -1,0 +1,34 @@
+// The training linear layer: forward and backward over fp32 master weights kept in their PyTorch
+// layout (they change every step), in fp32 (oneDNN sgemm) or bf16 (operands rounded to bf16, fp32
+// accumulation and output).
+//   y [M, N] = x [M, K] @ W^T + b          W [N, K] (PyTorch layout), b [N] or null
+//   dx = dy @ W      dW += dy^T @ x       db += sum_rows dy      (or dW =, db = on a first write)
+#pragma once
+#include <cstdint>
+
+#include "backend/backend.h"
+
+namespace clipkit::backend::cpu {
+
+void linear_forward(const float* x, const float* W, const float* b, int64_t M, int64_t N, int64_t K, float* y,
+                    Precision p = Precision::F32);
+
+// dx [M, K] overwritten (or added to when accumulate_dx); any of dx, dW, db may be null (skipped).
+// dW and db are added to, or overwritten when !accumulate_grads (a gradient's first write of a
+// step: no zeroing pass before, no read of the old values).
+void linear_backward(const float* x, const float* W, const float* dy, int64_t M, int64_t N, int64_t K, float* dx,
+                     float* dW, float* db, Precision p = Precision::F32, bool accumulate_dx = false,
+                     bool accumulate_grads = true);
+
+// The bf16 training path over operands the caller converted once (matmul_bf16.h):
+// xb [M, K] and Wb [N, K] hold bf16(x) and bf16(W); forward and backward reuse them, and dy is
+// converted once for both dx and dW. Same contract as above otherwise.
+void linear_forward_bf16(const uint16_t* xb, const uint16_t* Wb, const float* b, int64_t M, int64_t N, int64_t K,
+                         float* y);
+// The same product written as bf16 (yb = bf16(x W^T + b)), for an output that only feeds bf16 matmuls.
+void linear_forward_bf16_out(const uint16_t* xb, const uint16_t* Wb, const float* b, int64_t M, int64_t N, int64_t K,
+                             uint16_t* yb);
+void linear_backward_bf16(const uint16_t* xb, const uint16_t* Wb, const float* dy, int64_t M, int64_t N, int64_t K,
+                          float* dx, float* dW, float* db, bool accumulate_dx = false, bool accumulate_grads = true);
+
+}  // namespace clipkit::backend::cpu

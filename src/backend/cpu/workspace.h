@@ -1,0 +1,40 @@
+// The CPU kernels' scratch buffers: each slot grows to the largest size asked and is kept, so
+// steady-state passes allocate nothing (and don't page-fault fresh memory). One workspace per
+// thread (thread_local), so concurrent callers never share buffers.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace clipkit::backend::cpu {
+
+// Every user of the workspace, one slot each.
+enum WorkspaceSlot : int {
+  kLinearInputBf16,   // packed_linear: bf16(x) per call
+  kAttentionScores,   // attention: [B, H, L, L] scores of the inference kernel
+  kGemmA, kGemmB,     // gemm: bf16 copies of both operands
+  kDyBf16,            // plain_linear: bf16(dy)
+  kColumnPartials,    // plain_linear: bias-gradient partial sums
+  kDoutBf16, kDprobs, kDscoresBf16,  // attention_bf16 backward
+  kLinearProduct,     // cpu_backend: a product added into its destination afterwards
+  kNormDx, kNormDgamma, kNormDbeta,  // cpu_backend: layer-norm gradients nobody asked for
+  kSlotCount
+};
+
+class Workspace {
+ public:
+  // An uninitialized buffer of at least n floats / n bf16 values (valid until the slot is asked again).
+  float* get(int slot, size_t n);
+  uint16_t* get_bf16(int slot, int64_t n) { return reinterpret_cast<uint16_t*>(get(slot, static_cast<size_t>(n + 1) / 2)); }
+  static Workspace& local();
+
+ private:
+  struct Buf {
+    std::unique_ptr<float[]> p;
+    size_t n = 0;
+  };
+  std::vector<Buf> bufs_;
+};
+
+}  // namespace clipkit::backend::cpu

@@ -1,0 +1,163 @@
+// The bf16 training path's ops against their fp32 versions: results within bf16 rounding.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <tuple>
+
+#include "core/tensor.h"
+#include "bf16_util.h"
+#include "fd_util.h"
+#include "backend/cpu/activation.h"
+#include "backend/cpu/attention.h"
+#include "backend/cpu/plain_linear.h"
+#include "backend/flop_count.h"
+#include "backend/cpu/matmul_bf16.h"
+#include "backend/cpu/gemm.h"
+
+namespace clipkit::backend::cpu {
+namespace {
+using namespace clipkit::test;
+
+TEST(Bf16TrainingOps, VectorConversionMatchesScalar) {
+  std::vector<float> v = randn(1000, 30, 100.0f);
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  for (float f : {0.0f, -0.0f, inf, -inf, nan, -nan, 1e-40f, -1e-40f, 3.4e38f, 1.00390625f, 1.01171875f, 1.0078125f})
+    v.push_back(f);
+  const auto b = bf16(v);
+  for (size_t i = 0; i < v.size(); ++i) EXPECT_EQ(b[i], f32_to_bf16(v[i])) << v[i];
+}
+
+TEST(Bf16TrainingOps, DenseTracksFp32) {
+  const int64_t M = 37, N = 48, K = 72;
+  auto x = randn(M * K, 31), W = randn(N * K, 32, 0.1f), b = randn(N, 33), r = randn(M * N, 34);
+  const auto xb = bf16(x), Wb = bf16(W);
+  std::vector<float> y(M * N), yb(M * N);
+  linear_forward(x.data(), W.data(), b.data(), M, N, K, y.data());
+  linear_forward_bf16(xb.data(), Wb.data(), b.data(), M, N, K, yb.data());
+  EXPECT_GRAD_NEAR("bf16 forward", yb.data(), to_f64(y), 2e-2);
+  std::vector<float> dx(M * K), dW(N * K, 0.0f), db(N, 0.0f), dxb(M * K, 7.0f), dWb(N * K, 0.0f), dbb(N, 0.0f);
+  linear_backward(x.data(), W.data(), r.data(), M, N, K, dx.data(), dW.data(), db.data());
+  linear_backward_bf16(xb.data(), Wb.data(), r.data(), M, N, K, dxb.data(), dWb.data(), dbb.data());
+  EXPECT_GRAD_NEAR("bf16 dx", dxb.data(), to_f64(dx), 2e-2);
+  EXPECT_GRAD_NEAR("bf16 dW", dWb.data(), to_f64(dW), 5e-2);
+  for (int64_t i = 0; i < N; ++i) EXPECT_EQ(dbb[i], db[i]) << i;  // db is fp32 either way
+  // dW and db accumulate; dx accumulates on request
+  auto dW2 = dWb, dx2 = dxb;
+  linear_backward_bf16(xb.data(), Wb.data(), r.data(), M, N, K, dx2.data(), dW2.data(), nullptr, true);
+  for (size_t i = 0; i < dW2.size(); ++i) EXPECT_NEAR(dW2[i], 2 * dWb[i], 1e-4) << i;
+  for (size_t i = 0; i < dx2.size(); ++i) EXPECT_NEAR(dx2[i], 2 * dxb[i], 1e-4) << i;
+}
+
+// A bf16-output product is the fp32 product rounded (to nearest even), bit for bit.
+TEST(Bf16TrainingOps, DenseBf16OutputIsTheRoundedProduct) {
+  const int64_t M = 45, N = 72, K = 40;
+  const auto xb = bf16(randn(M * K, 61)), Wb = bf16(randn(N * K, 62, 0.1f));
+  const auto b = randn(N, 63);
+  std::vector<float> y(M * N);
+  std::vector<uint16_t> yb(M * N);
+  linear_forward_bf16(xb.data(), Wb.data(), b.data(), M, N, K, y.data());
+  linear_forward_bf16_out(xb.data(), Wb.data(), b.data(), M, N, K, yb.data());
+  for (int64_t i = 0; i < M * N; ++i) ASSERT_EQ(yb[i], f32_to_bf16(y[i])) << i;
+}
+
+// The FLOP count benchmarks report: 2·M·N·K per product, whichever kernel ran it.
+TEST(Bf16TrainingOps, FlopCountAddsEveryProduct) {
+  const int64_t M = 6, N = 5, K = 4;
+  const auto xb = bf16(randn(M * K, 71)), Wb = bf16(randn(N * K, 72)), dyb = bf16(randn(M * N, 73));
+  std::vector<float> y(M * N), dW(N * K);
+  reset_flop_count();
+  linear_forward_bf16(xb.data(), Wb.data(), nullptr, M, N, K, y.data());
+  weight_grad_bf16(M, N, K, dyb.data(), xb.data(), dW.data());
+  EXPECT_EQ(flops_counted(), 2 * 2 * M * N * K);
+}
+
+// A gradient's first write of a step (accumulate_grads = false) overwrites whatever dW/db held
+// (here NaN) and equals zero-then-accumulate: db bit for bit, dW within the summation order.
+TEST(Bf16TrainingOps, DenseFirstWriteOverwrites) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{37, 48, 72}, {130, 67, 29}, {0, 16, 8}}) {
+    auto x = randn(M * K, 51), W = randn(N * K, 52, 0.1f), r = randn(M * N, 53);
+    const auto xb = bf16(x), Wb = bf16(W);
+    std::vector<float> dx(M * K), dW(N * K, 0.0f), db(N, 0.0f), dW1(N * K, nan), db1(N, nan);
+    linear_backward_bf16(xb.data(), Wb.data(), r.data(), M, N, K, dx.data(), dW.data(), db.data());
+    linear_backward_bf16(xb.data(), Wb.data(), r.data(), M, N, K, dx.data(), dW1.data(), db1.data(), false, false);
+    for (int64_t i = 0; i < N; ++i) EXPECT_EQ(db1[i], db[i]) << M << " " << i;
+    for (int64_t i = 0; i < N * K; ++i) EXPECT_NEAR(dW1[i], dW[i], 1e-5 * (1 + std::fabs(dW[i]))) << M << " " << i;
+    // fp32: the same contract
+    std::vector<float> f(N * K, 0.0f), fb(N, 0.0f), f1(N * K, nan), fb1(N, nan);
+    linear_backward(x.data(), W.data(), r.data(), M, N, K, nullptr, f.data(), fb.data());
+    linear_backward(x.data(), W.data(), r.data(), M, N, K, nullptr, f1.data(), fb1.data(), Precision::F32, false, false);
+    for (int64_t i = 0; i < N; ++i) EXPECT_EQ(fb1[i], fb[i]) << M << " " << i;
+    for (int64_t i = 0; i < N * K; ++i) EXPECT_NEAR(f1[i], f[i], 1e-6 * (1 + std::fabs(f[i]))) << M << " " << i;
+  }
+}
+
+void attention_check(bool causal, bool masked) {
+  const AttentionShape s{3, 9, 2, 16};
+  const int64_t n = s.B * s.L * 3 * s.C(), nc = s.B * s.L * s.C(), np = s.B * s.H * s.L * s.L;
+  auto qkv = randn(n, 41), r = randn(nc, 42);
+  std::vector<int32_t> mask;
+  if (masked) mask = {1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0};
+  const int32_t* km = masked ? mask.data() : nullptr;
+  std::vector<float> out(nc), probs(np), dqkv(n);
+  attention_forward(qkv.data(), out.data(), s, causal, km, probs.data());
+  attention_backward(r.data(), qkv.data(), probs.data(), dqkv.data(), s);
+  const auto qkv_b = bf16(qkv);
+  std::vector<uint16_t> out_b(nc), probs_b(np);
+  std::vector<float> probs16(np), dqkv16(n, 123.0f);
+  attention_forward_bf16(qkv_b.data(), out_b.data(), s, causal, km, probs16.data(), probs_b.data());
+  EXPECT_GRAD_NEAR("probs", probs16.data(), to_f64(probs), 2e-2);
+  EXPECT_GRAD_NEAR("forward", from_bf16(out_b).data(), to_f64(out), 2e-2);
+  for (int64_t i = 0; i < np; ++i) EXPECT_EQ(probs_b[i], f32_to_bf16(probs16[i])) << i;
+  attention_backward_bf16(r.data(), qkv_b.data(), probs16.data(), probs_b.data(), dqkv16.data(), s);
+  EXPECT_GRAD_NEAR("dqkv", dqkv16.data(), to_f64(dqkv), 3e-2);
+}
+
+TEST(Bf16TrainingOps, AttentionTracksFp32) { attention_check(false, false); }
+TEST(Bf16TrainingOps, AttentionCausalTracksFp32) { attention_check(true, false); }
+TEST(Bf16TrainingOps, AttentionPaddingMaskTracksFp32) { attention_check(false, true); }
+TEST(Bf16TrainingOps, AttentionCausalAndPaddingTracksFp32) { attention_check(true, true); }
+
+// act(x) and act'(x) in double
+double act_ref(double v, Act a) {
+  switch (a) {
+    case Act::QuickGelu: return v / (1 + std::exp(-1.702 * v));
+    case Act::Gelu: return 0.5 * v * std::erfc(-v / std::sqrt(2.0));
+    case Act::GeluNew: {  // 0.5 v (1 + tanh u) = v / (1 + e^{-2u}), which keeps its digits for v << 0
+      const double u = std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v);
+      return v / (1 + std::exp(-2 * u));
+    }
+    case Act::Relu: return v > 0 ? v : 0;
+    case Act::Tanh: return std::tanh(v);
+    case Act::None: return v;
+  }
+  return 0;
+}
+double grad_ref(double v, Act a) {
+  const double h = 1e-6 * std::max(1.0, std::fabs(v));
+  return a == Act::Relu ? (v > 0 ? 1 : 0) : (act_ref(v + h, a) - act_ref(v - h, a)) / (2 * h);
+}
+
+TEST(Bf16TrainingOps, ActivationsMatchFloat64) {
+  std::vector<float> x;
+  for (int i = -2000; i <= 2000; ++i) x.push_back(static_cast<float>(i) * 0.005f);  // [-10, 10], odd count: tails
+  for (float v : {-100.0f, -30.0f, 30.0f, 100.0f, 0.0f}) x.push_back(v);
+  const int64_t n = static_cast<int64_t>(x.size());
+  const auto dy = randn(x.size(), 51);
+  for (Act a : {Act::QuickGelu, Act::Gelu, Act::GeluNew, Act::Relu, Act::Tanh}) {
+    std::vector<float> dx(x.size());
+    std::vector<uint16_t> y(x.size());
+    act_forward_bf16(x.data(), y.data(), n, a);
+    act_backward_bf16(x.data(), dy.data(), dx.data(), n, a);
+    for (int64_t i = 0; i < n; ++i) {
+      const double want = act_ref(x[i], a), dwant = dy[i] * grad_ref(x[i], a);
+      // bf16 rounding is within 2^-8 relative; the approximations add ~1e-6
+      EXPECT_NEAR(bf16_to_f32(y[i]), want, 3.92e-3 * std::fabs(want) + 1e-30) << act_name(a) << " x=" << x[i];
+      EXPECT_NEAR(dx[i], dwant, 1e-5 * std::fabs(dy[i])) << act_name(a) << " x=" << x[i];
+    }
+  }
+}
+
+}  // namespace
+}  // namespace clipkit::backend::cpu
