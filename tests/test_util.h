@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <string>
 
 #include "core/tensor.h"
@@ -10,6 +11,13 @@
 namespace clipkit::test {
 
 inline std::string data_path(const std::string& rel) { return std::string(CLIPKIT_TEST_DATA) + "/" + rel; }
+
+// The compute device the model and training tests run on: CLIPKIT_TEST_DEVICE (default "cpu"), so
+// a new backend runs them unchanged.
+inline std::string test_device() {
+  const char* d = std::getenv("CLIPKIT_TEST_DEVICE");
+  return d && *d ? d : "cpu";
+}
 
 // max |got - ref| over all elements; `ref` of any float dtype.
 inline double max_abs_diff(const float* got, const Tensor& ref) {

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "apps/dedup.h"
+#include "apps/similarity.h"
 #include "core/error.h"
 #include "model/clip_model.h"
 

@@ -37,10 +37,4 @@ Tensor EmbedderEncoder::encode_images(const std::vector<const image::Image*>& im
   return pipeline::concat_rows(parts, dim());
 }
 
-double dot_exact(const float* a, const float* b, int64_t D) {
-  double s = 0;
-  for (int64_t d = 0; d < D; ++d) s += static_cast<double>(a[d]) * b[d];
-  return s;
-}
-
 }  // namespace clipkit::apps

@@ -40,7 +40,4 @@ class EmbedderEncoder : public Encoder {
   int batch_;
 };
 
-// Cosine similarity of two normalized rows, accumulated in double (the exact check of a candidate pair).
-double dot_exact(const float* a, const float* b, int64_t D);
-
 }  // namespace clipkit::apps

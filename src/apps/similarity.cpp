@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <omp.h>
 
-#include "apps/encoder.h"
 #include "core/error.h"
 #include "backend/cpu/gemm.h"
 
@@ -54,6 +53,12 @@ std::vector<SimilarPair> run(const float* A, int64_t Na, const float* B, int64_t
 }
 
 }  // namespace
+
+double dot_exact(const float* a, const float* b, int64_t D) {
+  double s = 0;
+  for (int64_t d = 0; d < D; ++d) s += static_cast<double>(a[d]) * b[d];
+  return s;
+}
 
 std::vector<SimilarPair> range_pairs(const float* X, int64_t N, int64_t D, double threshold, int64_t block) {
   return run(X, N, X, N, D, threshold, block, true);

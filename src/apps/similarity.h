@@ -10,6 +10,9 @@
 
 namespace clipkit::apps {
 
+// Cosine similarity of two normalized rows, accumulated in double (the exact check of a candidate pair).
+double dot_exact(const float* a, const float* b, int64_t D);
+
 struct SimilarPair {
   int64_t i = 0, j = 0;  // i < j
   double score = 0;      // cosine, computed in double

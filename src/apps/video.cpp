@@ -6,6 +6,7 @@
 
 #include <filesystem>
 
+#include "apps/similarity.h"
 #include "apps/thumbnail.h"
 #include "core/error.h"
 #include "io/atomic_file.h"

@@ -222,7 +222,8 @@ void LayerStack::plan(Pass& p, Indices& ix, const int32_t* mask, int64_t B, int6
     rows->in = ix.add(p, in);
   }
   std::vector<int32_t> out;  // the pooled rows among the input rows (in is sorted)
-  for (int32_t r : *pooled) out.push_back(unpad ? static_cast<int32_t>(std::lower_bound(in.begin(), in.end(), r) - in.begin()) : r);
+  for (int32_t r : *pooled)
+    out.push_back(unpad ? static_cast<int32_t>(std::lower_bound(in.begin(), in.end(), r) - in.begin()) : r);
   *last = *rows;
   last->n_out = B;
   last->out = ix.add(p, out);
@@ -294,8 +295,8 @@ void load_layers(LayerStack& stack, ParamSet& ps, const WeightReader& r, const s
                  int64_t heads, int64_t I, backend::Act a, float eps, bool pre_ln, const LoadPlan& plan) {
   if (num_layers < 1) {
     const std::string where = r.prefix() + sub;  // e.g. "text_model.encoder.layers."
-    fail("{}: no encoder layers (num_hidden_layers is {}); a tower needs at least one", where.substr(0, where.size() - 1),
-         num_layers);
+    fail("{}: no encoder layers (num_hidden_layers is {}); a tower needs at least one",
+         where.substr(0, where.size() - 1), num_layers);
   }
   stack.layers = std::vector<EncoderLayer>(static_cast<size_t>(num_layers));
   for (int i = 0; i < num_layers; ++i) {

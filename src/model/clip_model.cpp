@@ -118,31 +118,43 @@ Pass ClipModel::pass(backend::Arena& a, bool train, Part tower, uint64_t step) c
 
 // ---- inference ----
 
-TowerOutput ClipModel::vision_forward(const float* pixels, int64_t N, bool want_hidden) const {
-  if (!vision_) fail("{}: this model has no vision tower", dir_);
+// One inference pass of a tower in the calling thread's arena: forward(pass, hidden) -> pooled,
+// projected on request; results on the host (hidden states [B, L, C] on request).
+template <typename Forward>
+TowerOutput ClipModel::infer(Part tower, bool project, bool want_hidden, Forward&& forward) const {
+  if (!(tower == Part::Vision ? static_cast<bool>(vision_) : static_cast<bool>(text_)))
+    fail("{}: this model has no {} tower", dir_, tower == Part::Vision ? "vision" : "text");
   backend::Arena& arena = be_.thread_arena();
   backend::Arena::Scope scope(arena);
-  Pass p = pass(arena, false, Part::Vision, 0);
-  Tensor hidden;
-  TowerOutput out;
-  const int64_t C = vision_->config().hidden_size, T = vision_->config().num_patches() + 1;
-  out.pooled = to_host(be_, vision_->forward(p, pixels, N, nullptr, want_hidden ? &hidden : nullptr), {N, C});
-  if (want_hidden) out.last_hidden_state = to_host(be_, hidden, {N, T, C});
-  return out;
+  Pass p = pass(arena, false, tower, 0);
+  Tensor hidden, out = forward(p, want_hidden ? &hidden : nullptr);
+  const int64_t B = out.rows();
+  if (project) out = project_pooled(p, tower, out, nullptr);
+  TowerOutput r;
+  r.pooled = to_host(be_, out, {B, out.cols()});
+  if (want_hidden) r.last_hidden_state = to_host(be_, hidden, {B, hidden.rows() / B, hidden.cols()});
+  return r;
+}
+
+TowerOutput ClipModel::vision_forward(const float* pixels, int64_t N, bool want_hidden) const {
+  return infer(Part::Vision, false, want_hidden,
+               [&](Pass& p, Tensor* hidden) { return vision_->forward(p, pixels, N, nullptr, hidden); });
 }
 
 TowerOutput ClipModel::text_forward(const int32_t* ids, const int32_t* mask, int64_t B, int64_t L,
                                     bool want_hidden) const {
-  if (!text_) fail("{}: this model has no text tower", dir_);
-  backend::Arena& arena = be_.thread_arena();
-  backend::Arena::Scope scope(arena);
-  Pass p = pass(arena, false, Part::Text, 0);
-  Tensor hidden;
-  TowerOutput out;
-  const int64_t C = text_->hidden_size();
-  out.pooled = to_host(be_, text_->forward(p, ids, mask, B, L, nullptr, want_hidden ? &hidden : nullptr), {B, C});
-  if (want_hidden) out.last_hidden_state = to_host(be_, hidden, {B, L, C});
-  return out;
+  return infer(Part::Text, false, want_hidden,
+               [&](Pass& p, Tensor* hidden) { return text_->forward(p, ids, mask, B, L, nullptr, hidden); });
+}
+
+clipkit::Tensor ClipModel::image_features(const float* pixels, int64_t N) const {
+  auto forward = [&](Pass& p, Tensor*) { return vision_->forward(p, pixels, N, nullptr, nullptr); };
+  return infer(Part::Vision, true, false, forward).pooled;
+}
+
+clipkit::Tensor ClipModel::text_features(const int32_t* ids, const int32_t* mask, int64_t B, int64_t L) const {
+  auto forward = [&](Pass& p, Tensor*) { return text_->forward(p, ids, mask, B, L, nullptr, nullptr); };
+  return infer(Part::Text, true, false, forward).pooled;
 }
 
 Tensor ClipModel::project_pooled(Pass& p, Part tower, const Tensor& pooled, Tensor* saved) const {
@@ -151,24 +163,6 @@ Tensor ClipModel::project_pooled(Pass& p, Part tower, const Tensor& pooled, Tens
   Tensor emb = p.alloc({pooled.rows(), proj->N()});
   proj->forward(p, pooled, emb, {}, saved);
   return emb;
-}
-
-clipkit::Tensor ClipModel::image_features(const float* pixels, int64_t N) const {
-  if (!vision_) fail("{}: this model has no vision tower", dir_);
-  backend::Arena& arena = be_.thread_arena();
-  backend::Arena::Scope scope(arena);
-  Pass p = pass(arena, false, Part::Vision, 0);
-  Tensor emb = project_pooled(p, Part::Vision, vision_->forward(p, pixels, N, nullptr, nullptr), nullptr);
-  return to_host(be_, emb, {N, emb.cols()});
-}
-
-clipkit::Tensor ClipModel::text_features(const int32_t* ids, const int32_t* mask, int64_t B, int64_t L) const {
-  if (!text_) fail("{}: this model has no text tower", dir_);
-  backend::Arena& arena = be_.thread_arena();
-  backend::Arena::Scope scope(arena);
-  Pass p = pass(arena, false, Part::Text, 0);
-  Tensor emb = project_pooled(p, Part::Text, text_->forward(p, ids, mask, B, L, nullptr, nullptr), nullptr);
-  return to_host(be_, emb, {B, emb.cols()});
 }
 
 // ---- training ----

@@ -84,6 +84,8 @@ class ClipModel {
 
  private:
   Pass pass(backend::Arena& a, bool train, Part tower, uint64_t step) const;
+  template <typename Forward>
+  TowerOutput infer(Part tower, bool project, bool want_hidden, Forward&& forward) const;
   Tensor project_pooled(Pass& p, Part tower, const Tensor& pooled, Tensor* saved) const;
   int64_t count(Part part) const;
 

@@ -44,7 +44,8 @@ Tensor ClipTextTower::forward(Pass& p, const int32_t* ids, const int32_t* mask, 
   Indices& ix = s ? s->indices : local;
   std::vector<int32_t> pos(static_cast<size_t>(B * L)), eos(static_cast<size_t>(B));
   for (int64_t r = 0; r < B * L; ++r) pos[r] = static_cast<int32_t>(r % L);
-  for (int64_t b = 0; b < B; ++b) eos[b] = static_cast<int32_t>(b * L + eos_position(ids + b * L, L, cfg_.eos_token_id));
+  for (int64_t b = 0; b < B; ++b)
+    eos[b] = static_cast<int32_t>(b * L + eos_position(ids + b * L, L, cfg_.eos_token_id));
   const Tensor &id_t = ix.add(p, std::vector<int32_t>(ids, ids + B * L)), &pos_t = ix.add(p, pos);
   const Tensor& mask_t = ix.add(p, std::vector<int32_t>(mask, mask + B * L));
   Tensor x0 = p.alloc({B * L, C});

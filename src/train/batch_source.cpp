@@ -71,15 +71,20 @@ void CaptionBatches::read(int64_t epoch, int64_t begin, int64_t end, Batch& b) {
   text_inputs(rows, b.texts);
 }
 
+namespace {
+
+// out += the rows `rows` of t [n, C]
+void append_rows(const clipkit::Tensor& t, const std::vector<int64_t>& rows, std::vector<float>& out) {
+  const int64_t C = t.dim(1);
+  for (int64_t r : rows) out.insert(out.end(), t.ptr<float>() + r * C, t.ptr<float>() + (r + 1) * C);
+}
+
+}  // namespace
+
 void CaptionBatches::image_inputs(const std::vector<int64_t>& images, TowerInput& out) const {
   out = {};
   out.n = static_cast<int64_t>(images.size());
-  if (o_.features_vision) {
-    const int64_t C = feats_->images.dim(1);
-    for (int64_t i : images)
-      out.features.insert(out.features.end(), feats_->images.ptr<float>() + i * C, feats_->images.ptr<float>() + (i + 1) * C);
-    return;
-  }
+  if (o_.features_vision) return append_rows(feats_->images, images, out.features);
   const int64_t per = static_cast<int64_t>(image::floats_per_image(emb_.preprocess_config()));
   if (!pixels_.empty()) {
     for (int64_t i : images) out.pixels.insert(out.pixels.end(), pixels_.begin() + i * per, pixels_.begin() + (i + 1) * per);
@@ -95,12 +100,7 @@ void CaptionBatches::image_inputs(const std::vector<int64_t>& images, TowerInput
 void CaptionBatches::text_inputs(const std::vector<int64_t>& rows, TowerInput& out) const {
   out = {};
   out.n = static_cast<int64_t>(rows.size());
-  if (o_.features_text) {
-    const int64_t C = feats_->texts.dim(1);
-    for (int64_t r : rows)
-      out.features.insert(out.features.end(), feats_->texts.ptr<float>() + r * C, feats_->texts.ptr<float>() + (r + 1) * C);
-    return;
-  }
+  if (o_.features_text) return append_rows(feats_->texts, rows, out.features);
   std::vector<std::string> caps;
   for (int64_t r : rows) caps.push_back(captions_[static_cast<size_t>(r)]);
   // dynamic padding: pads are masked, so the results don't depend on it

@@ -14,12 +14,12 @@ backend::Tensor embed_input(model::ClipModel& m, model::Part tower, const TowerI
   return m.embed_texts(in.ids.data(), in.mask.data(), in.n, in.L, train, step);
 }
 
-nlohmann::json evaluate_split(model::ClipModel& m, const CaptionBatches& src, int batch, int embed_batch,
+nlohmann::json evaluate_split(model::ClipModel& clip, const CaptionBatches& src, int batch, int embed_batch,
                               const std::string& split) {
   if (batch < 1 || embed_batch < 1) fail("evaluation: batch sizes must be ≥ 1 (got {} and {})", batch, embed_batch);
-  backend::Backend& be = m.backend();
+  backend::Backend& be = clip.backend();
   backend::Arena& arena = be.thread_arena();
-  const int64_t P = m.embed_dim(), Nr = src.size();
+  const int64_t P = clip.embed_dim(), Nr = src.size();
   // the split's images (those with a usable row), numbered compactly in first-use order
   std::vector<int64_t> images, caption_image(static_cast<size_t>(Nr)), compact(static_cast<size_t>(src.images()), -1);
   for (int64_t r = 0; r < Nr; ++r) {
@@ -33,14 +33,14 @@ nlohmann::json evaluate_split(model::ClipModel& m, const CaptionBatches& src, in
   for (int64_t s = 0; s < Ni; s += embed_batch) {
     backend::Arena::Scope scope(arena);
     src.image_inputs({images.begin() + s, images.begin() + std::min(Ni, s + embed_batch)}, in);
-    be.download(embed_input(m, model::Part::Vision, in, false, 0), img.data() + s * P);
+    be.download(embed_input(clip, model::Part::Vision, in, false, 0), img.data() + s * P);
   }
   for (int64_t s = 0; s < Nr; s += embed_batch) {
     backend::Arena::Scope scope(arena);
     std::vector<int64_t> rows(static_cast<size_t>(std::min(Nr, s + embed_batch) - s));
     for (size_t k = 0; k < rows.size(); ++k) rows[k] = s + static_cast<int64_t>(k);
     src.text_inputs(rows, in);
-    be.download(embed_input(m, model::Part::Text, in, false, 0), txt.data() + s * P);
+    be.download(embed_input(clip, model::Part::Text, in, false, 0), txt.data() + s * P);
   }
   double loss = 0;
   int64_t batches = 0;
@@ -51,7 +51,7 @@ nlohmann::json evaluate_split(model::ClipModel& m, const CaptionBatches& src, in
     for (int64_t k = 0; k < n; ++k)
       std::memcpy(bi.data() + k * P, img.data() + caption_image[static_cast<size_t>(s + k)] * P, sizeof(float) * P);
     loss += be.clip_loss(be.input(arena, bi.data(), DType::F32, {n, P}),
-                         be.input(arena, txt.data() + s * P, DType::F32, {n, P}), m.logit_scale_param().value, nullptr,
+                         be.input(arena, txt.data() + s * P, DType::F32, {n, P}), clip.logit_scale_param().value, nullptr,
                          nullptr).loss;
   }
   model::l2_normalize_rows(img.data(), Ni, P);

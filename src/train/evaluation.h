@@ -17,7 +17,7 @@ backend::Tensor embed_input(model::ClipModel& m, model::Part tower, const TowerI
 // {"split", "images", "captions", "loss", "i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10"}:
 // the loss averaged over batches of `batch` rows in row order, recall@k both ways over the split's
 // images (each caption matches its own image).
-nlohmann::json evaluate_split(model::ClipModel& m, const CaptionBatches& src, int batch, int embed_batch,
+nlohmann::json evaluate_split(model::ClipModel& clip, const CaptionBatches& src, int batch, int embed_batch,
                               const std::string& split);
 
 struct RetrievalMetrics {

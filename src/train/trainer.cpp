@@ -50,22 +50,22 @@ void validate(const TrainOptions& o, const Comm& comm) {
     fail("--batch-size {} is smaller than the number of processes ({})", o.batch_size, comm.size());
 }
 
-// This rank's embeddings e [share rows, the first n_mine real] of a global batch of n -> the whole
-// batch [n, P] in global order (ranks hold consecutive slices, zero-padded to equal length).
-backend::Tensor gather_batch(Comm& comm, backend::Backend& be, const backend::Tensor& e, int64_t n, int64_t share) {
-  const int R = comm.size();
-  if (R == 1) return e;
+// This rank's embeddings [n_mine, P] of a global batch of `rows` samples -> the whole batch [rows, P]
+// in global order (ranks hold consecutive slices of `share` rows, zero-padded for the all-gather).
+backend::Tensor gather_batch(Comm& comm, backend::Backend& be, const backend::Tensor& mine, int64_t rows, int64_t share) {
+  const int ranks = comm.size();
+  if (ranks == 1) return mine;
   backend::Arena& arena = be.thread_arena();
-  const int64_t P = e.cols();
-  backend::Tensor mine = arena.alloc(DType::F32, {share, P}), all = arena.alloc(DType::F32, {R * share, P});
-  be.zero(mine);
-  if (e.rows() > 0) be.copy(e, mine.slice(0, e.rows()));
-  comm.allgather(mine, all);
-  std::vector<int32_t> real;  // drop the padding rows
-  for (int r = 0; r < R; ++r)
-    for (int64_t k = std::min(n, r * share); k < std::min(n, (r + 1) * share); ++k)
-      real.push_back(static_cast<int32_t>(r * share + k - std::min(n, r * share)));
-  backend::Tensor out = arena.alloc(DType::F32, {n, P}), idx = arena.alloc(DType::I32, {n});
+  const int64_t P = mine.cols();
+  backend::Tensor padded = arena.alloc(DType::F32, {share, P}), all = arena.alloc(DType::F32, {ranks * share, P});
+  be.zero(padded);
+  if (mine.rows() > 0) be.copy(mine, padded.slice(0, mine.rows()));
+  comm.allgather(padded, all);
+  std::vector<int32_t> real;  // the rows of `all` that hold samples
+  for (int rank = 0; rank < ranks; ++rank)
+    for (int64_t i = 0; i < std::clamp<int64_t>(rows - rank * share, 0, share); ++i)
+      real.push_back(static_cast<int32_t>(rank * share + i));
+  backend::Tensor out = arena.alloc(DType::F32, {rows, P}), idx = arena.alloc(DType::I32, {rows});
   be.upload(real.data(), idx);
   be.gather_rows(all, idx, out);
   return out;
@@ -88,8 +88,8 @@ TrainResult train(const TrainOptions& o, Comm& comm) {
   lo.dropout = o.dropout;
   lo.seed = o.seed;
   auto emb = pipeline::Embedder::load(o.model_dir, lo);
-  model::ClipModel& m = emb->model();
-  if (!m.has_vision() || !m.has_text()) fail("{}: training needs a dual encoder (vision and text towers)", o.model_dir);
+  model::ClipModel& clip = emb->model();
+  if (!clip.has_vision() || !clip.has_text()) fail("{}: training needs a dual encoder (vision and text towers)", o.model_dir);
   auto ds = data::load_captions(o.data, o.split);
   data::require_rows(ds, "train on");
   if (lead) std::fprintf(stderr, "clipkit train: %s split: %s\n", ds.split.c_str(), ds.report.summary().c_str());
@@ -116,7 +116,7 @@ TrainResult train(const TrainOptions& o, Comm& comm) {
       if (lead) std::fprintf(stderr, "clipkit train: no evaluation split (%s)\n", e.what());
     }
   }
-  AdamW opt(m.backend(), m.trainable(), {o.adam_beta1, o.adam_beta2, o.adam_eps, o.weight_decay});
+  AdamW opt(clip.backend(), clip.trainable(), {o.adam_beta1, o.adam_beta2, o.adam_eps, o.weight_decay});
   if (lead)
     std::fprintf(stderr, "clipkit train: %s (%s, %s), %zu trainable tensors, %s%s\n",
                  o.freeze_vision && o.freeze_text ? "projections only" : "fine-tuning",
@@ -124,7 +124,8 @@ TrainResult train(const TrainOptions& o, Comm& comm) {
                  opt.params().size(), o.precision.c_str(), o.gradient_checkpointing ? ", gradient checkpointing" : "");
 
   // steps: HF keeps the last partial batch of an epoch; --max-steps overrides
-  const int64_t N = source.size(), B = o.batch_size, steps_per_epoch = (N + B - 1) / B;
+  const int64_t samples = source.size(), batch_size = o.batch_size;
+  const int64_t steps_per_epoch = (samples + batch_size - 1) / batch_size;
   const int64_t total = o.max_steps > 0 ? o.max_steps : steps_per_epoch * o.epochs;
   const int64_t epochs = (total + steps_per_epoch - 1) / steps_per_epoch;
   const std::string metrics = (fs::path(o.out) / "metrics.jsonl").string();
@@ -135,17 +136,17 @@ TrainResult train(const TrainOptions& o, Comm& comm) {
   if (!resume_from.empty()) {
     auto st = json::parse(read_file(resume_from + "/trainer_state.json"));
     step = st.at("global_step").get<int64_t>();
-    if (st.value("total_steps", total) != total || st.value("batch_size", B) != B)
+    if (st.value("total_steps", total) != total || st.value("batch_size", batch_size) != batch_size)
       fail("{}: checkpoint was made with a different --batch-size/--epochs/--max-steps; resume with the same flags",
            resume_from);
-    m.load_state(Checkpoint(resume_from).tensors(), resume_from);
+    clip.load_state(Checkpoint(resume_from).tensors(), resume_from);
     opt.load_state(SafeTensorsFile(resume_from + "/optimizer.safetensors").tensors(), step, resume_from);
     if (lead) std::fprintf(stderr, "clipkit train: resumed from %s (step %lld)\n", resume_from.c_str(), static_cast<long long>(step));
   } else if (lead && fs::exists(metrics)) {
     fs::remove(metrics);
   }
   TrainResult res;
-  auto evaluate_now = [&] { return evaluate_split(m, *eval_source, o.batch_size, o.embed_batch_size, o.eval_split); };
+  auto evaluate_now = [&] { return evaluate_split(clip, *eval_source, o.batch_size, o.embed_batch_size, o.eval_split); };
   if (eval_source && step == 0) {
     res.eval_before = evaluate_now();
     res.eval_before["epoch"] = 0;
@@ -154,50 +155,51 @@ TrainResult train(const TrainOptions& o, Comm& comm) {
   bool final_written = false;
   auto save = [&](int64_t epoch_done, const json& ev) {
     if (!lead) return;
-    json state = {{"epoch", epoch_done}, {"total_steps", total}, {"batch_size", B}, {"seed", o.seed},
+    json state = {{"epoch", epoch_done}, {"total_steps", total}, {"batch_size", batch_size}, {"seed", o.seed},
                   {"learning_rate", o.lr}, {"world_size", comm.size()},
                   {"full_fine_tuning", !(o.freeze_vision && o.freeze_text)}};
     if (!ev.is_null()) state["eval"] = ev;
-    const auto trained = m.trained_state();
+    const auto trained = clip.trained_state();
     save_checkpoint(o.out, o.model_dir, step, trained, opt.state(), state, o.save_total_limit);
     if (step < total) return;
     write_hf_checkpoint(o.model_dir, o.out, trained);  // the final model at the top of --out
     final_written = true;
   };
 
-  backend::Backend& be = m.backend();
+  backend::Backend& be = clip.backend();
   const Schedule sched = schedule_from_name(o.lr_scheduler);
   const int ranks = comm.size(), rank = comm.rank();
-  model::Param& logit_scale = m.logit_scale_param();
+  model::Param& logit_scale = clip.logit_scale_param();
   Progress prog("train", total - step, "steps");
   const auto start = std::chrono::steady_clock::now();
-  int64_t samples = 0;
+  int64_t seen = 0;  // samples trained on since this run started
   Batch batch;
   for (int64_t epoch = step / steps_per_epoch; epoch < epochs && step < total; ++epoch) {
-    for (int64_t b = step - epoch * steps_per_epoch; b < steps_per_epoch && step < total; ++b) {
+    for (int64_t in_epoch = step - epoch * steps_per_epoch; in_epoch < steps_per_epoch && step < total; ++in_epoch) {
       backend::Arena::Scope step_scope(be.thread_arena());
-      // this rank's slice [mine_begin, mine_end) of the global batch of n rows
-      const int64_t first = b * B, n = std::min(B, N - first), share = (n + ranks - 1) / ranks;
-      const int64_t mine_begin = std::min(n, rank * share), mine_end = std::min(n, mine_begin + share);
+      // this rank's slice [mine_begin, mine_end) of the global batch of `rows` samples
+      const int64_t first = in_epoch * batch_size, rows = std::min(batch_size, samples - first);
+      const int64_t share = (rows + ranks - 1) / ranks, mine_begin = std::min(rows, rank * share);
+      const int64_t mine_end = std::min(rows, mine_begin + share);
       source.read(epoch, first + mine_begin, first + mine_end, batch);
-      m.zero_grad();
+      clip.zero_grad();
       const bool has_rows = mine_end > mine_begin;
       backend::Tensor img, txt;
       if (has_rows) {
-        img = embed_input(m, Part::Vision, batch.images, true, static_cast<uint64_t>(step));
-        txt = embed_input(m, Part::Text, batch.texts, true, static_cast<uint64_t>(step));
+        img = embed_input(clip, Part::Vision, batch.images, true, static_cast<uint64_t>(step));
+        txt = embed_input(clip, Part::Text, batch.texts, true, static_cast<uint64_t>(step));
       } else {
-        img = txt = be.thread_arena().alloc(DType::F32, {0, m.embed_dim()});
+        img = txt = be.thread_arena().alloc(DType::F32, {0, clip.embed_dim()});
       }
-      img = gather_batch(comm, be, img, n, share);
-      txt = gather_batch(comm, be, txt, n, share);
+      img = gather_batch(comm, be, img, rows, share);
+      txt = gather_batch(comm, be, txt, rows, share);
       backend::Tensor dimg = be.thread_arena().alloc(DType::F32, img.shape()), dtxt = be.thread_arena().alloc(DType::F32, txt.shape());
       const auto loss = be.clip_loss(img, txt, logit_scale.value, &dimg, &dtxt);
       if (has_rows) {
-        m.backward(Part::Vision, dimg.slice(mine_begin, mine_end));
-        m.backward(Part::Text, dtxt.slice(mine_begin, mine_end));
+        clip.backward(Part::Vision, dimg.slice(mine_begin, mine_end));
+        clip.backward(Part::Text, dtxt.slice(mine_begin, mine_end));
       }
-      m.settle_grads();  // a rank without rows contributes zero gradients
+      clip.settle_grads();  // a rank without rows contributes zero gradients
       for (model::Param* p : opt.params())
         if (p != &logit_scale) comm.allreduce_sum(p->grad);
       const float dscale = static_cast<float>(loss.dlogit_scale);  // every rank computed it on the whole batch
@@ -206,13 +208,13 @@ TrainResult train(const TrainOptions& o, Comm& comm) {
       const double lr = o.lr * lr_factor(sched, step, total, o.warmup_steps);
       opt.step(lr, clip_coefficient(gnorm, o.max_grad_norm));
       ++step;
-      samples += n;
+      seen += rows;
       res.last_loss = loss.loss;
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      const double rate = secs > 0 ? static_cast<double>(samples) / secs : 0.0;
+      const double rate = secs > 0 ? static_cast<double>(seen) / secs : 0.0;
       if (lead)
         log_line(metrics, {{"step", step}, {"epoch", static_cast<double>(step) / steps_per_epoch}, {"loss", loss.loss},
-                           {"grad_norm", gnorm}, {"learning_rate", lr}, {"logit_scale", m.logit_scale()},
+                           {"grad_norm", gnorm}, {"learning_rate", lr}, {"logit_scale", clip.logit_scale()},
                            {"samples_per_s", rate}});
       prog.set_suffix(fmt::format("loss {:.4f}  {:.1f} samples/s", loss.loss, rate));
       prog.add(1);
@@ -234,7 +236,7 @@ TrainResult train(const TrainOptions& o, Comm& comm) {
     save(epoch + 1, ev);
     comm.barrier();
   }
-  if (lead && !final_written) write_hf_checkpoint(o.model_dir, o.out, m.trained_state());  // no steps to take
+  if (lead && !final_written) write_hf_checkpoint(o.model_dir, o.out, clip.trained_state());  // no steps to take
   prog.finish();
   res.steps = step;
   return res;

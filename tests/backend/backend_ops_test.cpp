@@ -7,6 +7,7 @@
 #include <cstring>
 #include <limits>
 
+#include "backend/attention_ref.h"
 #include "backend/backend.h"
 #include "backend/dropout_hash.h"
 #include "core/error.h"
@@ -183,34 +184,6 @@ TEST_P(BackendOps, PreparedWeightFollowsTheVersion) {
   }
 }
 
-std::vector<double> attention_ref(const std::vector<double>& qkv, const AttentionShape& s, bool causal,
-                                  const std::vector<int32_t>& km) {
-  const int64_t C = s.C(), C3 = 3 * C;
-  std::vector<double> out(static_cast<size_t>(s.B * s.L * C), 0.0);
-  for (int64_t b = 0; b < s.B; ++b)
-    for (int64_t h = 0; h < s.H; ++h)
-      for (int64_t i = 0; i < s.L; ++i) {
-        std::vector<double> sc(static_cast<size_t>(s.L), 0.0);
-        double mx = -INFINITY, sum = 0;
-        for (int64_t j = 0; j < s.L; ++j) {
-          if ((causal && j > i) || (!km.empty() && km[b * s.L + j] == 0)) continue;
-          double d = 0;
-          for (int64_t k = 0; k < s.D; ++k) d += qkv[(b * s.L + i) * C3 + h * s.D + k] * qkv[(b * s.L + j) * C3 + C + h * s.D + k];
-          sc[j] = d / std::sqrt(double(s.D));
-          mx = std::max(mx, sc[j]);
-        }
-        for (int64_t j = 0; j < s.L; ++j) {
-          const bool on = !((causal && j > i) || (!km.empty() && km[b * s.L + j] == 0));
-          sc[j] = on ? std::exp(sc[j] - mx) : 0.0;
-          sum += sc[j];
-        }
-        for (int64_t j = 0; j < s.L; ++j)
-          for (int64_t k = 0; k < s.D; ++k)
-            out[(b * s.L + i) * C + h * s.D + k] += sc[j] / sum * qkv[(b * s.L + j) * C3 + 2 * C + h * s.D + k];
-      }
-  return out;
-}
-
 // Inference and training forwards equal the definition with causal and padding masks; the
 // training backward equals finite differences; bf16 tracks fp32.
 TEST_P(BackendOps, Attention) {
@@ -221,7 +194,7 @@ TEST_P(BackendOps, Attention) {
   const Tensor tq = make(qkv, {s.B * s.L, 3 * s.C()}), tm = make_i32(km);
   Arena arena(be);
   for (bool causal : {false, true}) {
-    const auto f = [&](const std::vector<double>& v) { return attention_ref(v, s, causal, km); };
+    const auto f = [&](const std::vector<double>& v) { return test::attn_ref(v, s, causal, km); };
     const auto ref = f(to_f64(qkv));
     Tensor o1 = be.alloc(DType::F32, {s.B * s.L, s.C()}), o2 = be.alloc(DType::F32, {s.B * s.L, s.C()});
     be.attention(tq, o1, s, causal, &tm, {}, arena, nullptr);

@@ -101,6 +101,24 @@ TEST(EmbedCli, BadInputsGetClearErrors) {
   std::filesystem::remove_all(dir);
 }
 
+// --device picks the compute backend; an unknown or unbuilt one is refused naming the built ones.
+TEST(EmbedCli, DeviceIsChosenAndUnknownOnesAreRefused) {
+  const std::string model = data_path("models/tiny-clip");
+  auto dir = test::temp_dir("embed_device");
+  auto r = run_clipkit("embed --model " + model + " --text hi --device cpu --out " + dir + "/o.npy");
+  EXPECT_EQ(r.status, 0) << r.err;
+  r = run_clipkit("embed --model " + model + " --text hi --device cuda --out " + dir + "/o.npy");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("--device cuda: this clipkit was built without the cuda backend (built: cpu)"),
+            std::string::npos) << r.err;
+  r = run_clipkit("embed --model " + model + " --text hi --device tpu --out " + dir + "/o.npy");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("--device tpu: unknown device (built: cpu)"), std::string::npos) << r.err;
+  r = run_clipkit("embed --help");
+  EXPECT_NE(r.out.find("--device"), std::string::npos) << r.out;
+  std::filesystem::remove_all(dir);
+}
+
 TEST(InfoCli, DescribesBothCheckpoints) {
   auto r = run_clipkit("info " + data_path("models/tiny-clip") + " --json");
   ASSERT_EQ(r.status, 0) << r.err;

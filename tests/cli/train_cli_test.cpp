@@ -2,6 +2,7 @@
 // learning, exact resume, data-parallel equivalence, HF-format output.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -111,6 +112,56 @@ TEST(TrainCli, TwoProcessesEqualOneProcess) {
   auto m1 = read_metrics(dir + "/one/metrics.jsonl"), m2 = read_metrics(dir + "/two/metrics.jsonl");
   ASSERT_EQ(m1.size(), m2.size());
   for (size_t i = 0; i < m1.size(); ++i) EXPECT_NEAR(m1[i]["loss"].get<double>(), m2[i]["loss"].get<double>(), 1e-5);
+  fs::remove_all(dir);
+}
+
+// HF's save_total_limit: at most N checkpoint-* folders, the oldest deleted first, the newest
+// kept; the final model is written, and --resume continues from what is left.
+TEST(TrainCli, SaveTotalLimitKeepsTheNewestCheckpoints) {
+  auto dir = test::temp_dir("train_limit");
+  std::string common = "train --model " + kDual + " --data " + kCoco + " --freeze-vision --freeze-text --max-steps 10"
+                       " --batch-size 16 --no-eval --threads 2 --save-steps 3 --cache-dir " + dir + "/cache --out " + dir;
+  auto r = run_clipkit(common + "/a --save-total-limit 2");
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::vector<std::string> left;
+  for (auto& e : fs::directory_iterator(dir + "/a"))
+    if (e.path().filename().string().rfind("checkpoint-", 0) == 0) left.push_back(e.path().filename().string());
+  std::sort(left.begin(), left.end());
+  EXPECT_EQ(left, (std::vector<std::string>{"checkpoint-10", "checkpoint-9"}));  // saved: 3, 6, 9, 10
+  EXPECT_TRUE(fs::exists(dir + "/a/model.safetensors"));
+  r = run_clipkit(common + "/b --save-total-limit 1 --stop-after-steps 7");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(fs::exists(dir + "/b/checkpoint-6"));
+  EXPECT_FALSE(fs::exists(dir + "/b/checkpoint-3"));
+  r = run_clipkit(common + "/b --save-total-limit 1 --resume");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("resumed from"), std::string::npos) << r.err;
+  for (const char* t : kTrained)
+    EXPECT_EQ(max_diff(dir + "/a/model.safetensors", dir + "/b/model.safetensors", t), 0.0) << t;
+  fs::remove_all(dir);
+}
+
+// --epochs 0 takes no step and writes the model as it is (HF's Trainer with num_train_epochs=0
+// followed by save_model); bad step counts are refused with a one-line reason.
+TEST(TrainCli, ZeroEpochsWritesTheModelAndBadCountsAreRefused) {
+  auto dir = test::temp_dir("train_zero");
+  const std::string common = "train --model " + kDual + " --data " + kCoco + " --no-eval --threads 2 --out " + dir;
+  auto r = run_clipkit(common + "/z --epochs 0 --freeze-vision --freeze-text");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("0 steps"), std::string::npos) << r.err;
+  for (const char* t : kTrained)
+    EXPECT_EQ(max_diff(kDual + "/model.safetensors", dir + "/z/model.safetensors", t), 0.0) << t;
+  EXPECT_TRUE(model::ClipModel::load(dir + "/z") != nullptr);
+  for (auto [flags, message] : {std::pair{"--epochs -1", "--epochs must be ≥ 0, got -1"},
+                                {"--max-steps 0", "--max-steps must be ≥ 1, got 0"},
+                                {"--max-steps -5", "--max-steps must be ≥ 1, got -5"},
+                                {"--save-total-limit -1", "--save-total-limit must be ≥ 0"},
+                                {"--device tpu", "--device tpu: unknown device"}}) {
+    r = run_clipkit(common + "/bad " + flags);
+    EXPECT_EQ(r.status, 1) << flags;
+    EXPECT_NE(r.err.find(message), std::string::npos) << flags << ": " << r.err;
+  }
+  EXPECT_FALSE(fs::exists(dir + "/bad/model.safetensors"));
   fs::remove_all(dir);
 }
 

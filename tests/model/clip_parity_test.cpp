@@ -33,7 +33,9 @@ Inputs text_inputs(const SafeTensorsFile& ref) {
 
 void check_model(const std::string& name, bool embeds_only_bf16 = false) {
   SafeTensorsFile ref(data_path("reference/models/" + name + ".safetensors"));
-  auto m = ClipModel::load(data_path("models/" + name));
+  LoadOptions o;
+  o.device = test::test_device();
+  auto m = ClipModel::load(data_path("models/" + name), o);
   const clipkit::Tensor& px = ref.get("pixel_values");
   const int64_t N = px.dim(0);
   auto vis = m->vision_forward(px.ptr<float>(), N, true);
@@ -88,7 +90,7 @@ TEST(ClipParity, TinyClipRobertaFp32) { check_model("tiny-clip-roberta"); }
 TEST(ClipParity, Bf16EmbeddingsCosine) {
   for (std::string name : {"tiny-clip", "tiny-clip-roberta"}) {
     SafeTensorsFile ref(data_path("reference/models/" + name + ".safetensors"));
-    auto m = ClipModel::load(data_path("models/" + name), {backend::Precision::BF16});
+    auto m = ClipModel::load(data_path("models/" + name), {backend::Precision::BF16, test::test_device()});
     const clipkit::Tensor& px = ref.get("pixel_values");
     clipkit::Tensor img = m->image_features(px.ptr<float>(), px.dim(0));
     auto in = text_inputs(ref);

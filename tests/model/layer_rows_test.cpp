@@ -68,7 +68,7 @@ void check(bool pre_ln, backend::Precision prec, bool unpad) {
   }
   const int64_t Ri = static_cast<int64_t>(in.size());
 
-  backend::Backend& be = backend::backend_for("cpu");
+  backend::Backend& be = backend::backend_for(test::test_device());
   backend::Arena::Scope scope(be.thread_arena());
   Pass p{be, be.thread_arena(), prec, /*save=*/true, pre_ln ? 0.0f : 0.2f, 0.2f, 5};
   auto upload = [&](const auto& v, DType t, Shape s) {

@@ -8,6 +8,7 @@
 
 #include "io/safetensors.h"
 #include "model/clip_model.h"
+#include "test_util.h"
 
 namespace clipkit::model::testing {
 
@@ -67,6 +68,7 @@ inline backend::ClipLossResult full_step(ClipModel& m, const ReferenceBatch& b, 
 // The model trained on the reference batch's setting: every tensor trains (nothing frozen).
 inline LoadOptions training_options(backend::Precision p, bool dropout, bool checkpointing = false) {
   LoadOptions o;
+  o.device = test::test_device();
   o.train = true;
   o.precision = p;
   o.dropout = dropout;

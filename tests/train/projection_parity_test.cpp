@@ -35,6 +35,7 @@ std::vector<float> values(const model::ClipModel& m, const std::string& name, bo
 void run_reference(const std::string& file, double max_grad_norm) {
   SafeTensorsFile ref(data_path("reference/train/" + file));
   model::LoadOptions o;
+  o.device = test::test_device();
   o.train = o.freeze_vision = o.freeze_text = true;
   auto m = model::ClipModel::load(data_path("models/tiny-clip-roberta"), o);
   m->load_state({{"visual_projection.weight", ref.get("initial.visual_projection.weight")},

@@ -225,8 +225,8 @@ class CpuBackend final : public Backend {
     const DropoutMask mask(d.p, d.seed, d.site);
     float* p = x.as<float>();
     if (!d.rows)
-      return parallel_for(x.numel(), [&](int64_t b, int64_t e) { mask.apply(static_cast<uint64_t>(b), e - b, p + b, p + b); },
-                          1 << 14);
+      return parallel_for(
+          x.numel(), [&](int64_t b, int64_t e) { mask.apply(static_cast<uint64_t>(b), e - b, p + b, p + b); }, 1 << 14);
     const int64_t C = x.cols();
     const int32_t* rows = d.rows->as<int32_t>();
     parallel_for(x.rows(), [&](int64_t b, int64_t e) {

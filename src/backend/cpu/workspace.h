@@ -26,7 +26,9 @@ class Workspace {
  public:
   // An uninitialized buffer of at least n floats / n bf16 values (valid until the slot is asked again).
   float* get(int slot, size_t n);
-  uint16_t* get_bf16(int slot, int64_t n) { return reinterpret_cast<uint16_t*>(get(slot, static_cast<size_t>(n + 1) / 2)); }
+  uint16_t* get_bf16(int slot, int64_t n) {
+    return reinterpret_cast<uint16_t*>(get(slot, static_cast<size_t>(n + 1) / 2));
+  }
   static Workspace& local();
 
  private:

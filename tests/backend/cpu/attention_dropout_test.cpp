@@ -8,7 +8,7 @@
 
 #include "core/error.h"
 #include "core/tensor.h"
-#include "attention_ref.h"
+#include "backend/attention_ref.h"
 #include "bf16_util.h"
 #include "fd_util.h"
 #include "backend/cpu/attention.h"

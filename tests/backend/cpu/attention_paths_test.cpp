@@ -7,35 +7,11 @@
 #include <random>
 #include <vector>
 
+#include "backend/attention_ref.h"
 #include "backend/cpu/attention.h"
 
 namespace clipkit::backend::cpu {
 namespace {
-
-std::vector<double> reference(const std::vector<float>& qkv, const AttentionShape& s, bool causal,
-                              const std::vector<int32_t>& km) {
-  const int64_t C = s.C(), C3 = 3 * C;
-  std::vector<double> out(static_cast<size_t>(s.B * s.L * C), 0.0);
-  for (int64_t b = 0; b < s.B; ++b)
-    for (int64_t h = 0; h < s.H; ++h)
-      for (int64_t i = 0; i < s.L; ++i) {
-        std::vector<double> sc(static_cast<size_t>(s.L), -INFINITY);
-        double mx = -INFINITY;
-        for (int64_t j = 0; j < s.L; ++j) {
-          if ((causal && j > i) || (!km.empty() && km[b * s.L + j] == 0)) continue;
-          double d = 0;
-          for (int64_t k = 0; k < s.D; ++k) d += double(qkv[(b * s.L + i) * C3 + h * s.D + k]) * qkv[(b * s.L + j) * C3 + C + h * s.D + k];
-          sc[j] = d / std::sqrt(double(s.D));
-          mx = std::max(mx, sc[j]);
-        }
-        double sum = 0;
-        for (auto& v : sc) sum += (v = std::isinf(v) ? 0.0 : std::exp(v - mx));
-        for (int64_t j = 0; j < s.L; ++j)
-          for (int64_t k = 0; k < s.D; ++k)
-            out[(b * s.L + i) * C + h * s.D + k] += sc[j] / sum * qkv[(b * s.L + j) * C3 + 2 * C + h * s.D + k];
-      }
-  return out;
-}
 
 void check(AttentionShape s, bool causal, bool mask) {
   std::mt19937 rng(static_cast<unsigned>(s.B * 131 + s.L));
@@ -50,7 +26,7 @@ void check(AttentionShape s, bool causal, bool mask) {
       probs(static_cast<size_t>(s.B * s.H * s.L * s.L));
   attention_forward(qkv.data(), fast.data(), s, causal, mask ? km.data() : nullptr);
   attention_forward(qkv.data(), direct.data(), s, causal, mask ? km.data() : nullptr, probs.data());
-  auto ref = reference(qkv, s, causal, km);
+  auto ref = test::attn_ref(std::vector<double>(qkv.begin(), qkv.end()), s, causal, km);
   double e1 = 0, e2 = 0;
   for (size_t i = 0; i < ref.size(); ++i) {
     e1 = std::max(e1, std::fabs(fast[i] - ref[i]));

@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "attention_ref.h"
+#include "backend/attention_ref.h"
 #include "fd_util.h"
 #include "backend/cpu/attention.h"
 

@@ -1,4 +1,4 @@
-// The float64 reference of training attention the op tests check against (forward value; their
+// The float64 reference of attention the backend and CPU kernel tests check against (forward value; their
 // finite differences of it give the reference gradients).
 #pragma once
 #include <algorithm>
@@ -6,8 +6,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "backend/cpu/attention.h"
-#include "backend/cpu/dropout.h"
+#include "backend/backend.h"
+#include "backend/dropout_hash.h"
 
 namespace clipkit::test {
 
@@ -17,7 +17,8 @@ namespace clipkit::test {
 inline std::vector<double> attn_ref(const std::vector<double>& qkv, const backend::AttentionShape& s, bool causal,
                                     const std::vector<int32_t>& mask, const backend::Dropout& drop = {}) {
   const int64_t B = s.B, L = s.L, H = s.H, D = s.D, C = s.C();
-  const backend::cpu::DropoutMask dm(drop.p, drop.seed, drop.site);
+  const uint64_t stream = backend::dropout_stream(drop.seed, drop.site);
+  const double keep_scale = drop.on() ? 1.0f / (1.0f - drop.p) : 1.0;
   std::vector<double> out(static_cast<size_t>(B * L * C), 0.0);
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
   for (int64_t b = 0; b < B; ++b)
@@ -40,7 +41,7 @@ inline std::vector<double> attn_ref(const std::vector<double>& qkv, const backen
         }
         for (int64_t j = 0; j < L; ++j) {
           const uint64_t idx = static_cast<uint64_t>(((b * H + h) * L + i) * L + j);
-          const double keep = drop.on() && backend::dropout_dropped(dm.stream, idx, drop.p) ? 0.0 : double(dm.keep_scale);
+          const double keep = drop.on() && backend::dropout_dropped(stream, idx, drop.p) ? 0.0 : keep_scale;
           for (int64_t k = 0; k < D; ++k)
             out[(b * L + i) * C + h * D + k] += p[j] / z * keep * qkv[(b * L + j) * 3 * C + 2 * C + h * D + k];
         }
