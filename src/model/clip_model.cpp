@@ -170,7 +170,7 @@ Tensor ClipModel::project_pooled(Pass& p, Part tower, const Tensor& pooled, Tens
 Tensor ClipModel::embed_images(const float* pixels, int64_t N, bool train, uint64_t step) {
   if (!vision_) fail("{}: this model has no vision tower", dir_);
   const bool tower = train && vision_trains_;  // a frozen tower runs as in inference; its projection trains
-  vision_step_ = step;
+  if (tower) vision_step_ = step;
   Pass p = pass(be_.thread_arena(), tower, Part::Vision, step);
   return project_pooled(p, Part::Vision, vision_->forward(p, pixels, N, tower ? &vision_saved_ : nullptr, nullptr),
                         train ? &vision_proj_x_ : nullptr);
@@ -180,7 +180,7 @@ Tensor ClipModel::embed_texts(const int32_t* ids, const int32_t* mask, int64_t B
                               uint64_t step) {
   if (!text_) fail("{}: this model has no text tower", dir_);
   const bool tower = train && text_trains_;
-  text_step_ = step;
+  if (tower) text_step_ = step;
   Pass p = pass(be_.thread_arena(), tower, Part::Text, step);
   return project_pooled(p, Part::Text, text_->forward(p, ids, mask, B, L, tower ? &text_saved_ : nullptr, nullptr),
                         train ? &text_proj_x_ : nullptr);

@@ -4,6 +4,8 @@
 //   * Training weights keep their PyTorch layout (plain_linear.h); bf16 copies of W are remade
 //     once per version and the bf16 copy of x is kept for the backward (x_saved); the epilogue
 //     runs as separate passes, so the pre-activation can be saved.
+#include <sys/mman.h>
+
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -67,8 +69,17 @@ class CpuBackend final : public Backend {
  public:
   std::string name() const override { return "cpu"; }
 
+  // Blocks of 1 MiB and more are mapped from the kernel and unmapped when freed: malloc keeps
+  // freed blocks below its dynamic mmap threshold (which grows up to 32 MiB) in the heap, and an
+  // arena's blocks would then stay resident after it merged them.
   std::shared_ptr<void> allocate(size_t bytes) override {
-    void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+    const size_t size = (bytes + 63) / 64 * 64;
+    if (size >= (size_t{1} << 20)) {
+      void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) fail("out of memory allocating {} bytes", bytes);
+      return std::shared_ptr<void>(p, [size](void* q) { munmap(q, size); });
+    }
+    void* p = std::aligned_alloc(64, size);
     if (!p) fail("out of memory allocating {} bytes", bytes);
     return std::shared_ptr<void>(p, std::free);
   }
