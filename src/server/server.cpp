@@ -16,6 +16,7 @@
 
 #include <unistd.h>
 
+#include "backend/backend.h"
 #include "core/error.h"
 #include "core/parallel.h"
 #include "image/batch.h"
@@ -23,7 +24,6 @@
 #include "image/preprocess.h"
 #include "index/query.h"
 #include "io/atomic_file.h"
-#include "backend/backend.h"
 #include "server/api_error.h"
 #include "server/app_endpoints.h"
 #include "server/web_page.h"
