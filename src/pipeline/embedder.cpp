@@ -84,8 +84,8 @@ Tensor concat_rows(const std::vector<Tensor>& parts, int64_t D) {
 }
 
 Tensor Embedder::embed_texts(const std::vector<std::string>& texts, const EmbedOptions& o, Progress* p) const {
-  if (o.max_text_tokens < 0 || o.max_text_tokens > max_text_tokens())
-    fail("{}: a text length limit of {} tokens is outside 1..{} (the model's text positions)", model_->dir(),
+  if (o.max_text_tokens != 0 && (o.max_text_tokens < 0 || o.max_text_tokens > max_text_tokens()))
+    fail("{}: a text length limit of {} tokens is not within the model's {} text positions", model_->dir(),
          o.max_text_tokens, max_text_tokens());
   std::vector<Tensor> parts;
   for (size_t b = 0; b < texts.size(); b += static_cast<size_t>(o.batch_size)) {
