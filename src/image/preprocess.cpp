@@ -1,6 +1,5 @@
 // CLIPImageProcessor steps after decoding. Rescale/normalize is a 256-entry table per channel
-// holding exactly HF's float32 results: float(double(v) * rescale_factor), then (x - mean) / std
-// in float32.
+// holding exactly the float32 results of the backend's arithmetic (see value_table).
 #include "image/preprocess.h"
 
 #include <nlohmann/json.hpp>
@@ -38,7 +37,51 @@ void read_triplet(const nlohmann::json& j, const char* key, float out[3], const 
   }
 }
 
+// What rescale + normalize make of each uint8 value v, per channel, in float32 as each backend
+// computes it.
+//  pil (HF's numpy path): x = float32(double(v) * rescale_factor), then (x - mean) / std.
+//  torchvision (TorchVisionBackend._rescale_and_normalize): with both steps on, mean and std are
+//  float32 tensors scaled by float32(1 / rescale_factor) and the float32 image is normalized by
+//  them, (float(v) - mean') / std'; rescale alone is float(v) * float32(rescale_factor).
+void value_table(const PreprocessConfig& c, float lut[3][256]) {
+  const bool tv = c.backend == ImageBackend::Torchvision;
+  for (int ch = 0; ch < 3; ++ch) {
+    float mean = c.mean[ch], std = c.std[ch];
+    if (tv && c.do_rescale && c.do_normalize) {
+      const float inv = static_cast<float>(1.0 / c.rescale_factor);
+      mean *= inv;
+      std *= inv;
+    }
+    for (int v = 0; v < 256; ++v) {
+      float x = static_cast<float>(v);
+      if (tv) {
+        if (c.do_normalize) x = (x - mean) / std;
+        else if (c.do_rescale) x *= static_cast<float>(c.rescale_factor);
+      } else {
+        if (c.do_rescale) x = static_cast<float>(static_cast<double>(v) * c.rescale_factor);
+        if (c.do_normalize) x = (x - mean) / std;
+      }
+      lut[ch][v] = x;
+    }
+  }
+}
+
 }  // namespace
+
+const char* image_backend_name(ImageBackend b) { return b == ImageBackend::Torchvision ? "torchvision" : "pil"; }
+
+ImageBackend image_backend_from_name(const std::string& name, const std::string& what) {
+  if (name == "pil") return ImageBackend::Pil;
+  if (name == "torchvision") return ImageBackend::Torchvision;
+  fail("{}: unknown image backend \"{}\" (use pil or torchvision)", what, name);
+}
+
+void PreprocessConfig::check(const std::string& name) const {
+  if (backend == ImageBackend::Torchvision && do_resize && resample != static_cast<int>(Resample::Bicubic))
+    fail("{}: resample={} with the torchvision image backend: only bicubic (3) is reproduced (torchvision "
+         "resizes a uint8 tensor natively only with bicubic on every CPU)",
+         name, resample);
+}
 
 PreprocessConfig PreprocessConfig::clip_default(int size) {
   if (size <= 0) fail("--size must be positive, got {}", size);
@@ -135,8 +178,10 @@ Geometry plan_geometry(int width, int height, const PreprocessConfig& c) {
     else shortest_edge_size(width, height, c.shortest_edge, &g.resized_w, &g.resized_h);
   }
   if (c.do_center_crop) {
-    g.crop_top = static_cast<int>(floor_div(static_cast<int64_t>(g.resized_h) - c.crop_h, 2));
-    g.crop_left = static_cast<int>(floor_div(static_cast<int64_t>(g.resized_w) - c.crop_w, 2));
+    const int64_t dh = static_cast<int64_t>(g.resized_h) - c.crop_h, dw = static_cast<int64_t>(g.resized_w) - c.crop_w;
+    const bool tv = c.backend == ImageBackend::Torchvision;  // int((size - crop) / 2.0) after its padding
+    g.crop_top = static_cast<int>(tv ? dh / 2 : floor_div(dh, 2));
+    g.crop_left = static_cast<int>(tv ? dw / 2 : floor_div(dw, 2));
     g.out_w = c.crop_w;
     g.out_h = c.crop_h;
   } else {
@@ -159,8 +204,10 @@ void resize_and_crop(const Image& img, const PreprocessConfig& c, uint8_t* out) 
   if (padded) std::fill(out, out + stride * g.out_h, uint8_t{0});
   if (x1 <= x0 || y1 <= y0) return;
   uint8_t* dst = out + static_cast<size_t>(y0 - g.crop_top) * stride + static_cast<size_t>(x0 - g.crop_left) * 3;
+  c.check("preprocess");
   resize_window(img.rgb.data(), img.width, img.height, g.resized_w, g.resized_h, static_cast<Resample>(c.resample),
-                x0, y0, x1 - x0, y1 - y0, dst, stride);
+                x0, y0, x1 - x0, y1 - y0, dst, stride,
+                c.backend == ImageBackend::Torchvision ? ResampleImpl::AtenUint8 : ResampleImpl::Pillow);
 }
 
 void preprocess(const Image& img, const PreprocessConfig& c, float* out) {
@@ -169,12 +216,7 @@ void preprocess(const Image& img, const PreprocessConfig& c, float* out) {
   std::vector<uint8_t> hwc(plane * 3);
   resize_and_crop(img, c, hwc.data());
   float lut[3][256];
-  for (int ch = 0; ch < 3; ++ch) {
-    for (int v = 0; v < 256; ++v) {
-      float x = c.do_rescale ? static_cast<float>(static_cast<double>(v) * c.rescale_factor) : static_cast<float>(v);
-      lut[ch][v] = c.do_normalize ? (x - c.mean[ch]) / c.std[ch] : x;
-    }
-  }
+  value_table(c, lut);
   float* r = out;
   float* gp = out + plane;
   float* b = out + 2 * plane;

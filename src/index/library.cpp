@@ -212,7 +212,7 @@ std::unique_ptr<Library> Library::open(const std::string& dir) {
 void Library::check_model(const pipeline::ModelIdentity& m) const {
   if (!info_.model.same_model(m))
     fail("{}: this index was built with model {}, but the query model is {} -- embeddings of different models "
-         "are not comparable (use the index's model, or rebuild the index)",
+         "or image preprocessing are not comparable (use the index's model and --image-backend, or rebuild the index)",
          dir_, info_.model.describe(), m.describe());
 }
 

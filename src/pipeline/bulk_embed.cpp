@@ -45,8 +45,10 @@ std::string absolute_path(const std::string& p) { return fs::absolute(fs::path(p
 }  // namespace
 
 nlohmann::json ModelIdentity::to_json() const {
-  return {{"dir", dir}, {"config_hash", config_hash}, {"weights_hash", weights_hash}, {"architecture", architecture},
-          {"dim", dim}};
+  nlohmann::json j = {{"dir", dir},     {"config_hash", config_hash}, {"weights_hash", weights_hash},
+                      {"architecture", architecture}, {"dim", dim}};
+  if (!image_backend.empty()) j["image_backend"] = image_backend;
+  return j;
 }
 
 ModelIdentity ModelIdentity::from_json(const nlohmann::json& j) {
@@ -57,6 +59,7 @@ ModelIdentity ModelIdentity::from_json(const nlohmann::json& j) {
     m.weights_hash = j.at("weights_hash").get<std::string>();
     m.architecture = j.value("architecture", "");
     m.dim = j.at("dim").get<int64_t>();
+    m.image_backend = j.value("image_backend", "pil");
   } catch (const nlohmann::json::exception& e) {
     fail("model identity is malformed: {}", e.what());
   }
@@ -64,7 +67,8 @@ ModelIdentity ModelIdentity::from_json(const nlohmann::json& j) {
 }
 
 std::string ModelIdentity::describe() const {
-  return fmt::format("{} (config {}, weights {}, dim {})", dir, config_hash, weights_hash, dim);
+  return fmt::format("{} (config {}, weights {}, dim {}{}{})", dir, config_hash, weights_hash, dim,
+                     image_backend.empty() ? "" : ", images ", image_backend);
 }
 
 ModelIdentity model_identity(const std::string& model_dir) {
@@ -98,6 +102,7 @@ ModelIdentity model_identity(const Embedder& e) {
   ModelIdentity m = model_identity(e.model().dir());
   m.architecture = e.model().architecture();
   m.dim = e.dim();
+  if (e.model().has_vision()) m.image_backend = image::image_backend_name(e.preprocess_config().backend);
   return m;
 }
 

@@ -28,13 +28,18 @@ struct ModelIdentity {
   std::string weights_hash;  // FNV-1a 64 of (name, size, first MiB) of each *.safetensors, hex
   std::string architecture;
   int64_t dim = 0;
+  // The image preprocessing the embeddings were made with ("pil" | "torchvision"); "" when not
+  // known (model_identity(dir) without loading). Identities recorded before the option existed
+  // read back as "pil", which is what made them.
+  std::string image_backend;
 
   nlohmann::json to_json() const;
   static ModelIdentity from_json(const nlohmann::json& j);
   bool same_model(const ModelIdentity& o) const {
-    return config_hash == o.config_hash && weights_hash == o.weights_hash && (dim == 0 || o.dim == 0 || dim == o.dim);
+    return config_hash == o.config_hash && weights_hash == o.weights_hash && (dim == 0 || o.dim == 0 || dim == o.dim) &&
+           (image_backend.empty() || o.image_backend.empty() || image_backend == o.image_backend);
   }
-  std::string describe() const;  // "DIR (config 1a2b..., weights 3c4d..., dim 512)"
+  std::string describe() const;  // "DIR (config 1a2b..., weights 3c4d..., dim 512, images pil)"
 };
 ModelIdentity model_identity(const std::string& model_dir);
 ModelIdentity model_identity(const Embedder& e);

@@ -32,6 +32,14 @@ std::unique_ptr<Embedder> Embedder::load(const std::string& dir, const model::Lo
   return e;
 }
 
+void Embedder::set_image_backend(image::ImageBackend b) {
+  if (!model_->has_vision()) return;
+  image::PreprocessConfig c = pre_;
+  c.backend = b;
+  c.check((fs::path(model_->dir()) / "preprocessor_config.json").string());
+  pre_ = c;
+}
+
 const text::Tokenizer& Embedder::tokenizer() const {
   if (!tok_) {
     if (!model_->has_text()) fail("{}: this model has no text tower", model_->dir());
@@ -76,12 +84,15 @@ Tensor concat_rows(const std::vector<Tensor>& parts, int64_t D) {
 }
 
 Tensor Embedder::embed_texts(const std::vector<std::string>& texts, const EmbedOptions& o, Progress* p) const {
+  if (o.max_text_tokens != 0 && (o.max_text_tokens < 0 || o.max_text_tokens > max_text_tokens()))
+    fail("{}: a text length limit of {} tokens is not within the model's {} text positions", model_->dir(),
+         o.max_text_tokens, max_text_tokens());
   std::vector<Tensor> parts;
   for (size_t b = 0; b < texts.size(); b += static_cast<size_t>(o.batch_size)) {
     std::vector<std::string> batch(texts.begin() + b, texts.begin() + std::min(texts.size(), b + o.batch_size));
     std::vector<int32_t> ids, mask;
     int64_t L;
-    tokenize(batch, &ids, &mask, &L);
+    tokenize(batch, &ids, &mask, &L, o.max_text_tokens);
     Tensor f = model_->text_features(ids.data(), mask.data(), static_cast<int64_t>(batch.size()), L);
     if (o.normalize) model::l2_normalize_rows(f.ptr<float>(), f.dim(0), f.dim(1));
     parts.push_back(std::move(f));

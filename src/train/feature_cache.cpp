@@ -40,6 +40,7 @@ std::string features_key(const pipeline::Embedder& emb, const data::CaptionDatas
                         "merges.txt", "tokenizer.json", "tokenizer_config.json"})
     hash_file_identity(f, dir / n);
   f.add(ops::precision_name(emb.model().precision()));
+  f.add(image::image_backend_name(emb.preprocess_config().backend));
   f.add_pod(o.max_seq_length);
   f.add_pod(static_cast<int64_t>(ds.rows.size()));
   for (auto& r : ds.rows) {

@@ -114,6 +114,24 @@ TEST(TrainCli, TwoProcessesEqualOneProcess) {
   fs::remove_all(dir);
 }
 
+// eval/train --image-backend: the feature cache keeps the two preprocessings apart.
+TEST(TrainCli, FeatureCacheKeyHoldsTheImageBackend) {
+  auto dir = test::temp_dir("train_backend");
+  const std::string common = "eval --model " + kDual + " --data " + kCoco + " --split val --json --cache-dir " + dir;
+  auto pil = run_clipkit(common);
+  ASSERT_EQ(pil.status, 0) << pil.err;
+  auto again = run_clipkit(common + " --image-backend pil");
+  ASSERT_EQ(again.status, 0) << again.err;
+  auto tv = run_clipkit(common + " --image-backend torchvision");
+  ASSERT_EQ(tv.status, 0) << tv.err;
+  int caches = 0;
+  for (auto& e : fs::directory_iterator(dir)) caches += e.path().filename().string().starts_with("features-");
+  EXPECT_EQ(caches, 2);
+  EXPECT_EQ(nlohmann::json::parse(pil.out)["loss"], nlohmann::json::parse(again.out)["loss"]);
+  EXPECT_EQ(run_clipkit(common + " --image-backend opencv").status, 2);
+  fs::remove_all(dir);
+}
+
 TEST(TrainCli, RefusesBadData) {
   auto dir = test::temp_dir("train_bad");
   auto r = run_clipkit("train --model " + kDual + " --data " + dir + "/missing --out " + dir + "/o");

@@ -8,6 +8,7 @@
 
 #include "apps/classify.h"
 #include "command.h"
+#include "image_backend_flag.h"
 #include "core/error.h"
 #include "pipeline/embedder.h"
 
@@ -20,6 +21,7 @@ struct Opts {
   bool multi = false, json = false;
   double threshold = 0.5;
   ComputeOptions compute;
+  std::string image_backend = "pil";
 };
 
 std::string csv_field(const std::string& s) {
@@ -44,6 +46,7 @@ RunFn setup(CLI::App& app) {
   app.add_option("--eval", o->eval, "folder-per-class dataset to evaluate on (labels = folder names)");
   app.add_flag("--json", o->json, "JSON output (one object per image, or the eval summary)");
   app.add_option("images", o->images, "image files");
+  add_image_backend_option(app, o->image_backend);
   add_compute_options(app, o->compute);
   return [o]() {
     apply_compute_options(o->compute);
@@ -82,6 +85,7 @@ RunFn setup(CLI::App& app) {
     }
     if (labels.empty()) fail("no labels: give --labels or --labels-file");
     auto emb = pipeline::Embedder::load(o->model, {ops::precision_from_name(o->compute.precision)});
+    emb->set_image_backend(image_backend(o->image_backend));
     apps::EmbedderEncoder enc(*emb, o->compute.batch_size);
     apps::ZeroShotClassifier clf(enc, labels, zo);
     pipeline::EmbedOptions eo;

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "image_backend_flag.h"
 #include "inputs.h"
 #include "pipeline/embedder.h"
 
@@ -16,6 +17,7 @@ struct Opts {
   std::vector<std::string> images, texts;
   bool json = false;
   ComputeOptions compute;
+  std::string image_backend = "pil";
 };
 
 RunFn setup(CLI::App& app) {
@@ -27,10 +29,12 @@ RunFn setup(CLI::App& app) {
   g->add_option("--texts", o->texts_file, "texts: .txt one per line or .jsonl");
   g->require_option(1);
   app.add_flag("--json", o->json, "machine-readable output");
+  add_image_backend_option(app, o->image_backend);
   add_compute_options(app, o->compute);
   return [o]() {
     apply_compute_options(o->compute);
     auto emb = pipeline::Embedder::load(o->model, {ops::precision_from_name(o->compute.precision)});
+    emb->set_image_backend(image_backend(o->image_backend));
     auto texts = o->texts_file.empty() ? o->texts : read_texts(o->texts_file);
     pipeline::EmbedOptions eo;
     eo.batch_size = o->compute.batch_size;

@@ -12,6 +12,7 @@
 #include "apps/dedup.h"
 #include "apps/library_apps.h"
 #include "command.h"
+#include "image_backend_flag.h"
 #include "core/error.h"
 #include "data/caption_dataset.h"
 #include "io/atomic_file.h"
@@ -27,6 +28,7 @@ struct Opts {
   double threshold = apps::kDefaultDedupThreshold;
   bool apply = false, no_html = false;
   ComputeOptions compute;
+  std::string image_backend = "pil";
 };
 
 std::string replace_ext(const std::string& p, const std::string& ext) {
@@ -53,6 +55,7 @@ RunFn setup(CLI::App& app) {
   app.add_flag("--no-html", o->no_html, "skip the HTML gallery");
   app.add_flag("--apply", o->apply, "write the suggested removals to REPORT.removals.txt (nothing is deleted)");
   app.add_option("--move-to", o->move_to, "with --apply: move the suggested removals into this folder");
+  add_image_backend_option(app, o->image_backend);
   add_compute_options(app, o->compute);
   return [o]() {
     apply_compute_options(o->compute);
@@ -104,6 +107,7 @@ RunFn setup(CLI::App& app) {
     } else {
       if (inputs.empty()) fail("no images found to deduplicate");
       auto emb = pipeline::Embedder::load(o->model, {ops::precision_from_name(o->compute.precision)});
+      emb->set_image_backend(image_backend(o->image_backend));
       apps::EmbedderEncoder enc(*emb, o->compute.batch_size);
       Progress p("dedup", static_cast<int64_t>(inputs.size()), "images");
       scan = apps::scan_images(inputs, enc, std::max(64, o->compute.batch_size), &p);

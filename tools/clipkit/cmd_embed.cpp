@@ -8,6 +8,7 @@
 
 #include "cmd_embed_bulk.h"
 #include "command.h"
+#include "image_backend_flag.h"
 #include "core/error.h"
 #include "inputs.h"
 #include "io/npy.h"
@@ -20,6 +21,8 @@ struct Opts {
   std::string model, pixels, image_list, texts_file, out;
   std::vector<std::string> images, texts;
   bool no_normalize = false, exif_transpose = false;
+  int64_t max_length = 0;
+  std::string image_backend = "pil";
   ComputeOptions compute;
   // bulk: folders / COCO / --shards write a resumable folder of shards (cmd_embed_bulk.h)
   std::string folder, coco, split;
@@ -46,6 +49,11 @@ RunFn setup(CLI::App& app) {
   app.add_option("--out", o->out, "output .npy (a .jsonl sidecar is written beside it)")->required();
   app.add_flag("--no-normalize", o->no_normalize, "raw features, exactly HF get_image_features/get_text_features");
   app.add_flag("--exif-transpose", o->exif_transpose, "apply EXIF orientation (HF ignores it)");
+  app.add_option("--max-length", o->max_length,
+                 "texts: truncate to N tokens, special tokens included (e.g. the --max-seq-length the model was "
+                 "trained with; default: the model's limit)")
+      ->check(CLI::Range(int64_t{2}, int64_t{1} << 20));
+  add_image_backend_option(app, o->image_backend);
   add_compute_options(app, o->compute);
   return [o]() {
     apply_compute_options(o->compute);
@@ -53,6 +61,7 @@ RunFn setup(CLI::App& app) {
     if (bulk && (!o->pixels.empty() || !o->texts.empty() || !o->texts_file.empty()))
       fail("--shards works on images (--folder, --coco, --images, --image-list), not on pixels or texts");
     auto emb = pipeline::Embedder::load(o->model, {ops::precision_from_name(o->compute.precision)});
+    emb->set_image_backend(image_backend(o->image_backend));
     if (bulk) {
       BulkInputs in{o->folder, o->coco, o->split, o->image_list, o->images};
       if (o->no_normalize) fail("--no-normalize is not supported with shards");
@@ -62,6 +71,7 @@ RunFn setup(CLI::App& app) {
     eo.batch_size = o->compute.batch_size;
     eo.normalize = !o->no_normalize;
     eo.decode.exif_transpose = o->exif_transpose;
+    eo.max_text_tokens = o->max_length;
     std::vector<std::string> rows;
     Tensor out;
     int rc = kOk;

@@ -10,6 +10,7 @@
 
 #include "cmd_embed_bulk.h"
 #include "command.h"
+#include "image_backend_flag.h"
 #include "core/error.h"
 #include "index/library.h"
 #include "index/query.h"
@@ -20,7 +21,7 @@ namespace {
 namespace fs = std::filesystem;
 
 struct Opts {
-  std::string model, index, embeddings, factory;
+  std::string model, index, embeddings, factory, image_backend = "pil";
   BulkInputs in;
   BulkFlags bulk;
   ComputeOptions compute;
@@ -40,6 +41,7 @@ void add_inputs(CLI::App* c, Opts& o) {
   g->require_option(1);
   c->add_option("--split", o.in.split, "with --coco: train or val (default: both)");
   c->add_flag("--exif-transpose", o.exif_transpose, "apply EXIF orientation (HF ignores it)");
+  add_image_backend_option(*c, o.image_backend);
   add_bulk_flags(*c, o.bulk);
   add_compute_options(*c, o.compute);
 }
@@ -50,6 +52,7 @@ void gather(Opts& o, const std::string& model_dir, const std::string& work_dir, 
   std::string dir = o.embeddings;
   if (dir.empty()) {
     auto e = pipeline::Embedder::load(model_dir, {ops::precision_from_name(o.compute.precision)});
+    e->set_image_backend(image_backend(o.image_backend));
     dir = work_dir;
     *rc = run_bulk_embed(*e, o.in, dir, o.bulk, o.compute, o.exif_transpose);
     if (*rc == kError) fail("embedding stopped early; run the same command again to resume");
@@ -131,6 +134,8 @@ RunFn setup(CLI::App& app) {
       auto lib = index::Library::open(o->index);
       const std::string model = o->model.empty() ? lib->model().dir : o->model;
       lib->check_model(pipeline::model_identity(model));
+      if (add->count("--image-backend") == 0 && !lib->model().image_backend.empty())
+        o->image_backend = lib->model().image_backend;  // preprocess as the index was built
       Tensor x;
       std::vector<index::ImageRecord> recs;
       pipeline::ModelIdentity id;

@@ -12,6 +12,7 @@
 #include "apps/library_apps.h"
 #include "apps/retrieve.h"
 #include "command.h"
+#include "image_backend_flag.h"
 #include "core/error.h"
 #include "inputs.h"
 #include "io/npy.h"
@@ -29,6 +30,7 @@ struct Opts {
   double min_score = -2;
   bool thumbnails = false;
   ComputeOptions compute;
+  std::string image_backend = "pil";
 };
 
 std::vector<apps::RetrievalItem> read_sidecar(const std::string& path, int64_t rows) {
@@ -80,6 +82,7 @@ RunFn setup(CLI::App& app) {
   app.add_option("--min-score", o->min_score, "drop results below this cosine similarity");
   app.add_flag("--thumbnails", o->thumbnails, "include base64 JPEG thumbnails (data URIs)");
   app.add_option("--thumb-size", o->thumb_size, "thumbnail longer side in pixels")->check(CLI::PositiveNumber);
+  add_image_backend_option(app, o->image_backend);
   add_compute_options(app, o->compute);
   return [o]() {
     apply_compute_options(o->compute);
@@ -90,6 +93,7 @@ RunFn setup(CLI::App& app) {
     ro.thumb_size = o->thumb_size;
     for (auto& f : o->filters) ro.filters.push_back(apps::Filter::parse(f));
     auto emb = pipeline::Embedder::load(o->model, {ops::precision_from_name(o->compute.precision)});
+    emb->set_image_backend(image_backend(o->image_backend));
     pipeline::EmbedOptions eo;
     eo.batch_size = o->compute.batch_size;
     std::vector<apps::RetrievalItem> items;

@@ -11,6 +11,7 @@
 #include "apps/library_apps.h"
 #include "apps/video.h"
 #include "command.h"
+#include "image_backend_flag.h"
 #include "core/error.h"
 #include "pipeline/embedder.h"
 
@@ -24,6 +25,7 @@ struct Opts {
   bool scenes = false, json = false, full_res = false;
   int smooth = 3, top_k = 5;
   ComputeOptions compute;
+  std::string image_backend = "pil";
 };
 
 RunFn setup(CLI::App& app) {
@@ -50,6 +52,7 @@ RunFn setup(CLI::App& app) {
   app.add_flag("--json", o->json, "machine-readable output");
   app.add_option("--index", o->index, "also add the sampled frames to this index (created when missing)");
   app.add_option("--frames-dir", o->frames_dir, "with --index: where the frame JPEGs go (default INDEX/frames/...)");
+  add_image_backend_option(app, o->image_backend);
   add_compute_options(app, o->compute);
   return [o]() {
     apply_compute_options(o->compute);
@@ -62,6 +65,7 @@ RunFn setup(CLI::App& app) {
     s.every = o->fps > 0 ? 1.0 / o->fps : o->every > 0 ? o->every : 1.0;
     s.scene_threshold = o->scene_threshold;
     auto emb = pipeline::Embedder::load(o->model, {ops::precision_from_name(o->compute.precision)});
+    emb->set_image_backend(image_backend(o->image_backend));
     // Frames are scaled with FFmpeg to the preprocessing's shortest edge first: CLIP's resize then
     // has little left to do, and 4K frames cost no more than small ones.
     if (!o->full_res) s.max_short_side = std::max(emb->preprocess_config().shortest_edge, emb->preprocess_config().crop_h);
