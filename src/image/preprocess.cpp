@@ -163,18 +163,22 @@ void resize_and_crop(const Image& img, const PreprocessConfig& c, uint8_t* out) 
                 x0, y0, x1 - x0, y1 - y0, dst, stride);
 }
 
-void preprocess(const Image& img, const PreprocessConfig& c, float* out) {
-  const Geometry g = plan_geometry(img.width, img.height, c);
-  const size_t plane = static_cast<size_t>(g.out_w) * g.out_h;
-  std::vector<uint8_t> hwc(plane * 3);
-  resize_and_crop(img, c, hwc.data());
-  float lut[3][256];
+void normalize_lut(const PreprocessConfig& c, float lut[3][256]) {
   for (int ch = 0; ch < 3; ++ch) {
     for (int v = 0; v < 256; ++v) {
       float x = c.do_rescale ? static_cast<float>(static_cast<double>(v) * c.rescale_factor) : static_cast<float>(v);
       lut[ch][v] = c.do_normalize ? (x - c.mean[ch]) / c.std[ch] : x;
     }
   }
+}
+
+void preprocess(const Image& img, const PreprocessConfig& c, float* out) {
+  const Geometry g = plan_geometry(img.width, img.height, c);
+  const size_t plane = static_cast<size_t>(g.out_w) * g.out_h;
+  std::vector<uint8_t> hwc(plane * 3);
+  resize_and_crop(img, c, hwc.data());
+  float lut[3][256];
+  normalize_lut(c, lut);
   float* r = out;
   float* gp = out + plane;
   float* b = out + 2 * plane;
