@@ -23,10 +23,13 @@ struct Blas {
   // `vec`. Returns false when cuBLASLt has no algorithm for it.
   bool matmul(const LtProblem& p, const void* A, const void* B, DType ab, void* D, DType d, float beta, int epi,
               const void* vec, const Batch& batch);
-  // The same without an epilogue; throws when cuBLASLt has no algorithm.
+  // The same without an epilogue; cuBLAS's gemmEx when cuBLASLt has no algorithm (an odd leading
+  // dimension of bf16 rows, say): every plain product runs.
   void matmul_or_fail(const LtProblem& p, const void* A, const void* B, DType ab, void* D, DType d, float beta,
                       const Batch& batch);
   size_t cached_plans() const;
+  // Tests: false sends every product to cuBLAS (the path of the problems cuBLASLt declines).
+  bool lt_enabled = true;
 
   cudaStream_t stream = nullptr;
   cublasLtHandle_t lt = nullptr;

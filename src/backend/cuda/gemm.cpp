@@ -114,6 +114,7 @@ size_t Blas::cached_plans() const { return plans->plans.size(); }
 // False when cuBLASLt has no algorithm for the problem (the caller runs the epilogue itself).
 bool Blas::matmul(const LtProblem& p, const void* A, const void* B, DType ab, void* D, DType d, float beta,
                   int epi, const void* vec, const Batch& batch) {
+  if (!lt_enabled) return false;
   const std::array<int64_t, 24> key = {p.trans_a, p.trans_b, p.m, p.n, p.k, p.lda, p.ldb, p.ldc,
                                        static_cast<int64_t>(ab), static_cast<int64_t>(d), beta != 0, epi,
                                        batch.count, batch.stride_a, batch.stride_b, batch.stride_c,
@@ -168,9 +169,16 @@ bool Blas::matmul(const LtProblem& p, const void* A, const void* B, DType ab, vo
 void Blas::matmul_or_fail(const LtProblem& p, const void* A, const void* B, DType ab, void* D, DType d, float beta,
                           const Batch& batch) {
   if (matmul(p, A, B, ab, D, d, beta, CUBLASLT_EPILOGUE_DEFAULT, nullptr, batch)) return;
-  fail("cuBLASLt has no algorithm for the {} x {} x {} {} product (op {}{}, ld {} {} {}, batch {}) into {}",
-       p.n, p.m, p.k, dtype_name(ab), p.trans_b ? "T" : "N", p.trans_a ? "T" : "N", p.ldb, p.lda, p.ldc,
-       batch.count, dtype_name(d));
+  // cuBLAS: the same column-major problem (its A is our B)
+  const float alpha = 1.0f;
+  const auto i32 = [](int64_t v) {
+    if (v > INT32_MAX) fail("cuda gemm: dimension {} too large for cuBLAS", v);
+    return static_cast<int>(v);
+  };
+  CLIPKIT_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+      handle, p.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, p.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, i32(p.m), i32(p.n), i32(p.k),
+      &alpha, B, cuda_type(ab), i32(p.lda), batch.stride_b, A, cuda_type(ab), i32(p.ldb), batch.stride_a, &beta, D,
+      cuda_type(d), i32(p.ldc), batch.stride_c, i32(batch.count), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
 void gemm(Context& ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const void* A, int64_t lda,

@@ -16,6 +16,8 @@
 #include "core/error.h"
 #include "cuda_test_util.h"
 #include "ops/dropout_mask.h"
+#include "ops/fd_util.h"
+#include "reference.h"
 
 namespace clipkit::cuda {
 namespace {
@@ -182,6 +184,32 @@ TEST(CudaHost, WithoutAGpuAContextThrowsAndNothingAborts) {
     EXPECT_NE(std::string(e.what()).find("cudaSetDevice"), std::string::npos) << e.what();
   }
   EXPECT_EQ(device_count(), 0);  // and the failed call left nothing behind
+}
+
+}  // namespace
+}  // namespace clipkit::cuda
+
+namespace clipkit::cuda {
+namespace {
+using namespace clipkit::test;
+
+// The GPU attention tests' backward reference, checked here against finite differences of the
+// forward's definition (with causal and padding masks and dropout).
+TEST(CudaHost, AttentionBackwardReferenceMatchesFiniteDifferences) {
+  const ops::AttentionShape s{2, 5, 2, 3};
+  const std::vector<int32_t> mask = {1, 1, 1, 0, 0, 1, 1, 1, 1, 0};
+  for (bool causal : {false, true})
+    for (float p : {0.0f, 0.3f}) {
+      const ops::AttentionDropout drop{p, 5, 2};
+      const std::vector<double> qkv = to_f64(randn(static_cast<size_t>(s.B * s.L * 3 * s.C()), 21));
+      const std::vector<float> r = randn(static_cast<size_t>(s.B * s.L * s.C()), 22);
+      const std::vector<double> fd =
+          fd_grad([&](const std::vector<double>& x) { return attn_ref(x, s, causal, mask, drop); }, qkv, r);
+      const std::vector<double> an = attn_backward_ref(qkv, to_f64(r), s, causal, mask, drop);
+      double e = 0;
+      for (size_t i = 0; i < fd.size(); ++i) e = std::max(e, std::fabs(fd[i] - an[i]));
+      EXPECT_LT(e, 1e-7) << "causal " << causal << " p " << p;
+    }
 }
 
 }  // namespace
