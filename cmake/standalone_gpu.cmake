@@ -8,6 +8,7 @@
 set(CLIPKIT_GPUDEPS "${PROJECT_SOURCE_DIR}/.gpudeps" CACHE PATH "unpacked Debian packages of the standalone GPU build")
 if(EXISTS "${CLIPKIT_GPUDEPS}/usr")
   list(PREPEND CMAKE_PREFIX_PATH "${CLIPKIT_GPUDEPS}/usr")
+  include_directories(SYSTEM "${CLIPKIT_GPUDEPS}/usr/include")  # (utf8proc.h: linked by path, no target)
   message(STATUS "clipkit: standalone GPU build, libraries from ${CLIPKIT_GPUDEPS}")
 else()
   message(STATUS "clipkit: standalone GPU build, no ${CLIPKIT_GPUDEPS}: libraries from the system")
