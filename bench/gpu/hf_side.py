@@ -160,8 +160,13 @@ def hf_new_model(b, name):
     if name.startswith("clip"):
         cfg = transformers.CLIPConfig(text_config=text, vision_config=vision, projection_dim=proj)
     else:
-        cfg = transformers.VisionTextDualEncoderConfig.from_vision_text_configs(
-            transformers.CLIPVisionConfig(**vision), transformers.RobertaConfig(**text), projection_dim=proj)
+        try:
+            cfg = transformers.VisionTextDualEncoderConfig.from_vision_text_configs(
+                transformers.CLIPVisionConfig(**vision), transformers.RobertaConfig(**text), projection_dim=proj)
+        except (AttributeError, TypeError):  # the dict form, for a version without the class method
+            cfg = transformers.VisionTextDualEncoderConfig(
+                vision_config=dict(vision, model_type="clip_vision_model"), text_config=dict(text, model_type="roberta"),
+                projection_dim=proj)
     try:
         return transformers.AutoModel.from_config(cfg, attn_implementation="sdpa")
     except (TypeError, ValueError) as e:  # a version whose composite model declines "sdpa" by name
@@ -232,33 +237,44 @@ def pixels(b, B, size, dtype, seed=0):
 
 def sec_make(b):
     os.makedirs(b.models_dir, exist_ok=True)
+    failed = []
     for name in ("clip-vit-b32", "clip-vit-l14", "dual-b32-rb"):
-        t = time.perf_counter()
-        torch.manual_seed(0)
-        model = None
-        if b.dev.type == "cuda":
-            try:  # initialize on the GPU (seconds instead of a minute for ViT-L/14 on the CPU)
-                with torch.device(b.dev):
-                    model = hf_new_model(b, name)
-            except (AttributeError, TypeError, RuntimeError):
-                model = None
-        if model is None:
-            model = hf_new_model(b, name)
-        path = os.path.join(b.models_dir, name)
-        shutil.rmtree(path, ignore_errors=True)
-        model.save_pretrained(path)
-        if name.startswith("clip"):
-            for f in ("vocab.json", "merges.txt"):
-                shutil.copyfile(os.path.join(_REPO, "assets", "tokenizers", "clip", f), os.path.join(path, f))
-        proc = hf_image_processor(b.sizes[name]["image"])
-        if proc is not None:
-            proc.save_pretrained(path)
-        params = sum(p.numel() for p in model.parameters())
-        b.row(f"make_{name}", f"{name}: random init + save_pretrained ({params / 1e6:.1f} M parameters, "
-              f"attention {attn_impl(model)})", time.perf_counter() - t, "s", params=params)
-        del model
-        if b.dev.type == "cuda":
-            torch.cuda.empty_cache()
+        try:
+            make_one(b, name)
+        except Exception as e:  # the other models are still made
+            traceback.print_exc()
+            failed.append(f"{name}: {e!r}")
+    if failed:
+        raise RuntimeError("; ".join(failed))
+
+
+def make_one(b, name):
+    t = time.perf_counter()
+    torch.manual_seed(0)
+    model = None
+    if b.dev.type == "cuda":
+        try:  # initialize on the GPU (seconds instead of a minute for ViT-L/14 on the CPU)
+            with torch.device(b.dev):
+                model = hf_new_model(b, name)
+        except (AttributeError, TypeError, RuntimeError):
+            model = None
+    if model is None:
+        model = hf_new_model(b, name)
+    path = os.path.join(b.models_dir, name)
+    shutil.rmtree(path, ignore_errors=True)
+    model.save_pretrained(path)
+    if name.startswith("clip"):
+        for f in ("vocab.json", "merges.txt"):
+            shutil.copyfile(os.path.join(_REPO, "assets", "tokenizers", "clip", f), os.path.join(path, f))
+    proc = hf_image_processor(b.sizes[name]["image"])
+    if proc is not None:
+        proc.save_pretrained(path)
+    params = sum(p.numel() for p in model.parameters())
+    b.row(f"make_{name}", f"{name}: random init + save_pretrained ({params / 1e6:.1f} M parameters, "
+          f"attention {attn_impl(model)})", time.perf_counter() - t, "s", params=params)
+    del model
+    if b.dev.type == "cuda":
+        torch.cuda.empty_cache()
 
 
 def sec_image(b):

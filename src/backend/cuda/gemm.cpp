@@ -194,6 +194,7 @@ void gemm(Context& ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
   if (e.accumulate && e.activate) fail("cuda gemm: an epilogue cannot both activate and accumulate");
   if (e.preact && !e.activate) fail("cuda gemm: a pre-activation output needs an activation");
   if (e.bias_grad && !trans_a) fail("cuda gemm: the bias gradient epilogue needs op(A) = A^T (dy^T x)");
+  if (e.bias_grad && (e.bias || e.activate)) fail("cuda gemm: a bias gradient product takes no bias or activation");
   const bool any_epilogue = e.bias || e.activate || e.bias_grad;
   if (batch.count > 1 && any_epilogue) fail("cuda gemm: batched products take no bias, activation or bias gradient");
   if (M == 0 || N == 0 || batch.count == 0) return;
@@ -209,18 +210,26 @@ void gemm(Context& ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
   const float beta = e.accumulate ? 1.0f : 0.0f;
 
   // cuBLASLt's own epilogues: bias, relu, gelu (tanh), the residual (beta = 1), the bias gradient
+  // (which it can only overwrite: an accumulated one is summed after the product)
   const bool lt_act = !e.activate || e.act == ops::Act::Relu || e.act == ops::Act::GeluNew;
-  if (!ctx.unfused_epilogues && lt_act && !e.preact && aligned16(e.bias) &&
-      (!e.bias_grad || (!e.accumulate_bias_grad && aligned16(e.bias_grad)))) {
+  const bool lt_bgrad = e.bias_grad && !e.accumulate_bias_grad && aligned16(e.bias_grad);
+  if (!ctx.unfused_epilogues && lt_act && !e.preact && aligned16(e.bias)) {
     int epi = CUBLASLT_EPILOGUE_DEFAULT;
-    if (e.bias_grad) epi = CUBLASLT_EPILOGUE_BGRADB;
+    if (lt_bgrad) epi = CUBLASLT_EPILOGUE_BGRADB;
     else if (e.activate) epi = e.act == ops::Act::Relu ? (e.bias ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_RELU)
                                                        : (e.bias ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_GELU);
     else if (e.bias) epi = CUBLASLT_EPILOGUE_BIAS;
     const LtProblem p = lt_problem(trans_a, trans_b, M, N, K, lda, ldb, ldc);
-    if (blas.matmul(p, A, B, ab, C, c_type, beta, epi, e.bias ? e.bias : e.bias_grad, batch)) return;
-    if (!any_epilogue) blas.matmul_or_fail(p, A, B, ab, C, c_type, beta, batch);
-    if (!any_epilogue) return;
+    bool done = blas.matmul(p, A, B, ab, C, c_type, beta, epi, e.bias ? e.bias : lt_bgrad ? e.bias_grad : nullptr, batch);
+    const bool bgrad_done = done && lt_bgrad;
+    if (!done && !e.bias && !e.activate) {  // nothing but the residual and a bias gradient: a plain product
+      blas.matmul_or_fail(p, A, B, ab, C, c_type, beta, batch);
+      done = true;
+    }
+    if (done) {
+      if (e.bias_grad && !bgrad_done) column_sums(A, ab, K, M, lda, e.bias_grad, e.accumulate_bias_grad, ctx);
+      return;
+    }
   }
 
   // Otherwise the product (with cuBLASLt's bias when it takes it) into fp32 R, then one elementwise

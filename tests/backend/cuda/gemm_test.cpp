@@ -46,7 +46,7 @@ TEST_P(CudaGemm, AllTransposesFp32AndBf16) {
       auto dB = up(B);
       auto C = poisoned<float>(M * ldc);
       gemm(ctx(), ta, tb, M, N, K, dA.p(), lda, dB.p(), ldb, DType::F32, C.p(), ldc, DType::F32);
-      EXPECT_REL_ERR("fp32", block(down(C), M, N, ldc), ref, 1e-6);
+      EXPECT_REL_ERR("fp32", block(down(C), M, N, ldc), ref, kF32Tol);
 
       // bf16 operands: exact products of the rounded values, accumulated in fp32
       const std::vector<uint16_t> Ab = to_bf16_host(A), Bb = to_bf16_host(B);
@@ -56,7 +56,7 @@ TEST_P(CudaGemm, AllTransposesFp32AndBf16) {
       auto dBb = up(Bb);
       auto Cb = poisoned<float>(M * ldc);
       gemm(ctx(), ta, tb, M, N, K, dAb.p(), lda, dBb.p(), ldb, DType::BF16, Cb.p(), ldc, DType::F32);
-      EXPECT_REL_ERR("bf16 -> fp32", block(down(Cb), M, N, ldc), refb, 1e-6);
+      EXPECT_REL_ERR("bf16 -> fp32", block(down(Cb), M, N, ldc), refb, kF32Tol);
       auto Cbb = poisoned<uint16_t>(M * ldc);
       gemm(ctx(), ta, tb, M, N, K, dAb.p(), lda, dBb.p(), ldb, DType::BF16, Cbb.p(), ldc, DType::BF16);
       EXPECT_REL_ERR("bf16 -> bf16", block(from_bf16_host(down(Cbb)), M, N, ldc), refb, 8e-3);
@@ -90,13 +90,13 @@ TEST_P(CudaGemm, EpiloguesBiasActivationPreactResidual) {
         if (out == DType::F32) {
           auto y = poisoned<float>(M * N);
           gemm(ctx(), false, true, M, N, K, dx.p(), K, dW.p(), K, DType::F32, y.p(), N, DType::F32, e);
-          EXPECT_REL_ERR("act(x W^T + b)", down(y), want, 1e-5);
+          EXPECT_REL_ERR("act(x W^T + b)", down(y), want, kF32Tol);
         } else {
           auto y = poisoned<uint16_t>(M * N);
           gemm(ctx(), false, true, M, N, K, dx.p(), K, dW.p(), K, DType::F32, y.p(), N, DType::BF16, e);
           EXPECT_REL_ERR("act(x W^T + b) as bf16", from_bf16_host(down(y)), want, 8e-3);
         }
-        if (save) EXPECT_REL_ERR("preact", down(preact), pre, 1e-6);
+        if (save) EXPECT_REL_ERR("preact", down(preact), pre, kF32Tol);
       }
   // residual: y = y0 + x W^T + b, in fp32 and into a bf16 y
   std::vector<double> res(pre);
@@ -106,7 +106,7 @@ TEST_P(CudaGemm, EpiloguesBiasActivationPreactResidual) {
   e.accumulate = true;
   auto y = up(y0);
   gemm(ctx(), false, true, M, N, K, dx.p(), K, dW.p(), K, DType::F32, y.p(), N, DType::F32, e);
-  EXPECT_REL_ERR("y0 + x W^T + b", down(y), res, 1e-6);
+  EXPECT_REL_ERR("y0 + x W^T + b", down(y), res, kF32Tol);
   const std::vector<uint16_t> y0b = to_bf16_host(y0);
   std::vector<double> resb(pre);
   for (size_t i = 0; i < resb.size(); ++i) resb[i] += bf16_to_f32(y0b[i]);
@@ -121,7 +121,7 @@ TEST_P(CudaGemm, EpiloguesBiasActivationPreactResidual) {
   eb.bias = dbs.p() + 1;
   auto yu = poisoned<float>(M * N);
   gemm(ctx(), false, true, M, N, K, dx.p(), K, dW.p(), K, DType::F32, yu.p(), N, DType::F32, eb);
-  EXPECT_REL_ERR("x W^T + b, bias at 4 bytes", down(yu), pre, 1e-6);
+  EXPECT_REL_ERR("x W^T + b, bias at 4 bytes", down(yu), pre, kF32Tol);
 }
 
 TEST_P(CudaGemm, DenseBackwardWithBiasGradientFp32AndBf16) {
@@ -148,9 +148,9 @@ TEST_P(CudaGemm, DenseBackwardWithBiasGradientFp32AndBf16) {
     auto gW = acc ? up(dW0) : poisoned<float>(N * K);
     auto gb = acc ? up(db0) : poisoned<float>(N);
     dense_backward(dxv.p(), dWv.p(), ddy.p(), M, N, K, gx.p(), gW.p(), gb.p(), acc, acc, ctx());
-    EXPECT_REL_ERR("dx", down(gx), acc ? plus(dx_ref, dx0) : dx_ref, 1e-6);
-    EXPECT_REL_ERR("dW", down(gW), acc ? plus(dW_ref, dW0) : dW_ref, 1e-6);
-    EXPECT_REL_ERR("db", down(gb), acc ? plus(db_ref, db0) : db_ref, 1e-6);
+    EXPECT_REL_ERR("dx", down(gx), acc ? plus(dx_ref, dx0) : dx_ref, kF32Tol);
+    EXPECT_REL_ERR("dW", down(gW), acc ? plus(dW_ref, dW0) : dW_ref, kF32Tol);
+    EXPECT_REL_ERR("db", down(gb), acc ? plus(db_ref, db0) : db_ref, kF32Tol);
   }
   // bf16: operands rounded (dy by the call itself), db from fp32 dy
   const std::vector<uint16_t> xb = to_bf16_host(x), Wb = to_bf16_host(W), dyb = to_bf16_host(dy);
@@ -162,13 +162,13 @@ TEST_P(CudaGemm, DenseBackwardWithBiasGradientFp32AndBf16) {
   auto gW = poisoned<float>(N * K);
   auto gb = poisoned<float>(N);
   dense_backward_bf16(dxb.p(), dWb.p(), ddy.p(), M, N, K, gx.p(), gW.p(), gb.p(), false, false, ctx());
-  EXPECT_REL_ERR("bf16 dx", down(gx), dxb_ref, 1e-6);
-  EXPECT_REL_ERR("bf16 dW", down(gW), dWb_ref, 1e-6);
-  EXPECT_REL_ERR("bf16 db (fp32 dy)", down(gb), db_ref, 1e-6);
+  EXPECT_REL_ERR("bf16 dx", down(gx), dxb_ref, kF32Tol);
+  EXPECT_REL_ERR("bf16 dW", down(gW), dWb_ref, kF32Tol);
+  EXPECT_REL_ERR("bf16 db (fp32 dy)", down(gb), db_ref, kF32Tol);
   auto ddyb = up(dyb);
   auto gW2 = poisoned<float>(N * K);
   weight_grad_bf16(M, N, K, ddyb.p(), dxb.p(), gW2.p(), ctx());
-  EXPECT_REL_ERR("weight_grad_bf16", down(gW2), dWb_ref, 1e-6);
+  EXPECT_REL_ERR("weight_grad_bf16", down(gW2), dWb_ref, kF32Tol);
 }
 
 TEST_P(CudaGemm, TheCpuSignatures) {
@@ -183,7 +183,7 @@ TEST_P(CudaGemm, TheCpuSignatures) {
   for (size_t i = 0; i < want.size(); ++i) want[i] += C0[i];
   auto C = up(C0);
   gemm(ops::Precision::F32, false, false, M, N, K, dA.p(), K, dB.p(), N, 1.0f, C.p(), N, ctx());
-  EXPECT_REL_ERR("gemm fp32 beta 1", down(C), want, 1e-6);
+  EXPECT_REL_ERR("gemm fp32 beta 1", down(C), want, kF32Tol);
   auto Cb = poisoned<float>(M * N);
   gemm(ops::Precision::BF16, false, false, M, N, K, dA.p(), K, dB.p(), N, 0.0f, Cb.p(), N, ctx());
   EXPECT_REL_ERR("gemm bf16", down(Cb), ab, 1e-2);
@@ -200,7 +200,7 @@ TEST_P(CudaGemm, TheCpuSignatures) {
   for (size_t i = 0; i < wantb.size(); ++i) wantb[i] += C0[i];
   auto C2 = up(C0);
   matmul_bf16(false, false, M, N, K, dAb.p(), K, dBb.p(), N, 1.0f, C2.p(), N, dbias.p(), ctx());
-  EXPECT_REL_ERR("matmul_bf16 + bias, beta 1", down(C2), wantb, 1e-6);
+  EXPECT_REL_ERR("matmul_bf16 + bias, beta 1", down(C2), wantb, kF32Tol);
   // dense_forward = x W^T + b
   const std::vector<float> W = random_vec(static_cast<size_t>(N * K), 15);
   std::vector<double> yref = gemm_ref(false, true, M, N, K, A, K, W, K, N);
@@ -209,7 +209,7 @@ TEST_P(CudaGemm, TheCpuSignatures) {
   auto dW = up(W);
   auto y = poisoned<float>(M * N);
   dense_forward(dA.p(), dW.p(), dbias.p(), M, N, K, y.p(), ctx());
-  EXPECT_REL_ERR("dense_forward", down(y), yref, 1e-6);
+  EXPECT_REL_ERR("dense_forward", down(y), yref, kF32Tol);
   auto Wb = up(to_bf16_host(W));
   auto yb = poisoned<uint16_t>(M * N);
   auto y32 = poisoned<float>(M * N);
@@ -234,7 +234,7 @@ TEST_P(CudaGemm, BatchedEmptyAndBadArguments) {
   auto C = poisoned<float>(batch * M * N);
   gemm(ctx(), false, false, M, N, K, dA.p(), K, dB.p(), N, DType::F32, C.p(), N, DType::F32, {},
        {batch, M * K, K * N, M * N});
-  EXPECT_REL_ERR("batched", down(C), ref, 1e-6);
+  EXPECT_REL_ERR("batched", down(C), ref, kF32Tol);
   // K = 0: the epilogue of a zero product
   const std::vector<float> bias = random_vec(static_cast<size_t>(N), 18);
   auto dbias = up(bias);

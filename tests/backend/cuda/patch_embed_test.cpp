@@ -44,7 +44,7 @@ TEST_F(CudaPatchEmbed, Im2colCol2imAndTheConvolution) {
   auto y = poisoned<float>(rows * C);
   auto cols2 = poisoned<float>(rows * K);
   patch_embed_forward(dpx.p(), dW.p(), C, s, cols2.p(), y.p(), ctx());
-  EXPECT_REL_ERR("y", down(y), y_ref, 1e-6);
+  EXPECT_REL_ERR("y", down(y), y_ref, kF32Tol);
   const std::vector<float> dy = random_vec(static_cast<size_t>(rows * C), 83), gW0 = random_vec(static_cast<size_t>(C * K), 84);
   std::vector<double> gW_ref = gemm_ref(true, false, C, K, rows, dy, C, cols_ref, K, K);
   for (size_t i = 0; i < gW_ref.size(); ++i) gW_ref[i] += gW0[i];
@@ -62,8 +62,8 @@ TEST_F(CudaPatchEmbed, Im2colCol2imAndTheConvolution) {
   auto gW = up(gW0);
   auto gpx = poisoned<float>(npix);
   patch_embed_backward(ddy.p(), cols2.p(), dW.p(), C, s, gW.p(), gpx.p(), ctx());
-  EXPECT_REL_ERR("dW (accumulated)", down(gW), gW_ref, 1e-6);
-  EXPECT_REL_ERR("dpixels", down(gpx), dpx_ref, 1e-6);
+  EXPECT_REL_ERR("dW (accumulated)", down(gW), gW_ref, kF32Tol);
+  EXPECT_REL_ERR("dpixels", down(gpx), dpx_ref, kF32Tol);
 }
 
 }  // namespace
