@@ -7,7 +7,7 @@ kind=${1:-release}
 case "$kind" in
   release) dir=build; flags=(-DCMAKE_BUILD_TYPE=Release) ;;
   asan)    dir=build-asan; flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLIPKIT_SANITIZE=ON) ;;
-  cuda)    dir=build-cuda; flags=(-DCMAKE_BUILD_TYPE=Release -DCLIPKIT_STANDALONE_GPU=ON) ;;
+  cuda)    dir=build-cuda; flags=(-DCMAKE_BUILD_TYPE=Release -DCLIPKIT_STANDALONE_GPU=ON -DCLIPKIT_WERROR=ON) ;;
   *) echo "usage: scripts/build.sh [release|asan|cuda]" >&2; exit 2 ;;
 esac
 cmake -S . -B "$dir" -G Ninja "${flags[@]}" >/dev/null

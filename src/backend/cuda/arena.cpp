@@ -1,29 +1,17 @@
 #include "backend/cuda/arena.h"
 
-#include <cuda_runtime_api.h>
-
 #include <algorithm>
 
+#include "backend/cuda/memory.h"
 #include "core/error.h"
 
 namespace clipkit::cuda {
 
 namespace {
-void* cuda_alloc(size_t bytes) {
-  void* p = nullptr;
-  const cudaError_t e = cudaMalloc(&p, bytes);
-  if (e != cudaSuccess) {
-    cudaGetLastError();  // clear the sticky-free error state of a failed allocation
-    fail("CUDA: cudaMalloc of {:.1f} MiB for the device arena failed: {} ({})", bytes / 1048576.0,
-         cudaGetErrorString(e), cudaGetErrorName(e));
-  }
-  return p;
-}
-void cuda_free(void* p) { cudaFree(p); }  // (in a destructor: nothing to report to)
 size_t round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
 }  // namespace
 
-DeviceArena::Allocator DeviceArena::device_allocator() { return {cuda_alloc, cuda_free}; }
+DeviceArena::Allocator DeviceArena::device_allocator() { return {detail::device_alloc, detail::device_free}; }
 
 DeviceArena::DeviceArena(size_t initial_bytes, Allocator a) : a_(a) {
   if (initial_bytes > 0) blocks_.push_back(new_block(round_up(initial_bytes, kAlign)));

@@ -35,6 +35,19 @@ void heads(const From* src, To* dst, const ops::AttentionShape& s, int slots, bo
   CLIPKIT_LAUNCH_CHECK(heads_kernel);
 }
 
+// q, k, v of qkv [B, L, 3C], each as [B*H, L, D], in scratch
+template <typename T>
+struct Heads {
+  T *q, *k, *v;
+};
+template <typename T>
+Heads<T> split_qkv(const T* qkv, const ops::AttentionShape& s, Context& ctx) {
+  const int64_t n = s.B * s.H * s.L * s.D;
+  T* q = ctx.scratch().alloc<T>(3 * n);
+  heads(qkv, q, s, 3, true, ctx);
+  return {q, q + n, q + 2 * n};
+}
+
 constexpr int kRowsPerBlock = 8;  // one warp per row
 
 // In place over S [B*H, L, L] -> P (fp32, before dropout), and P_d = P * keep (type Pd) when pd.
@@ -118,10 +131,7 @@ void forward(const T* qkv, T* out, const ops::AttentionShape& s, bool causal, co
   const DropParams dp = drop_params(drop);
   DeviceArena& ws = ctx.scratch();
   ArenaScope scope(ws);
-  T* q = ws.alloc<T>(3 * BH * L * D);
-  T* k = q + BH * L * D;
-  T* v = k + BH * L * D;
-  heads(qkv, q, s, 3, true, ctx);
+  const auto [q, k, v] = split_qkv(qkv, s, ctx);
   float* S = probs ? probs : ws.alloc<float>(BH * L * L);
   gemm(ctx, false, true, L, L, D, q, D, k, D, t, S, L, DType::F32, {}, {BH, L * D, L * D, L * L});
   // P_d: the context's operand. fp32 without dropout reads P itself.
@@ -149,10 +159,7 @@ void backward(const float* dout, const T* qkv, const float* probs, const T* prob
   const DropParams dp = drop_params(drop);
   DeviceArena& ws = ctx.scratch();
   ArenaScope scope(ws);
-  T* q = ws.alloc<T>(3 * BH * L * D);
-  T* k = q + BH * L * D;
-  T* v = k + BH * L * D;
-  heads(qkv, q, s, 3, true, ctx);
+  const auto [q, k, v] = split_qkv(qkv, s, ctx);
   T* dO = ws.alloc<T>(BH * L * D);
   heads(dout, dO, s, 1, true, ctx);
   // P_d: given (bf16), P itself (fp32 without dropout) or P * keep recomputed (fp32 with dropout)

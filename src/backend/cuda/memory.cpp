@@ -7,43 +7,26 @@ namespace clipkit::cuda {
 
 namespace {
 [[noreturn]] void alloc_failed(const char* what, size_t bytes, cudaError_t e) {
-  cudaGetLastError();
+  cudaGetLastError();  // a failed allocation leaves an error behind: clear it
   fail("CUDA: {} of {:.1f} MiB failed: {} ({})", what, bytes / 1048576.0, cudaGetErrorString(e), cudaGetErrorName(e));
 }
 }  // namespace
 
-DeviceBuffer::DeviceBuffer(size_t bytes) : n_(bytes) {
-  if (bytes == 0) return;
-  if (const cudaError_t e = cudaMalloc(&p_, bytes); e != cudaSuccess) alloc_failed("cudaMalloc", bytes, e);
+namespace detail {
+void* device_alloc(size_t bytes) {
+  void* p = nullptr;
+  if (const cudaError_t e = cudaMalloc(&p, bytes); e != cudaSuccess) alloc_failed("cudaMalloc", bytes, e);
+  return p;
 }
-DeviceBuffer::~DeviceBuffer() {
-  if (p_) cudaFree(p_);
-}
-DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& o) noexcept {
-  if (this != &o) {
-    if (p_) cudaFree(p_);
-    p_ = std::exchange(o.p_, nullptr);
-    n_ = std::exchange(o.n_, 0);
-  }
-  return *this;
-}
-
-PinnedBuffer::PinnedBuffer(size_t bytes) : n_(bytes) {
-  if (bytes == 0) return;
-  if (const cudaError_t e = cudaHostAlloc(&p_, bytes, cudaHostAllocDefault); e != cudaSuccess)
+void device_free(void* p) { cudaFree(p); }
+void* pinned_alloc(size_t bytes) {
+  void* p = nullptr;
+  if (const cudaError_t e = cudaHostAlloc(&p, bytes, cudaHostAllocDefault); e != cudaSuccess)
     alloc_failed("cudaHostAlloc (pinned host memory)", bytes, e);
+  return p;
 }
-PinnedBuffer::~PinnedBuffer() {
-  if (p_) cudaFreeHost(p_);
-}
-PinnedBuffer& PinnedBuffer::operator=(PinnedBuffer&& o) noexcept {
-  if (this != &o) {
-    if (p_) cudaFreeHost(p_);
-    p_ = std::exchange(o.p_, nullptr);
-    n_ = std::exchange(o.n_, 0);
-  }
-  return *this;
-}
+void pinned_free(void* p) { cudaFreeHost(p); }
+}  // namespace detail
 
 void copy_to_device(void* dst, const void* src, size_t bytes, cudaStream_t s) {
   if (bytes) CLIPKIT_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, s));

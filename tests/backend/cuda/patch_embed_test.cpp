@@ -12,17 +12,20 @@ TEST_F(CudaPatchEmbed, Im2colCol2imAndTheConvolution) {
   const ops::PatchShape s{2, 3, 70, 16};  // 70 = 4 patches of 16 + 6 pixels outside the grid
   const int64_t C = 24, rows = s.patches(), K = s.K(), npix = s.N * s.CH * s.S * s.S;
   const std::vector<float> px = random_vec(static_cast<size_t>(npix), 81), W = random_vec(static_cast<size_t>(C * K), 82, 0.1f);
-  // the reference im2col, straight from the definition
-  std::vector<float> cols_ref(static_cast<size_t>(rows * K));
+  // the reference im2col, straight from the definition: fn(column element, pixel) for each pair
   const int64_t G = s.G();
-  for (int64_t n = 0; n < s.N; ++n)
-    for (int64_t py = 0; py < G; ++py)
-      for (int64_t pxi = 0; pxi < G; ++pxi)
-        for (int64_t c = 0; c < s.CH; ++c)
-          for (int64_t ky = 0; ky < s.P; ++ky)
-            for (int64_t kx = 0; kx < s.P; ++kx)
-              cols_ref[((n * G + py) * G + pxi) * K + (c * s.P + ky) * s.P + kx] =
-                  px[((n * s.CH + c) * s.S + py * s.P + ky) * s.S + pxi * s.P + kx];
+  auto each_pair = [&](auto fn) {
+    for (int64_t n = 0; n < s.N; ++n)
+      for (int64_t py = 0; py < G; ++py)
+        for (int64_t pxi = 0; pxi < G; ++pxi)
+          for (int64_t c = 0; c < s.CH; ++c)
+            for (int64_t ky = 0; ky < s.P; ++ky)
+              for (int64_t kx = 0; kx < s.P; ++kx)
+                fn(((n * G + py) * G + pxi) * K + (c * s.P + ky) * s.P + kx,
+                   ((n * s.CH + c) * s.S + py * s.P + ky) * s.S + pxi * s.P + kx);
+  };
+  std::vector<float> cols_ref(static_cast<size_t>(rows * K));
+  each_pair([&](int64_t col, int64_t pix) { cols_ref[col] = px[pix]; });
   auto dpx = up(px);
   auto cols = poisoned<float>(rows * K);
   im2col_patches(dpx.p(), s, cols.p(), ctx());
@@ -50,14 +53,7 @@ TEST_F(CudaPatchEmbed, Im2colCol2imAndTheConvolution) {
   for (size_t i = 0; i < gW_ref.size(); ++i) gW_ref[i] += gW0[i];
   const std::vector<double> dcols = gemm_ref(false, false, rows, K, C, dy, C, W, K, K);
   std::vector<double> dpx_ref(static_cast<size_t>(npix), 0.0);  // the reference im2col's adjoint
-  for (int64_t n = 0; n < s.N; ++n)
-    for (int64_t py = 0; py < G; ++py)
-      for (int64_t pxi = 0; pxi < G; ++pxi)
-        for (int64_t c = 0; c < s.CH; ++c)
-          for (int64_t ky = 0; ky < s.P; ++ky)
-            for (int64_t kx = 0; kx < s.P; ++kx)
-              dpx_ref[((n * s.CH + c) * s.S + py * s.P + ky) * s.S + pxi * s.P + kx] =
-                  dcols[((n * G + py) * G + pxi) * K + (c * s.P + ky) * s.P + kx];
+  each_pair([&](int64_t col, int64_t pix) { dpx_ref[pix] = dcols[col]; });
   auto ddy = up(dy);
   auto gW = up(gW0);
   auto gpx = poisoned<float>(npix);

@@ -1,5 +1,6 @@
 // Float64 references of the CUDA kernel tests where the CPU op needs oneDNN (not in the
-// standalone GPU build): GEMM and the attention backward (its forward is tests/ops/attention_ref.h).
+// standalone GPU build): GEMM and the attention backward (its forward and probabilities are
+// tests/ops/attention_ref.h's).
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -26,34 +27,6 @@ std::vector<double> gemm_ref(bool ta, bool tb, int64_t M, int64_t N, int64_t K, 
   return C;
 }
 
-// The softmax weights P [B, H, L, L] (before dropout) of attn_ref's definition.
-inline std::vector<double> attn_probs_ref(const std::vector<double>& qkv, const ops::AttentionShape& s, bool causal,
-                                          const std::vector<int32_t>& mask) {
-  const int64_t B = s.B, L = s.L, H = s.H, D = s.D, C = s.C();
-  std::vector<double> P(static_cast<size_t>(B * H * L * L), 0.0);
-  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t h = 0; h < H; ++h)
-      for (int64_t i = 0; i < L; ++i) {
-        double* p = &P[((b * H + h) * L + i) * L];
-        auto masked = [&](int64_t j) { return (causal && j > i) || (!mask.empty() && mask[b * L + j] == 0); };
-        double mx = -1e300, z = 0;
-        for (int64_t j = 0; j < L; ++j) {
-          if (masked(j)) continue;
-          double d = 0;
-          for (int64_t k = 0; k < D; ++k) d += qkv[(b * L + i) * 3 * C + h * D + k] * qkv[(b * L + j) * 3 * C + C + h * D + k];
-          p[j] = d * scale;
-          mx = std::max(mx, p[j]);
-        }
-        for (int64_t j = 0; j < L; ++j) {
-          p[j] = masked(j) ? 0.0 : std::exp(p[j] - mx);
-          z += p[j];
-        }
-        for (int64_t j = 0; j < L; ++j) p[j] = z > 0 ? p[j] / z : 0.0;
-      }
-  return P;
-}
-
 // dqkv [B, L, 3C] of sum(dout * attn_ref(qkv)), analytically:
 //   dV = P_d^T dO,  dP = (dO V^T) keep,  dS = P (dP - rowsum(P dP)) / sqrt(D),  dQ = dS K,  dK = dS^T Q
 inline std::vector<double> attn_backward_ref(const std::vector<double>& qkv, const std::vector<double>& dout,
@@ -75,8 +48,7 @@ inline std::vector<double> attn_backward_ref(const std::vector<double>& qkv, con
         std::vector<double> dp(static_cast<size_t>(L));
         double dot = 0;
         for (int64_t j = 0; j < L; ++j) {
-          const uint64_t idx = static_cast<uint64_t>(((b * H + h) * L + i) * L + j);
-          const double keep = drop.on() && ops::dropout_dropped(dm.stream, idx, drop.p) ? 0.0 : double(dm.keep_scale);
+          const double keep = attn_keep_ref(drop, dm, static_cast<uint64_t>(((b * H + h) * L + i) * L + j));
           double g = 0;
           for (int64_t k = 0; k < D; ++k) {
             g += go[k] * v(b, j, h, k);
