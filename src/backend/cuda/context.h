@@ -44,7 +44,8 @@ class Context {
   // Waits for everything queued on the stream; an error of an earlier kernel is thrown here.
   void sync() const;
 
-  // Tests: run every GEMM epilogue as a separate kernel instead of cuBLASLt's fused one.
+  // Tests: run every GEMM epilogue as a separate kernel instead of cuBLASLt's fused one (and
+  // blas().lt_enabled = false sends every product to cuBLAS).
   bool unfused_epilogues = false;
 
  private:
