@@ -326,7 +326,7 @@ class JpegDataset(torch.utils.data.Dataset):
         if self.proc is None:  # stand-in (smoke without transformers): resize + crop + normalize
             img = img.resize((self.size * 4 // 3, self.size), Image.BICUBIC).crop((0, 0, self.size, self.size))
             return torch.from_numpy((np.asarray(img, np.float32) / 255 - 0.45) / 0.27).permute(2, 0, 1).contiguous()
-        return torch.from_numpy(self.proc(images=img, return_tensors="np")["pixel_values"][0])
+        return self.proc(images=img, return_tensors="pt")["pixel_values"][0]
 
 
 def sec_jpeg(b):
@@ -338,7 +338,8 @@ def sec_jpeg(b):
     model = load(b, name, torch.bfloat16)
     workers = b.n(os.cpu_count() or 1, 2)
     loader = torch.utils.data.DataLoader(JpegDataset(paths, size, b.smoke), batch_size=B, num_workers=workers,
-                                         pin_memory=b.dev.type == "cuda", persistent_workers=True, prefetch_factor=4)
+                                         pin_memory=b.dev.type == "cuda", persistent_workers=True, prefetch_factor=4,
+                                         worker_init_fn=lambda _: torch.set_num_threads(1))
 
     def one_pass():
         last = None
