@@ -13,6 +13,8 @@ namespace {
 using namespace clipkit::test;
 
 enum class Path { Fused, Unfused, Cublas };
+const char* path_name(Path p) { return p == Path::Fused ? "Fused" : p == Path::Unfused ? "Unfused" : "Cublas"; }
+void PrintTo(Path p, std::ostream* os) { *os << path_name(p); }
 
 class CudaGemm : public CudaTest, public ::testing::WithParamInterface<Path> {
  protected:
@@ -259,9 +261,7 @@ TEST_P(CudaGemm, BatchedEmptyAndBadArguments) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Paths, CudaGemm, ::testing::Values(Path::Fused, Path::Unfused, Path::Cublas),
-                         [](const auto& info) {
-                           return info.param == Path::Fused ? "Fused" : info.param == Path::Unfused ? "Unfused" : "Cublas";
-                         });
+                         [](const auto& info) { return std::string(path_name(info.param)); });
 
 }  // namespace
 }  // namespace clipkit::cuda
