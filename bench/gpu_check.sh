@@ -35,14 +35,14 @@ if [ "${CLIPKIT_GPU_SKIP_BUILD:-0}" != 1 ]; then
     cmake --build build-gpu -j "$(nproc)"; } > "$out/build.log" 2>&1 || build_ok=0
 fi
 build_s=$((SECONDS - t))
-grep -E "^-- clipkit|error|FAILED" "$out/build.log" | head -20
+[ -f "$out/build.log" ] && grep -E "^-- clipkit|error:|FAILED" "$out/build.log" | head -20
 [ $build_ok = 1 ] || { echo "gpu_check: the build failed (build.log)"; status=1; }
 
 phase "GPU tests"
 rm -f "$work/parts/gpu_tests.json"
 if [ $build_ok = 1 ]; then
   build-gpu/tests/gpu_tests --gtest_output=json:"$work/parts/gpu_tests.json" > "$out/tests.log" 2>&1 || status=1
-  grep -E "^\[  (PASSED|FAILED|SKIPPED) \]|tests ran" "$out/tests.log" | head -30
+  grep -E "tests ran|^\[  PASSED  \]|^\[  SKIPPED \] [0-9]+ test|^\[  FAILED  \]" "$out/tests.log" | head -30
 fi
 
 phase "HF side: models, embedding, JPEG files, latency, training steps, parity dumps"
