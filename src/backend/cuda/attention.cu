@@ -114,20 +114,24 @@ DropParams drop_params(const ops::AttentionDropout& d) {
   return r;
 }
 
-void check_shape(const ops::AttentionShape& s, const char* what) {
+// true when there is nothing to compute; a negative size is refused
+bool empty_shape(const ops::AttentionShape& s, const char* what) {
   if (s.B < 0 || s.L < 0 || s.H < 0 || s.D < 0)
     fail_msg(std::string("cuda ") + what + ": negative attention shape");
+  return s.B * s.H == 0 || s.L == 0 || s.D == 0;
 }
+
+template <typename T>
+constexpr DType kType = sizeof(T) == 4 ? DType::F32 : DType::BF16;
 
 // Forward for operand type T (float or bf16 as uint16_t); qkv in T, out in T.
 template <typename T>
 void forward(const T* qkv, T* out, const ops::AttentionShape& s, bool causal, const int32_t* key_mask, float* probs,
              T* probs_d, const ops::AttentionDropout& drop, Context& ctx) {
-  check_shape(s, "attention_forward");
   if (drop.on() && !probs) fail_msg("attention dropout needs the training forward (probs)");
-  const int64_t B = s.B, L = s.L, H = s.H, D = s.D, BH = B * H;
-  if (BH == 0 || L == 0 || D == 0) return;
-  constexpr DType t = sizeof(T) == 4 ? DType::F32 : DType::BF16;
+  if (empty_shape(s, "attention_forward")) return;
+  const int64_t L = s.L, H = s.H, D = s.D, BH = s.B * H;
+  constexpr DType t = kType<T>;
   const DropParams dp = drop_params(drop);
   DeviceArena& ws = ctx.scratch();
   ArenaScope scope(ws);
@@ -151,15 +155,14 @@ void forward(const T* qkv, T* out, const ops::AttentionShape& s, bool causal, co
 template <typename T>
 void backward(const float* dout, const T* qkv, const float* probs, const T* probs_d, float* dqkv,
               const ops::AttentionShape& s, const ops::AttentionDropout& drop, Context& ctx) {
-  check_shape(s, "attention_backward");
   if (!probs) fail_msg("cuda attention_backward: needs the forward's saved probs");
-  const int64_t B = s.B, L = s.L, H = s.H, D = s.D, BH = B * H;
-  if (BH == 0 || L == 0 || D == 0) return;
-  constexpr DType t = sizeof(T) == 4 ? DType::F32 : DType::BF16;
+  if (empty_shape(s, "attention_backward")) return;
+  const int64_t L = s.L, D = s.D, BH = s.B * s.H;
   const DropParams dp = drop_params(drop);
+  ArenaScope scope(ctx.scratch());
   DeviceArena& ws = ctx.scratch();
-  ArenaScope scope(ws);
   const auto [q, k, v] = split_qkv(qkv, s, ctx);
+  constexpr DType t = kType<T>;
   T* dO = ws.alloc<T>(BH * L * D);
   heads(dout, dO, s, 1, true, ctx);
   // P_d: given (bf16), P itself (fp32 without dropout) or P * keep recomputed (fp32 with dropout)
