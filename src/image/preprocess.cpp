@@ -1,5 +1,5 @@
 // CLIPImageProcessor steps after decoding. Rescale/normalize is a 256-entry table per channel
-// holding exactly the float32 results of the backend's arithmetic (see value_table).
+// holding exactly the float32 results of the backend's arithmetic (see normalize_lut).
 #include "image/preprocess.h"
 
 #include <nlohmann/json.hpp>
@@ -37,13 +37,16 @@ void read_triplet(const nlohmann::json& j, const char* key, float out[3], const 
   }
 }
 
+}  // namespace
+
 // What rescale + normalize make of each uint8 value v, per channel, in float32 as each backend
 // computes it.
 //  pil (HF's numpy path): x = float32(double(v) * rescale_factor), then (x - mean) / std.
 //  torchvision (TorchVisionBackend._rescale_and_normalize): with both steps on, mean and std are
 //  float32 tensors scaled by float32(1 / rescale_factor) and the float32 image is normalized by
 //  them, (float(v) - mean') / std'; rescale alone is float(v) * float32(rescale_factor).
-void value_table(const PreprocessConfig& c, float lut[3][256]) {
+
+void normalize_lut(const PreprocessConfig& c, float lut[3][256]) {
   const bool tv = c.backend == ImageBackend::Torchvision;
   for (int ch = 0; ch < 3; ++ch) {
     float mean = c.mean[ch], std = c.std[ch];
@@ -65,8 +68,6 @@ void value_table(const PreprocessConfig& c, float lut[3][256]) {
     }
   }
 }
-
-}  // namespace
 
 const char* image_backend_name(ImageBackend b) { return b == ImageBackend::Torchvision ? "torchvision" : "pil"; }
 
@@ -216,7 +217,7 @@ void preprocess(const Image& img, const PreprocessConfig& c, float* out) {
   std::vector<uint8_t> hwc(plane * 3);
   resize_and_crop(img, c, hwc.data());
   float lut[3][256];
-  value_table(c, lut);
+  normalize_lut(c, lut);
   float* r = out;
   float* gp = out + plane;
   float* b = out + 2 * plane;

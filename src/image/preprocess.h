@@ -58,6 +58,10 @@ void shortest_edge_size(int width, int height, int shortest_edge, int* new_w, in
 // The uint8 HWC image after resize + center crop (before rescale), out_h x out_w x 3.
 void resize_and_crop(const Image& img, const PreprocessConfig& c, uint8_t* out_hwc);
 
+// The rescale + normalize step as a table: lut[channel][v] is the float32 the configured backend's
+// processor computes for uint8 value v (see preprocess.cpp). The GPU applies the same table.
+void normalize_lut(const PreprocessConfig& c, float lut[3][256]);
+
 // out: float32 [3, crop_h, crop_w], channels-first, normalized ([3, out_h, out_w] of
 // plan_geometry when do_center_crop is false). Thread-safe, single-threaded.
 void preprocess(const Image& img, const PreprocessConfig& c, float* out);
