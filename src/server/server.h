@@ -2,10 +2,13 @@
 //
 // Endpoints (docs/api.md): GET / (page), GET /healthz, GET /metrics (Prometheus), POST /v1/embed/text,
 // POST /v1/embed/image, POST /v1/search, POST /v1/compare, GET /v1/images/{id}, and the applications
-// POST /v1/classify, /v1/retrieve, /v1/dedup, /v1/video (server/app_endpoints.h).
-// Request threads decode and preprocess images themselves; every model call goes through one
-// batching queue, so concurrent requests share model batches and the model runs on one thread
-// (with the OpenMP pool under it).
+// POST /v1/classify, /v1/retrieve, /v1/dedup, /v1/video.
+// The parts, one file each: middleware.h (API key, errors as JSON, metrics around every handler),
+// metrics.h, embed_queue.h (the batching queue: request threads decode and preprocess images
+// themselves; every model call goes through one queue, so concurrent requests share model batches
+// and the model runs on one thread with the OpenMP pool under it), json_http.h (JSON bodies,
+// multipart forms, uploads, JSON responses), query_input.h, and the endpoint families
+// status_endpoints.h, embed_endpoints.h, search_endpoints.h, app_endpoints.h.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -46,9 +49,5 @@ class Server {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
-
-// Standard base64 (RFC 4648, '=' padding optional, whitespace ignored; also accepts a
-// "data:...;base64," prefix). Returns false on invalid input.
-bool base64_decode(const std::string& in, std::string* out);
 
 }  // namespace clipkit::server
