@@ -4,10 +4,14 @@
 // preprocessor_config.json.
 #pragma once
 #include <string>
+#include <utility>
 
 #include "image/image.h"
 
 namespace clipkit::image {
+
+// The largest size, crop or resize a preprocessor config may ask for.
+inline constexpr int kMaxPreprocessSide = 8192;
 
 struct PreprocessConfig {
   int shortest_edge = 224;  // size {"shortest_edge": N} (or a plain int)
@@ -19,6 +23,12 @@ struct PreprocessConfig {
   float std[3] = {0.26862954f, 0.26130258f, 0.27577711f};
   // size {"height": H, "width": W}: resize to exactly HxW (aspect not kept); 0 = shortest_edge mode.
   int resize_h = 0, resize_w = 0;
+
+  // The (height, width) every preprocessed image has: the crop; without a center crop, the fixed
+  // resize (size {"height", "width"}), or with a shortest-edge resize the square that square images
+  // become (HF keeps the aspect then, so other images cannot batch and preprocess() refuses them).
+  // {0, 0} when nothing fixes it (no resize and no crop).
+  std::pair<int, int> output_size() const;
 
   // Throws clipkit::Error naming the file on unreadable JSON or unsupported settings.
   static PreprocessConfig from_file(const std::string& preprocessor_config_json);
@@ -41,8 +51,9 @@ void shortest_edge_size(int width, int height, int shortest_edge, int* new_w, in
 // The uint8 HWC image after resize + center crop (before rescale), out_h x out_w x 3.
 void resize_and_crop(const Image& img, const PreprocessConfig& c, uint8_t* out_hwc);
 
-// out: float32 [3, crop_h, crop_w], channels-first, normalized ([3, out_h, out_w] of
-// plan_geometry when do_center_crop is false). Thread-safe, single-threaded.
+// out: float32 [3, H, W] of output_size(), channels-first, normalized. Throws Error (before
+// writing) when the image does not become that size (do_center_crop false, another aspect ratio).
+// Thread-safe, single-threaded.
 void preprocess(const Image& img, const PreprocessConfig& c, float* out);
 
 // Decode + preprocess one file into out; throws Error "<path>: <reason>" on bad input.
