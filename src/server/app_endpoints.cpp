@@ -80,7 +80,7 @@ void AppEndpoints::retrieve(const httplib::Request& req, httplib::Response& res)
   if (body.contains("filters"))
     for (auto& f : string_list(body, "filters", 64)) ro.filters.push_back(apps::Filter::parse(f));  // Error -> 400
   index::Filter f = index::Filter::from_json(body.value("filter", json()));
-  json out = apps::retrieve_from_library(s_.lib, q.query, q.embedding.ptr<float>(), ro, f);
+  json out = apps::retrieve_from_library(*s_.libs.current(), q.query, q.embedding.ptr<float>(), ro, f);
   for (auto& r : out["results"])
     if (r["metadata"].contains("id")) r["url"] = fmt::format("/v1/images/{}", r["metadata"]["id"].get<int64_t>());
   send_json(res, 200, out);
@@ -103,7 +103,7 @@ json AppEndpoints::dedup_image(const json& body, const Tensor& image, const std:
   const int64_t k = int_field(body, "k", 20, 1, l_.max_k);
   json dups = json::array();
   int64_t exact = 0;
-  for (auto& h : s_.lib.search(image.ptr<float>(), k + (self_id >= 0))) {
+  for (auto& h : s_.libs.current()->search(image.ptr<float>(), k + (self_id >= 0))) {
     if (h.id == self_id) continue;
     bool same = false;  // byte-identical to the upload: an exact duplicate whatever the score
     std::error_code ec;
@@ -125,7 +125,7 @@ json AppEndpoints::dedup_library(const json& body) const {
   apps::DedupOptions o;
   o.threshold = number_field(body, "threshold", apps::kDefaultDedupThreshold, -1, 1);
   std::vector<std::string> gone;
-  auto scan = apps::scan_library(s_.lib, nullptr, &gone);
+  auto scan = apps::scan_library(*s_.libs.current(), nullptr, &gone);
   const auto& items = scan.items;
   auto r = apps::find_duplicates(items, scan.emb.ptr<float>(), scan.emb.dim(1), o, [&](int64_t a, int64_t b) {
     return apps::files_equal(items[static_cast<size_t>(a)].path, items[static_cast<size_t>(b)].path);
@@ -161,6 +161,7 @@ json AppEndpoints::video_timeline(const json& body, const std::string& path) con
   s.every = body.contains("fps") ? 1.0 / number_field(body, "fps", 1, 1e-3, 120) : number_field(body, "every", 1, 1e-3, 3600);
   s.scene_threshold = number_field(body, "scene_threshold", 0.3, 1e-3, 0.999);
   s.max_short_side = l_.video_short_side;
+  s.max_pixels = l_.max_video_pixels;
   std::unique_ptr<apps::ZeroShotClassifier> clf;
   if (body.contains("labels")) clf = classifier(s_.queue.encoder(), body, l_);
   std::string query;

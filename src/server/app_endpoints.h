@@ -17,6 +17,7 @@ struct AppLimits {
   int max_templates = 32;
   int64_t max_k = 1000;
   int video_short_side = 224;  // frames are scaled to this shorter side before preprocessing
+  int64_t max_video_pixels = 0;  // videos with larger frames are refused (0 = no limit)
 };
 
 class AppEndpoints {

@@ -1,5 +1,6 @@
 #include "server/embed_queue.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -28,8 +29,8 @@ struct QueueEncoder final : apps::Encoder {
 
 }  // namespace
 
-EmbedQueue::EmbedQueue(const pipeline::Embedder& emb, int max_batch, int model_threads, Metrics& metrics)
-    : emb_(emb), max_batch_(max_batch), model_threads_(model_threads), metrics_(metrics) {
+EmbedQueue::EmbedQueue(const pipeline::Embedder& emb, const Limits& l, Metrics& metrics)
+    : emb_(emb), l_(l), metrics_(metrics), decodes_(std::max(1, l.max_decodes)) {
   encoder_ = std::make_unique<QueueEncoder>(this);
   thread_ = std::thread([this] { model_loop(); });
 }
@@ -44,7 +45,7 @@ EmbedQueue::~EmbedQueue() {
 }
 
 void EmbedQueue::model_loop() {
-  set_num_threads(model_threads_);
+  set_num_threads(l_.model_threads);
   while (true) {
     std::vector<std::shared_ptr<Job>> batch;
     {
@@ -56,7 +57,7 @@ void EmbedQueue::model_loop() {
       queue_.pop_front();
       int64_t rows = batch[0]->n;
       for (auto it = queue_.begin(); it != queue_.end();) {
-        if ((*it)->text == batch[0]->text && rows + (*it)->n <= max_batch_) {
+        if ((*it)->text == batch[0]->text && rows + (*it)->n <= l_.max_batch) {
           rows += (*it)->n;
           batch.push_back(*it);
           it = queue_.erase(it);
@@ -149,13 +150,27 @@ Tensor EmbedQueue::embed_texts(std::vector<std::string> texts) {
 Tensor EmbedQueue::embed_image_bytes(const std::string& bytes, const std::string& name) {
   if (!emb_.model().has_vision()) throw ApiError(400, "this model has no vision tower");
   if (bytes.empty()) throw ApiError(400, "the image is empty");
-  image::Image img;
-  try {
-    img = image::decode_memory(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), name);
-  } catch (const Error& e) {
-    throw ApiError(400, fmt::format("cannot read the image: {}", e.what()));
+  image::DecodeOptions d;
+  if (l_.max_pixels > 0) d.max_pixels = l_.max_pixels;
+  const size_t per = image::floats_per_image(emb_.preprocess_config());
+  auto j = std::make_shared<Job>();
+  j->n = 1;
+  j->px.resize(per);
+  {  // one of max_decodes slots, held while the decoded pixels exist
+    struct Slot {
+      std::counting_semaphore<>& s;
+      explicit Slot(std::counting_semaphore<>& sem) : s(sem) { s.acquire(); }
+      ~Slot() { s.release(); }
+    } slot(decodes_);
+    image::Image img;
+    try {
+      img = image::decode_memory(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), name, d);
+    } catch (const Error& e) {
+      throw ApiError(400, fmt::format("cannot read the image: {}", e.what()));
+    }
+    image::preprocess(img, emb_.preprocess_config(), j->px.data());
   }
-  return embed_images({&img});
+  return run(std::move(j));
 }
 
 Tensor EmbedQueue::embed_images(const std::vector<const image::Image*>& images) {

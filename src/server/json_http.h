@@ -1,5 +1,7 @@
 // JSON in and out of HTTP: a request's JSON body or multipart form fields as one JSON object, the
 // image or video bytes it carries, and JSON responses (errors as {"error": {"status", "message"}}).
+// Every string a request brings must be UTF-8 text (a 400 names the field otherwise); responses are
+// written with json_text, which never fails.
 #pragma once
 #include <httplib.h>
 
@@ -11,7 +13,8 @@ namespace clipkit::server {
 void send_json(httplib::Response& res, int status, const nlohmann::json& j);
 void send_error(httplib::Response& res, int status, const std::string& message);
 
-// The body as a JSON object; ApiError 400 when empty, not JSON or not an object.
+// The body as a JSON object; ApiError 400 when empty, not JSON (or nested too deep), not an
+// object, or holding a string that is not UTF-8.
 nlohmann::json parse_body(const httplib::Request& req);
 
 // The request's parameters as one JSON object: the JSON body, or a multipart form's fields (the

@@ -22,7 +22,7 @@ void Metrics::model_batch(bool text, int64_t rows) {
   (text ? rows_text_ : rows_image_) += rows;
 }
 
-std::string Metrics::render(int64_t index_images) const {
+std::string Metrics::render(int64_t index_images, int64_t index_generation) const {
   std::string s;
   s += "# HELP clipkit_http_requests_total HTTP requests by endpoint and status code.\n";
   s += "# TYPE clipkit_http_requests_total counter\n";
@@ -45,6 +45,8 @@ std::string Metrics::render(int64_t index_images) const {
   s += fmt::format("clipkit_model_rows_total{{kind=\"image\"}} {}\n", rows_image_.load());
   s += "# HELP clipkit_index_images Images in the index.\n# TYPE clipkit_index_images gauge\n";
   s += fmt::format("clipkit_index_images {}\n", index_images);
+  s += "# HELP clipkit_index_generation The index generation being served.\n# TYPE clipkit_index_generation gauge\n";
+  s += fmt::format("clipkit_index_generation {}\n", index_generation);
   return s;
 }
 

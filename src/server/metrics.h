@@ -18,7 +18,7 @@ class Metrics {
   // One model batch of `rows` inputs.
   void model_batch(bool text, int64_t rows);
   // Prometheus text exposition format (version 0.0.4).
-  std::string render(int64_t index_images) const;
+  std::string render(int64_t index_images, int64_t index_generation) const;
 
  private:
   mutable std::mutex mu_;

@@ -25,7 +25,7 @@ QueryInput query_input(const Service& s, const httplib::Request& req, const nloh
   if (body.contains("image_id")) {
     if (!body["image_id"].is_number_integer()) throw ApiError(400, "\"image_id\" must be an integer");
     index::ImageRecord r;
-    if (!s.lib.get(body["image_id"].get<int64_t>(), &r)) throw ApiError(404, "no image with that id");
+    if (!s.libs.current()->get(body["image_id"].get<int64_t>(), &r)) throw ApiError(404, "no image with that id");
     try {
       q.bytes = read_file(r.path);
     } catch (const Error&) {

@@ -39,15 +39,13 @@ void SearchEndpoints::search(const httplib::Request& req, httplib::Response& res
     throw ApiError(400, e.what());
   }
   QueryInput q = query_input(s_, req, body, /*allow_text=*/true);
-  send_json(res, 200, index::results_json(s_.lib.search(q.embedding.ptr<float>(), k, f)));
+  send_json(res, 200, index::results_json(s_.libs.current()->search(q.embedding.ptr<float>(), k, f)));
 }
 
 void SearchEndpoints::image(const httplib::Request& req, httplib::Response& res) const {
-  const std::string s = req.matches[1];
-  if (s.empty() || s.size() > 18 || s.find_first_not_of("0123456789") != std::string::npos)
-    throw ApiError(400, "images are addressed by numeric id only: /v1/images/{id}");
+  const std::string s = req.matches[1];  // 1 to 18 digits (the route's pattern)
   index::ImageRecord r;
-  if (!s_.lib.get(std::stoll(s), &r)) throw ApiError(404, "no image with that id");
+  if (!s_.libs.current()->get(std::stoll(s), &r)) throw ApiError(404, "no image with that id");
   std::error_code ec;
   if (!std::filesystem::is_regular_file(r.path, ec)) throw ApiError(404, "the indexed file is no longer there");
   std::string bytes;

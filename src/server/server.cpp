@@ -10,6 +10,8 @@
 #include "server/app_endpoints.h"
 #include "server/embed_endpoints.h"
 #include "server/embed_queue.h"
+#include "server/http_transport.h"
+#include "server/library_handle.h"
 #include "server/metrics.h"
 #include "server/middleware.h"
 #include "server/search_endpoints.h"
@@ -26,16 +28,32 @@ AppLimits app_limits(const ServerOptions& o, const pipeline::Embedder& emb) {
   al.max_k = o.max_k;
   const auto& pc = emb.preprocess_config();
   al.video_short_side = std::max(pc.shortest_edge, pc.crop_h);
+  al.max_video_pixels = o.max_image_pixels;
   return al;
+}
+
+TransportLimits transport_limits(const ServerOptions& o) {
+  TransportLimits t;
+  t.max_connections = std::max(1, o.max_connections);
+  t.max_connections_per_client = std::max(1, o.max_connections_per_client);
+  t.header_timeout_s = std::max(1, o.header_timeout_s);
+  t.body_timeout_s = std::max(1, o.body_timeout_s);
+  t.idle_timeout_s = std::max(1, o.idle_timeout_s);
+  t.max_body_bytes = o.max_body_bytes;
+  return t;
+}
+
+EmbedQueue::Limits queue_limits(const ServerOptions& o) {
+  return {o.max_batch, o.model_threads, o.max_image_pixels, o.max_decodes};
 }
 
 }  // namespace
 
 struct Server::Impl {
   ServerOptions o;
-  std::unique_ptr<index::Library> lib;
   std::unique_ptr<pipeline::Embedder> emb;
   Metrics metrics;
+  LibraryHandle libs;
   EmbedQueue queue;
   Service service;
   Middleware mw;
@@ -43,54 +61,51 @@ struct Server::Impl {
   EmbedEndpoints embed;
   SearchEndpoints search;
   AppEndpoints apps;
-  httplib::Server http;
+  HttpTransport http;
   int bound_port = -1;
 
-  explicit Impl(const ServerOptions& opts)
+  Impl(const ServerOptions& opts, std::shared_ptr<const index::Library> lib)
       : o(opts),
-        lib(index::Library::open(o.index_dir)),
         emb(index::load_query_model(*lib, o.model_dir, {ops::precision_from_name(o.precision)})),
-        queue(*emb, o.max_batch, o.model_threads, metrics),
-        service{o, *lib, queue},
+        libs(std::move(lib), o.reload_interval_s),
+        queue(*emb, queue_limits(o), metrics),
+        service{o, libs, queue},
         mw(o, metrics),
         status(service, metrics),
         embed(service),
         search(service),
-        apps(service, app_limits(o, *emb)) {
+        apps(service, app_limits(o, *emb)),
+        http(transport_limits(o), [this](int status) { metrics.other(status); }) {
     routes();
   }
 
   template <typename Part>
-  httplib::Server::Handler route(const std::string& endpoint, bool v1, const Part& part,
-                                 void (Part::*fn)(const httplib::Request&, httplib::Response&) const) {
-    return mw.wrap(endpoint, v1, [&part, fn](const httplib::Request& req, httplib::Response& res) { (part.*fn)(req, res); });
+  void route(const std::string& method, const std::string& path, const std::string& endpoint, bool v1,
+             const Part& part, void (Part::*fn)(const httplib::Request&, httplib::Response&) const,
+             bool numeric_id = false) {
+    mw.route(http, method, path, numeric_id, endpoint, v1,
+             [&part, fn](const httplib::Request& req, httplib::Response& res) { (part.*fn)(req, res); });
   }
 
   void routes() {
-    http.set_payload_max_length(o.max_body_bytes);
-    http.set_read_timeout(30, 0);
-    http.set_write_timeout(30, 0);
-    const int nthreads = std::max(1, o.http_threads);
-    http.new_task_queue = [nthreads] { return new httplib::ThreadPool(static_cast<size_t>(nthreads)); };
-    http.Get("/", [this](const httplib::Request& req, httplib::Response& res) { status.page(req, res); });
-    http.Get("/healthz", route("/healthz", false, status, &StatusEndpoints::healthz));
-    http.Get("/metrics", route("/metrics", false, status, &StatusEndpoints::metrics));
-    http.Post("/v1/embed/text", route("/v1/embed/text", true, embed, &EmbedEndpoints::embed_text));
-    http.Post("/v1/embed/image", route("/v1/embed/image", true, embed, &EmbedEndpoints::embed_image));
-    http.Post("/v1/compare", route("/v1/compare", true, embed, &EmbedEndpoints::compare));
-    http.Post("/v1/search", route("/v1/search", true, search, &SearchEndpoints::search));
-    http.Get(R"(/v1/images/(.*))", route("/v1/images", true, search, &SearchEndpoints::image));
-    http.Post("/v1/classify", route("/v1/classify", true, apps, &AppEndpoints::classify));
-    http.Post("/v1/retrieve", route("/v1/retrieve", true, apps, &AppEndpoints::retrieve));
-    http.Post("/v1/dedup", route("/v1/dedup", true, apps, &AppEndpoints::dedup));
-    http.Post("/v1/video", route("/v1/video", true, apps, &AppEndpoints::video));
-    // httplib's own errors (404 no route, 413 too large, 400 bad request line): JSON bodies too
-    http.set_error_handler(httplib::Server::HandlerWithResponse(
-        [this](const httplib::Request& req, httplib::Response& res) { return mw.library_error(req, res); }));
+    route("GET", "/", "/", false, status, &StatusEndpoints::page);
+    route("GET", "/healthz", "/healthz", false, status, &StatusEndpoints::healthz);
+    route("GET", "/metrics", "/metrics", false, status, &StatusEndpoints::metrics);
+    route("POST", "/v1/embed/text", "/v1/embed/text", true, embed, &EmbedEndpoints::embed_text);
+    route("POST", "/v1/embed/image", "/v1/embed/image", true, embed, &EmbedEndpoints::embed_image);
+    route("POST", "/v1/compare", "/v1/compare", true, embed, &EmbedEndpoints::compare);
+    route("POST", "/v1/search", "/v1/search", true, search, &SearchEndpoints::search);
+    route("GET", "/v1/images/", "/v1/images", true, search, &SearchEndpoints::image, /*numeric_id=*/true);
+    route("POST", "/v1/classify", "/v1/classify", true, apps, &AppEndpoints::classify);
+    route("POST", "/v1/retrieve", "/v1/retrieve", true, apps, &AppEndpoints::retrieve);
+    route("POST", "/v1/dedup", "/v1/dedup", true, apps, &AppEndpoints::dedup);
+    route("POST", "/v1/video", "/v1/video", true, apps, &AppEndpoints::video);
+    mw.install(http);
   }
 };
 
-Server::Server(const ServerOptions& o) : impl_(std::make_unique<Impl>(o)) {}
+Server::Server(const ServerOptions& o)
+    : impl_(std::make_unique<Impl>(o, std::shared_ptr<const index::Library>(index::Library::open(o.index_dir)))) {}
 Server::~Server() { stop(); }
 
 int Server::bind() {
@@ -108,5 +123,6 @@ void Server::stop() {
   if (impl_) impl_->http.stop();
 }
 int Server::port() const { return impl_->bound_port; }
+std::string Server::serve_bytes(std::string_view raw) { return impl_->http.serve_bytes(raw); }
 
 }  // namespace clipkit::server

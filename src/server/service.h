@@ -1,14 +1,14 @@
 // What the endpoint families share: the options, the served library, the model queue.
 #pragma once
-#include "index/library.h"
 #include "server/embed_queue.h"
+#include "server/library_handle.h"
 #include "server/server.h"
 
 namespace clipkit::server {
 
 struct Service {
   const ServerOptions& o;
-  const index::Library& lib;
+  LibraryHandle& libs;  // take one snapshot per request: libs.current()
   EmbedQueue& queue;
 };
 

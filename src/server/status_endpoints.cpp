@@ -13,13 +13,15 @@ void StatusEndpoints::page(const httplib::Request&, httplib::Response& res) cons
 }
 
 void StatusEndpoints::healthz(const httplib::Request&, httplib::Response& res) const {
-  const auto& info = s_.lib.info();
-  send_json(res, 200, {{"status", "ok"}, {"images", info.count}, {"dim", info.dim}, {"model", s_.lib.model().dir},
-                       {"index", info.dir}});
+  const auto lib = s_.libs.current();
+  const auto& info = lib->info();
+  send_json(res, 200, {{"status", "ok"}, {"images", info.count}, {"dim", info.dim}, {"model", lib->model().dir},
+                       {"index", info.dir}, {"generation", info.generation}});
 }
 
 void StatusEndpoints::metrics(const httplib::Request&, httplib::Response& res) const {
-  res.set_content(m_.render(s_.lib.info().count), "text/plain; version=0.0.4");
+  const auto lib = s_.libs.current();
+  res.set_content(m_.render(lib->info().count, lib->info().generation), "text/plain; version=0.0.4");
 }
 
 }  // namespace clipkit::server
