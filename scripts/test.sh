@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing, builds, runs every test in a release build and
-# again under ASan+UBSan. `scripts/test.sh --fast` skips the sanitizer pass.
+# again under ASan+UBSan, then runs every fuzz target for CLIPKIT_FUZZ_SECONDS (default 30) each.
+# `scripts/test.sh --fast` skips the sanitizer pass and the fuzzing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -11,4 +12,5 @@ if [ "${1:-}" != "--fast" ]; then
   scripts/build.sh asan
   export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
   (cd build-asan && CLIPKIT_SANITIZED=1 ctest --output-on-failure -j1 -LE slow)
+  scripts/fuzz.sh "${CLIPKIT_FUZZ_SECONDS:-30}"
 fi
