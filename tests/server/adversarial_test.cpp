@@ -27,18 +27,9 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 using test::RawConnection;
 using test::status_of;
+using test::http_request;
 
 const bool kSanitized = std::getenv("CLIPKIT_SANITIZED") != nullptr;
-
-std::string request(const std::string& method, const std::string& path, const std::string& body = "",
-                    const std::string& extra_headers = "", bool key = true,
-                    const std::string& content_type = "application/json") {
-  std::string r = method + " " + path + " HTTP/1.1\r\nHost: x\r\n" + extra_headers;
-  if (key) r += "Authorization: Bearer k3y\r\n";
-  if (!body.empty() || method == "POST")
-    r += "Content-Type: " + content_type + "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
-  return r + "\r\n" + body;
-}
 
 std::string multipart(const std::vector<std::pair<std::string, std::string>>& fields, std::string* content_type) {
   const std::string b = "----clipkitboundary7";
@@ -54,15 +45,7 @@ class AdversarialServe : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new std::string(test::temp_dir("adversarial"));
-    auto e = pipeline::Embedder::load(test::data_path("models/tiny-clip"));
-    auto items = pipeline::list_coco(test::data_path("datasets/coco-tiny"), "val");
-    pipeline::BulkEmbedOptions bo;
-    pipeline::bulk_embed(*e, items, *dir_ + "/emb", bo);
-    Tensor x;
-    std::vector<index::ImageRecord> recs;
-    pipeline::ModelIdentity id;
-    index::load_embeddings(*dir_ + "/emb", &x, &recs, &id);
-    index::Library::build(*dir_ + "/idx", id, x, recs, {});
+    test::build_test_index(*dir_);
     serve_ = new test::ServeProcess({"--index", *dir_ + "/idx", "--api-key", "k3y", "--max-body-mb", "1",
                                      "--header-timeout", "2", "--body-timeout", "3", "--max-connections", "40",
                                      "--max-connections-per-client", "24", "--max-image-pixels", "4000000",
@@ -87,9 +70,9 @@ class AdversarialServe : public ::testing::Test {
     const std::string r = c.read_response(seconds);
     return {status_of(r), test::body_of(r)};
   }
-  static std::pair<int, std::string> get(const std::string& path) { return send(request("GET", path)); }
+  static std::pair<int, std::string> get(const std::string& path) { return send(http_request("GET", path)); }
   static std::pair<int, std::string> post(const std::string& path, const std::string& body) {
-    return send(request("POST", path, body));
+    return send(http_request("POST", path, body));
   }
   static void expect_json_error(const std::pair<int, std::string>& r, int status, const std::string& says) {
     EXPECT_EQ(r.first, status) << r.second;
@@ -104,15 +87,15 @@ class AdversarialServe : public ::testing::Test {
 
 // One unauthenticated request to an unknown path with invalid UTF-8 aborted the process.
 TEST_F(AdversarialServe, UnknownPathsWithInvalidUtf8AreJson404s) {
-  for (auto [raw, echoed] : {std::pair{request("GET", "/%ff", "", "", false), "/\\udcff"},
-                             std::pair{request("GET", "/healthz%ff", "", "", false), "/healthz\\udcff"},
-                             std::pair{request("POST", "/nope%ff", "{}", "", false), "/nope\\udcff"},
-                             std::pair{request("GET", "/v1/%c3%28", "", "", true), "/v1/\\udcc3("}}) {
+  for (auto [raw, echoed] : {std::pair{http_request("GET", "/%ff", "", "", false), "/\\udcff"},
+                             std::pair{http_request("GET", "/healthz%ff", "", "", false), "/healthz\\udcff"},
+                             std::pair{http_request("POST", "/nope%ff", "{}", "", false), "/nope\\udcff"},
+                             std::pair{http_request("GET", "/v1/%c3%28", "", "", true), "/v1/\\udcc3("}}) {
     auto r = send(raw);
     expect_json_error(r, 404, "no such endpoint");
     EXPECT_NE(r.second.find(echoed), std::string::npos) << r.second;  // the path's bytes, escaped
   }
-  expect_json_error(send(request("DELETE", "/v1/search", "", "", false)), 405, "method not allowed");
+  expect_json_error(send(http_request("DELETE", "/v1/search", "", "", false)), 405, "method not allowed");
   expect_json_error(send("GET /healthz HTTP/7\r\nHost: x\r\n\r\n"), 400, "malformed");
   expect_json_error(send(std::string("\x16\x03\x01\x02\0garbage that is not HTTP\r\n\r\n", 33)), 400, "malformed");
   expect_json_error(send("GET /hea"), 408, "did not arrive within 2 s");  // and then nothing
@@ -129,7 +112,7 @@ TEST_F(AdversarialServe, DeeplyNestedJsonIsA400) {
   std::string ct;
   for (auto field : {"labels", "templates", "thresholds", "filter"}) {
     const std::string body = multipart({{"image_id", "1"}, {"labels", "a,b"}, {field, deep}}, &ct);
-    expect_json_error(send(request("POST", "/v1/classify", body, "", true, ct)), 400, "deeper than 128");
+    expect_json_error(send(http_request("POST", "/v1/classify", body, "", true, ct)), 400, "deeper than 128");
   }
 }
 
@@ -180,7 +163,7 @@ TEST_F(AdversarialServe, BodiesAreLimitedWhileReadingWhateverTheEncoding) {
     z.resize(s.total_out);
     deflateEnd(&s);
     ASSERT_LT(z.size(), 1u << 20);
-    auto r = send(request("POST", "/v1/search", z, "Content-Encoding: gzip\r\n"));
+    auto r = send(http_request("POST", "/v1/search", z, "Content-Encoding: gzip\r\n"));
     expect_json_error(r, 413, "too large");
   }
   if (!kSanitized) {
@@ -225,7 +208,7 @@ TEST_F(AdversarialServe, OneClientCannotTakeEveryConnection) {
   for (int i = 0; i < 24; ++i) held.push_back(std::make_unique<RawConnection>(serve_->port()));
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   RawConnection extra(serve_->port());
-  extra.send(request("GET", "/healthz"));
+  extra.send(http_request("GET", "/healthz"));
   const std::string r = extra.read_all(3);
   EXPECT_EQ(status_of(r), 503) << r;
   EXPECT_NE(r.find("too many connections"), std::string::npos);
@@ -288,7 +271,7 @@ TEST_F(AdversarialServe, FormFieldsMustBeText) {
                               {"labels", "[\"cat\", \"\\udcff\"]"},
                               {"templates", "[\"a \xc3\x28 {}\"]"}}) {
     const std::string body = multipart({{"image", img}, {"labels", "cat,dog"}, {field, value}}, &ct);
-    expect_json_error(send(request("POST", "/v1/classify", body, "", true, ct)), 400, "not UTF-8 text");
+    expect_json_error(send(http_request("POST", "/v1/classify", body, "", true, ct)), 400, "not UTF-8 text");
   }
   expect_json_error(post("/v1/embed/text", R"({"texts": ["ok", "\udcff"]})"), 400, "not UTF-8 text");
 }

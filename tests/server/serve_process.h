@@ -1,6 +1,6 @@
-// A real `clipkit serve` process on loopback for the adversarial and soak tests, and a raw-socket
+// A real `clipkit serve` process on loopback for the adversarial and soak tests, a raw-socket
 // client that can send what no well-behaved HTTP client sends (slow headers, lying lengths,
-// endless chunked bodies, bytes that are not HTTP).
+// endless chunked bodies, bytes that are not HTTP), and the test index they serve.
 #pragma once
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -18,6 +18,11 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "index/library.h"
+#include "index/query.h"
+#include "pipeline/bulk_embed.h"
+#include "test_util.h"
 
 extern char** environ;
 
@@ -129,54 +134,72 @@ class RawConnection {
   }
   // Everything the server sends until it closes the connection or `seconds` pass.
   std::string read_all(double seconds) {
-    std::string out;
-    char buf[65536];
-    const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-    while (std::chrono::steady_clock::now() < until) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 50) <= 0) continue;
-      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n <= 0) break;
-      out.append(buf, static_cast<size_t>(n));
-    }
-    return out;
+    return receive(seconds, [](const std::string&) { return false; });
   }
   // One response: headers and a Content-Length body (what clipkit serve always sends).
   std::string read_response(double seconds) {
+    return receive(seconds, [](const std::string& out) {
+      const size_t head = out.find("\r\n\r\n");
+      if (head == std::string::npos) return false;
+      const size_t cl = out.find("Content-Length: ");
+      const size_t len = cl != std::string::npos && cl < head ? std::strtoull(out.c_str() + cl + 16, nullptr, 10) : 0;
+      return out.size() >= head + 4 + len;
+    });
+  }
+  // Whether the server closes its end (end of file or a reset) within `seconds`.
+  bool closed_by_peer(double seconds) {
+    bool closed = false;
+    receive(seconds, [](const std::string&) { return false; }, &closed);
+    return closed;
+  }
+
+ private:
+  // Reads until done(what was read) holds, the peer closes (*closed) or `seconds` pass.
+  template <typename Done>
+  std::string receive(double seconds, Done done, bool* closed = nullptr) {
     std::string out;
     char buf[65536];
     const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-    while (std::chrono::steady_clock::now() < until) {
-      const size_t head = out.find("\r\n\r\n");
-      if (head != std::string::npos) {
-        const size_t cl = out.find("Content-Length: ");
-        const size_t len = cl != std::string::npos && cl < head ? std::strtoull(out.c_str() + cl + 16, nullptr, 10) : 0;
-        if (out.size() >= head + 4 + len) return out;
-      }
+    while (!done(out) && std::chrono::steady_clock::now() < until) {
       pollfd p{fd_, POLLIN, 0};
       if (::poll(&p, 1, 50) <= 0) continue;
       const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n <= 0) break;
+      if (n <= 0) {
+        if (closed) *closed = true;
+        break;
+      }
       out.append(buf, static_cast<size_t>(n));
     }
     return out;
   }
-  // Whether the server has closed its end (a read sees end of file or a reset).
-  bool closed_by_peer(double seconds) {
-    const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-    char buf[4096];
-    while (std::chrono::steady_clock::now() < until) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 50) <= 0) continue;
-      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n <= 0) return true;
-    }
-    return false;
-  }
 
- private:
   int fd_ = -1;
 };
+
+// A request as bytes, with the test key "k3y" unless `key` is false; a POST gets Content-Type and
+// Content-Length.
+inline std::string http_request(const std::string& method, const std::string& path, const std::string& body = "",
+                                const std::string& extra_headers = "", bool key = true,
+                                const std::string& content_type = "application/json") {
+  std::string r = method + " " + path + " HTTP/1.1\r\nHost: x\r\n" + extra_headers;
+  if (key) r += "Authorization: Bearer k3y\r\n";
+  if (!body.empty() || method == "POST")
+    r += "Content-Type: " + content_type + "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
+  return r + "\r\n" + body;
+}
+
+// An index of coco-tiny's 40 val images by the tiny CLIP checkpoint at DIR/idx (shards in DIR/emb).
+inline void build_test_index(const std::string& dir, int64_t shard_size = 10000) {
+  auto e = pipeline::Embedder::load(data_path("models/tiny-clip"));
+  pipeline::BulkEmbedOptions bo;
+  bo.shard_size = shard_size;
+  pipeline::bulk_embed(*e, pipeline::list_coco(data_path("datasets/coco-tiny"), "val"), dir + "/emb", bo);
+  Tensor x;
+  std::vector<index::ImageRecord> recs;
+  pipeline::ModelIdentity id;
+  index::load_embeddings(dir + "/emb", &x, &recs, &id);
+  index::Library::build(dir + "/idx", id, x, recs, {});
+}
 
 // The status code of a raw response ("HTTP/1.1 404 Not Found..." -> 404), or -1.
 inline int status_of(const std::string& response) {

@@ -17,6 +17,7 @@
 #include "apps/video_io.h"
 #include "core/base64.h"
 #include "io/atomic_file.h"
+#include "server/serve_process.h"
 #include "test_util.h"
 
 namespace clipkit::server {
@@ -31,16 +32,7 @@ class ServerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new std::string(test::temp_dir("server"));
-    auto e = pipeline::Embedder::load(test::data_path("models/tiny-clip"));
-    auto items = pipeline::list_coco(test::data_path("datasets/coco-tiny"), "val");
-    pipeline::BulkEmbedOptions bo;
-    bo.shard_size = 16;
-    pipeline::bulk_embed(*e, items, *dir_ + "/emb", bo);
-    Tensor x;
-    std::vector<index::ImageRecord> recs;
-    pipeline::ModelIdentity id;
-    index::load_embeddings(*dir_ + "/emb", &x, &recs, &id);
-    index::Library::build(*dir_ + "/idx", id, x, recs, {});
+    test::build_test_index(*dir_, /*shard_size=*/16);
     ServerOptions o;
     o.index_dir = *dir_ + "/idx";
     o.port = 0;

@@ -37,35 +37,27 @@ struct Req {
   bool good;  // a well-formed request that must succeed (status < 500)
 };
 
-std::string http(const std::string& method, const std::string& path, const std::string& body, bool key = true,
-                 const std::string& type = "application/json") {
-  std::string r = method + " " + path + " HTTP/1.1\r\nHost: soak\r\n";
-  if (key) r += "Authorization: Bearer k3y\r\n";
-  if (method == "POST") r += "Content-Type: " + type + "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
-  return r + "\r\n" + body;
-}
-
 std::vector<Req> request_mix(const std::string& image_b64) {
   const std::string deep = std::string(20000, '[') + std::string(20000, ']');
   const std::string b = "----soakboundary";
   const std::string form = "--" + b + "\r\nContent-Disposition: form-data; name=\"labels\"\r\n\r\ncat,\xff\r\n--" + b + "--\r\n";
   return {
-      {http("GET", "/healthz", ""), true},
-      {http("GET", "/metrics", ""), true},
-      {http("POST", "/v1/search", json{{"text", "a red circle"}, {"k", 5}}.dump()), true},
-      {http("POST", "/v1/search", json{{"image_id", 3}, {"k", 3}}.dump()), true},
-      {http("POST", "/v1/embed/text", json{{"texts", {"a cat", "two dogs", "a blue square"}}}.dump()), true},
-      {http("POST", "/v1/embed/image", json{{"image_base64", image_b64}}.dump()), true},
-      {http("POST", "/v1/classify", json{{"image_id", 5}, {"labels", {"cat", "dog", "car"}}}.dump()), true},
-      {http("POST", "/v1/compare", json{{"image_base64", image_b64}, {"prompts", {"a cat", "a dog"}}}.dump()), true},
-      {http("GET", "/v1/images/7", ""), true},
-      {http("POST", "/v1/search", "{not json"), false},
-      {http("POST", "/v1/search", R"({"text": "a", "filter": )" + deep + "}"), false},
-      {http("GET", "/%ff%fe", "", false), false},
-      {http("POST", "/v1/search", json{{"text", "x"}}.dump(), false), false},
-      {http("POST", "/v1/classify", form, true, "multipart/form-data; boundary=" + b), false},
-      {http("POST", "/v1/embed/image", json{{"image_base64", "aGVsbG8gd29ybGQ="}}.dump()), false},
-      {http("GET", "/v1/images/../../etc/passwd", ""), false},
+      {test::http_request("GET", "/healthz", ""), true},
+      {test::http_request("GET", "/metrics", ""), true},
+      {test::http_request("POST", "/v1/search", json{{"text", "a red circle"}, {"k", 5}}.dump()), true},
+      {test::http_request("POST", "/v1/search", json{{"image_id", 3}, {"k", 3}}.dump()), true},
+      {test::http_request("POST", "/v1/embed/text", json{{"texts", {"a cat", "two dogs", "a blue square"}}}.dump()), true},
+      {test::http_request("POST", "/v1/embed/image", json{{"image_base64", image_b64}}.dump()), true},
+      {test::http_request("POST", "/v1/classify", json{{"image_id", 5}, {"labels", {"cat", "dog", "car"}}}.dump()), true},
+      {test::http_request("POST", "/v1/compare", json{{"image_base64", image_b64}, {"prompts", {"a cat", "a dog"}}}.dump()), true},
+      {test::http_request("GET", "/v1/images/7", ""), true},
+      {test::http_request("POST", "/v1/search", "{not json"), false},
+      {test::http_request("POST", "/v1/search", R"({"text": "a", "filter": )" + deep + "}"), false},
+      {test::http_request("GET", "/%ff%fe", "", "", false), false},
+      {test::http_request("POST", "/v1/search", json{{"text", "x"}}.dump(), "", false), false},
+      {test::http_request("POST", "/v1/classify", form, "", true, "multipart/form-data; boundary=" + b), false},
+      {test::http_request("POST", "/v1/embed/image", json{{"image_base64", "aGVsbG8gd29ybGQ="}}.dump()), false},
+      {test::http_request("GET", "/v1/images/../../etc/passwd", ""), false},
       {"POST /v1/search HTTP/1.1\r\nHost: soak\r\nAuthorization: Bearer k3y\r\nContent-Length: 99999999\r\n\r\n", false},
       {"\x16\x03\x01 not http at all\r\n\r\n", false},
   };
@@ -75,15 +67,7 @@ TEST(ServerSoak, ThirtyTwoConnectionsOfMixedRequests) {
   const char* env = std::getenv("CLIPKIT_SOAK_SECONDS");
   const double seconds = env ? std::atof(env) : 120;
   const std::string dir = test::temp_dir("soak");
-  {
-    auto e = pipeline::Embedder::load(test::data_path("models/tiny-clip"));
-    pipeline::bulk_embed(*e, pipeline::list_coco(test::data_path("datasets/coco-tiny"), "val"), dir + "/emb", {});
-    Tensor x;
-    std::vector<index::ImageRecord> recs;
-    pipeline::ModelIdentity id;
-    index::load_embeddings(dir + "/emb", &x, &recs, &id);
-    index::Library::build(dir + "/idx", id, x, recs, {});
-  }
+  test::build_test_index(dir);
   test::ServeProcess serve({"--index", dir + "/idx", "--api-key", "k3y", "--max-body-mb", "1", "--max-connections",
                             "48", "--max-connections-per-client", "40", "--threads", "1"});
   ASSERT_GT(serve.port(), 0);
@@ -131,7 +115,7 @@ TEST(ServerSoak, ThirtyTwoConnectionsOfMixedRequests) {
     while (!stop) {
       const auto a = std::chrono::steady_clock::now();
       RawConnection h(serve.port());
-      const bool ok = h.ok() && h.send(http("GET", "/healthz", "")) && status_of(h.read_response(2)) == 200 &&
+      const bool ok = h.ok() && h.send(test::http_request("GET", "/healthz")) && status_of(h.read_response(2)) == 200 &&
                       std::chrono::steady_clock::now() - a < std::chrono::seconds(2);
       ++health_checks;
       if (!ok) ++health_fail;
