@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing, builds, runs every test in a release build, compiles
-# the CUDA build where the CUDA toolkit is and runs its tests (they skip without a GPU), then
-# every test again under ASan+UBSan. `scripts/test.sh --fast` skips the sanitizer pass.
+# the CUDA build where the CUDA toolkit is and runs its tests (they skip without a GPU), then every
+# test again under ASan+UBSan, then runs every fuzz target for CLIPKIT_FUZZ_SECONDS (default 30) each.
+# `scripts/test.sh --fast` skips the sanitizer pass and the fuzzing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -18,4 +19,5 @@ if [ "${1:-}" != "--fast" ]; then
   scripts/build.sh asan
   export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
   (cd build-asan && CLIPKIT_SANITIZED=1 ctest --output-on-failure -j1 -LE slow)
+  scripts/fuzz.sh "${CLIPKIT_FUZZ_SECONDS:-30}"
 fi

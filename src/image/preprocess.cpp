@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/json.h"
 #include "image/resample.h"
 
 namespace clipkit::image {
@@ -21,20 +22,34 @@ int64_t floor_div(int64_t a, int64_t b) {  // Python's //
   return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
 }
 
+// A finite float from a JSON number (NaN/inf pixels would give NaN embeddings).
+float finite_float(const nlohmann::json& v, const std::string& name, const std::string& what) {
+  const double d = v.get<double>();
+  if (!std::isfinite(d) || std::fabs(d) > 3.4e38) fail("{}: {} is {}, not a finite number", name, what, json_text(v));
+  return static_cast<float>(d);
+}
+
 void read_triplet(const nlohmann::json& j, const char* key, float out[3], const std::string& name) {
   if (!j.contains(key)) return;
   const auto& v = j[key];
   if (v.is_number()) {
-    out[0] = out[1] = out[2] = static_cast<float>(v.get<double>());
+    out[0] = out[1] = out[2] = finite_float(v, name, fmt::format("\"{}\"", key));
   } else if (v.is_array() && (v.size() == 3 || v.size() == 1)) {
     for (int c = 0; c < 3; ++c) {
       const auto& e = v[v.size() == 3 ? c : 0];
       if (!e.is_number()) fail("{}: \"{}\" must hold numbers", name, key);
-      out[c] = static_cast<float>(e.get<double>());
+      out[c] = finite_float(e, name, fmt::format("\"{}\"[{}]", key, c));
     }
   } else {
     fail("{}: \"{}\" must be a number or a list of 3 numbers", name, key);
   }
+}
+
+// A side length: an integer in 1..kMaxPreprocessSide.
+int side(const nlohmann::json& v, const std::string& name, const std::string& what) {
+  if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > kMaxPreprocessSide)
+    fail("{}: {} must be an integer from 1 to {}, got {}", name, what, kMaxPreprocessSide, json_text(v));
+  return static_cast<int>(v.get<int64_t>());
 }
 
 }  // namespace
@@ -85,7 +100,7 @@ void PreprocessConfig::check(const std::string& name) const {
 }
 
 PreprocessConfig PreprocessConfig::clip_default(int size) {
-  if (size <= 0) fail("--size must be positive, got {}", size);
+  if (size <= 0 || size > kMaxPreprocessSide) fail("--size must be from 1 to {}, got {}", kMaxPreprocessSide, size);
   PreprocessConfig c;
   c.shortest_edge = c.crop_h = c.crop_w = size;
   return c;
@@ -93,11 +108,8 @@ PreprocessConfig PreprocessConfig::clip_default(int size) {
 
 PreprocessConfig PreprocessConfig::from_json_text(const std::string& text, const std::string& name) {
   nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    fail("{}: invalid JSON: {}", name, e.what());
-  }
+  std::string why;
+  if (!try_parse_json(text, &j, &why)) fail("{}: invalid JSON: {}", name, why);
   if (!j.is_object()) fail("{}: expected a JSON object", name);
   PreprocessConfig c;
   try {
@@ -111,40 +123,40 @@ PreprocessConfig PreprocessConfig::from_json_text(const std::string& text, const
     flag("do_convert_rgb", c.do_convert_rgb);
     if (j.contains("size") && !j["size"].is_null()) {
       const auto& s = j["size"];
-      if (s.is_number_integer()) {
-        c.shortest_edge = s.get<int>();
+      if (s.is_number()) {
+        c.shortest_edge = side(s, name, "size");
       } else if (s.is_object() && s.contains("shortest_edge")) {
-        c.shortest_edge = s["shortest_edge"].get<int>();
+        c.shortest_edge = side(s["shortest_edge"], name, "size.shortest_edge");
         if (s.contains("longest_edge") && !s["longest_edge"].is_null())
           fail("{}: size.longest_edge is not supported", name);
       } else if (s.is_object() && s.contains("height") && s.contains("width")) {
-        c.resize_h = s["height"].get<int>();
-        c.resize_w = s["width"].get<int>();
-        if (c.resize_h <= 0 || c.resize_w <= 0) fail("{}: size must be positive", name);
+        c.resize_h = side(s["height"], name, "size.height");
+        c.resize_w = side(s["width"], name, "size.width");
       } else {
-        fail("{}: unsupported \"size\": {}", name, s.dump());
+        fail("{}: unsupported \"size\": {}", name, json_text(s));
       }
     }
-    if (c.shortest_edge <= 0) fail("{}: size.shortest_edge must be positive", name);
     if (j.contains("crop_size") && !j["crop_size"].is_null()) {
       const auto& s = j["crop_size"];
-      if (s.is_number_integer()) {
-        c.crop_h = c.crop_w = s.get<int>();
+      if (s.is_number()) {
+        c.crop_h = c.crop_w = side(s, name, "crop_size");
       } else if (s.is_object() && s.contains("height") && s.contains("width")) {
-        c.crop_h = s["height"].get<int>();
-        c.crop_w = s["width"].get<int>();
+        c.crop_h = side(s["height"], name, "crop_size.height");
+        c.crop_w = side(s["width"], name, "crop_size.width");
       } else {
-        fail("{}: unsupported \"crop_size\": {}", name, s.dump());
+        fail("{}: unsupported \"crop_size\": {}", name, json_text(s));
       }
-      if (c.crop_h <= 0 || c.crop_w <= 0) fail("{}: crop_size must be positive", name);
     }
     if (j.contains("resample") && !j["resample"].is_null()) c.resample = j["resample"].get<int>();
     if (!resample_supported(c.resample))
       fail("{}: resample={} is not supported (use 1..5: LANCZOS, BILINEAR, BICUBIC, BOX, HAMMING)", name, c.resample);
     if (j.contains("rescale_factor") && !j["rescale_factor"].is_null())
-      c.rescale_factor = j["rescale_factor"].get<double>();
+      c.rescale_factor = finite_float(j["rescale_factor"], name, "\"rescale_factor\"");
     read_triplet(j, "image_mean", c.mean, name);
     read_triplet(j, "image_std", c.std, name);
+    for (int ch = 0; ch < 3; ++ch)
+      if (c.do_normalize && c.std[ch] == 0)
+        fail("{}: \"image_std\"[{}] is 0: normalizing divides by it", name, ch);
   } catch (const nlohmann::json::exception& e) {
     fail("{}: bad preprocessor config: {}", name, e.what());
   }
@@ -168,6 +180,13 @@ void shortest_edge_size(int width, int height, int shortest_edge, int* new_w, in
   const int nl = static_cast<int>(v);
   *new_w = w_short ? shortest_edge : nl;
   *new_h = w_short ? nl : shortest_edge;
+}
+
+std::pair<int, int> PreprocessConfig::output_size() const {
+  if (do_center_crop) return {crop_h, crop_w};
+  if (do_resize && resize_h > 0) return {resize_h, resize_w};
+  if (do_resize) return {shortest_edge, shortest_edge};
+  return {0, 0};
 }
 
 Geometry plan_geometry(int width, int height, const PreprocessConfig& c) {
@@ -213,6 +232,11 @@ void resize_and_crop(const Image& img, const PreprocessConfig& c, uint8_t* out) 
 
 void preprocess(const Image& img, const PreprocessConfig& c, float* out) {
   const Geometry g = plan_geometry(img.width, img.height, c);
+  const auto [h, w] = c.output_size();
+  if (g.out_h != h || g.out_w != w)
+    fail("a {}x{} image becomes {}x{} without a center crop (do_center_crop: false), but a batch needs {}x{}: "
+         "only images that keep that shape can be embedded with this preprocessor config",
+         img.width, img.height, g.out_w, g.out_h, w, h);
   const size_t plane = static_cast<size_t>(g.out_w) * g.out_h;
   std::vector<uint8_t> hwc(plane * 3);
   resize_and_crop(img, c, hwc.data());

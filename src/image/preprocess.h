@@ -10,6 +10,7 @@
 // come from a model's preprocessor_config.json; docs/images.md details both.
 #pragma once
 #include <string>
+#include <utility>
 
 #include "image/image.h"
 
@@ -19,6 +20,8 @@ enum class ImageBackend { Pil, Torchvision };
 const char* image_backend_name(ImageBackend b);  // "pil" | "torchvision"
 // Throws clipkit::Error naming `what` (e.g. "--image-backend") and the accepted names.
 ImageBackend image_backend_from_name(const std::string& name, const std::string& what);
+// The largest size, crop or resize a preprocessor config may ask for.
+inline constexpr int kMaxPreprocessSide = 8192;
 
 struct PreprocessConfig {
   int shortest_edge = 224;  // size {"shortest_edge": N} (or a plain int)
@@ -35,6 +38,12 @@ struct PreprocessConfig {
   // Throws clipkit::Error naming `name` when this backend cannot reproduce these settings
   // (the torchvision backend resizes tensors with bicubic only).
   void check(const std::string& name) const;
+  // The (height, width) every preprocessed image has: the crop; without a center crop, the fixed
+  // resize (size {"height", "width"}), or with a shortest-edge resize the square that square images
+  // become (HF keeps the aspect then, so other images cannot batch and preprocess() refuses them).
+  // {0, 0} when nothing fixes it (no resize and no crop).
+  std::pair<int, int> output_size() const;
+
   // Throws clipkit::Error naming the file on unreadable JSON or unsupported settings.
   static PreprocessConfig from_file(const std::string& preprocessor_config_json);
   static PreprocessConfig from_json_text(const std::string& json_text, const std::string& name_for_errors);
@@ -62,8 +71,9 @@ void resize_and_crop(const Image& img, const PreprocessConfig& c, uint8_t* out_h
 // processor computes for uint8 value v (see preprocess.cpp). The GPU applies the same table.
 void normalize_lut(const PreprocessConfig& c, float lut[3][256]);
 
-// out: float32 [3, crop_h, crop_w], channels-first, normalized ([3, out_h, out_w] of
-// plan_geometry when do_center_crop is false). Thread-safe, single-threaded.
+// out: float32 [3, H, W] of output_size(), channels-first, normalized. Throws Error (before
+// writing) when the image does not become that size (do_center_crop false, another aspect ratio).
+// Thread-safe, single-threaded.
 void preprocess(const Image& img, const PreprocessConfig& c, float* out);
 
 // Decode + preprocess one file into out; throws Error "<path>: <reason>" on bad input.

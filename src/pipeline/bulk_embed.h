@@ -56,8 +56,11 @@ std::vector<BulkItem> list_image_folder(const std::string& root);
 // One path per line (blank and '#' lines skipped), in file order.
 std::vector<BulkItem> list_image_file(const std::string& list_path);
 // COCO 2017 images (one item per image, with all its captions), split "train", "val" or "" (= every
-// split that has an annotations file). Images whose file is missing are skipped by the loader.
-std::vector<BulkItem> list_coco(const std::string& root, const std::string& split);
+// split that has an annotations file). Rows the loader skips (image file missing, bad records: what
+// `clipkit data check` reports) are left out; *dropped, when given, gets one line per kind of
+// problem ("val: 3 x image file missing ...") and the number of rows left out.
+std::vector<BulkItem> list_coco(const std::string& root, const std::string& split,
+                                std::vector<std::string>* dropped = nullptr, int64_t* dropped_rows = nullptr);
 
 struct BulkEmbedOptions {
   int batch_size = 32;
@@ -66,6 +69,10 @@ struct BulkEmbedOptions {
   int prefetch_batches = 3;    // decoded batches allowed to wait for the model
   bool normalize = true;
   image::DecodeOptions decode;
+  // out_dir holding shards of another model, input list or shard size: false refuses it (a user's
+  // folder); true empties it and starts over (a work folder such as an index's, where a leftover
+  // of an earlier or killed job must not block the next one).
+  bool replace_other_runs = false;
   // Test hook: stop (as if killed) after writing this many shards in this run; -1 = never.
   int64_t stop_after_shards = -1;
 };

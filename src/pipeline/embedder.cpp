@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/parallel.h"
+#include "io/safetensors.h"
 
 namespace clipkit::pipeline {
 
@@ -14,6 +15,7 @@ namespace fs = std::filesystem;
 std::unique_ptr<Embedder> Embedder::load(const std::string& dir, const model::LoadOptions& o) {
   auto e = std::make_unique<Embedder>();
   e->model_ = model::ClipModel::load(dir, o);
+  Checkpoint(dir).require_finite();
   if (e->model_->has_text()) {
     try {
       e->tok_ = text::Tokenizer::from_dir(dir);
@@ -25,9 +27,10 @@ std::unique_ptr<Embedder> Embedder::load(const std::string& dir, const model::Lo
     fs::path pc = fs::path(dir) / "preprocessor_config.json";
     e->pre_ = fs::exists(pc) ? image::PreprocessConfig::from_file(pc.string())
                              : image::PreprocessConfig::clip_default(e->model_->image_size());
-    if (e->pre_.crop_h != e->model_->image_size() || e->pre_.crop_w != e->model_->image_size())
-      fail("{}: preprocessor_config.json crops to {}x{} but the vision tower takes {}x{} images", dir, e->pre_.crop_h,
-           e->pre_.crop_w, e->model_->image_size(), e->model_->image_size());
+    const auto [h, w] = e->pre_.output_size();
+    if (h != e->model_->image_size() || w != e->model_->image_size())
+      fail("{}: preprocessor_config.json makes {}x{} images but the vision tower takes {}x{} images", dir, w, h,
+           e->model_->image_size(), e->model_->image_size());
   }
   return e;
 }
@@ -59,6 +62,13 @@ void Embedder::tokenize(const std::vector<std::string>& texts, std::vector<int32
   text::EncodeOptions eo;
   eo.max_length = static_cast<int>(max_tokens > 0 ? std::min(max_tokens, max_text_tokens()) : max_text_tokens());
   auto enc = tokenizer().encode_batch(texts, eo);
+  // an id past the text tower's embedding table would read outside it (HF: IndexError)
+  const int64_t vocab = model_->config().text ? model_->config().text->vocab_size : 0;
+  for (size_t i = 0; i < enc.size(); ++i)
+    for (int32_t id : enc[i].ids)
+      if (id < 0 || id >= vocab)
+        fail("{}: text {} has token id {}, but the text tower's vocab_size is {} (the tokenizer and config.json "
+             "disagree)", model_->dir(), i, id, vocab);
   int64_t len = 1;
   for (auto& e : enc) len = std::max<int64_t>(len, static_cast<int64_t>(e.ids.size()));
   const int32_t pad = tokenizer().pad_id();

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/hash.h"
+#include "core/json.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
 
@@ -74,7 +75,7 @@ Features compute_features(const pipeline::Embedder& emb, const data::CaptionData
         F.rows.assign(rows.ptr<int64_t>(), rows.ptr<int64_t>() + rows.numel());
         F.row_image.assign(ri.ptr<int64_t>(), ri.ptr<int64_t>() + ri.numel());
         if (f.metadata().count("skipped")) {
-          auto j = nlohmann::json::parse(f.metadata().at("skipped"));
+          auto j = parse_json(f.metadata().at("skipped"), "the feature cache's skipped list");
           for (auto& s : j) F.skipped.push_back(s.get<std::string>());
         }
         F.from_cache = true;

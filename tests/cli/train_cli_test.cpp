@@ -92,6 +92,13 @@ TEST(TrainCli, ResumeReachesTheSameWeights) {
   EXPECT_NE(r.err.find("resumed from"), std::string::npos) << r.err;
   for (const char* t : kTrained)
     EXPECT_EQ(max_diff(dir + "/a/model.safetensors", dir + "/b/model.safetensors", t), 0.0) << t;
+  // metrics.jsonl: steps 6 and 7, logged by the stopped run and run again, appear once (issue 14)
+  auto steps = [](const std::string& path) {
+    std::vector<int64_t> s;
+    for (auto& j : read_metrics(path)) s.push_back(j.value("step", int64_t{-1}));
+    return s;
+  };
+  EXPECT_EQ(steps(dir + "/b/metrics.jsonl"), steps(dir + "/a/metrics.jsonl"));
   fs::remove_all(dir);
 }
 

@@ -10,6 +10,7 @@
 #include "command.h"
 #include "image_backend_flag.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "pipeline/embedder.h"
 
 namespace clipkit::cli {
@@ -109,10 +110,10 @@ RunFn setup(CLI::App& app) {
         for (auto& c : ev.classes)
           cls.push_back({{"label", c.label}, {"n", c.n}, {"correct", c.correct}, {"accuracy", c.accuracy},
                          {"precision", c.precision}});
-        std::printf("%s\n", nlohmann::json{{"accuracy", ev.accuracy}, {"images", ev.images}, {"correct", ev.correct},
-                                           {"skipped", skipped.size()}, {"classes", cls}, {"confusion", ev.confusion}}
-                                .dump()
-                                .c_str());
+        std::printf("%s\n", json_text(nlohmann::json{{"accuracy", ev.accuracy}, {"images", ev.images},
+                                                      {"correct", ev.correct}, {"skipped", skipped.size()},
+                                                      {"classes", cls}, {"confusion", ev.confusion}})
+                                 .c_str());
       } else {
         std::printf("accuracy %.4f (%lld of %lld images)\n", ev.accuracy, static_cast<long long>(ev.correct),
                     static_cast<long long>(ev.images));
@@ -135,7 +136,7 @@ RunFn setup(CLI::App& app) {
       if (o->json) {
         nlohmann::json sc = nlohmann::json::object();
         for (size_t l = 0; l < labels.size(); ++l) sc[labels[l]] = res[r].scores[l];
-        std::printf("%s\n", nlohmann::json{{"path", path}, {"scores", sc}, {"labels", chosen}}.dump().c_str());
+        std::printf("%s\n", json_text(nlohmann::json{{"path", path}, {"scores", sc}, {"labels", chosen}}).c_str());
       } else {
         std::string line = csv_field(path);
         for (double s : res[r].scores) line += fmt::format(",{:.6f}", s);

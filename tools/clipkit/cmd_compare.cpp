@@ -6,6 +6,7 @@
 
 #include "command.h"
 #include "image_backend_flag.h"
+#include "core/json.h"
 #include "inputs.h"
 #include "pipeline/embedder.h"
 
@@ -60,7 +61,7 @@ RunFn setup(CLI::App& app) {
       out.push_back({{"path", o->images[static_cast<size_t>(kept[i])]}, {"cosine", cos[i]}, {"probs", prob[i]}});
     }
     if (o->json) {
-      std::printf("%s\n", nlohmann::json{{"texts", texts}, {"images", out}}.dump().c_str());
+      std::printf("%s\n", json_text(nlohmann::json{{"texts", texts}, {"images", out}}).c_str());
     } else {
       std::printf("cosine similarity (softmax over texts, logit scale %.1f)\n", scale);
       for (int64_t t = 0; t < T; ++t) std::printf("  T%lld  %s\n", static_cast<long long>(t), texts[t].c_str());

@@ -14,6 +14,7 @@
 #include "command.h"
 #include "image_backend_flag.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "data/caption_dataset.h"
 #include "io/atomic_file.h"
 #include "pipeline/embedder.h"
@@ -125,7 +126,7 @@ RunFn setup(CLI::App& app) {
     for (auto& s : scan.skipped) j["skipped"].push_back({{"path", s.source}, {"reason", s.reason}});
     j["model"] = o->model;
     if (!o->index.empty()) j["index"] = o->index;
-    write_file_atomic(o->report, j.dump(2) + "\n");
+    write_file_atomic(o->report, json_text(j, 2) + "\n");
     std::string html = o->html.empty() ? replace_ext(o->report, ".html") : o->html;
     if (!o->no_html) write_file_atomic(html, apps::dedup_report_html(r, items, o->threshold));
     const auto& sm = j["summary"];

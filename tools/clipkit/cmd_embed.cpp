@@ -10,6 +10,7 @@
 #include "command.h"
 #include "image_backend_flag.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "inputs.h"
 #include "io/npy.h"
 #include "pipeline/embedder.h"
@@ -83,7 +84,7 @@ RunFn setup(CLI::App& app) {
       Progress p("embed", px.dim(0), "images");
       out = emb->embed_pixels(px.ptr<float>(), px.dim(0), eo, &p);
       for (int64_t i = 0; i < px.dim(0); ++i)
-        rows.push_back(nlohmann::json{{"row", i}, {"source", o->pixels}, {"index", i}}.dump());
+        rows.push_back(json_text(nlohmann::json{{"row", i}, {"source", o->pixels}, {"index", i}}));
     } else if (!o->images.empty() || !o->image_list.empty()) {
       auto paths = o->images.empty() ? read_list(o->image_list) : o->images;
       std::vector<int64_t> kept;
@@ -92,7 +93,7 @@ RunFn setup(CLI::App& app) {
       out = emb->embed_image_files(paths, eo, &kept, &skipped, &p);
       p.finish();
       for (size_t r = 0; r < kept.size(); ++r)
-        rows.push_back(nlohmann::json{{"row", r}, {"source", paths[static_cast<size_t>(kept[r])]}}.dump());
+        rows.push_back(json_text(nlohmann::json{{"row", r}, {"source", paths[static_cast<size_t>(kept[r])]}}));
       for (auto& s : skipped) std::fprintf(stderr, "clipkit: skipped %s\n", s.reason.c_str());
       if (!skipped.empty()) {
         std::fprintf(stderr, "clipkit: %zu of %zu images skipped\n", skipped.size(), paths.size());
@@ -102,7 +103,7 @@ RunFn setup(CLI::App& app) {
       auto texts = o->texts_file.empty() ? o->texts : read_texts(o->texts_file);
       Progress p("embed", static_cast<int64_t>(texts.size()), "texts");
       out = emb->embed_texts(texts, eo, &p);
-      for (size_t r = 0; r < texts.size(); ++r) rows.push_back(nlohmann::json{{"row", r}, {"text", texts[r]}}.dump());
+      for (size_t r = 0; r < texts.size(); ++r) rows.push_back(json_text(nlohmann::json{{"row", r}, {"text", texts[r]}}));
     }
     if (out.shape.empty()) out = Tensor::empty(DType::F32, {0, emb->dim()});
     write_npy(o->out, out);

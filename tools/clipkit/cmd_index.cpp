@@ -12,6 +12,7 @@
 #include "command.h"
 #include "image_backend_flag.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "index/library.h"
 #include "index/query.h"
 
@@ -54,7 +55,9 @@ void gather(Opts& o, const std::string& model_dir, const std::string& work_dir, 
     auto e = pipeline::Embedder::load(model_dir, {ops::precision_from_name(o.compute.precision)});
     e->set_image_backend(image_backend(o.image_backend));
     dir = work_dir;
-    *rc = run_bulk_embed(*e, o.in, dir, o.bulk, o.compute, o.exif_transpose);
+    BulkFlags f = o.bulk;
+    f.replace_other_runs = true;  // the index's own work folder: a leftover of other inputs is replaced
+    *rc = run_bulk_embed(*e, o.in, dir, f, o.compute, o.exif_transpose);
     if (*rc == kError) fail("embedding stopped early; run the same command again to resume");
   }
   index::load_embeddings(dir, x, recs, id);
@@ -67,7 +70,7 @@ void gather(Opts& o, const std::string& model_dir, const std::string& work_dir, 
 
 void print_info(const index::LibraryInfo& i, bool json) {
   if (json) {
-    std::printf("%s\n", i.to_json().dump(2).c_str());
+    std::printf("%s\n", json_text(i.to_json(), 2).c_str());
     return;
   }
   std::printf("index       %s\n", i.dir.c_str());
@@ -114,6 +117,7 @@ RunFn setup(CLI::App& app) {
     int rc = kOk;
     if (build->parsed()) {
       apply_compute_options(o->compute);
+      index::WriterLock lock(o->index, /*create=*/true);
       if (index::Library::exists(o->index) && !o->overwrite)
         fail("{}: already holds an index (use `clipkit index add`, or --overwrite)", o->index);
       Tensor x;
@@ -131,6 +135,7 @@ RunFn setup(CLI::App& app) {
     }
     if (add->parsed()) {
       apply_compute_options(o->compute);
+      index::WriterLock lock(o->index);
       auto lib = index::Library::open(o->index);
       const std::string model = o->model.empty() ? lib->model().dir : o->model;
       lib->check_model(pipeline::model_identity(model));
@@ -150,6 +155,7 @@ RunFn setup(CLI::App& app) {
       return rc;
     }
     if (rm->parsed()) {
+      index::WriterLock lock(o->index);
       auto lib = index::Library::open(o->index);
       std::vector<int64_t> ids = o->ids;
       for (auto& p : o->paths) {

@@ -12,6 +12,7 @@
 #include "command.h"
 #include "image_backend_flag.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "core/parallel.h"
 #include "core/progress.h"
 #include "image/batch.h"
@@ -98,7 +99,7 @@ int run_preprocess(const PreprocessOptions& o) {
   if (std::ferror(body.get())) fail("{}: read error on the temporary file", o.out);
   npy.commit();
   std::string lines;
-  for (size_t i = 0; i < kept.size(); ++i) lines += nlohmann::ordered_json{{"row", i}, {"file", kept[i]}}.dump() + "\n";
+  for (size_t i = 0; i < kept.size(); ++i) lines += json_text(nlohmann::ordered_json{{"row", i}, {"file", kept[i]}}) + "\n";
   write_file_atomic(jsonl_path(o.out), lines);
 
   std::fprintf(stderr, "clipkit: preprocessed %zu image(s) into %s [%zu, 3, %d, %d]", kept.size(), o.out.c_str(),

@@ -5,6 +5,7 @@
 
 #include "command.h"
 #include "image_backend_flag.h"
+#include "core/json.h"
 #include "train/trainer.h"
 
 namespace clipkit::cli {
@@ -102,7 +103,7 @@ RunFn setup_eval(CLI::App& app) {
     auto j = train::evaluate(*o, *comm);
     if (comm->rank() != 0) return kOk;
     if (*json_out) {
-      std::printf("%s\n", j.dump().c_str());
+      std::printf("%s\n", json_text(j).c_str());
     } else {
       std::printf("split %s: %lld images, %lld captions\n", j["split"].get<std::string>().c_str(),
                   static_cast<long long>(j["images"].get<int64_t>()), static_cast<long long>(j["captions"].get<int64_t>()));

@@ -13,6 +13,7 @@
 #include "command.h"
 #include "image_backend_flag.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "pipeline/embedder.h"
 
 namespace clipkit::cli {
@@ -103,7 +104,7 @@ RunFn setup(CLI::App& app) {
     to.midpoint_boundaries = !o->scenes;
     auto a = apps::analyze_video(v, clf.get(), q.empty() ? nullptr : q.data(), o->query, to, o->top_k, o->min_gap);
     if (o->json) {
-      std::printf("%s\n", apps::video_json(v, a).dump().c_str());
+      std::printf("%s\n", json_text(apps::video_json(v, a)).c_str());
       return kOk;
     }
     std::printf("%s: %s/%s %dx%d, %.2f fps, %.2f s; %lld frames decoded, %zu sampled\n", o->video.c_str(),
