@@ -6,33 +6,11 @@
 #include <csetjmp>
 #include <cstdio>
 
+#include "core/base64.h"
 #include "core/error.h"
 #include "image/resample.h"
 
 namespace clipkit::apps {
-
-std::string base64_encode(const uint8_t* d, size_t n) {
-  static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((n + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 2 < n; i += 3) {
-    uint32_t v = (uint32_t(d[i]) << 16) | (uint32_t(d[i + 1]) << 8) | d[i + 2];
-    out += k[v >> 18];
-    out += k[(v >> 12) & 63];
-    out += k[(v >> 6) & 63];
-    out += k[v & 63];
-  }
-  if (i < n) {
-    uint32_t v = uint32_t(d[i]) << 16;
-    if (i + 1 < n) v |= uint32_t(d[i + 1]) << 8;
-    out += k[v >> 18];
-    out += k[(v >> 12) & 63];
-    out += i + 1 < n ? k[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
 
 namespace {
 struct JpegErr {

@@ -38,7 +38,7 @@ double histogram_distance(const image::Image& a, const image::Image& b) {
 VideoFrames embed_video(const std::string& path, const Encoder& enc, const VideoSampling& s, Progress* p) {
   if (!s.scenes && !(s.every > 0)) fail("{}: sampling step must be positive seconds, got {}", path, s.every);
   if (!(s.scene_threshold > 0 && s.scene_threshold < 1)) fail("scene threshold must be in (0, 1), got {}", s.scene_threshold);
-  VideoReader rd(path);
+  VideoReader rd(path, s.max_pixels);
   VideoFrames v;
   v.info = rd.info();
   const double fd = v.info.fps > 0 ? 1.0 / v.info.fps : 0;

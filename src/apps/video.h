@@ -21,6 +21,7 @@ struct VideoSampling {
   double scene_threshold = 0.3;
   int max_short_side = 0;  // frames are scaled down to this shorter side before preprocessing (0 = as decoded)
   int chunk = 32;          // frames embedded per batch
+  int64_t max_pixels = 0;  // > 0: videos with larger frames are refused (VideoReader's limit)
   // Non-empty: every sampled frame is also written here as a JPEG (at the resolution it was
   // embedded from), named by its timestamp, e.g. "t000012.500.jpg" (for adding frames to an index).
   std::string frames_dir;

@@ -27,8 +27,9 @@ struct DecodedFrame {
 class VideoReader {
  public:
   // Throws clipkit::Error "<path>: ..." when the file is missing, not a container FFmpeg knows,
-  // has no video stream, or its codec has no decoder here.
-  explicit VideoReader(const std::string& path);
+  // has no video stream, is a still image, or its codec has no decoder here. max_pixels > 0: frames
+  // larger than this are refused (the decoders' own limit, also while probing the streams).
+  explicit VideoReader(const std::string& path, int64_t max_pixels = 0);
   ~VideoReader();
   VideoReader(const VideoReader&) = delete;
   VideoReader& operator=(const VideoReader&) = delete;

@@ -1,12 +1,17 @@
-// NumPy .npy files (format 1.0/2.0, little-endian, C order): float32/float64/int64/int32/uint8.
+// NumPy .npy files (format 1.0/2.0/3.0, little-endian, C order): float32/float64/float16/int64/
+// int32/uint8. Headers are checked before anything is allocated: the shape must be a tuple of
+// non-negative integers whose byte size (overflow-checked) matches the data the file holds.
 #pragma once
 #include <string>
+#include <string_view>
 
 #include "core/tensor.h"
 
 namespace clipkit {
 
 Tensor read_npy(const std::string& path);                      // throws Error naming the file
+// The same from bytes in memory; `name` names them in errors.
+Tensor parse_npy(std::string_view bytes, const std::string& name);
 void write_npy(const std::string& path, const Tensor& t);      // atomic
 std::string npy_bytes(const Tensor& t);                        // header + data, in memory
 

@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "core/hash.h"
+#include "core/json.h"
 #include "data/caption_dataset.h"
 #include "image/batch.h"
 #include "image/image.h"
@@ -42,11 +43,22 @@ bool is_image_name(const fs::path& p) {
 
 std::string absolute_path(const std::string& p) { return fs::absolute(fs::path(p)).lexically_normal().string(); }
 
+// A shard file a manifest names: a bare "shard-..." file name in the folder, so that a crafted
+// manifest cannot make clipkit read or remove files elsewhere.
+fs::path shard_file(const fs::path& dir, const nlohmann::json& name, const fs::path& manifest) {
+  const std::string n = name.is_string() ? name.get<std::string>() : "";
+  if (!n.starts_with("shard-") || n.find('/') != std::string::npos)
+    fail("{}: shard file name {} is not a shard of this folder", manifest.string(), json_text(name));
+  return dir / n;
+}
+
 }  // namespace
 
 nlohmann::json ModelIdentity::to_json() const {
-  return {{"dir", dir}, {"config_hash", config_hash}, {"weights_hash", weights_hash}, {"architecture", architecture},
-          {"dim", dim}};
+  nlohmann::json j = {{"dir", dir},     {"config_hash", config_hash}, {"weights_hash", weights_hash},
+                      {"architecture", architecture}, {"dim", dim}};
+  if (!image_backend.empty()) j["image_backend"] = image_backend;
+  return j;
 }
 
 ModelIdentity ModelIdentity::from_json(const nlohmann::json& j) {
@@ -57,6 +69,7 @@ ModelIdentity ModelIdentity::from_json(const nlohmann::json& j) {
     m.weights_hash = j.at("weights_hash").get<std::string>();
     m.architecture = j.value("architecture", "");
     m.dim = j.at("dim").get<int64_t>();
+    m.image_backend = j.value("image_backend", "pil");
   } catch (const nlohmann::json::exception& e) {
     fail("model identity is malformed: {}", e.what());
   }
@@ -64,7 +77,8 @@ ModelIdentity ModelIdentity::from_json(const nlohmann::json& j) {
 }
 
 std::string ModelIdentity::describe() const {
-  return fmt::format("{} (config {}, weights {}, dim {})", dir, config_hash, weights_hash, dim);
+  return fmt::format("{} (config {}, weights {}, dim {}{}{})", dir, config_hash, weights_hash, dim,
+                     image_backend.empty() ? "" : ", images ", image_backend);
 }
 
 ModelIdentity model_identity(const std::string& model_dir) {
@@ -98,6 +112,7 @@ ModelIdentity model_identity(const Embedder& e) {
   ModelIdentity m = model_identity(e.model().dir());
   m.architecture = e.model().architecture();
   m.dim = e.dim();
+  if (e.model().has_vision()) m.image_backend = image::image_backend_name(e.preprocess_config().backend);
   return m;
 }
 
@@ -135,7 +150,9 @@ std::vector<BulkItem> list_image_file(const std::string& list_path) {
   return out;
 }
 
-std::vector<BulkItem> list_coco(const std::string& root, const std::string& split) {
+std::vector<BulkItem> list_coco(const std::string& root, const std::string& split, std::vector<std::string>* dropped,
+                                int64_t* dropped_rows) {
+  if (dropped_rows) *dropped_rows = 0;
   std::vector<std::string> splits;
   if (!split.empty()) {
     splits.push_back(data::normalize_split(split));
@@ -147,6 +164,9 @@ std::vector<BulkItem> list_coco(const std::string& root, const std::string& spli
   std::vector<BulkItem> out;
   for (auto& s : splits) {
     auto ds = data::load_coco(root, s, true);
+    if (dropped)
+      for (auto& p : ds.report.problems) dropped->push_back(s + ": " + p);
+    if (dropped_rows) *dropped_rows += ds.report.skipped;
     std::map<std::string, size_t> at;  // image path -> item
     for (auto& r : ds.rows) {
       auto [it, fresh] = at.emplace(r.image_path, out.size());
@@ -222,23 +242,32 @@ BulkEmbedReport bulk_embed(const Embedder& e, const std::vector<BulkItem>& items
   std::map<int64_t, nlohmann::json> done;  // shard -> its manifest entry
   if (fs::exists(manifest_path)) {
     std::string txt = read_file(manifest_path.string());
-    man = nlohmann::json::parse(txt, nullptr, false);
-    if (man.is_discarded() || !man.is_object() || man.value("format", "") != "clipkit-embeddings")
+    if (!try_parse_json(txt, &man) || !man.is_object() || man.value("format", "") != "clipkit-embeddings")
       fail("{}: not a clipkit embeddings manifest", manifest_path.string());
     auto prev = ModelIdentity::from_json(man.at("model"));
+    std::string other;  // why these shards are not a run of this job
     if (!prev.same_model(id))
-      fail("{}: these shards were made by model {}, not {} -- use another output folder", out_dir, prev.describe(),
-           id.describe());
-    if (man.value("inputs_hash", "") != ih.hex() || man.value("inputs", int64_t{-1}) != N)
-      fail("{}: these shards were made from a different input list ({} inputs) -- use another output folder", out_dir,
-           man.value("inputs", int64_t{-1}));
-    if (man.value("shard_size", int64_t{-1}) != o.shard_size)
-      fail("{}: these shards hold {} inputs each, not {} -- resume with --shard-size {}", out_dir,
-           man.value("shard_size", int64_t{-1}), o.shard_size, man.value("shard_size", int64_t{-1}));
-    if (man.value("normalize", true) != o.normalize) fail("{}: these shards differ in normalization", out_dir);
-    for (auto& s : man.at("shards")) {
+      other = fmt::format("{}: these shards were made by model {}, not {} -- use another output folder", out_dir,
+                          prev.describe(), id.describe());
+    else if (man.value("inputs_hash", "") != ih.hex() || man.value("inputs", int64_t{-1}) != N)
+      other = fmt::format("{}: these shards were made from a different input list ({} inputs) -- use another output folder",
+                          out_dir, man.value("inputs", int64_t{-1}));
+    else if (man.value("shard_size", int64_t{-1}) != o.shard_size)
+      other = fmt::format("{}: these shards hold {} inputs each, not {} -- resume with --shard-size {}", out_dir,
+                          man.value("shard_size", int64_t{-1}), o.shard_size, man.value("shard_size", int64_t{-1}));
+    else if (man.value("normalize", true) != o.normalize)
+      other = fmt::format("{}: these shards differ in normalization", out_dir);
+    if (!other.empty() && !o.replace_other_runs) fail("{}", other);
+    if (!other.empty()) {  // a work folder of another job: start over
+      for (auto& s : man.value("shards", nlohmann::json::array()))
+        for (const char* k : {"npy", "jsonl"})
+          if (s.is_object() && s.contains(k)) fs::remove(shard_file(dir, s[k], manifest_path));
+      fs::remove(manifest_path);
+      man = nlohmann::json::object();
+    }
+    for (auto& s : man.value("shards", nlohmann::json::array())) {
       int64_t k = s.at("index").get<int64_t>();
-      if (fs::exists(dir / s.at("npy").get<std::string>()) && fs::exists(dir / s.at("jsonl").get<std::string>()))
+      if (fs::exists(shard_file(dir, s.at("npy"), manifest_path)) && fs::exists(shard_file(dir, s.at("jsonl"), manifest_path)))
         done[k] = s;
     }
   }
@@ -256,7 +285,7 @@ BulkEmbedReport bulk_embed(const Embedder& e, const std::vector<BulkItem>& items
     for (auto& [k, s] : done) shards.push_back(s);
     man["shards"] = shards;
     man["complete"] = static_cast<int64_t>(done.size()) == n_shards;
-    write_file_atomic(manifest_path.string(), man.dump(1) + "\n");
+    write_file_atomic(manifest_path.string(), json_text(man, 1) + "\n");
   };
 
   // The work: every batch of every unfinished shard, batches restarting at each shard's start
@@ -362,7 +391,7 @@ BulkEmbedReport bulk_embed(const Embedder& e, const std::vector<BulkItem>& items
         std::error_code ec;
         auto sz = fs::file_size(item.path, ec);
         if (!ec) r["bytes"] = static_cast<int64_t>(sz);
-        rows.push_back(r.dump());
+        rows.push_back(json_text(r));
         ++good;
       }
       if (good > 0) {
@@ -417,8 +446,8 @@ BulkEmbedReport bulk_embed(const Embedder& e, const std::vector<BulkItem>& items
 EmbeddingShards read_manifest(const std::string& dir) {
   const fs::path mp = fs::path(dir) / "manifest.json";
   if (!fs::exists(mp)) fail("{}: no manifest.json (not an embeddings folder written by clipkit embed --out-dir)", dir);
-  auto man = nlohmann::json::parse(read_file(mp.string()), nullptr, false);
-  if (man.is_discarded() || !man.is_object() || man.value("format", "") != "clipkit-embeddings")
+  nlohmann::json man;
+  if (!try_parse_json(read_file(mp.string()), &man) || !man.is_object() || man.value("format", "") != "clipkit-embeddings")
     fail("{}: not a clipkit embeddings manifest", mp.string());
   EmbeddingShards s;
   try {
@@ -426,8 +455,8 @@ EmbeddingShards read_manifest(const std::string& dir) {
     s.dim = man.at("dim").get<int64_t>();
     s.complete = man.value("complete", false);
     for (auto& sh : man.at("shards")) {
-      s.npy.push_back((fs::path(dir) / sh.at("npy").get<std::string>()).string());
-      s.jsonl.push_back((fs::path(dir) / sh.at("jsonl").get<std::string>()).string());
+      s.npy.push_back(shard_file(dir, sh.at("npy"), mp).string());
+      s.jsonl.push_back(shard_file(dir, sh.at("jsonl"), mp).string());
       s.rows += sh.at("rows").get<int64_t>();
       for (auto& sk : sh.at("skipped")) s.skipped.push_back({sk.at("path"), sk.at("reason")});
     }
@@ -446,8 +475,8 @@ void for_each_shard(const EmbeddingShards& s,
     std::string line;
     while (std::getline(in, line)) {
       if (line.empty()) continue;
-      auto j = nlohmann::json::parse(line, nullptr, false);
-      if (j.is_discarded()) fail("{}: line {} is not valid JSON", s.jsonl[i], rows.size() + 1);
+      nlohmann::json j;
+      if (!try_parse_json(line, &j)) fail("{}: line {} is not valid JSON", s.jsonl[i], rows.size() + 1);
       rows.push_back(std::move(j));
     }
     if (x.shape.size() != 2 || x.dim(0) != static_cast<int64_t>(rows.size()) || x.dim(1) != s.dim)

@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "core/error.h"
+#include "core/json.h"
 #include "core/progress.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
@@ -31,6 +32,24 @@ void log_line(const std::string& path, const json& j) {
   if (!f) fail("{}: cannot append: {}", path, std::strerror(errno));
   std::fwrite(line.data(), 1, line.size(), f);
   std::fclose(f);
+}
+
+// A resumed run takes again the steps the killed run logged after its checkpoint: their
+// metrics.jsonl lines go (and a line cut by the kill).
+void drop_metrics_after(const std::string& metrics, int64_t step) {
+  if (!fs::exists(metrics)) return;
+  std::string kept, text = read_file(metrics);
+  for (size_t pos = 0; pos < text.size();) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string::npos) break;
+    const std::string_view line(text.data() + pos, end - pos);
+    json j;
+    const bool after = try_parse_json(line, &j) && j.is_object() && j.contains("step") &&
+                       j["step"].is_number_integer() && j["step"].get<int64_t>() > step;
+    if (!after) kept.append(line).append("\n");
+    pos = end + 1;
+  }
+  write_file_atomic(metrics, kept);
 }
 
 void report_eval(const std::string& metrics, const json& ev, int64_t epoch) {
@@ -88,6 +107,7 @@ TrainResult train(const TrainOptions& o, Comm& comm) {
   lo.dropout = o.dropout;
   lo.seed = o.seed;
   auto emb = pipeline::Embedder::load(o.model_dir, lo);
+  emb->set_image_backend(o.image_backend);
   model::ClipModel& clip = emb->model();
   if (!clip.has_vision() || !clip.has_text()) fail("{}: training needs a dual encoder (vision and text towers)", o.model_dir);
   auto ds = data::load_captions(o.data, o.split);
@@ -134,7 +154,7 @@ TrainResult train(const TrainOptions& o, Comm& comm) {
     std::fprintf(stderr, "clipkit train: --resume: no checkpoint in %s, starting fresh\n", o.out.c_str());
   int64_t step = 0;
   if (!resume_from.empty()) {
-    auto st = json::parse(read_file(resume_from + "/trainer_state.json"));
+    auto st = parse_json(read_file(resume_from + "/trainer_state.json"), resume_from + "/trainer_state.json");
     step = st.at("global_step").get<int64_t>();
     if (st.value("total_steps", total) != total || st.value("batch_size", batch_size) != batch_size)
       fail("{}: checkpoint was made with a different --batch-size/--epochs/--max-steps; resume with the same flags",
@@ -142,6 +162,7 @@ TrainResult train(const TrainOptions& o, Comm& comm) {
     clip.load_state(Checkpoint(resume_from).tensors(), resume_from);
     opt.load_state(SafeTensorsFile(resume_from + "/optimizer.safetensors").tensors(), step, resume_from);
     if (lead) std::fprintf(stderr, "clipkit train: resumed from %s (step %lld)\n", resume_from.c_str(), static_cast<long long>(step));
+    if (lead) drop_metrics_after(metrics, step);
   } else if (lead && fs::exists(metrics)) {
     fs::remove(metrics);
   }
@@ -247,6 +268,7 @@ json evaluate(const EvalOptions& o, Comm& comm) {
   lo.precision = backend::precision_from_name(o.precision);
   lo.device = o.device;
   auto emb = pipeline::Embedder::load(o.model_dir, lo);
+  emb->set_image_backend(o.image_backend);
   if (!emb->model().has_projections() || !emb->model().has_vision() || !emb->model().has_text())
     fail("{}: model has no projection layers", o.model_dir);
   auto ds = data::load_captions(o.data, o.split);

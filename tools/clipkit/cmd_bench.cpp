@@ -6,6 +6,7 @@
 #include <random>
 
 #include "command.h"
+#include "core/json.h"
 #include "core/parallel.h"
 #include "model/flops.h"
 #include "pipeline/embedder.h"
@@ -92,7 +93,7 @@ RunFn setup_embed(CLI::App& app) {
       j["text_roofline_fraction"] = gf / peak;
     }
     if (o->json) {
-      std::printf("%s\n", j.dump().c_str());
+      std::printf("%s\n", json_text(j).c_str());
       return kOk;
     }
     std::printf("%s\n%s, batch %d, %d threads\n", m.architecture().c_str(), o->compute.precision.c_str(), B, num_threads());

@@ -8,7 +8,9 @@
 
 #include "apps/classify.h"
 #include "command.h"
+#include "image_backend_flag.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "pipeline/embedder.h"
 
 namespace clipkit::cli {
@@ -20,6 +22,7 @@ struct Opts {
   bool multi = false, json = false;
   double threshold = 0.5;
   ComputeOptions compute;
+  std::string image_backend = "pil";
 };
 
 std::string csv_field(const std::string& s) {
@@ -44,6 +47,7 @@ RunFn setup(CLI::App& app) {
   app.add_option("--eval", o->eval, "folder-per-class dataset to evaluate on (labels = folder names)");
   app.add_flag("--json", o->json, "JSON output (one object per image, or the eval summary)");
   app.add_option("images", o->images, "image files");
+  add_image_backend_option(app, o->image_backend);
   add_compute_options(app, o->compute);
   return [o]() {
     apply_compute_options(o->compute);
@@ -82,6 +86,7 @@ RunFn setup(CLI::App& app) {
     }
     if (labels.empty()) fail("no labels: give --labels or --labels-file");
     auto emb = pipeline::Embedder::load(o->model, load_options(o->compute));
+    emb->set_image_backend(image_backend(o->image_backend));
     apps::EmbedderEncoder enc(*emb, o->compute.batch_size);
     apps::ZeroShotClassifier clf(enc, labels, zo);
     pipeline::EmbedOptions eo;
@@ -105,10 +110,10 @@ RunFn setup(CLI::App& app) {
         for (auto& c : ev.classes)
           cls.push_back({{"label", c.label}, {"n", c.n}, {"correct", c.correct}, {"accuracy", c.accuracy},
                          {"precision", c.precision}});
-        std::printf("%s\n", nlohmann::json{{"accuracy", ev.accuracy}, {"images", ev.images}, {"correct", ev.correct},
-                                           {"skipped", skipped.size()}, {"classes", cls}, {"confusion", ev.confusion}}
-                                .dump()
-                                .c_str());
+        std::printf("%s\n", json_text(nlohmann::json{{"accuracy", ev.accuracy}, {"images", ev.images},
+                                                      {"correct", ev.correct}, {"skipped", skipped.size()},
+                                                      {"classes", cls}, {"confusion", ev.confusion}})
+                                 .c_str());
       } else {
         std::printf("accuracy %.4f (%lld of %lld images)\n", ev.accuracy, static_cast<long long>(ev.correct),
                     static_cast<long long>(ev.images));
@@ -131,7 +136,7 @@ RunFn setup(CLI::App& app) {
       if (o->json) {
         nlohmann::json sc = nlohmann::json::object();
         for (size_t l = 0; l < labels.size(); ++l) sc[labels[l]] = res[r].scores[l];
-        std::printf("%s\n", nlohmann::json{{"path", path}, {"scores", sc}, {"labels", chosen}}.dump().c_str());
+        std::printf("%s\n", json_text(nlohmann::json{{"path", path}, {"scores", sc}, {"labels", chosen}}).c_str());
       } else {
         std::string line = csv_field(path);
         for (double s : res[r].scores) line += fmt::format(",{:.6f}", s);

@@ -10,6 +10,7 @@
 #include "cmd_shapes.h"
 #include "command.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "data/caption_dataset.h"
 
 namespace clipkit::cli {
@@ -46,13 +47,13 @@ int run_check(const DataCheckOptions& o) {
       j["head"] = nlohmann::json::array();
       for (int i = 0; i < show; ++i) j["head"].push_back(row_json(ds.rows[i]));
     }
-    std::printf("%s\n", j.dump(2).c_str());
+    std::printf("%s\n", json_text(j, 2).c_str());
   } else {
     std::printf("source: %s\n", ds.source.c_str());
     if (!ds.split.empty()) std::printf("split: %s\n", ds.split.c_str());
     std::printf("rows: %lld\nunique images: %lld\nskipped: %lld\n", static_cast<long long>(ds.report.rows),
                 static_cast<long long>(images), static_cast<long long>(ds.report.skipped));
-    for (int i = 0; i < show; ++i) std::printf("%s\n", row_json(ds.rows[i]).dump().c_str());
+    for (int i = 0; i < show; ++i) std::printf("%s\n", json_text(row_json(ds.rows[i])).c_str());
   }
   // Problems go to stderr in both modes, so a script reading stdout still sees what was skipped.
   for (const auto& p : ds.report.problems) std::fprintf(stderr, "clipkit: %s\n", p.c_str());

@@ -12,7 +12,9 @@
 #include "apps/dedup.h"
 #include "apps/library_apps.h"
 #include "command.h"
+#include "image_backend_flag.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "data/caption_dataset.h"
 #include "io/atomic_file.h"
 #include "pipeline/embedder.h"
@@ -27,6 +29,7 @@ struct Opts {
   double threshold = apps::kDefaultDedupThreshold;
   bool apply = false, no_html = false;
   ComputeOptions compute;
+  std::string image_backend = "pil";
 };
 
 std::string replace_ext(const std::string& p, const std::string& ext) {
@@ -53,6 +56,7 @@ RunFn setup(CLI::App& app) {
   app.add_flag("--no-html", o->no_html, "skip the HTML gallery");
   app.add_flag("--apply", o->apply, "write the suggested removals to REPORT.removals.txt (nothing is deleted)");
   app.add_option("--move-to", o->move_to, "with --apply: move the suggested removals into this folder");
+  add_image_backend_option(app, o->image_backend);
   add_compute_options(app, o->compute);
   return [o]() {
     apply_compute_options(o->compute);
@@ -104,6 +108,7 @@ RunFn setup(CLI::App& app) {
     } else {
       if (inputs.empty()) fail("no images found to deduplicate");
       auto emb = pipeline::Embedder::load(o->model, load_options(o->compute));
+      emb->set_image_backend(image_backend(o->image_backend));
       apps::EmbedderEncoder enc(*emb, o->compute.batch_size);
       Progress p("dedup", static_cast<int64_t>(inputs.size()), "images");
       scan = apps::scan_images(inputs, enc, std::max(64, o->compute.batch_size), &p);
@@ -121,7 +126,7 @@ RunFn setup(CLI::App& app) {
     for (auto& s : scan.skipped) j["skipped"].push_back({{"path", s.source}, {"reason", s.reason}});
     j["model"] = o->model;
     if (!o->index.empty()) j["index"] = o->index;
-    write_file_atomic(o->report, j.dump(2) + "\n");
+    write_file_atomic(o->report, json_text(j, 2) + "\n");
     std::string html = o->html.empty() ? replace_ext(o->report, ".html") : o->html;
     if (!o->no_html) write_file_atomic(html, apps::dedup_report_html(r, items, o->threshold));
     const auto& sm = j["summary"];

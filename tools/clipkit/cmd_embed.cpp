@@ -8,7 +8,9 @@
 
 #include "cmd_embed_bulk.h"
 #include "command.h"
+#include "image_backend_flag.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "inputs.h"
 #include "io/npy.h"
 #include "pipeline/embedder.h"
@@ -20,6 +22,8 @@ struct Opts {
   std::string model, pixels, image_list, texts_file, out;
   std::vector<std::string> images, texts;
   bool no_normalize = false, exif_transpose = false;
+  int64_t max_length = 0;
+  std::string image_backend = "pil";
   ComputeOptions compute;
   // bulk: folders / COCO / --shards write a resumable folder of shards (cmd_embed_bulk.h)
   std::string folder, coco, split;
@@ -46,6 +50,11 @@ RunFn setup(CLI::App& app) {
   app.add_option("--out", o->out, "output .npy (a .jsonl sidecar is written beside it)")->required();
   app.add_flag("--no-normalize", o->no_normalize, "raw features, exactly HF get_image_features/get_text_features");
   app.add_flag("--exif-transpose", o->exif_transpose, "apply EXIF orientation (HF ignores it)");
+  app.add_option("--max-length", o->max_length,
+                 "texts: truncate to N tokens, special tokens included (e.g. the --max-seq-length the model was "
+                 "trained with; default: the model's limit)")
+      ->check(CLI::Range(int64_t{2}, int64_t{1} << 20));
+  add_image_backend_option(app, o->image_backend);
   add_compute_options(app, o->compute);
   return [o]() {
     apply_compute_options(o->compute);
@@ -53,6 +62,7 @@ RunFn setup(CLI::App& app) {
     if (bulk && (!o->pixels.empty() || !o->texts.empty() || !o->texts_file.empty()))
       fail("--shards works on images (--folder, --coco, --images, --image-list), not on pixels or texts");
     auto emb = pipeline::Embedder::load(o->model, load_options(o->compute));
+    emb->set_image_backend(image_backend(o->image_backend));
     if (bulk) {
       BulkInputs in{o->folder, o->coco, o->split, o->image_list, o->images};
       if (o->no_normalize) fail("--no-normalize is not supported with shards");
@@ -62,6 +72,7 @@ RunFn setup(CLI::App& app) {
     eo.batch_size = o->compute.batch_size;
     eo.normalize = !o->no_normalize;
     eo.decode.exif_transpose = o->exif_transpose;
+    eo.max_text_tokens = o->max_length;
     std::vector<std::string> rows;
     Tensor out;
     int rc = kOk;
@@ -73,7 +84,7 @@ RunFn setup(CLI::App& app) {
       Progress p("embed", px.dim(0), "images");
       out = emb->embed_pixels(px.ptr<float>(), px.dim(0), eo, &p);
       for (int64_t i = 0; i < px.dim(0); ++i)
-        rows.push_back(nlohmann::json{{"row", i}, {"source", o->pixels}, {"index", i}}.dump());
+        rows.push_back(json_text(nlohmann::json{{"row", i}, {"source", o->pixels}, {"index", i}}));
     } else if (!o->images.empty() || !o->image_list.empty()) {
       auto paths = o->images.empty() ? read_list(o->image_list) : o->images;
       std::vector<int64_t> kept;
@@ -82,7 +93,7 @@ RunFn setup(CLI::App& app) {
       out = emb->embed_image_files(paths, eo, &kept, &skipped, &p);
       p.finish();
       for (size_t r = 0; r < kept.size(); ++r)
-        rows.push_back(nlohmann::json{{"row", r}, {"source", paths[static_cast<size_t>(kept[r])]}}.dump());
+        rows.push_back(json_text(nlohmann::json{{"row", r}, {"source", paths[static_cast<size_t>(kept[r])]}}));
       for (auto& s : skipped) std::fprintf(stderr, "clipkit: skipped %s\n", s.reason.c_str());
       if (!skipped.empty()) {
         std::fprintf(stderr, "clipkit: %zu of %zu images skipped\n", skipped.size(), paths.size());
@@ -92,7 +103,7 @@ RunFn setup(CLI::App& app) {
       auto texts = o->texts_file.empty() ? o->texts : read_texts(o->texts_file);
       Progress p("embed", static_cast<int64_t>(texts.size()), "texts");
       out = emb->embed_texts(texts, eo, &p);
-      for (size_t r = 0; r < texts.size(); ++r) rows.push_back(nlohmann::json{{"row", r}, {"text", texts[r]}}.dump());
+      for (size_t r = 0; r < texts.size(); ++r) rows.push_back(json_text(nlohmann::json{{"row", r}, {"text", texts[r]}}));
     }
     if (out.shape.empty()) out = Tensor::empty(DType::F32, {0, emb->dim()});
     write_npy(o->out, out);

@@ -14,9 +14,10 @@ void add_bulk_flags(CLI::App& app, BulkFlags& f) {
   app.add_option("--stop-after-shards", f.stop_after_shards, "")->group("");  // tests: simulate an interruption
 }
 
-std::vector<pipeline::BulkItem> list_bulk_inputs(const BulkInputs& in) {
+std::vector<pipeline::BulkItem> list_bulk_inputs(const BulkInputs& in, std::vector<std::string>* dropped,
+                                                 int64_t* dropped_rows) {
   if (!in.folder.empty()) return pipeline::list_image_folder(in.folder);
-  if (!in.coco.empty()) return pipeline::list_coco(in.coco, in.split);
+  if (!in.coco.empty()) return pipeline::list_coco(in.coco, in.split, dropped, dropped_rows);
   if (!in.image_list.empty()) return pipeline::list_image_file(in.image_list);
   std::vector<pipeline::BulkItem> out;
   for (auto& p : in.images) {
@@ -30,8 +31,12 @@ std::vector<pipeline::BulkItem> list_bulk_inputs(const BulkInputs& in) {
 
 int run_bulk_embed(const pipeline::Embedder& e, const BulkInputs& in, const std::string& out_dir, const BulkFlags& f,
                    const ComputeOptions& c, bool exif_transpose) {
-  auto items = list_bulk_inputs(in);
+  std::vector<std::string> dropped;
+  int64_t dropped_rows = 0;
+  auto items = list_bulk_inputs(in, &dropped, &dropped_rows);
+  for (auto& d : dropped) std::fprintf(stderr, "clipkit: skipped %s\n", d.c_str());
   pipeline::BulkEmbedOptions o;
+  o.replace_other_runs = f.replace_other_runs;
   o.batch_size = c.batch_size;
   o.shard_size = f.shard_size;
   o.decode_threads = f.decode_threads;
@@ -43,16 +48,17 @@ int run_bulk_embed(const pipeline::Embedder& e, const BulkInputs& in, const std:
   for (auto& s : r.skipped) std::fprintf(stderr, "clipkit: skipped %s\n", s.reason.c_str());
   std::fprintf(stderr,
                "clipkit: %s: %lld images -> %lld rows in %lld shards (%lld already done, %lld written now, %lld "
-               "skipped); %.1f images/s this run\n",
+               "skipped%s); %.1f images/s this run\n",
                out_dir.c_str(), static_cast<long long>(r.inputs), static_cast<long long>(r.rows),
                static_cast<long long>(r.shards), static_cast<long long>(r.shards_already_done),
                static_cast<long long>(r.shards_written), static_cast<long long>(r.skipped.size()),
+               dropped_rows ? fmt::format(", and {} dataset rows left out", dropped_rows).c_str() : "",
                r.seconds > 0 ? static_cast<double>(r.images_this_run) / r.seconds : 0.0);
   if (!r.complete) {
     std::fprintf(stderr, "clipkit: stopped before the last shard; run the same command again to resume\n");
     return kError;
   }
-  return r.skipped.empty() ? kOk : kSkippedInputs;
+  return r.skipped.empty() && dropped_rows == 0 ? kOk : kSkippedInputs;
 }
 
 }  // namespace clipkit::cli

@@ -18,11 +18,14 @@ struct BulkInputs {
 struct BulkFlags {
   int64_t shard_size = 10000;
   int decode_threads = 1;
+  bool replace_other_runs = false;  // a work folder: shards of other inputs are replaced, not refused
   int64_t stop_after_shards = -1;  // hidden test hook
 };
 void add_bulk_flags(CLI::App& app, BulkFlags& f);
 
-std::vector<pipeline::BulkItem> list_bulk_inputs(const BulkInputs& in);
+// The inputs; *dropped gets a line per kind of row a dataset loader left out, *dropped_rows their count.
+std::vector<pipeline::BulkItem> list_bulk_inputs(const BulkInputs& in, std::vector<std::string>* dropped = nullptr,
+                                                 int64_t* dropped_rows = nullptr);
 
 // Embeds into out_dir (resuming), lists skipped files on stderr. Returns kOk, kSkippedInputs, or
 // kError when stopped early by the test hook.

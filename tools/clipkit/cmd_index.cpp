@@ -10,7 +10,9 @@
 
 #include "cmd_embed_bulk.h"
 #include "command.h"
+#include "image_backend_flag.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "index/library.h"
 #include "index/query.h"
 
@@ -20,7 +22,7 @@ namespace {
 namespace fs = std::filesystem;
 
 struct Opts {
-  std::string model, index, embeddings, factory;
+  std::string model, index, embeddings, factory, image_backend = "pil";
   BulkInputs in;
   BulkFlags bulk;
   ComputeOptions compute;
@@ -40,6 +42,7 @@ void add_inputs(CLI::App* c, Opts& o) {
   g->require_option(1);
   c->add_option("--split", o.in.split, "with --coco: train or val (default: both)");
   c->add_flag("--exif-transpose", o.exif_transpose, "apply EXIF orientation (HF ignores it)");
+  add_image_backend_option(*c, o.image_backend);
   add_bulk_flags(*c, o.bulk);
   add_compute_options(*c, o.compute);
 }
@@ -50,8 +53,11 @@ void gather(Opts& o, const std::string& model_dir, const std::string& work_dir, 
   std::string dir = o.embeddings;
   if (dir.empty()) {
     auto e = pipeline::Embedder::load(model_dir, load_options(o.compute));
+    e->set_image_backend(image_backend(o.image_backend));
     dir = work_dir;
-    *rc = run_bulk_embed(*e, o.in, dir, o.bulk, o.compute, o.exif_transpose);
+    BulkFlags f = o.bulk;
+    f.replace_other_runs = true;  // the index's own work folder: a leftover of other inputs is replaced
+    *rc = run_bulk_embed(*e, o.in, dir, f, o.compute, o.exif_transpose);
     if (*rc == kError) fail("embedding stopped early; run the same command again to resume");
   }
   index::load_embeddings(dir, x, recs, id);
@@ -64,7 +70,7 @@ void gather(Opts& o, const std::string& model_dir, const std::string& work_dir, 
 
 void print_info(const index::LibraryInfo& i, bool json) {
   if (json) {
-    std::printf("%s\n", i.to_json().dump(2).c_str());
+    std::printf("%s\n", json_text(i.to_json(), 2).c_str());
     return;
   }
   std::printf("index       %s\n", i.dir.c_str());
@@ -111,6 +117,7 @@ RunFn setup(CLI::App& app) {
     int rc = kOk;
     if (build->parsed()) {
       apply_compute_options(o->compute);
+      index::WriterLock lock(o->index, /*create=*/true);
       if (index::Library::exists(o->index) && !o->overwrite)
         fail("{}: already holds an index (use `clipkit index add`, or --overwrite)", o->index);
       Tensor x;
@@ -128,9 +135,12 @@ RunFn setup(CLI::App& app) {
     }
     if (add->parsed()) {
       apply_compute_options(o->compute);
+      index::WriterLock lock(o->index);
       auto lib = index::Library::open(o->index);
       const std::string model = o->model.empty() ? lib->model().dir : o->model;
       lib->check_model(pipeline::model_identity(model));
+      if (add->count("--image-backend") == 0 && !lib->model().image_backend.empty())
+        o->image_backend = lib->model().image_backend;  // preprocess as the index was built
       Tensor x;
       std::vector<index::ImageRecord> recs;
       pipeline::ModelIdentity id;
@@ -145,6 +155,7 @@ RunFn setup(CLI::App& app) {
       return rc;
     }
     if (rm->parsed()) {
+      index::WriterLock lock(o->index);
       auto lib = index::Library::open(o->index);
       std::vector<int64_t> ids = o->ids;
       for (auto& p : o->paths) {

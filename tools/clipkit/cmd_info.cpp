@@ -2,6 +2,7 @@
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "core/json.h"
 #include "model/clip_model.h"
 
 namespace clipkit::cli {
@@ -27,7 +28,7 @@ RunFn setup(CLI::App& app) {
     if (c.text) j["text_tower"] = c.text->arch == model::TextArch::Clip ? "clip" : "roberta",
                 j["max_text_positions"] = m->max_text_length();
     if (o->json) {
-      std::printf("%s\n", j.dump().c_str());
+      std::printf("%s\n", json_text(j).c_str());
       return kOk;
     }
     std::printf("model        %s\n", o->dir.c_str());

@@ -10,7 +10,9 @@
 #include <vector>
 
 #include "command.h"
+#include "image_backend_flag.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "core/parallel.h"
 #include "core/progress.h"
 #include "image/batch.h"
@@ -21,7 +23,7 @@ namespace clipkit::cli {
 namespace {
 
 struct PreprocessOptions {
-  std::string model, out;
+  std::string model, out, image_backend = "pil";
   int size = 0, threads = 0;
   std::vector<std::string> images;
   bool exif_transpose = false, fast_jpeg = false;
@@ -53,6 +55,8 @@ std::string jsonl_path(const std::string& out) {
 int run_preprocess(const PreprocessOptions& o) {
   image::PreprocessConfig cfg = o.model.empty() ? image::PreprocessConfig::clip_default(o.size)
                                                 : image::PreprocessConfig::from_file(o.model + "/preprocessor_config.json");
+  cfg.backend = image_backend(o.image_backend);
+  cfg.check(o.model.empty() ? "--size" : o.model + "/preprocessor_config.json");
   image::DecodeOptions dopt;
   dopt.exif_transpose = o.exif_transpose;
   dopt.max_pixels = o.max_pixels;
@@ -95,7 +99,7 @@ int run_preprocess(const PreprocessOptions& o) {
   if (std::ferror(body.get())) fail("{}: read error on the temporary file", o.out);
   npy.commit();
   std::string lines;
-  for (size_t i = 0; i < kept.size(); ++i) lines += nlohmann::ordered_json{{"row", i}, {"file", kept[i]}}.dump() + "\n";
+  for (size_t i = 0; i < kept.size(); ++i) lines += json_text(nlohmann::ordered_json{{"row", i}, {"file", kept[i]}}) + "\n";
   write_file_atomic(jsonl_path(o.out), lines);
 
   std::fprintf(stderr, "clipkit: preprocessed %zu image(s) into %s [%zu, 3, %d, %d]", kept.size(), o.out.c_str(),
@@ -123,6 +127,7 @@ CommandRegistrar reg("preprocess", "decode + CLIP-preprocess images to a float32
                            ->capture_default_str();
                        app.add_flag("--fast-jpeg", o->fast_jpeg,
                                     "JPEG DCT-domain downscaling when >= 2x the target (faster, NOT bit-exact)");
+                       add_image_backend_option(app, o->image_backend);
                        app.add_option("--threads", o->threads, "threads (0 = all cores)");
                        return [o, m, s]() {
                          if (m->count() == 0 && s->count() == 0) fail("preprocess: give --model DIR or --size S");

@@ -12,7 +12,9 @@
 #include "apps/library_apps.h"
 #include "apps/retrieve.h"
 #include "command.h"
+#include "image_backend_flag.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "inputs.h"
 #include "io/npy.h"
 #include "index/library.h"
@@ -29,6 +31,7 @@ struct Opts {
   double min_score = -2;
   bool thumbnails = false;
   ComputeOptions compute;
+  std::string image_backend = "pil";
 };
 
 std::vector<apps::RetrievalItem> read_sidecar(const std::string& path, int64_t rows) {
@@ -41,17 +44,15 @@ std::vector<apps::RetrievalItem> read_sidecar(const std::string& path, int64_t r
     ++n;
     if (line.empty()) continue;
     nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const std::exception& e) {
-      fail("{}:{}: not JSON: {}", path, n, e.what());
-    }
+    std::string why;
+    if (!try_parse_json(line, &j, &why)) fail("{}:{}: not JSON: {}", path, n, why);
+    if (!j.is_object()) fail("{}:{}: not a JSON object", path, n);
     apps::RetrievalItem it;
     if (j.contains("path") && j["path"].is_string()) it.path = j["path"];
     else if (j.contains("source") && j["source"].is_string()) it.path = j["source"];
     else fail("{}:{}: row has no \"path\" or \"source\"", path, n);
     if (j.contains("caption") && j["caption"].is_string()) it.caption = j["caption"];
-    else if (j.contains("captions") && j["captions"].is_array() && !j["captions"].empty()) it.caption = j["captions"][0].dump();
+    else if (j.contains("captions") && j["captions"].is_array() && !j["captions"].empty()) it.caption = json_text(j["captions"][0]);
     else if (j.contains("text") && j["text"].is_string()) it.caption = j["text"];
     for (auto& [k, v] : j.items())
       if (k != "path" && k != "source" && k != "caption" && k != "text" && k != "row") it.metadata[k] = v;
@@ -80,6 +81,7 @@ RunFn setup(CLI::App& app) {
   app.add_option("--min-score", o->min_score, "drop results below this cosine similarity");
   app.add_flag("--thumbnails", o->thumbnails, "include base64 JPEG thumbnails (data URIs)");
   app.add_option("--thumb-size", o->thumb_size, "thumbnail longer side in pixels")->check(CLI::PositiveNumber);
+  add_image_backend_option(app, o->image_backend);
   add_compute_options(app, o->compute);
   return [o]() {
     apply_compute_options(o->compute);
@@ -90,6 +92,7 @@ RunFn setup(CLI::App& app) {
     ro.thumb_size = o->thumb_size;
     for (auto& f : o->filters) ro.filters.push_back(apps::Filter::parse(f));
     auto emb = pipeline::Embedder::load(o->model, load_options(o->compute));
+    emb->set_image_backend(image_backend(o->image_backend));
     pipeline::EmbedOptions eo;
     eo.batch_size = o->compute.batch_size;
     std::vector<apps::RetrievalItem> items;
@@ -126,11 +129,11 @@ RunFn setup(CLI::App& app) {
       qtext = "image:" + o->query_image;
     }
     if (lib) {
-      std::printf("%s\n", apps::retrieve_from_library(*lib, qtext, qe.ptr<float>(), ro).dump(2).c_str());
+      std::printf("%s\n", json_text(apps::retrieve_from_library(*lib, qtext, qe.ptr<float>(), ro), 2).c_str());
       return rc;
     }
     auto j = apps::retrieve(qtext, qe.ptr<float>(), items, x.shape.empty() ? nullptr : x.ptr<float>(), emb->dim(), ro);
-    std::printf("%s\n", j.dump(2).c_str());
+    std::printf("%s\n", json_text(j, 2).c_str());
     return rc;
   };
 }

@@ -5,6 +5,7 @@
 
 #include "command.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "index/query.h"
 #include "model/clip_model.h"
 
@@ -56,7 +57,7 @@ RunFn setup(CLI::App& app) {
     sp.nprobe = o->nprobe;
     auto hits = lib->search(q.ptr<float>(), o->k, f, sp);
     if (o->json) {
-      std::printf("%s\n", index::results_json(hits).dump().c_str());
+      std::printf("%s\n", json_text(index::results_json(hits)).c_str());
       return kOk;
     }
     for (size_t i = 0; i < hits.size(); ++i) {

@@ -1,5 +1,6 @@
-// clipkit serve --index DIR [--host 127.0.0.1] [--port 8080] [--api-key KEY]
-// The JSON API (docs/api.md) and the search page at http://HOST:PORT/. Ctrl-C stops it.
+// clipkit serve --index DIR [--host 127.0.0.1] [--port 8080] [--api-key KEY] [limits...]
+// The JSON API (docs/api.md) and the search page at http://HOST:PORT/. Ctrl-C stops it. The limits
+// and what they protect: docs/security.md.
 #include <csignal>
 #include <cstdio>
 
@@ -25,7 +26,25 @@ RunFn setup(CLI::App& app) {
   app.add_option("--model", o->model_dir, "the index's model (default: the folder recorded in the index)");
   app.add_option("--max-body-mb", *mb, "largest request body accepted, MiB (default 16)")->check(CLI::PositiveNumber);
   app.add_option("--max-batch", o->max_batch, "rows per model batch (default 64)")->check(CLI::PositiveNumber);
-  app.add_option("--http-threads", o->http_threads, "request threads (default 8)")->check(CLI::PositiveNumber);
+  app.add_option("--max-connections", o->max_connections,
+                 "connections served at once, one thread each; more get 503 (default 64)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--http-threads", o->max_connections, "")->check(CLI::PositiveNumber)->group("");  // old name
+  app.add_option("--max-connections-per-client", o->max_connections_per_client,
+                 "connections one address may hold (default 16)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--header-timeout", o->header_timeout_s, "seconds for the request line and headers (default 10)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--body-timeout", o->body_timeout_s, "seconds for a request body (default 60)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-image-pixels", o->max_image_pixels,
+                 "largest uploaded image (and video frame), width x height (default 40000000)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-decodes", o->max_decodes, "uploaded images decoded at once (default 2)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--reload-interval", o->reload_interval_s,
+                 "seconds between checks for a new index generation (default 1; 0 = never)")
+      ->check(CLI::NonNegativeNumber);
   add_compute_options(app, *c);
   return [o, c, mb]() {
     o->precision = c->precision;

@@ -8,6 +8,7 @@
 
 #include "command.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "core/parallel.h"
 #include "io/atomic_file.h"
 #include "text/tokenizer.h"
@@ -47,11 +48,8 @@ std::vector<std::string> read_texts(const std::string& path) {
     }
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
     nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
-      fail("{}:{}: malformed JSON: {}", path, line_no, e.what());
-    }
+    std::string why;
+    if (!try_parse_json(line, &j, &why)) fail("{}:{}: malformed JSON: {}", path, line_no, why);
     if (!j.is_object() || !j.contains("text") || !j["text"].is_string())
       fail("{}:{}: expected an object with a \"text\" string", path, line_no);
     texts.push_back(j["text"].get<std::string>());
@@ -82,7 +80,7 @@ int run_tokenize(const TokenizeArgs& a) {
   out.reserve(texts.size() * 128);
   for (size_t i = 0; i < texts.size(); ++i) {
     out += "{\"text\": ";
-    out += nlohmann::json(texts[i]).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    out += json_text(nlohmann::json(texts[i]));
     out += ", \"ids\": ";
     append_ids(out, enc[i].ids);
     out += ", \"attention_mask\": ";

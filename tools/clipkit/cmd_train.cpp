@@ -4,6 +4,8 @@
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "image_backend_flag.h"
+#include "core/json.h"
 #include "train/trainer.h"
 
 namespace clipkit::cli {
@@ -42,6 +44,7 @@ RunFn setup_train(CLI::App& app) {
   app.add_flag("--no-dropout", *no_dropout, "turn off the config's dropout (deterministic, comparable to references)");
   app.add_option("--seed", o->seed, "shuffling seed")->capture_default_str();
   auto no_shuffle = std::make_shared<bool>(false), no_eval = std::make_shared<bool>(false);
+  auto backend = std::make_shared<std::string>("pil");
   app.add_flag("--no-shuffle", *no_shuffle, "take batches in dataset row order");
   app.add_flag("--no-eval", *no_eval, "skip per-epoch evaluation");
   app.add_flag("--resume", o->resume, "continue from the newest checkpoint-N in --out");
@@ -55,7 +58,8 @@ RunFn setup_train(CLI::App& app) {
   app.add_option("--embed-batch-size", c->batch_size, "batch size of the frozen towers' embedding pass");
   app.add_option("--precision", c->precision, "matmul precision: fp32, or bf16 (fp32 master weights and optimizer state)")->check(CLI::IsMember({"fp32", "bf16"}));
   add_device_option(app, c->device);
-  return [o, c, no_shuffle, no_eval, no_dropout]() {
+  add_image_backend_option(app, *backend);
+  return [o, c, no_shuffle, no_eval, no_dropout, backend]() {
     apply_compute_options(*c);
     o->dropout = !*no_dropout;
     o->shuffle = !*no_shuffle;
@@ -63,6 +67,7 @@ RunFn setup_train(CLI::App& app) {
     o->precision = c->precision;
     o->device = c->device;
     o->embed_batch_size = c->batch_size;
+    o->image_backend = image_backend(*backend);
     auto comm = train::make_comm(nullptr, nullptr);
     auto r = train::train(*o, *comm);
     if (comm->rank() == 0) {
@@ -93,15 +98,18 @@ RunFn setup_eval(CLI::App& app) {
   app.add_option("--precision", c->precision)->check(CLI::IsMember({"fp32", "bf16"}));
   add_device_option(app, c->device);
   app.add_flag("--json", *json_out, "one JSON line");
-  return [o, c, json_out]() {
+  auto backend = std::make_shared<std::string>("pil");
+  add_image_backend_option(app, *backend);
+  return [o, c, json_out, backend]() {
     apply_compute_options(*c);
     o->precision = c->precision;
     o->device = c->device;
+    o->image_backend = image_backend(*backend);
     auto comm = train::make_comm(nullptr, nullptr);
     auto j = train::evaluate(*o, *comm);
     if (comm->rank() != 0) return kOk;
     if (*json_out) {
-      std::printf("%s\n", j.dump().c_str());
+      std::printf("%s\n", json_text(j).c_str());
     } else {
       std::printf("split %s: %lld images, %lld captions\n", j["split"].get<std::string>().c_str(),
                   static_cast<long long>(j["images"].get<int64_t>()), static_cast<long long>(j["captions"].get<int64_t>()));

@@ -11,7 +11,9 @@
 #include "apps/library_apps.h"
 #include "apps/video.h"
 #include "command.h"
+#include "image_backend_flag.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "pipeline/embedder.h"
 
 namespace clipkit::cli {
@@ -24,6 +26,7 @@ struct Opts {
   bool scenes = false, json = false, full_res = false;
   int smooth = 3, top_k = 5;
   ComputeOptions compute;
+  std::string image_backend = "pil";
 };
 
 RunFn setup(CLI::App& app) {
@@ -50,6 +53,7 @@ RunFn setup(CLI::App& app) {
   app.add_flag("--json", o->json, "machine-readable output");
   app.add_option("--index", o->index, "also add the sampled frames to this index (created when missing)");
   app.add_option("--frames-dir", o->frames_dir, "with --index: where the frame JPEGs go (default INDEX/frames/...)");
+  add_image_backend_option(app, o->image_backend);
   add_compute_options(app, o->compute);
   return [o]() {
     apply_compute_options(o->compute);
@@ -62,6 +66,7 @@ RunFn setup(CLI::App& app) {
     s.every = o->fps > 0 ? 1.0 / o->fps : o->every > 0 ? o->every : 1.0;
     s.scene_threshold = o->scene_threshold;
     auto emb = pipeline::Embedder::load(o->model, load_options(o->compute));
+    emb->set_image_backend(image_backend(o->image_backend));
     // Frames are scaled with FFmpeg to the preprocessing's shortest edge first: CLIP's resize then
     // has little left to do, and 4K frames cost no more than small ones.
     if (!o->full_res) s.max_short_side = std::max(emb->preprocess_config().shortest_edge, emb->preprocess_config().crop_h);
@@ -99,7 +104,7 @@ RunFn setup(CLI::App& app) {
     to.midpoint_boundaries = !o->scenes;
     auto a = apps::analyze_video(v, clf.get(), q.empty() ? nullptr : q.data(), o->query, to, o->top_k, o->min_gap);
     if (o->json) {
-      std::printf("%s\n", apps::video_json(v, a).dump().c_str());
+      std::printf("%s\n", json_text(apps::video_json(v, a)).c_str());
       return kOk;
     }
     std::printf("%s: %s/%s %dx%d, %.2f fps, %.2f s; %lld frames decoded, %zu sampled\n", o->video.c_str(),

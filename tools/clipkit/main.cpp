@@ -59,14 +59,22 @@ int main(int argc, char** argv) {
     int rc = app.exit(e);
     return rc == 0 ? kOk : kUsage;
   }
+  const char* command = "";
   try {
     for (auto& [sub, run] : runs)
-      if (sub->parsed()) return run();
+      if (sub->parsed()) {
+        command = sub->get_name().c_str();
+        return run();
+      }
   } catch (const clipkit::Error& e) {
     std::fprintf(stderr, "clipkit: error: %s\n", e.what());
     return kError;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "clipkit: error: %s: out of memory (an input asks for more memory than this machine has)\n",
+                 command);
+    return kError;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "clipkit: error: %s\n", e.what());
+    std::fprintf(stderr, "clipkit: error: %s: %s\n", command, e.what());
     return kError;
   }
   return kError;
