@@ -13,6 +13,7 @@ in here).
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -27,7 +28,13 @@ def has_device_flag(binary):
         r = subprocess.run([binary, "bench", "embed", "--help"], capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as e:
         return False, f"{binary} does not run ({e})"
-    return "--device" in r.stdout + r.stderr, "this clipkit has no --device"
+    text = r.stdout + r.stderr
+    if "--device" not in text:
+        return False, "this clipkit has no --device"
+    built = re.search(r"built: ([^)]*)\)", text)  # --device's help names the backends built
+    if built and "cuda" not in built.group(1).split(", "):
+        return False, f"this clipkit was built without the cuda backend (built: {built.group(1)})"
+    return True, ""
 
 
 def bench_embed(binary, model, batch, extra):
