@@ -7,6 +7,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "image/image.h"
+
 namespace clipkit::image {
 
 // PIL.Image.Resampling values (as in preprocessor_config.json's "resample").
@@ -18,5 +20,8 @@ bool resample_supported(int r);  // all but Nearest (which Pillow implements dif
 // the resized image. new_w == w and new_h == h is a copy, as in Pillow.
 void resize_window(const uint8_t* src, int w, int h, int new_w, int new_h, Resample filter, int wx, int wy,
                    int ww, int wh, uint8_t* dst, size_t dst_stride);
+
+// The whole image resized to w x h (Pillow's Image.resize).
+Image resized(const Image& im, int w, int h, Resample filter);
 
 }  // namespace clipkit::image
