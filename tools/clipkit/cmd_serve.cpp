@@ -1,4 +1,4 @@
-// clipkit serve --index DIR [--host 127.0.0.1] [--port 8080] [--api-key KEY]
+// clipkit serve --index DIR [--host 127.0.0.1] [--port 8080] [--api-key KEY] [--model M]
 // The JSON API (docs/api.md) and the search page at http://HOST:PORT/. Ctrl-C stops it.
 #include <csignal>
 #include <cstdio>
@@ -19,14 +19,15 @@ RunFn setup(CLI::App& app) {
   auto c = std::make_shared<ComputeOptions>();
   auto mb = std::make_shared<double>(16);
   app.add_option("--index", o->index_dir, "index folder")->required();
-  app.add_option("--host", o->host, "address to listen on (default 127.0.0.1)");
-  app.add_option("--port", o->port, "port (default 8080; 0 = any free port)")->check(CLI::Range(0, 65535));
+  app.add_option("--host", o->host, "address to listen on")->capture_default_str();
+  add_int_flag(app, "--port", o->port, "port (0 = any free port)", 0, 65535);
   app.add_option("--api-key", o->api_key, "require \"Authorization: Bearer KEY\" on /v1/ endpoints");
-  app.add_option("--model", o->model_dir, "the index's model (default: the folder recorded in the index)");
-  app.add_option("--max-body-mb", *mb, "largest request body accepted, MiB (default 16)")->check(CLI::PositiveNumber);
-  app.add_option("--max-batch", o->max_batch, "rows per model batch (default 64)")->check(CLI::PositiveNumber);
-  app.add_option("--http-threads", o->http_threads, "request threads (default 8)")->check(CLI::PositiveNumber);
-  add_compute_options(app, *c);
+  add_model_flag(app, o->model_dir, ModelUse::Optional);
+  add_number_flag(app, "--max-body-mb", *mb, "largest request body accepted, MiB", 0, 1 << 20, true);
+  add_int_flag(app, "--max-batch", o->max_batch, "rows per model batch", 1);
+  add_int_flag(app, "--http-threads", o->http_threads, "request threads", 1, 1024);
+  add_threads_flag(app, c->threads);
+  add_precision_flag(app, c->precision);
   return [o, c, mb]() {
     o->precision = c->precision;
     o->model_threads = c->threads;
