@@ -27,20 +27,32 @@ file(RELATIVE_PATH CLIPKIT_PC_TO_PREFIX /root/${CMAKE_INSTALL_LIBDIR}/pkgconfig 
 configure_file(${PROJECT_SOURCE_DIR}/cmake/clipkit.pc.in ${PROJECT_BINARY_DIR}/clipkit.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/clipkit.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 
+# The Debian changelog a package needs (native package: one entry per version).
+string(TIMESTAMP _date "%a, %d %b %Y %H:%M:%S +0000" UTC)
+set(CLIPKIT_PACKAGE_CONTACT "clipkit maintainers <clipkit@localhost>" CACHE STRING "Maintainer of the .deb")
+file(WRITE ${PROJECT_BINARY_DIR}/debian/changelog
+     "clipkit (${PROJECT_VERSION}) unstable; urgency=medium\n\n  * Release ${PROJECT_VERSION}.\n\n -- ${CLIPKIT_PACKAGE_CONTACT}  ${_date}\n")
+file(WRITE ${PROJECT_BINARY_DIR}/debian/triggers "activate-noawait ldconfig\n")  # libclipkit.so in /usr/lib
+find_program(GZIP_EXECUTABLE gzip REQUIRED)
+execute_process(COMMAND ${GZIP_EXECUTABLE} -9nf ${PROJECT_BINARY_DIR}/debian/changelog)
+install(FILES ${PROJECT_BINARY_DIR}/debian/changelog.gz DESTINATION ${CMAKE_INSTALL_DOCDIR})
+
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME clipkit)
 set(CPACK_PACKAGE_VENDOR "clipkit")
-set(CPACK_PACKAGE_CONTACT "clipkit maintainers <clipkit@localhost>")
+set(CPACK_PACKAGE_CONTACT "${CLIPKIT_PACKAGE_CONTACT}")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "CLIP models in one C++ toolkit: embed, train, index, search, serve")
 set(CPACK_PACKAGE_DESCRIPTION
-    "clipkit loads Hugging Face CLIP checkpoints as they are, tokenizes and preprocesses exactly like
-transformers, embeds images and texts on the CPU, trains, builds FAISS indexes and serves search over
-HTTP. This package holds the clipkit command, libclipkit (a small C++ API), its headers, CMake package
+    "clipkit loads Hugging Face CLIP checkpoints as they are, tokenizes and
+preprocesses exactly like transformers, embeds images and texts on the CPU,
+trains, builds FAISS indexes and serves search over HTTP. This package holds
+the clipkit command, libclipkit (a small C++ API), its headers, CMake package
 and pkg-config file.")
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION science)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)  # Depends: from the libraries the binaries link (dpkg-shlibdeps)
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)
+set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${PROJECT_BINARY_DIR}/debian/triggers)
 set(CPACK_STRIP_FILES ON)
 include(CPack)
