@@ -52,6 +52,13 @@ CLI::Option* add_integer(CLI::App& app, const std::string& name, T& v, const std
 
 const char* kModelHelp = "model: a folder, a Hugging Face hub id (org/name[@revision]) in the local cache, or a cache folder";
 
+// After the checks: the model name becomes its folder (io/model_location.h).
+void resolve_model_after_parse(CLI::App& app, std::string& model) {
+  add_phase_check(app, 1, [&model] {
+    if (!model.empty()) model = resolve_model_dir(model);
+  });
+}
+
 void collect_parsed(const CLI::App& app, std::vector<const CLI::App*>* out) {
   out->push_back(&app);
   for (const CLI::App* s : app.get_subcommands())
@@ -97,12 +104,6 @@ CLI::Option* add_number_flag(CLI::App& app, const std::string& name, double& v, 
                             max_open ? ")" : "]", v));
   });
   return o;
-}
-
-void resolve_model_after_parse(CLI::App& app, std::string& model) {
-  add_phase_check(app, 1, [&model] {
-    if (!model.empty()) model = resolve_model_dir(model);
-  });
 }
 
 CLI::Option* add_model_flag(CLI::App& app, std::string& model, ModelUse use, const std::string& help) {

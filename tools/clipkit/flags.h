@@ -50,7 +50,6 @@ CLI::Option* add_model_flag(CLI::App& app, std::string& model, ModelUse use = Mo
                             const std::string& help = "");
 // A flag naming another model (compose --vision-model), resolved the same way.
 CLI::Option* add_model_path_flag(CLI::App& app, const std::string& name, std::string& model, const std::string& help);
-void resolve_model_after_parse(CLI::App& app, std::string& model);
 // -k/--k (hidden alias --top-k)
 CLI::Option* add_k_flag(CLI::App& app, int64_t& k, const std::string& help = "how many results");
 CLI::Option* add_k_flag(CLI::App& app, int& k, const std::string& help = "how many results");
