@@ -155,6 +155,7 @@ TEST(FlagsCli, HelpOfEverySubcommandSharesTheVocabulary) {
     auto it = want.find(c);
     ASSERT_NE(it, want.end()) << "a new subcommand: add it to this table";
     for (auto& w : it->second) EXPECT_NE(h.find(w), std::string::npos) << "missing \"" << w << "\" in\n" << h;
+    EXPECT_EQ(h.find("=[]"), std::string::npos) << "an empty list shown as a default in\n" << h;
     // old spellings are hidden aliases, never shown
     for (const char* old : {"--top-k", "--query ", "--query-image", "--file ", "--vision "})
       EXPECT_EQ(h.find(old), std::string::npos) << old << " shown in\n" << h;

@@ -38,7 +38,7 @@ RunFn setup(CLI::App& app) {
   app.add_option("--labels", o->labels, "comma-separated labels, e.g. \"violence,something else\"");
   app.add_option("--labels-file", o->labels_file, "labels, one per line");
   app.add_option("--template", o->templates, "prompt template with {} (repeatable; default \"a photo of a {}.\")")
-      ->allow_extra_args(false);
+      ->allow_extra_args(false)->default_str("");
   add_query_flags(app, o->query, false);
   auto* every = add_number_flag(app, "--every", o->every, "sample a frame every SECONDS", 0,
                                 std::numeric_limits<double>::infinity(), true);
