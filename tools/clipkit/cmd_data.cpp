@@ -1,4 +1,5 @@
-// clipkit data check --data ROOT|FILE [--split train] [--images DIR] [--json] [--show N] [--no-image-check]
+// clipkit data check --data ROOT|FILE [--split train] [--folder DIR] [--json] [--show N] [--no-image-check]
+// (--images DIR is the old spelling of --folder DIR: the image folder of a COCO captions .json)
 // Loads a caption dataset the way training does and reports rows, distinct images and problems.
 // Exit: 0 all rows usable, 3 (kSkippedInputs) some rows skipped, 1 unusable file or no rows at all.
 #include <algorithm>
@@ -69,11 +70,12 @@ const CommandRegistrar reg("data", "inspect caption datasets (COCO 2017 folders,
   check->add_option("--data", o->data, "COCO 2017 root folder, or a .csv/.tsv/.jsonl/.json caption table")
       ->required();
   check->add_option("--split", o->split, "COCO split: train or val")->capture_default_str();
-  check->add_option("--images", o->images, "image folder for a COCO captions .json given as --data");
+  add_folder_flag(*check, o->images, "image folder for a COCO captions .json given as --data");
+  check->add_option("--images", o->images)->group("");  // the old spelling
   check->add_option("--image-column", o->image_column, "table column holding the image path")->capture_default_str();
   check->add_option("--caption-column", o->caption_column, "table column holding the caption")->capture_default_str();
-  check->add_option("--show", o->show, "also print the first N rows")->check(CLI::NonNegativeNumber);
-  check->add_flag("--json", o->json, "print the report as JSON");
+  add_int_flag(*check, "--show", o->show, "also print the first N rows", 0);
+  add_json_flag(*check, o->json, "print the report as JSON");
   check->add_flag("--no-image-check", o->no_image_check, "do not check that image files exist");
   Subcommand shapes = add_data_shapes(app);
   return [o, check, shapes]() -> int {

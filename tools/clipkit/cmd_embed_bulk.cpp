@@ -1,16 +1,16 @@
 #include "cmd_embed_bulk.h"
 
 #include <cstdio>
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 
 namespace clipkit::cli {
 
 void add_bulk_flags(CLI::App& app, BulkFlags& f) {
-  app.add_option("--shard-size", f.shard_size, "images per output shard (default 10000)")->check(CLI::PositiveNumber);
-  app.add_option("--decode-threads", f.decode_threads,
-                 "threads decoding images ahead of the model (0 = decode between model batches)")
-      ->check(CLI::NonNegativeNumber);
+  add_int_flag(app, "--shard-size", f.shard_size, "images per output shard", int64_t{1});
+  add_int_flag(app, "--decode-threads", f.decode_threads,
+               "threads decoding images ahead of the model (0 = decode between model batches)", 0, 256);
   app.add_option("--stop-after-shards", f.stop_after_shards, "")->group("");  // tests: simulate an interruption
 }
 
@@ -30,7 +30,7 @@ std::vector<pipeline::BulkItem> list_bulk_inputs(const BulkInputs& in, std::vect
 }
 
 int run_bulk_embed(const pipeline::Embedder& e, const BulkInputs& in, const std::string& out_dir, const BulkFlags& f,
-                   const ComputeOptions& c, bool exif_transpose) {
+                   const ComputeOptions& c, bool exif_transpose, bool json) {
   std::vector<std::string> dropped;
   int64_t dropped_rows = 0;
   auto items = list_bulk_inputs(in, &dropped, &dropped_rows);
@@ -54,6 +54,14 @@ int run_bulk_embed(const pipeline::Embedder& e, const BulkInputs& in, const std:
                static_cast<long long>(r.shards_written), static_cast<long long>(r.skipped.size()),
                dropped_rows ? fmt::format(", and {} dataset rows left out", dropped_rows).c_str() : "",
                r.seconds > 0 ? static_cast<double>(r.images_this_run) / r.seconds : 0.0);
+  if (json) {
+    nlohmann::json sk = nlohmann::json::array();
+    for (auto& s : r.skipped) sk.push_back({{"path", s.source}, {"reason", s.reason}});
+    std::printf("%s\n", nlohmann::json{{"out", out_dir}, {"inputs", r.inputs}, {"rows", r.rows}, {"shards", r.shards},
+                                       {"shards_already_done", r.shards_already_done},
+                                       {"shards_written", r.shards_written}, {"complete", r.complete},
+                                       {"skipped", sk}}.dump().c_str());
+  }
   if (!r.complete) {
     std::fprintf(stderr, "clipkit: stopped before the last shard; run the same command again to resume\n");
     return kError;

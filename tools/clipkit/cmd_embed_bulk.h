@@ -27,9 +27,9 @@ void add_bulk_flags(CLI::App& app, BulkFlags& f);
 std::vector<pipeline::BulkItem> list_bulk_inputs(const BulkInputs& in, std::vector<std::string>* dropped = nullptr,
                                                  int64_t* dropped_rows = nullptr);
 
-// Embeds into out_dir (resuming), lists skipped files on stderr. Returns kOk, kSkippedInputs, or
-// kError when stopped early by the test hook.
+// Embeds into out_dir (resuming), lists skipped files on stderr (json: and prints the summary as
+// JSON on stdout). Returns kOk, kSkippedInputs, or kError when stopped early by the test hook.
 int run_bulk_embed(const pipeline::Embedder& e, const BulkInputs& in, const std::string& out_dir, const BulkFlags& f,
-                   const ComputeOptions& c, bool exif_transpose);
+                   const ComputeOptions& c, bool exif_transpose, bool json = false);
 
 }  // namespace clipkit::cli

@@ -1,8 +1,10 @@
-// clipkit index build --model DIR (--images DIR | --coco ROOT | --image-list F | --embeddings DIR) --index DIR
-//                     [--factory STR] [--overwrite]
-// clipkit index add    --index DIR (--images DIR | --coco ROOT | --image-list F | --embeddings DIR)
-// clipkit index remove --index DIR (--ids N... | --paths P... | --under FOLDER)
-// clipkit index info   --index DIR [--json]
+// clipkit index build --model DIR (--folder DIR | --images F... | --coco ROOT | --image-list F | --embeddings DIR)
+//                     --index DIR [--factory STR] [--overwrite] [--json]
+// clipkit index add    --index DIR (--folder DIR | --images F... | --coco ROOT | --image-list F | --embeddings DIR) [--json]
+// clipkit index remove --index DIR (--ids N... | --paths P... | --under FOLDER) [--json]
+// clipkit index info   --index DIR [--json]     (also `clipkit index info DIR`)
+// `--images DIR` (one folder) is the old spelling of --folder DIR. --json prints the index's info
+// (build, info) or {"added"/"removed", "count"} (add, remove).
 // Images are embedded into INDEX/embeddings (resumable shards) first; see src/index/library.h for the folder.
 #include <cstdio>
 #include <filesystem>
@@ -34,17 +36,27 @@ struct Opts {
 };
 
 void add_inputs(CLI::App* c, Opts& o) {
-  auto* g = c->add_option_group("input", "what to index (one of)");
-  g->add_option("--images", o.in.folder, "a folder of images (recursive)");
-  g->add_option("--coco", o.in.coco, "a COCO 2017 root (captions and split are kept)");
-  g->add_option("--image-list", o.in.image_list, "a file with one image path per line");
-  g->add_option("--embeddings", o.embeddings, "a folder written by `clipkit embed ... --out DIR` (shards)");
-  g->require_option(1);
-  c->add_option("--split", o.in.split, "with --coco: train or val (default: both)");
+  auto* folder = add_folder_flag(*c, o.in.folder);
+  auto* files = add_images_flag(*c, o.in.images, &o.in.folder);
+  auto* coco = c->add_option("--coco", o.in.coco, "a COCO 2017 root (captions and split are kept)");
+  auto* list = c->add_option("--image-list", o.in.image_list, "a file with one image path per line");
+  auto* emb = c->add_option("--embeddings", o.embeddings, "a folder written by `clipkit embed ... --out DIR` (shards)");
+  require_one_of(*c, {folder, files, coco, list, emb});
+  c->add_option("--split", o.in.split, "with --coco: train or val (\"\" = both)");
   c->add_flag("--exif-transpose", o.exif_transpose, "apply EXIF orientation (HF ignores it)");
   add_image_backend_option(*c, o.image_backend);
   add_bulk_flags(*c, o.bulk);
   add_compute_options(*c, o.compute);
+  add_json_flag(*c, o.json);
+}
+
+// --index DIR, or the folder as the one positional argument (`clipkit index info DIR`).
+void add_index_flag(CLI::App* c, Opts& o, const std::string& help) {
+  auto* flag = c->add_option("--index", o.index, help);
+  auto* pos = c->add_option("index_dir", o.index, help)->group("");
+  add_check(*c, [flag, pos] {
+    if (flag->count() + pos->count() == 0) usage_error("--index is required");
+  });
 }
 
 // Embeds the image inputs (or reads --embeddings) and returns rows + records + their model.
@@ -89,29 +101,29 @@ RunFn setup(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   app.require_subcommand(1);
   auto* build = app.add_subcommand("build", "Embed images (or read embeddings) and build a new index folder");
-  build->add_option("--model", o->model, "HF checkpoint folder")->required();
+  add_model_flag(*build, o->model);
   build->add_option("--index", o->index, "index folder to create")->required();
-  build->add_option("--factory", o->factory, "FAISS index_factory string (default: exact up to 50k images, IVF above)");
-  build->add_option("--nprobe", o->nprobe, "IVF lists probed per query (default: calibrated for recall@10 >= 0.95)");
+  build->add_option("--factory", o->factory, "FAISS index_factory string (\"\" = exact up to 50k images, IVF above)");
+  add_int_flag(*build, "--nprobe", o->nprobe, "IVF lists probed per query (0 = calibrated for recall@10 >= 0.95)", 0);
   build->add_flag("--overwrite", o->overwrite, "replace an existing index in that folder");
   add_inputs(build, *o);
 
   auto* add = app.add_subcommand("add", "Add images to an index (paths already indexed are skipped)");
   add->add_option("--index", o->index, "index folder")->required();
-  add->add_option("--model", o->model, "the index's model (default: the folder recorded in the index)");
+  add_model_flag(*add, o->model, ModelUse::Optional);
   add_inputs(add, *o);
 
   auto* rm = app.add_subcommand("remove", "Remove images from an index");
   rm->add_option("--index", o->index, "index folder")->required();
-  auto* rg = rm->add_option_group("which", "what to remove (one of)");
-  rg->add_option("--ids", o->ids, "image ids");
-  rg->add_option("--paths", o->paths, "image paths as indexed");
-  rg->add_option("--under", o->under, "every image under this folder (absolute, or relative to the indexed root)");
-  rg->require_option(1);
+  auto* ids = rm->add_option("--ids", o->ids, "image ids")->default_str("");
+  auto* paths = rm->add_option("--paths", o->paths, "image paths as indexed")->default_str("");
+  auto* under = rm->add_option("--under", o->under, "every image under this folder (absolute, or relative to the indexed root)");
+  require_one_of(*rm, {ids, paths, under});
+  add_json_flag(*rm, o->json);
 
   auto* info = app.add_subcommand("info", "Describe an index");
-  info->add_option("--index", o->index, "index folder")->required();
-  info->add_flag("--json", o->json, "print JSON");
+  add_index_flag(info, *o, "index folder");
+  add_json_flag(*info, o->json);
 
   return [o, build, add, rm, info]() -> int {
     int rc = kOk;
@@ -130,7 +142,7 @@ RunFn setup(CLI::App& app) {
       bo.params.nprobe = o->nprobe;
       index::Library::build(o->index, id, x, recs, bo, o->overwrite);
       auto lib = index::Library::open(o->index);
-      print_info(lib->info(), false);
+      print_info(lib->info(), o->json);
       return rc;
     }
     if (add->parsed()) {
@@ -152,6 +164,9 @@ RunFn setup(CLI::App& app) {
       std::fprintf(stderr, "clipkit: added %lld images (%lld already indexed); %lld in the index\n",
                    static_cast<long long>(n), static_cast<long long>(x.dim(0) - n),
                    static_cast<long long>(lib->info().count));
+      if (o->json)
+        std::printf("%s\n", nlohmann::json{{"index", o->index}, {"added", n}, {"already_indexed", x.dim(0) - n},
+                                           {"count", lib->info().count}}.dump().c_str());
       return rc;
     }
     if (rm->parsed()) {
@@ -172,6 +187,8 @@ RunFn setup(CLI::App& app) {
       int64_t n = lib->remove(ids);
       std::fprintf(stderr, "clipkit: removed %lld images; %lld in the index\n", static_cast<long long>(n),
                    static_cast<long long>(lib->info().count));
+      if (o->json)
+        std::printf("%s\n", nlohmann::json{{"index", o->index}, {"removed", n}, {"count", lib->info().count}}.dump().c_str());
       return kOk;
     }
     auto lib = index::Library::open(o->index);
