@@ -50,10 +50,13 @@ RunFn setup(CLI::App& app) {
   app.add_option("--out", o->out, "output .npy (a .jsonl sidecar is written beside it)")->required();
   app.add_flag("--no-normalize", o->no_normalize, "raw features, exactly HF get_image_features/get_text_features");
   app.add_flag("--exif-transpose", o->exif_transpose, "apply EXIF orientation (HF ignores it)");
-  app.add_option("--max-length", o->max_length,
-                 "texts: truncate to N tokens, special tokens included (e.g. the --max-seq-length the model was "
-                 "trained with; default: the model's limit)")
-      ->check(CLI::Range(int64_t{2}, int64_t{1} << 20));
+  add_int_flag(app, "--max-length", o->max_length,
+               "texts: truncate to N tokens, special tokens included (e.g. the --max-seq-length the model was "
+               "trained with; 0 = the model's limit)",
+               int64_t{0}, int64_t{1} << 20);
+  add_check(app, [o] {
+    if (o->max_length == 1) usage_error("--max-length must be 0 (the model's limit) or ≥ 2, got 1");
+  });
   add_image_backend_option(app, o->image_backend);
   add_compute_options(app, o->compute);
   add_json_flag(app, o->json, "print a summary as JSON");
