@@ -3,6 +3,7 @@
 // every structure: flat indexes are wrapped in an IndexIDMap, IVF indexes carry ids natively.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -57,6 +58,12 @@ class VectorIndex {
   void search(const float* q, int64_t nq, int64_t k, float* scores, int64_t* ids, const SearchParams& p = {},
               const std::vector<int64_t>* allowed = nullptr) const;
 
+  // Every stored vector scoring >= min_score against each query q [nq, dim]: fn(query, id, score),
+  // queries in order (within a query, in no particular order). IVF structures visit p.nprobe lists
+  // (0: the default); scores are the structure's (approximate for compressed codes).
+  void range_search(const float* q, int64_t nq, float min_score, const SearchParams& p,
+                    const std::function<void(int64_t, int64_t, float)>& fn) const;
+
   // The cheapest search setting (IVF nprobe, HNSW efSearch) reaching recall@10 >= target against
   // exact search, measured with nq of the indexed rows x [n, D] (stored under ids) as queries.
   SearchParams calibrate(const float* x, const int64_t* ids, int64_t n, double target = 0.95, int64_t nq = 100);
@@ -66,6 +73,29 @@ class VectorIndex {
   std::string describe() const;  // "IVF1024,Flat: 123456 vectors of dim 512, nprobe 128"
 
   faiss::Index* raw() const { return idx_.get(); }
+  // Takes ownership of a FAISS index (ids must be ours: an IVF, or an IndexIDMap).
+  static std::unique_ptr<VectorIndex> wrap(faiss::Index* idx, const std::string& factory);
+
+  // ---- inverted lists on disk (FAISS OnDiskInvertedLists, read through mmap) ----
+  // The file the lists live in; "" when they are in memory (or the structure has none).
+  std::string storage_file() const;
+  // Renames the lists' file to `path` (same file system) and records the new name.
+  void move_storage(const std::string& path);
+  // Copies the lists into a fresh file at `path` and uses the copy from then on: an index whose
+  // file an older generation still names must not be changed in place.
+  void copy_storage(const std::string& path);
+
+  // Appends the vectors of indexes saved by save() (same trained structure, disjoint ids), in
+  // order: IVF lists are merged (FAISS merge_into), other structures re-add the parts' stored
+  // vectors. Each list then holds its entries in part order -- what adding the parts' vectors one
+  // after the other gives. With lists_file (IVF only, index still empty) the merged lists go to
+  // that file (on-disk lists), in one pass reading the parts through mmap.
+  void append_parts(const std::vector<std::string>& files, const std::string& lists_file = "");
+
+  // Bytes held in memory when loaded (the FAISS structures; lists on disk are not counted) and
+  // bytes of the on-disk lists.
+  int64_t memory_bytes() const;
+  int64_t disk_bytes() const;
 
  private:
   VectorIndex() = default;

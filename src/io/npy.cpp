@@ -1,7 +1,10 @@
 #include "io/npy.h"
 
-#include <cstring>
+#include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 
 #include "core/error.h"
 #include "io/atomic_file.h"
@@ -44,8 +47,10 @@ std::string npy_bytes(const Tensor& t) {
 
 void write_npy(const std::string& path, const Tensor& t) { write_file_atomic(path, npy_bytes(t)); }
 
-Tensor read_npy(const std::string& path) {
-  std::string s = read_file(path);
+namespace {
+
+// The header of a .npy file held in `s` (at least its first bytes): dtype, shape, data offset.
+NpyHeader parse_header(const std::string& s, const std::string& path) {
   if (s.size() < 10 || s.compare(0, 6, "\x93NUMPY") != 0) fail("{}: not a .npy file (bad magic)", path);
   uint8_t major = static_cast<uint8_t>(s[6]);
   size_t hl, off;
@@ -76,13 +81,13 @@ Tensor read_npy(const std::string& path) {
   std::string d = value_after("descr");
   if (d.size() < 2 || d[0] != '\'' || d.find('\'', 1) == std::string::npos) fail("{}: malformed descr in .npy header", path);
   d = d.substr(1, d.find('\'', 1) - 1);
-  Tensor t;
-  if (d == "<f4") t.dtype = DType::F32;
-  else if (d == "<f8") t.dtype = DType::F64;
-  else if (d == "<i8") t.dtype = DType::I64;
-  else if (d == "<i4") t.dtype = DType::I32;
-  else if (d == "|u1" || d == "<u1") t.dtype = DType::U8;
-  else if (d == "<f2") t.dtype = DType::F16;
+  NpyHeader r;
+  if (d == "<f4") r.dtype = DType::F32;
+  else if (d == "<f8") r.dtype = DType::F64;
+  else if (d == "<i8") r.dtype = DType::I64;
+  else if (d == "<i4") r.dtype = DType::I32;
+  else if (d == "|u1" || d == "<u1") r.dtype = DType::U8;
+  else if (d == "<f2") r.dtype = DType::F16;
   else fail("{}: unsupported .npy dtype '{}' (need little-endian f4/f8/f2/i8/i4/u1)", path, d);
   if (value_after("fortran_order").rfind("True", 0) == 0) fail("{}: Fortran-order arrays are not supported", path);
   std::string sh = value_after("shape");
@@ -92,13 +97,50 @@ Tensor read_npy(const std::string& path) {
     if (!std::isdigit(static_cast<unsigned char>(sh[i]))) { ++i; continue; }
     size_t j = i;
     while (j < sh.size() && std::isdigit(static_cast<unsigned char>(sh[j]))) ++j;
-    t.shape.push_back(std::stoll(sh.substr(i, j - i)));
+    if (j - i > 15) fail("{}: malformed shape in .npy header", path);
+    r.shape.push_back(std::stoll(sh.substr(i, j - i)));
     i = j;
   }
-  Tensor r = Tensor::empty(t.dtype, t.shape);
-  size_t data_off = off + hl;
+  r.data_offset = off + hl;
+  return r;
+}
+
+}  // namespace
+
+NpyHeader read_npy_header(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) fail("{}: cannot open: {}", path, std::strerror(errno));
+  std::string s(12, '\0');
+  s.resize(std::fread(s.data(), 1, s.size(), f));
+  if (s.size() >= 12) {  // read up to the end of the header
+    uint32_t v2 = 0;
+    std::memcpy(&v2, s.data() + 8, 4);
+    size_t hl = static_cast<uint8_t>(s[6]) == 1 ? 10 + (static_cast<uint8_t>(s[8]) | (static_cast<uint8_t>(s[9]) << 8))
+                                                : 12 + size_t{v2};
+    hl = std::min<size_t>(hl, 1 << 20);
+    const size_t have = s.size();
+    s.resize(hl);
+    if (hl > have) s.resize(have + std::fread(s.data() + have, 1, hl - have, f));
+  }
+  std::fseek(f, 0, SEEK_END);
+  const long size = std::ftell(f);
+  std::fclose(f);
+  NpyHeader h = parse_header(s, path);
+  int64_t n = 1;
+  for (auto d : h.shape) n *= d;
+  if (static_cast<uint64_t>(size) - h.data_offset != static_cast<uint64_t>(n) * dtype_size(h.dtype))
+    fail("{}: data is {} bytes but shape {} needs {}", path, static_cast<uint64_t>(size) - h.data_offset,
+         shape_str(h.shape), static_cast<uint64_t>(n) * dtype_size(h.dtype));
+  return h;
+}
+
+Tensor read_npy(const std::string& path) {
+  std::string s = read_file(path);
+  NpyHeader h = parse_header(s, path);
+  Tensor r = Tensor::empty(h.dtype, h.shape);
+  const size_t data_off = h.data_offset;
   if (s.size() - data_off != r.nbytes())
-    fail("{}: data is {} bytes but shape {} needs {}", path, s.size() - data_off, shape_str(t.shape), r.nbytes());
+    fail("{}: data is {} bytes but shape {} needs {}", path, s.size() - data_off, shape_str(h.shape), r.nbytes());
   std::memcpy(r.data, s.data() + data_off, r.nbytes());
   return r;
 }

@@ -1,4 +1,4 @@
-// clipkit dedup --model DIR (--images DIR | --coco ROOT | --split NAME=DIR ... | --index DIR) [--threshold T]
+// clipkit dedup --model DIR (--images DIR | --coco ROOT | --data SHARDS | --split NAME=DIR ... | --index DIR) [--threshold T]
 //               --report OUT.json [--html OUT.html] [--apply [--move-to DIR]]
 // Exact duplicates (content hash, confirmed byte for byte), near duplicates (exact range search on
 // the embeddings, every pair verified), groups with a keep suggestion, leakage across splits.
@@ -10,11 +10,13 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/dedup.h"
+#include "apps/index_dedup.h"
 #include "apps/library_apps.h"
 #include "command.h"
 #include "core/error.h"
 #include "data/caption_dataset.h"
 #include "io/atomic_file.h"
+#include "pipeline/bulk_embed.h"
 #include "pipeline/embedder.h"
 
 namespace clipkit::cli {
@@ -22,9 +24,10 @@ namespace {
 namespace fs = std::filesystem;
 
 struct Opts {
-  std::string model, images, coco, index, report, html, move_to;
+  std::string model, images, coco, data, index, report, html, move_to;
   std::vector<std::string> splits;
   double threshold = apps::kDefaultDedupThreshold;
+  int nprobe = 0;
   bool apply = false, no_html = false;
   ComputeOptions compute;
 };
@@ -42,12 +45,14 @@ RunFn setup(CLI::App& app) {
   auto* g = app.add_option_group("input", "what to deduplicate");
   g->add_option("--images", o->images, "folder of images (recursive)");
   g->add_option("--coco", o->coco, "COCO 2017 root: train and val images, leakage between them reported");
+  g->add_option("--data", o->data, "WebDataset shards ('shards/{00000..00127}.tar', globs), read in place");
   g->add_option("--index", o->index, "an index built by `clipkit index` (its stored embeddings)");
   g->add_option("--split", o->splits, "NAME=DIR: a named split (repeatable); duplicates across splits are leakage")
       ->allow_extra_args(false);
   g->require_option(1, 4);
   app.add_option("--threshold", o->threshold, "near-duplicate cosine similarity threshold")
       ->check(CLI::Range(-1.0, 1.0));
+  app.add_option("--nprobe", o->nprobe, "with --index: IVF lists visited per image (default: the index's)");
   app.add_option("--report", o->report, "JSON report path (HTML gallery written beside it)")->required();
   app.add_option("--html", o->html, "HTML gallery path (default: the report path with .html)");
   app.add_flag("--no-html", o->no_html, "skip the HTML gallery");
@@ -57,13 +62,23 @@ RunFn setup(CLI::App& app) {
   return [o]() {
     apply_compute_options(o->compute);
     if (!o->move_to.empty() && !o->apply) fail("--move-to needs --apply");
-    if (!o->index.empty() && (!o->images.empty() || !o->coco.empty() || !o->splits.empty()))
-      fail("--index cannot be combined with --images, --coco or --split (add those images to the index instead)");
+    if (!o->index.empty() && (!o->images.empty() || !o->coco.empty() || !o->data.empty() || !o->splits.empty()))
+      fail("--index cannot be combined with --images, --coco, --data or --split (add those images to the index instead)");
+    if (!o->data.empty() && !o->move_to.empty())
+      fail("--move-to cannot move images out of .tar shards (the removals list names them: SHARD/MEMBER)");
     if (o->index.empty() && o->model.empty()) fail("--model is required (except with --index)");
     std::vector<apps::ScanInput> inputs;
     std::vector<std::string> roots;  // per input: the folder it was found under (for --move-to)
     if (!o->images.empty())
       for (auto& p : apps::list_image_files(o->images)) inputs.push_back({p, ""}), roots.push_back(o->images);
+    if (!o->data.empty()) {
+      data::LoadReport rep;
+      for (auto& it : pipeline::list_shards(o->data, "txt", &rep))
+        inputs.push_back({it.path, "", it.offset, it.size}), roots.push_back(it.archive);
+      for (auto& k : rep.kinds)
+        if (k.kind != "no_caption")
+          std::fprintf(stderr, "clipkit: %s: %lld x %s\n", o->data.c_str(), static_cast<long long>(k.count), k.what.c_str());
+    }
     for (auto& s : o->splits) {
       auto eq = s.find('=');
       if (eq == std::string::npos || eq == 0 || eq + 1 == s.size()) fail("--split \"{}\": expected NAME=DIR", s);
@@ -84,12 +99,30 @@ RunFn setup(CLI::App& app) {
     apps::ScanResult scan;
     std::unique_ptr<index::Library> lib;
     std::vector<index::ImageRecord> recs;
+    int64_t total = -1;  // images looked at, when only the duplicates' members are loaded
     if (!o->index.empty()) {
       lib = index::Library::open(o->index);
       if (!o->model.empty()) lib->check_model(pipeline::model_identity(o->model));
       Progress p("dedup", lib->info().count, "images");
       std::vector<std::string> gone;
-      scan = apps::scan_library(*lib, &p, &gone, &recs);
+      if (apps::can_dedup_from_embeddings(*lib)) {
+        // bounded memory: candidates from the index and the recorded hashes, verified exactly
+        apps::IndexDedupOptions io;
+        io.threshold = o->threshold;
+        io.nprobe = o->nprobe;
+        auto c = apps::dedup_candidates(*lib, io, &p);
+        scan = std::move(c.scan);
+        recs = std::move(c.records);
+        total = c.rows;
+        std::fprintf(stderr, "clipkit: %lld images: %lld candidate pairs from the index (nprobe %d, from cosine %.4f), "
+                     "%lld verified, %lld equal content hashes; %zu images in duplicate groups\n",
+                     static_cast<long long>(c.rows), static_cast<long long>(c.candidate_pairs),
+                     o->nprobe ? o->nprobe : lib->info().params.nprobe, o->threshold - c.margin,
+                     static_cast<long long>(c.verified_pairs), static_cast<long long>(c.hash_pairs), recs.size());
+      } else {
+        scan = apps::scan_library(*lib, &p, &gone, &recs);
+        if (scan.items.empty()) fail("{}: the index is empty", o->index);
+      }
       p.finish();
       if (!gone.empty())
         std::fprintf(stderr, "clipkit: %zu indexed files are no longer readable (compared by embedding only), e.g. %s\n",
@@ -100,7 +133,6 @@ RunFn setup(CLI::App& app) {
         roots.push_back(under ? rec.path.substr(0, rec.path.size() - rec.relpath.size())
                               : fs::path(rec.path).parent_path().string());
       }
-      if (scan.items.empty()) fail("{}: the index is empty", o->index);
     } else {
       if (inputs.empty()) fail("no images found to deduplicate");
       auto emb = pipeline::Embedder::load(o->model, {ops::precision_from_name(o->compute.precision)});
@@ -116,6 +148,7 @@ RunFn setup(CLI::App& app) {
     auto r = apps::find_duplicates(items, scan.emb.ptr<float>(), scan.emb.dim(1), dopt, [&](int64_t a, int64_t b) {
       return apps::files_equal(items[static_cast<size_t>(a)].path, items[static_cast<size_t>(b)].path);
     });
+    if (total >= 0) r.images = total;
     auto j = apps::dedup_report_json(r, items, o->threshold);
     j["skipped"] = nlohmann::json::array();
     for (auto& s : scan.skipped) j["skipped"].push_back({{"path", s.source}, {"reason", s.reason}});
