@@ -1,5 +1,6 @@
 // Writing WebDataset shards in tests: samples of (key, {extension: bytes}) into .tar files.
 #pragma once
+#include <filesystem>
 #include <string>
 #include <utility>
 #include <vector>
@@ -26,6 +27,7 @@ inline std::string write_shard(const std::string& path, const std::vector<ShardS
 // Splits samples into shards of `per_shard` as DIR/00000.tar, 00001.tar, ...; returns the paths.
 inline std::vector<std::string> write_shards(const std::string& dir, const std::vector<ShardSampleSpec>& samples,
                                              size_t per_shard) {
+  std::filesystem::create_directories(dir);
   std::vector<std::string> out;
   for (size_t b = 0, k = 0; b < samples.size(); b += per_shard, ++k) {
     char name[32];
