@@ -37,6 +37,10 @@ bool can_dedup_from_embeddings(const index::Library& lib) {
   return fs::exists(fs::path(b["embeddings"].get<std::string>()) / "manifest.json", ec);
 }
 
+int dedup_nprobe(const index::Library& lib, const IndexDedupOptions& o) {
+  return o.nprobe ? o.nprobe : std::min(lib.info().params.nprobe, 8);
+}
+
 IndexDedupScan dedup_candidates(const index::Library& lib, const IndexDedupOptions& o, Progress* p) {
   if (!can_dedup_from_embeddings(lib))
     fail("{}: this index does not name its embeddings folder (rebuild it with `clipkit index build`)", lib.info().dir);
@@ -51,7 +55,7 @@ IndexDedupScan dedup_candidates(const index::Library& lib, const IndexDedupOptio
   out.rows = N;
   out.margin = o.margin >= 0 ? o.margin : 2 * lib.info().build.value("score_error_max", 0.0);
   index::SearchParams sp;
-  sp.nprobe = o.nprobe ? o.nprobe : lib.info().params.nprobe;
+  sp.nprobe = dedup_nprobe(lib, o);
   const float lo = static_cast<float>(o.threshold - out.margin);
   std::vector<int64_t> members;
 

@@ -1,5 +1,5 @@
 // Duplicates among millions of images, in bounded memory: the candidates come from the index
-// (a range search of every row, chunk by chunk, at the index's nprobe) and from the content
+// (a range search of every row, chunk by chunk) and from the content
 // hashes the embedding run recorded (a streamed pass over the rows' metadata); every candidate
 // pair is verified on the exact embeddings (float64 dot product), and only the images of verified
 // pairs are kept. find_duplicates() (dedup.h) then groups those members (union-find across all
@@ -18,7 +18,10 @@ namespace clipkit::apps {
 
 struct IndexDedupOptions {
   double threshold = kDefaultDedupThreshold;
-  int nprobe = 0;          // 0: the index's
+  // IVF lists visited per row; 0: the index's nprobe, at most 8 -- a near copy lies in one of its
+  // row's few nearest lists, so far fewer lists are needed than for a top-10 search (the scale
+  // benchmark checks that every planted pair is found).
+  int nprobe = 0;
   int64_t chunk = 16384;   // rows per range search
   // Candidates are kept from `threshold - margin` (index scores of compressed codes are
   // approximate); < 0: twice the largest score error measured when the index was built.
@@ -36,6 +39,9 @@ struct IndexDedupScan {
 // True when `lib` was built from an embeddings folder that is still there (shard_build.h), which
 // this path reads for the exact vectors.
 bool can_dedup_from_embeddings(const index::Library& lib);
+
+// The nprobe dedup_candidates uses.
+int dedup_nprobe(const index::Library& lib, const IndexDedupOptions& o);
 
 IndexDedupScan dedup_candidates(const index::Library& lib, const IndexDedupOptions& o, Progress* p = nullptr);
 

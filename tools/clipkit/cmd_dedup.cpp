@@ -52,7 +52,7 @@ RunFn setup(CLI::App& app) {
   g->require_option(1, 4);
   app.add_option("--threshold", o->threshold, "near-duplicate cosine similarity threshold")
       ->check(CLI::Range(-1.0, 1.0));
-  app.add_option("--nprobe", o->nprobe, "with --index: IVF lists visited per image (default: the index's)");
+  app.add_option("--nprobe", o->nprobe, "with --index: IVF lists visited per image (default: the index's, at most 8)");
   app.add_option("--report", o->report, "JSON report path (HTML gallery written beside it)")->required();
   app.add_option("--html", o->html, "HTML gallery path (default: the report path with .html)");
   app.add_flag("--no-html", o->no_html, "skip the HTML gallery");
@@ -117,7 +117,7 @@ RunFn setup(CLI::App& app) {
         std::fprintf(stderr, "clipkit: %lld images: %lld candidate pairs from the index (nprobe %d, from cosine %.4f), "
                      "%lld verified, %lld equal content hashes; %zu images in duplicate groups\n",
                      static_cast<long long>(c.rows), static_cast<long long>(c.candidate_pairs),
-                     o->nprobe ? o->nprobe : lib->info().params.nprobe, o->threshold - c.margin,
+                     apps::dedup_nprobe(*lib, io), o->threshold - c.margin,
                      static_cast<long long>(c.verified_pairs), static_cast<long long>(c.hash_pairs), recs.size());
       } else {
         scan = apps::scan_library(*lib, &p, &gone, &recs);
