@@ -78,7 +78,10 @@ struct Generator {
         std::normal_distribution<float> nd;
         float* c = centre.data() + k * d;
         double s = 0;
-        for (int64_t j = 0; j < d; ++j) s += double(c[j] = nd(g)) * c[j];
+        for (int64_t j = 0; j < d; ++j) {
+          c[j] = nd(g);
+          s += double(c[j]) * c[j];
+        }
         for (int64_t j = 0; j < d; ++j) c[j] /= static_cast<float>(std::sqrt(s));
         float* B = basis.data() + k * kRank * d;
         for (int64_t j = 0; j < kRank * d; ++j) B[j] = nd(g) / std::sqrt(static_cast<float>(d));
@@ -113,7 +116,10 @@ void near_copy(const float* x, float* y, int64_t d, double cosine, std::mt19937_
   for (int64_t j = 0; j < d; ++j) nn += double(y[j]) * y[j];
   const double t = std::sqrt(1 / (cosine * cosine) - 1);  // |noise| = tan(angle)
   double s = 0;
-  for (int64_t j = 0; j < d; ++j) s += std::pow(y[j] = x[j] + static_cast<float>(t / std::sqrt(nn)) * y[j], 2);
+  for (int64_t j = 0; j < d; ++j) {
+    y[j] = x[j] + static_cast<float>(t / std::sqrt(nn)) * y[j];
+    s += double(y[j]) * y[j];
+  }
   for (int64_t j = 0; j < d; ++j) y[j] /= static_cast<float>(std::sqrt(s));
 }
 
