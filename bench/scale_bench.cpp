@@ -209,7 +209,8 @@ int run(const std::string& out, std::vector<char*> argv) {
 int64_t dir_bytes(const std::string& dir, const std::string& prefix) {
   int64_t b = 0;
   for (auto& e : fs::directory_iterator(dir))
-    if (e.is_regular_file() && e.path().filename().string().starts_with(prefix)) b += static_cast<int64_t>(e.file_size());
+    if (!e.is_symlink() && e.is_regular_file() && e.path().filename().string().starts_with(prefix))
+      b += static_cast<int64_t>(e.file_size());
   return b;
 }
 

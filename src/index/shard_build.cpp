@@ -296,7 +296,9 @@ ShardBuildReport build_index_from_embeddings(const std::string& index_dir, const
 
   // 3. rank 0: merge in part order, measure, choose nprobe, write the library
   const auto tm = clock_::now();
-  auto v = VectorIndex::load(trained);
+  // one part in memory is the index already; otherwise merge the parts into the trained structure
+  const bool single = pl.parts() == 1 && !o.on_disk;
+  auto v = VectorIndex::load(single ? (work / part_name(0, "faiss")).string() : trained);
   v->set_factory(pl.choice.factory);
   std::vector<std::string> files;
   std::vector<int64_t> truth(static_cast<size_t>(m * kK), -1);
@@ -307,7 +309,7 @@ ShardBuildReport build_index_from_embeddings(const std::string& index_dir, const
     if (ti.numel() != m * kK || ts.numel() != m * kK) fail("{}: part {} does not match this build", work.string(), p);
     merge_top(truth_sc.data(), truth.data(), ts.ptr<float>(), ti.ptr<int64_t>(), m);
   }
-  v->append_parts(files, o.on_disk ? (work / "lists.ivfdata").string() : "");
+  if (!single) v->append_parts(files, o.on_disk ? (work / "lists.ivfdata").string() : "");
   if (v->size() != pl.n) fail("{}: the parts hold {} vectors, the embeddings {}", work.string(), v->size(), pl.n);
   rep.seconds_merge = since(tm);
   rep.sweep = sweep_nprobe(*v, q.data(), pl.queries.data(), m, truth.data(), truth_sc.data(), o.max_query_ms,

@@ -8,7 +8,6 @@
 #include <faiss/IndexIVF.h>
 #include <faiss/IndexIVFFlat.h>
 #include <faiss/IndexIVFPQ.h>
-#include <faiss/impl/AuxIndexStructures.h>
 #include <faiss/impl/FaissException.h>
 #include <faiss/impl/IDSelector.h>
 #include <faiss/index_factory.h>
@@ -487,27 +486,6 @@ void VectorIndex::search(const float* q, int64_t nq, int64_t k, float* scores, i
   // FAISS pads missing results with id -1 and +-inf/garbage scores: normalize them.
   for (int64_t i = 0; i < nq * k; ++i)
     if (ids[i] < 0) scores[i] = -std::numeric_limits<float>::infinity();
-}
-
-void VectorIndex::range_search(const float* q, int64_t nq, float min_score, const SearchParams& p0,
-                               const std::function<void(int64_t, int64_t, float)>& fn) const {
-  if (nq <= 0 || idx_->ntotal == 0) return;
-  faiss::RangeSearchResult res(nq);
-  // FAISS keeps scores strictly above the radius: step just below min_score
-  const float radius = std::nextafter(min_score, -std::numeric_limits<float>::infinity());
-  try {
-    if (faiss::ivflib::try_extract_index_ivf(idx_.get())) {
-      faiss::SearchParametersIVF sp;
-      sp.nprobe = static_cast<size_t>(p0.nprobe ? p0.nprobe : default_params().nprobe);
-      idx_->range_search(nq, q, radius, &res, &sp);
-    } else {
-      idx_->range_search(nq, q, radius, &res);
-    }
-  } catch (const faiss::FaissException& e) {
-    fail("{}: range search failed: {}", factory_, e.what());
-  }
-  for (int64_t i = 0; i < nq; ++i)
-    for (size_t j = res.lims[i]; j < res.lims[i + 1]; ++j) fn(i, res.labels[j], res.distances[j]);
 }
 
 void brute_force_search(const float* x, int64_t n, int64_t dim, const float* q, int64_t nq, int64_t k, int64_t* ids,

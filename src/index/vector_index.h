@@ -3,7 +3,6 @@
 // every structure: flat indexes are wrapped in an IndexIDMap, IVF indexes carry ids natively.
 #pragma once
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -57,12 +56,6 @@ class VectorIndex {
   // allowed: when non-null, only these ids may be returned (sorted or not).
   void search(const float* q, int64_t nq, int64_t k, float* scores, int64_t* ids, const SearchParams& p = {},
               const std::vector<int64_t>* allowed = nullptr) const;
-
-  // Every stored vector scoring >= min_score against each query q [nq, dim]: fn(query, id, score),
-  // queries in order (within a query, in no particular order). IVF structures visit p.nprobe lists
-  // (0: the default); scores are the structure's (approximate for compressed codes).
-  void range_search(const float* q, int64_t nq, float min_score, const SearchParams& p,
-                    const std::function<void(int64_t, int64_t, float)>& fn) const;
 
   // The cheapest search setting (IVF nprobe, HNSW efSearch) reaching recall@10 >= target against
   // exact search, measured with nq of the indexed rows x [n, D] (stored under ids) as queries.

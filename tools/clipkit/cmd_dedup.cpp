@@ -52,7 +52,7 @@ RunFn setup(CLI::App& app) {
   g->require_option(1, 4);
   app.add_option("--threshold", o->threshold, "near-duplicate cosine similarity threshold")
       ->check(CLI::Range(-1.0, 1.0));
-  app.add_option("--nprobe", o->nprobe, "with --index: IVF lists visited per image (default: the index's, at most 8)");
+  app.add_option("--nprobe", o->nprobe, "with --index: inverted lists each image is compared with (default 2)");
   app.add_option("--report", o->report, "JSON report path (HTML gallery written beside it)")->required();
   app.add_option("--html", o->html, "HTML gallery path (default: the report path with .html)");
   app.add_flag("--no-html", o->no_html, "skip the HTML gallery");
@@ -109,15 +109,15 @@ RunFn setup(CLI::App& app) {
         // bounded memory: candidates from the index and the recorded hashes, verified exactly
         apps::IndexDedupOptions io;
         io.threshold = o->threshold;
-        io.nprobe = o->nprobe;
+        if (o->nprobe > 0) io.nprobe = o->nprobe;
         auto c = apps::dedup_candidates(*lib, io, &p);
         scan = std::move(c.scan);
         recs = std::move(c.records);
         total = c.rows;
-        std::fprintf(stderr, "clipkit: %lld images: %lld candidate pairs from the index (nprobe %d, from cosine %.4f), "
+        std::fprintf(stderr, "clipkit: %lld images: %lld candidate pairs from the index's lists (%d per image, from cosine %.4f), "
                      "%lld verified, %lld equal content hashes; %zu images in duplicate groups\n",
                      static_cast<long long>(c.rows), static_cast<long long>(c.candidate_pairs),
-                     apps::dedup_nprobe(*lib, io), o->threshold - c.margin,
+                     io.nprobe, o->threshold - c.margin,
                      static_cast<long long>(c.verified_pairs), static_cast<long long>(c.hash_pairs), recs.size());
       } else {
         scan = apps::scan_library(*lib, &p, &gone, &recs);

@@ -107,7 +107,8 @@ RunFn setup(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   app.require_subcommand(1);
   auto* build = app.add_subcommand("build", "Embed images (or read embeddings) and build a new index folder");
-  build->add_option("--model", o->model, "HF checkpoint folder")->required();
+  build->add_option("--model", o->model,
+                    "HF checkpoint folder (with --embeddings optional: the index records the embeddings' model)");
   build->add_option("--index", o->index, "index folder to create")->required();
   build->add_option("--factory", o->factory,
                     "FAISS index_factory string (default: chosen for --max-index-memory: exact up to 50k images, then "
@@ -152,11 +153,14 @@ RunFn setup(CLI::App& app) {
       apply_compute_options(c);
       if (index::Library::exists(o->index) && !o->overwrite)
         fail("{}: already holds an index (use `clipkit index add`, or --overwrite)", o->index);
+      if (o->model.empty() && o->embeddings.empty()) fail("--model is required (except with --embeddings)");
       const std::string emb = embeddings_for(*o, o->model, (fs::path(o->index) / "embeddings").string(), *comm, &rc);
       auto id = pipeline::read_manifest(emb).model;
-      if (auto want = pipeline::model_identity(o->model); !want.same_model(id))
-        fail("{}: these embeddings were made by model {}, not by {}", emb, id.describe(), want.describe());
-      id.dir = fs::absolute(o->model).lexically_normal().string();
+      if (!o->model.empty()) {
+        if (auto want = pipeline::model_identity(o->model); !want.same_model(id))
+          fail("{}: these embeddings were made by model {}, not by {}", emb, id.describe(), want.describe());
+        id.dir = fs::absolute(o->model).lexically_normal().string();
+      }
       index::ShardBuildOptions bo;
       bo.factory = o->factory;
       bo.max_memory = index::parse_size(o->max_index_memory);
