@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# scripts/build.sh [release|asan] -- configures and builds into build/ or build-asan/.
+# scripts/build.sh [release|asan|cuda] -- configures and builds into build/, build-asan/ or build-cuda/
+# (cuda: the standalone GPU build of docs/gpu.md, only the CUDA kernels and their tests -- the other
+# layers it has are the release build's sources with the same flags; needs nvcc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kind=${1:-release}
+targets=()
 case "$kind" in
   release) dir=build; flags=(-DCMAKE_BUILD_TYPE=Release) ;;
   asan)    dir=build-asan; flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLIPKIT_SANITIZE=ON) ;;
-  *) echo "usage: scripts/build.sh [release|asan]" >&2; exit 2 ;;
+  cuda)    dir=build-cuda; flags=(-DCMAKE_BUILD_TYPE=Release -DCLIPKIT_STANDALONE_GPU=ON -DCLIPKIT_WERROR=ON)
+           targets=(--target gpu_tests) ;;
+  *) echo "usage: scripts/build.sh [release|asan|cuda]" >&2; exit 2 ;;
 esac
 cmake -S . -B "$dir" -G Ninja "${flags[@]}" >/dev/null
-cmake --build "$dir" -j "$(nproc)"
+cmake --build "$dir" -j "$(nproc)" "${targets[@]}"

@@ -35,9 +35,7 @@ ScanResult scan_library(const index::Library& lib, Progress* p, std::vector<std:
     it.height = rec.height;
     it.bytes = rec.bytes;
     try {
-      std::string bytes = record_bytes(rec);
-      it.bytes = static_cast<int64_t>(bytes.size());
-      it.hash = content_hash(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+      describe_file_bytes(record_bytes(rec), &it);
     } catch (const std::exception&) {
       bad[static_cast<size_t>(i)] = 1;  // hash stays 0: never an exact duplicate
     }

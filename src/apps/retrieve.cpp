@@ -6,6 +6,7 @@
 
 #include "apps/thumbnail.h"
 #include "core/error.h"
+#include "core/json.h"
 
 namespace clipkit::apps {
 
@@ -39,7 +40,7 @@ bool Filter::accepts(const RetrievalItem& it) const {
   else if (key == "caption") val = it.caption;
   else if (it.metadata.is_object() && it.metadata.contains(key)) {
     const auto& j = it.metadata[key];
-    val = j.is_string() ? j.get<std::string>() : j.dump();
+    val = j.is_string() ? j.get<std::string>() : json_text(j);
   } else found = false;
   if (!found) return op == "!=";
   if (op == "=") return val == value;

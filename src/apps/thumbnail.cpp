@@ -6,34 +6,12 @@
 #include <csetjmp>
 #include <cstdio>
 
+#include "core/base64.h"
 #include "core/error.h"
 #include "image/resample.h"
 #include "io/tar_reader.h"
 
 namespace clipkit::apps {
-
-std::string base64_encode(const uint8_t* d, size_t n) {
-  static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((n + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 2 < n; i += 3) {
-    uint32_t v = (uint32_t(d[i]) << 16) | (uint32_t(d[i + 1]) << 8) | d[i + 2];
-    out += k[v >> 18];
-    out += k[(v >> 12) & 63];
-    out += k[(v >> 6) & 63];
-    out += k[v & 63];
-  }
-  if (i < n) {
-    uint32_t v = uint32_t(d[i]) << 16;
-    if (i + 1 < n) v |= uint32_t(d[i + 1]) << 8;
-    out += k[v >> 18];
-    out += k[(v >> 12) & 63];
-    out += i + 1 < n ? k[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
 
 namespace {
 struct JpegErr {
@@ -85,13 +63,8 @@ std::vector<uint8_t> encode_jpeg(const image::Image& img, int quality) {
 image::Image fit_within(const image::Image& img, int max_side) {
   const int m = std::max(img.width, img.height);
   if (m <= max_side || max_side <= 0) return img;
-  image::Image t;
-  t.width = std::max(1, static_cast<int>(int64_t(img.width) * max_side / m));
-  t.height = std::max(1, static_cast<int>(int64_t(img.height) * max_side / m));
-  t.rgb.resize(size_t(t.width) * t.height * 3);
-  image::resize_window(img.rgb.data(), img.width, img.height, t.width, t.height, image::Resample::Bilinear, 0, 0,
-                       t.width, t.height, t.rgb.data(), size_t(t.width) * 3);
-  return t;
+  return image::resized(img, std::max(1, static_cast<int>(int64_t(img.width) * max_side / m)),
+                       std::max(1, static_cast<int>(int64_t(img.height) * max_side / m)), image::Resample::Bilinear);
 }
 
 std::string thumbnail_data_uri(const image::Image& img, int max_side, int quality) {

@@ -8,7 +8,6 @@
 
 namespace clipkit::apps {
 
-std::string base64_encode(const uint8_t* data, size_t n);
 // Baseline JPEG (libjpeg) of an RGB image; quality 1..100.
 std::vector<uint8_t> encode_jpeg(const image::Image& img, int quality = 85);
 // Downscaled (aspect kept) so the longer side is at most max_side; never upscaled.

@@ -11,6 +11,7 @@ extern "C" {
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <vector>
 
 #include "core/error.h"
 #include "core/parallel.h"
@@ -77,7 +78,7 @@ struct VideoReader::Impl {
   }
 };
 
-VideoReader::VideoReader(const std::string& path) : impl_(std::make_unique<Impl>()) {
+VideoReader::VideoReader(const std::string& path, int64_t max_pixels) : impl_(std::make_unique<Impl>()) {
   quiet_ffmpeg();
   auto& m = *impl_;
   m.info.path = path;
@@ -86,7 +87,11 @@ VideoReader::VideoReader(const std::string& path) : impl_(std::make_unique<Impl>
   if (std::filesystem::is_directory(path, ec)) fail("{}: is a directory, not a video file", path);
   int r = avformat_open_input(&m.fmt, path.c_str(), nullptr, nullptr);
   if (r < 0) fail("{}: not a video file FFmpeg can read ({})", path, av_error(r));
-  r = avformat_find_stream_info(m.fmt, nullptr);
+  std::vector<AVDictionary*> probe(m.fmt->nb_streams, nullptr);
+  if (max_pixels > 0)
+    for (auto& d : probe) av_dict_set_int(&d, "max_pixels", max_pixels, 0);
+  r = avformat_find_stream_info(m.fmt, max_pixels > 0 ? probe.data() : nullptr);
+  for (auto& d : probe) av_dict_free(&d);
   if (r < 0) fail("{}: corrupt or unsupported video: cannot read stream information ({})", path, av_error(r));
   const AVCodec* codec = nullptr;
   r = av_find_best_stream(m.fmt, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
@@ -99,10 +104,20 @@ VideoReader::VideoReader(const std::string& path) : impl_(std::make_unique<Impl>
   if (r < 0) fail("{}: cannot select a video stream ({})", path, av_error(r));
   m.stream = r;
   AVStream* st = m.fmt->streams[r];
-  if (std::string(m.fmt->iformat->name).find("image2") != std::string::npos || (st->disposition & AV_DISPOSITION_ATTACHED_PIC))
+  // a still image whatever the file is called: FFmpeg's image2 demuxer (found by the extension) or
+  // one of its *_pipe image demuxers (found by the content: jpeg_pipe, png_pipe, webp_pipe, ...)
+  const std::string demuxer = m.fmt->iformat->name;
+  if (demuxer.find("image2") != std::string::npos || demuxer.ends_with("_pipe") ||
+      (st->disposition & AV_DISPOSITION_ATTACHED_PIC))
     fail("{}: a still image, not a video", path);
   m.dec = avcodec_alloc_context3(codec);
   if (!m.dec || avcodec_parameters_to_context(m.dec, st->codecpar) < 0) fail("{}: cannot set up the decoder", path);
+  if (max_pixels > 0) {
+    if (int64_t{st->codecpar->width} * st->codecpar->height > max_pixels)
+      fail("{}: frames of {}x{} exceed the limit of {} pixels", path, st->codecpar->width, st->codecpar->height,
+           max_pixels);
+    m.dec->max_pixels = max_pixels;
+  }
   m.dec->thread_count = std::max(1, num_threads());
   r = avcodec_open2(m.dec, codec, nullptr);
   if (r < 0) fail("{}: cannot open the {} decoder ({})", path, codec->name, av_error(r));
@@ -159,7 +174,7 @@ int64_t VideoReader::decode_with_preview(
       f.t = ts != AV_NOPTS_VALUE ? double(ts - m.start_pts) * av_q2d(m.tb) : double(f.index) * m.frame_dur;
       f.t = std::max(0.0, f.t);
       m.last_end = std::max(m.last_end, f.t + m.frame_dur);
-      if (every) every(f, m.to_rgb(&m.sws_small, 32, 32, SWS_AREA));
+      if (every) every(f, m.to_rgb(&m.sws_small, 64, 64, SWS_AREA));
       if (want(f)) {
         int w = m.frame->width, h = m.frame->height;
         const int s = std::min(w, h);

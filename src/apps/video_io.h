@@ -27,8 +27,9 @@ struct DecodedFrame {
 class VideoReader {
  public:
   // Throws clipkit::Error "<path>: ..." when the file is missing, not a container FFmpeg knows,
-  // has no video stream, or its codec has no decoder here.
-  explicit VideoReader(const std::string& path);
+  // has no video stream, is a still image, or its codec has no decoder here. max_pixels > 0: frames
+  // larger than this are refused (the decoders' own limit, also while probing the streams).
+  explicit VideoReader(const std::string& path, int64_t max_pixels = 0);
   ~VideoReader();
   VideoReader(const VideoReader&) = delete;
   VideoReader& operator=(const VideoReader&) = delete;
@@ -42,7 +43,7 @@ class VideoReader {
   // in between are counted in decode_errors().
   int64_t decode(const std::function<bool(const DecodedFrame&)>& want,
                  const std::function<bool(const DecodedFrame&, const image::Image&)>& fn, int max_short_side = 0);
-  // Same, but also gives a small (32x32) RGB thumbnail of every frame to `every` first (scene detection).
+  // Same, but also gives a small (64x64) RGB thumbnail of every frame to `every` first (scene detection).
   int64_t decode_with_preview(const std::function<void(const DecodedFrame&, const image::Image& preview)>& every,
                               const std::function<bool(const DecodedFrame&)>& want,
                               const std::function<bool(const DecodedFrame&, const image::Image&)>& fn,

@@ -1,6 +1,7 @@
 // A small tensor: dtype + shape + a pointer to contiguous row-major data, owning it or viewing
 // memory kept alive by `holder` (e.g. a memory-mapped checkpoint).
 #pragma once
+#include <bit>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -36,20 +37,15 @@ struct Tensor {
   Tensor to_f64() const;
 };
 
-// bf16 <-> f32 with round-to-nearest-even (the rounding PyTorch and oneDNN use).
-inline uint16_t f32_to_bf16(float f) {
-  uint32_t u;
-  __builtin_memcpy(&u, &f, 4);
+// bf16 <-> f32 with round-to-nearest-even (the rounding PyTorch and oneDNN use). constexpr: the CUDA
+// kernels call these same functions (nvcc --expt-relaxed-constexpr).
+constexpr uint16_t f32_to_bf16(float f) {
+  uint32_t u = std::bit_cast<uint32_t>(f);
   if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40);  // NaN
   u += 0x7fffu + ((u >> 16) & 1u);
   return static_cast<uint16_t>(u >> 16);
 }
-inline float bf16_to_f32(uint16_t h) {
-  uint32_t u = static_cast<uint32_t>(h) << 16;
-  float f;
-  __builtin_memcpy(&f, &u, 4);
-  return f;
-}
+constexpr float bf16_to_f32(uint16_t h) { return std::bit_cast<float>(static_cast<uint32_t>(h) << 16); }
 float f16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float f);
 

@@ -10,6 +10,7 @@
 #include <unordered_set>
 
 #include "core/error.h"
+#include "core/json.h"
 #include "core/parallel.h"
 #include "data/dataset_internal.h"
 #include "io/atomic_file.h"
@@ -133,21 +134,19 @@ std::string describe_value(const nlohmann::json& v) {
     case t::object: kind = "an object"; break;
     default: break;
   }
-  std::string s = v.dump();
+  std::string s = json_text(v);
   if (s.size() > 40) s = s.substr(0, 37) + "...";
   return fmt::format("{} {}", kind, s);
 }
 
 nlohmann::json parse_json_file(const std::string& path, const std::string& text) {
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    // nlohmann's message: "[json.exception.parse_error.101] parse error at line 83, column 85: ..."
-    std::string msg = e.what();
-    if (size_t p = msg.find("] "); p != std::string::npos) msg = msg.substr(p + 2);
-    if (msg.size() > 300) msg = msg.substr(0, 297) + "...";  // "last read: ..." can quote a long token
-    fail("{}: not valid JSON ({})", path, msg);
-  }
+  nlohmann::json j;
+  std::string msg;
+  if (try_parse_json(text, &j, &msg)) return j;
+  // nlohmann's message: "[json.exception.parse_error.101] parse error at line 83, column 85: ..."
+  if (size_t p = msg.find("] "); p != std::string::npos) msg = msg.substr(p + 2);
+  if (msg.size() > 300) msg = msg.substr(0, 297) + "...";  // "last read: ..." can quote a long token
+  fail("{}: not valid JSON ({})", path, msg);
 }
 
 bool looks_like_json_lines(const std::string& text) {
@@ -158,8 +157,8 @@ bool looks_like_json_lines(const std::string& text) {
     std::string_view line(text.data() + pos, end - pos);
     pos = end + 1;
     if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
-    nlohmann::json first = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    return !first.is_discarded() && first.is_object();
+    nlohmann::json first;
+    return try_parse_json(line, &first) && first.is_object();
   }
   return false;
 }

@@ -24,7 +24,8 @@ struct CaptionRow {
 // One kind of problem met while loading: how often, and a few examples.
 struct ProblemKind {
   std::string kind;  // stable id: "caption_not_string", "unknown_image_id", "image_file_missing",
-                     // "invalid_record", "image_path_missing", "bad_image_entry", "duplicate_image_id"
+                     // "invalid_record", "image_path_missing", "bad_image_entry", "duplicate_image_id",
+                     // "image_outside_folder"
   std::string what;  // human readable: "caption is not a string"
   int64_t count = 0;
   bool skips_rows = true;  // false for notes that drop nothing (duplicate_image_id)

@@ -2,6 +2,7 @@
 // a caption column per record; relative paths resolve against the table's folder.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
 #include <optional>
 #include <string>
@@ -9,6 +10,7 @@
 #include <unordered_map>
 
 #include "core/error.h"
+#include "core/json.h"
 #include "data/caption_dataset.h"
 #include "data/csv_reader.h"
 #include "data/dataset_internal.h"
@@ -30,7 +32,7 @@ struct PendingRow {
 std::string clip_text(std::string_view s, size_t n = 60) {
   std::string out(s.substr(0, n));
   if (s.size() > n) out += "...";
-  return json(out).dump();  // quoted + escaped, so newlines stay visible on one line
+  return json_text(json(out));  // quoted + escaped, so newlines stay visible on one line
 }
 
 std::optional<int64_t> parse_int(std::string_view s) {
@@ -89,7 +91,7 @@ void take_json_record(json& rec, int64_t record, const std::string& where, const
                       const std::string& caption_column, std::vector<PendingRow>& pending, ReportBuilder& report) {
   if (!rec.is_object()) {
     report.add("invalid_record", "record is not a JSON object",
-               [&] { return fmt::format("{}: {}", where, clip_text(rec.dump(), 40)); });
+               [&] { return fmt::format("{}: {}", where, clip_text(json_text(rec), 40)); });
     return;
   }
   auto img = rec.find(image_column);
@@ -146,8 +148,8 @@ CaptionDataset load_jsonl(const std::string& path, const std::string& text, cons
     if (line_no == 1 && line.starts_with("\xEF\xBB\xBF")) line.remove_prefix(3);
     if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
     const std::string where = fmt::format("line {}", line_no);
-    json rec = json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (rec.is_discarded()) {
+    json rec;
+    if (!try_parse_json(line, &rec)) {
       report.add("invalid_record", "line is not valid JSON",
                  [&] { return fmt::format("{}: {}", where, clip_text(line, 40)); });
       ++record;
@@ -163,6 +165,12 @@ CaptionDataset load_jsonl(const std::string& path, const std::string& text, cons
 
 CaptionDataset load_csv(const std::string& path, const std::string& text, char delim, const std::string& image_column,
                         const std::string& caption_column, bool check_images_exist) {
+  // captions are text (pandas, which HF's csv loader uses, refuses other bytes): a binary file is refused whole
+  if (const size_t good = utf8_error_at(text); good != std::string::npos) {
+    const int64_t line = std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(good), '\n') + 1;
+    fail("{}: not UTF-8 text (line {} holds byte 0x{:02x}): is it really a {} file?", path, line,
+         static_cast<uint8_t>(text[good]), delim == '\t' ? "TSV" : "CSV");
+  }
   CsvReader reader(text, delim);
   std::vector<std::string> header, fields;
   std::string error;
@@ -175,7 +183,7 @@ CaptionDataset load_csv(const std::string& path, const std::string& text, char d
   };
   auto list_header = [&] {
     std::string s;
-    for (size_t i = 0; i < header.size(); ++i) s += (i ? ", " : "") + json(header[i]).dump();
+    for (size_t i = 0; i < header.size(); ++i) s += (i ? ", " : "") + json_text(json(header[i]));
     return s;
   };
   const int ci = column(image_column), cc = column(caption_column);
@@ -269,8 +277,8 @@ CaptionDataset load_caption_table(const std::string& path, const std::string& im
     return detail::load_csv(path, text, ext == ".tsv" ? '\t' : ',', image_column, caption_column, check_images_exist);
   if (ext == ".json") {
     // A whole JSON document (array of records) if it parses as one, else JSON Lines.
-    nlohmann::json doc = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-    if (!doc.is_discarded()) return detail::table_from_json(doc, path, image_column, caption_column, check_images_exist);
+    nlohmann::json doc;
+    if (try_parse_json(text, &doc)) return detail::table_from_json(doc, path, image_column, caption_column, check_images_exist);
     if (!detail::looks_like_json_lines(text)) detail::parse_json_file(path, text);  // throws the parse error
   }
   return detail::load_jsonl(path, text, image_column, caption_column, check_images_exist);

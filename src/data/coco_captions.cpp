@@ -11,6 +11,7 @@
 #include <unordered_set>
 
 #include "core/error.h"
+#include "core/json.h"
 #include "core/parallel.h"
 #include "data/caption_dataset.h"
 #include "data/dataset_internal.h"
@@ -56,7 +57,20 @@ struct ImageEntry {
   int height = 0, width = 0;
   std::string file_name, coco_url, image_path;
   int32_t exists_slot = -1;  // index into the existence-check list, -1 = not referenced yet
+  bool inside = true;        // file_name is a relative path that stays inside the image folder
 };
+
+// A file_name that names a file under the image folder: relative, with no ".." component.
+bool stays_inside(std::string_view name) {
+  if (name.empty() || name.front() == '/') return false;
+  for (size_t b = 0; b <= name.size();) {
+    size_t e = name.find('/', b);
+    if (e == std::string_view::npos) e = name.size();
+    if (name.substr(b, e - b) == "..") return false;
+    b = e + 1;
+  }
+  return true;
+}
 
 struct Annotation {
   int64_t image_id = -1, id = -1;
@@ -263,7 +277,7 @@ CocoParseResult parse_coco(const std::string& path, const std::string& text) {
   CocoParseResult r;
   r.doc = std::make_shared<CocoDocument>();
   CocoSax& sax = r.doc->sax;
-  bool ok = json::sax_parse(text, &sax);
+  bool ok = sax_parse_json(text, &sax, &sax.error);
   if (!ok && sax.stopped_not_object) {
     r.kind = CocoParseResult::kNotCoco;
   } else if (!ok) {
@@ -306,12 +320,14 @@ CaptionDataset coco_rows(CocoParseResult& parsed, const std::string& path, const
   for (size_t i = 0; i < entries.size(); ++i) {
     ImageEntry& e = entries[i];
     e.image_path = join_path(image_dir, e.file_name);
-    auto [it, fresh] = by_id.try_emplace(e.id, static_cast<int32_t>(i));
-    if (!fresh) {
+    e.inside = stays_inside(e.file_name);
+    const auto inserted = by_id.try_emplace(e.id, static_cast<int32_t>(i));  // (clang 14 cannot capture a binding)
+    if (!inserted.second) {
+      const int32_t earlier = inserted.first->second;
       report.add("duplicate_image_id", "images entries with a repeated id (the last one is used)", [&] {
-        return fmt::format("id {}: {} replaces {}", e.id, e.file_name, entries[it->second].file_name);
+        return fmt::format("id {}: {} replaces {}", e.id, e.file_name, entries[earlier].file_name);
       }, 1, /*skips_rows=*/false);
-      it->second = static_cast<int32_t>(i);
+      inserted.first->second = static_cast<int32_t>(i);
     }
   }
 
@@ -342,6 +358,11 @@ CaptionDataset coco_rows(CocoParseResult& parsed, const std::string& path, const
       continue;
     }
     ImageEntry& e = entries[it->second];
+    if (!e.inside) {
+      report.add("image_outside_folder", "file_name leads outside the image folder (absolute or with \"..\")",
+                 [&] { return fmt::format("annotation #{} (id {}): file_name {}", i, a.id, json_text(json(e.file_name))); });
+      continue;
+    }
     if (check_images_exist && e.exists_slot < 0) {
       e.exists_slot = static_cast<int32_t>(check_paths.size());
       check_paths.push_back(&e.image_path);

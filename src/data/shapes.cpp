@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json.h"
 #include "core/parallel.h"
 #include "image/encode.h"
 #include "io/atomic_file.h"
@@ -165,7 +166,7 @@ ShapesSummary write_shapes_dataset(const std::string& dir, const ShapesOptions& 
                           {"images", std::move(images)},
                           {"annotations", std::move(anns)}};
     const fs::path ann_path = fs::path(dir) / "annotations" / ("captions_" + std::string(splits[si]) + "2017.json");
-    const std::string text = doc.dump();
+    const std::string text = json_text(doc);
     write_file_atomic(ann_path.string(), text);
     (si == 0 ? sum.train_images : sum.val_images) = n;
     (si == 0 ? sum.train_captions : sum.val_captions) = ncap;

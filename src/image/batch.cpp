@@ -7,9 +7,10 @@
 namespace clipkit::image {
 
 size_t floats_per_image(const PreprocessConfig& c) {
-  if (!c.do_center_crop)
-    fail("do_center_crop=false: output size varies per image, batching needs a fixed crop size");
-  return static_cast<size_t>(3) * c.crop_h * c.crop_w;
+  const auto [h, w] = c.output_size();
+  if (h <= 0 || w <= 0)
+    fail("do_resize and do_center_crop are both false: every image keeps its own size, and a batch needs one size");
+  return static_cast<size_t>(3) * static_cast<size_t>(h) * static_cast<size_t>(w);
 }
 
 std::vector<std::string> preprocess_files(const std::vector<std::string>& paths, const PreprocessConfig& c,

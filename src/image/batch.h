@@ -8,8 +8,8 @@
 
 namespace clipkit::image {
 
-// Floats per image in the output of preprocess(): 3 * crop_h * crop_w. Throws when
-// do_center_crop is false (then the size depends on each image).
+// Floats per image in the output of preprocess(): 3 x output_size(). Throws when nothing fixes
+// the size (do_resize and do_center_crop both false).
 size_t floats_per_image(const PreprocessConfig& c);
 
 // Writes image i to out + i * floats_per_image(c). Returns one entry per path: "" when it

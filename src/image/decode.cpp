@@ -58,9 +58,8 @@ void check_dimensions(int64_t width, int64_t height, const DecodeContext& ctx) {
   if (width <= 0 || height <= 0) fail("{}: invalid image size {}x{}", ctx.name, width, height);
   int64_t limit = ctx.opts.max_pixels;
   if (limit > 0 && width * height > limit)
-    fail("{}: image size {}x{} = {} pixels exceeds the limit of {} pixels (possible decompression bomb; "
-         "raise the limit with --max-pixels)",
-         ctx.name, width, height, width * height, limit);
+    fail("{}: image size {}x{} = {} pixels exceeds the limit of {} pixels (possible decompression bomb)", ctx.name,
+         width, height, width * height, limit);
 }
 
 }  // namespace detail

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string>
 
 #include "core/error.h"
 #include "image/decode_internal.h"
@@ -33,17 +34,24 @@ struct GifCloser {
   }
 };
 
+// giflib's message for an error code; GifErrorString returns null for codes it does not know
+// (found by fuzz/fuzz_image.cpp: a null argument made the error message itself throw).
+std::string gif_error(int code) {
+  const char* s = GifErrorString(code);
+  return s ? s : fmt::format("unknown giflib error {}", code);
+}
+
 }  // namespace
 
 Image decode_gif(const uint8_t* data, size_t n, DecodeContext& ctx) {
   Reader r{data, n, 0};
   int err = 0;
   GifFileType* g = DGifOpen(&r, read_fn, &err);
-  if (!g) fail("{}: invalid or corrupt GIF: {}", ctx.name, GifErrorString(err));
+  if (!g) fail("{}: invalid or corrupt GIF: {}", ctx.name, gif_error(err));
   GifCloser closer{g};
   auto gif_fail = [&]() {
     if (g->Error == D_GIF_ERR_READ_FAILED) fail("{}: truncated GIF data (premature end of file)", ctx.name);
-    fail("{}: invalid or corrupt GIF: {}", ctx.name, GifErrorString(g->Error));
+    fail("{}: invalid or corrupt GIF: {}", ctx.name, gif_error(g->Error));
   };
   int transparency = -1;
   for (;;) {

@@ -1,6 +1,5 @@
 // CLIPImageProcessor steps after decoding. Rescale/normalize is a 256-entry table per channel
-// holding exactly HF's float32 results: float(double(v) * rescale_factor), then (x - mean) / std
-// in float32.
+// holding exactly the float32 results of the backend's arithmetic (see normalize_lut).
 #include "image/preprocess.h"
 
 #include <nlohmann/json.hpp>
@@ -11,6 +10,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/json.h"
 #include "image/resample.h"
 
 namespace clipkit::image {
@@ -22,26 +22,85 @@ int64_t floor_div(int64_t a, int64_t b) {  // Python's //
   return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
 }
 
+// A finite float from a JSON number (NaN/inf pixels would give NaN embeddings).
+float finite_float(const nlohmann::json& v, const std::string& name, const std::string& what) {
+  const double d = v.get<double>();
+  if (!std::isfinite(d) || std::fabs(d) > 3.4e38) fail("{}: {} is {}, not a finite number", name, what, json_text(v));
+  return static_cast<float>(d);
+}
+
 void read_triplet(const nlohmann::json& j, const char* key, float out[3], const std::string& name) {
   if (!j.contains(key)) return;
   const auto& v = j[key];
   if (v.is_number()) {
-    out[0] = out[1] = out[2] = static_cast<float>(v.get<double>());
+    out[0] = out[1] = out[2] = finite_float(v, name, fmt::format("\"{}\"", key));
   } else if (v.is_array() && (v.size() == 3 || v.size() == 1)) {
     for (int c = 0; c < 3; ++c) {
       const auto& e = v[v.size() == 3 ? c : 0];
       if (!e.is_number()) fail("{}: \"{}\" must hold numbers", name, key);
-      out[c] = static_cast<float>(e.get<double>());
+      out[c] = finite_float(e, name, fmt::format("\"{}\"[{}]", key, c));
     }
   } else {
     fail("{}: \"{}\" must be a number or a list of 3 numbers", name, key);
   }
 }
 
+// A side length: an integer in 1..kMaxPreprocessSide.
+int side(const nlohmann::json& v, const std::string& name, const std::string& what) {
+  if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > kMaxPreprocessSide)
+    fail("{}: {} must be an integer from 1 to {}, got {}", name, what, kMaxPreprocessSide, json_text(v));
+  return static_cast<int>(v.get<int64_t>());
+}
+
 }  // namespace
 
+// What rescale + normalize make of each uint8 value v, per channel, in float32 as each backend
+// computes it.
+//  pil (HF's numpy path): x = float32(double(v) * rescale_factor), then (x - mean) / std.
+//  torchvision (TorchVisionBackend._rescale_and_normalize): with both steps on, mean and std are
+//  float32 tensors scaled by float32(1 / rescale_factor) and the float32 image is normalized by
+//  them, (float(v) - mean') / std'; rescale alone is float(v) * float32(rescale_factor).
+
+void normalize_lut(const PreprocessConfig& c, float lut[3][256]) {
+  const bool tv = c.backend == ImageBackend::Torchvision;
+  for (int ch = 0; ch < 3; ++ch) {
+    float mean = c.mean[ch], std = c.std[ch];
+    if (tv && c.do_rescale && c.do_normalize) {
+      const float inv = static_cast<float>(1.0 / c.rescale_factor);
+      mean *= inv;
+      std *= inv;
+    }
+    for (int v = 0; v < 256; ++v) {
+      float x = static_cast<float>(v);
+      if (tv) {
+        if (c.do_normalize) x = (x - mean) / std;
+        else if (c.do_rescale) x *= static_cast<float>(c.rescale_factor);
+      } else {
+        if (c.do_rescale) x = static_cast<float>(static_cast<double>(v) * c.rescale_factor);
+        if (c.do_normalize) x = (x - mean) / std;
+      }
+      lut[ch][v] = x;
+    }
+  }
+}
+
+const char* image_backend_name(ImageBackend b) { return b == ImageBackend::Torchvision ? "torchvision" : "pil"; }
+
+ImageBackend image_backend_from_name(const std::string& name, const std::string& what) {
+  if (name == "pil") return ImageBackend::Pil;
+  if (name == "torchvision") return ImageBackend::Torchvision;
+  fail("{}: unknown image backend \"{}\" (use pil or torchvision)", what, name);
+}
+
+void PreprocessConfig::check(const std::string& name) const {
+  if (backend == ImageBackend::Torchvision && do_resize && resample != static_cast<int>(Resample::Bicubic))
+    fail("{}: resample={} with the torchvision image backend: only bicubic (3) is reproduced (torchvision "
+         "resizes a uint8 tensor natively only with bicubic on every CPU)",
+         name, resample);
+}
+
 PreprocessConfig PreprocessConfig::clip_default(int size) {
-  if (size <= 0) fail("--size must be positive, got {}", size);
+  if (size <= 0 || size > kMaxPreprocessSide) fail("--size must be from 1 to {}, got {}", kMaxPreprocessSide, size);
   PreprocessConfig c;
   c.shortest_edge = c.crop_h = c.crop_w = size;
   return c;
@@ -49,11 +108,8 @@ PreprocessConfig PreprocessConfig::clip_default(int size) {
 
 PreprocessConfig PreprocessConfig::from_json_text(const std::string& text, const std::string& name) {
   nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    fail("{}: invalid JSON: {}", name, e.what());
-  }
+  std::string why;
+  if (!try_parse_json(text, &j, &why)) fail("{}: invalid JSON: {}", name, why);
   if (!j.is_object()) fail("{}: expected a JSON object", name);
   PreprocessConfig c;
   try {
@@ -67,40 +123,40 @@ PreprocessConfig PreprocessConfig::from_json_text(const std::string& text, const
     flag("do_convert_rgb", c.do_convert_rgb);
     if (j.contains("size") && !j["size"].is_null()) {
       const auto& s = j["size"];
-      if (s.is_number_integer()) {
-        c.shortest_edge = s.get<int>();
+      if (s.is_number()) {
+        c.shortest_edge = side(s, name, "size");
       } else if (s.is_object() && s.contains("shortest_edge")) {
-        c.shortest_edge = s["shortest_edge"].get<int>();
+        c.shortest_edge = side(s["shortest_edge"], name, "size.shortest_edge");
         if (s.contains("longest_edge") && !s["longest_edge"].is_null())
           fail("{}: size.longest_edge is not supported", name);
       } else if (s.is_object() && s.contains("height") && s.contains("width")) {
-        c.resize_h = s["height"].get<int>();
-        c.resize_w = s["width"].get<int>();
-        if (c.resize_h <= 0 || c.resize_w <= 0) fail("{}: size must be positive", name);
+        c.resize_h = side(s["height"], name, "size.height");
+        c.resize_w = side(s["width"], name, "size.width");
       } else {
-        fail("{}: unsupported \"size\": {}", name, s.dump());
+        fail("{}: unsupported \"size\": {}", name, json_text(s));
       }
     }
-    if (c.shortest_edge <= 0) fail("{}: size.shortest_edge must be positive", name);
     if (j.contains("crop_size") && !j["crop_size"].is_null()) {
       const auto& s = j["crop_size"];
-      if (s.is_number_integer()) {
-        c.crop_h = c.crop_w = s.get<int>();
+      if (s.is_number()) {
+        c.crop_h = c.crop_w = side(s, name, "crop_size");
       } else if (s.is_object() && s.contains("height") && s.contains("width")) {
-        c.crop_h = s["height"].get<int>();
-        c.crop_w = s["width"].get<int>();
+        c.crop_h = side(s["height"], name, "crop_size.height");
+        c.crop_w = side(s["width"], name, "crop_size.width");
       } else {
-        fail("{}: unsupported \"crop_size\": {}", name, s.dump());
+        fail("{}: unsupported \"crop_size\": {}", name, json_text(s));
       }
-      if (c.crop_h <= 0 || c.crop_w <= 0) fail("{}: crop_size must be positive", name);
     }
     if (j.contains("resample") && !j["resample"].is_null()) c.resample = j["resample"].get<int>();
     if (!resample_supported(c.resample))
       fail("{}: resample={} is not supported (use 1..5: LANCZOS, BILINEAR, BICUBIC, BOX, HAMMING)", name, c.resample);
     if (j.contains("rescale_factor") && !j["rescale_factor"].is_null())
-      c.rescale_factor = j["rescale_factor"].get<double>();
+      c.rescale_factor = finite_float(j["rescale_factor"], name, "\"rescale_factor\"");
     read_triplet(j, "image_mean", c.mean, name);
     read_triplet(j, "image_std", c.std, name);
+    for (int ch = 0; ch < 3; ++ch)
+      if (c.do_normalize && c.std[ch] == 0)
+        fail("{}: \"image_std\"[{}] is 0: normalizing divides by it", name, ch);
   } catch (const nlohmann::json::exception& e) {
     fail("{}: bad preprocessor config: {}", name, e.what());
   }
@@ -126,6 +182,13 @@ void shortest_edge_size(int width, int height, int shortest_edge, int* new_w, in
   *new_h = w_short ? nl : shortest_edge;
 }
 
+std::pair<int, int> PreprocessConfig::output_size() const {
+  if (do_center_crop) return {crop_h, crop_w};
+  if (do_resize && resize_h > 0) return {resize_h, resize_w};
+  if (do_resize) return {shortest_edge, shortest_edge};
+  return {0, 0};
+}
+
 Geometry plan_geometry(int width, int height, const PreprocessConfig& c) {
   Geometry g;
   g.resized_w = width;
@@ -135,8 +198,10 @@ Geometry plan_geometry(int width, int height, const PreprocessConfig& c) {
     else shortest_edge_size(width, height, c.shortest_edge, &g.resized_w, &g.resized_h);
   }
   if (c.do_center_crop) {
-    g.crop_top = static_cast<int>(floor_div(static_cast<int64_t>(g.resized_h) - c.crop_h, 2));
-    g.crop_left = static_cast<int>(floor_div(static_cast<int64_t>(g.resized_w) - c.crop_w, 2));
+    const int64_t dh = static_cast<int64_t>(g.resized_h) - c.crop_h, dw = static_cast<int64_t>(g.resized_w) - c.crop_w;
+    const bool tv = c.backend == ImageBackend::Torchvision;  // int((size - crop) / 2.0) after its padding
+    g.crop_top = static_cast<int>(tv ? dh / 2 : floor_div(dh, 2));
+    g.crop_left = static_cast<int>(tv ? dw / 2 : floor_div(dw, 2));
     g.out_w = c.crop_w;
     g.out_h = c.crop_h;
   } else {
@@ -159,22 +224,24 @@ void resize_and_crop(const Image& img, const PreprocessConfig& c, uint8_t* out) 
   if (padded) std::fill(out, out + stride * g.out_h, uint8_t{0});
   if (x1 <= x0 || y1 <= y0) return;
   uint8_t* dst = out + static_cast<size_t>(y0 - g.crop_top) * stride + static_cast<size_t>(x0 - g.crop_left) * 3;
+  c.check("preprocess");
   resize_window(img.rgb.data(), img.width, img.height, g.resized_w, g.resized_h, static_cast<Resample>(c.resample),
-                x0, y0, x1 - x0, y1 - y0, dst, stride);
+                x0, y0, x1 - x0, y1 - y0, dst, stride,
+                c.backend == ImageBackend::Torchvision ? ResampleImpl::AtenUint8 : ResampleImpl::Pillow);
 }
 
 void preprocess(const Image& img, const PreprocessConfig& c, float* out) {
   const Geometry g = plan_geometry(img.width, img.height, c);
+  const auto [h, w] = c.output_size();
+  if (g.out_h != h || g.out_w != w)
+    fail("a {}x{} image becomes {}x{} without a center crop (do_center_crop: false), but a batch needs {}x{}: "
+         "only images that keep that shape can be embedded with this preprocessor config",
+         img.width, img.height, g.out_w, g.out_h, w, h);
   const size_t plane = static_cast<size_t>(g.out_w) * g.out_h;
   std::vector<uint8_t> hwc(plane * 3);
   resize_and_crop(img, c, hwc.data());
   float lut[3][256];
-  for (int ch = 0; ch < 3; ++ch) {
-    for (int v = 0; v < 256; ++v) {
-      float x = c.do_rescale ? static_cast<float>(static_cast<double>(v) * c.rescale_factor) : static_cast<float>(v);
-      lut[ch][v] = c.do_normalize ? (x - c.mean[ch]) / c.std[ch] : x;
-    }
-  }
+  normalize_lut(c, lut);
   float* r = out;
   float* gp = out + plane;
   float* b = out + 2 * plane;

@@ -1,15 +1,21 @@
 #include "index/library.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <map>
+#include <mutex>
 #include <unordered_set>
 
 #include "core/error.h"
+#include "core/json.h"
 #include "io/atomic_file.h"
 
 namespace clipkit::index {
@@ -86,13 +92,73 @@ nlohmann::json LibraryInfo::to_json() const {
           {"metric", "inner_product"},     {"build", build}};
 }
 
+namespace {
+// The locks this process holds, by folder: nested WriterLocks (a command around the library's own
+// writes) share one flock.
+std::mutex g_locks_mu;
+std::map<std::string, std::pair<int, int>> g_locks;  // folder -> (fd, holders)
+}  // namespace
+
+WriterLock::WriterLock(const std::string& dir, bool create) {
+  std::error_code ec;
+  if (create) fs::create_directories(dir, ec);
+  if (!fs::is_directory(dir, ec))
+    fail("{}: not an index folder (no index.json; create one with `clipkit index build`)", dir);
+  key_ = fs::weakly_canonical(dir, ec).string();
+  std::lock_guard<std::mutex> l(g_locks_mu);
+  if (auto it = g_locks.find(key_); it != g_locks.end()) {
+    ++it->second.second;
+    return;
+  }
+  const std::string path = (fs::path(dir) / ".writer.lock").string();
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) fail("{}: cannot open the index's lock file: {}", path, std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    char buf[32] = {};
+    const ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+    ::close(fd);
+    fail("{}: another clipkit command{} is changing this index; wait for it to finish", dir,
+         n > 0 ? fmt::format(" (pid {})", std::string(buf, static_cast<size_t>(n))) : "");
+  }
+  const std::string pid = std::to_string(::getpid());
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {
+    // the pid is only for the message: the lock itself holds
+  }
+  g_locks[key_] = {fd, 1};
+}
+
+WriterLock::~WriterLock() {
+  std::lock_guard<std::mutex> l(g_locks_mu);
+  auto it = g_locks.find(key_);
+  if (it != g_locks.end() && --it->second.second == 0) {
+    ::close(it->second.first);  // releases the flock
+    g_locks.erase(it);
+  }
+}
+
 bool Library::exists(const std::string& dir) { return fs::exists(fs::path(dir) / "index.json"); }
+
+int64_t Library::current_generation(const std::string& dir) {
+  nlohmann::json j;
+  std::error_code ec;
+  const fs::path jp = fs::path(dir) / "index.json";
+  if (!fs::exists(jp, ec)) return -1;
+  try {
+    if (!try_parse_json(read_file(jp.string()), &j) || !j.is_object() || !j.contains("generation") ||
+        !j["generation"].is_number_integer())
+      return -1;
+  } catch (const Error&) {
+    return -1;
+  }
+  return j["generation"].get<int64_t>();
+}
 
 int64_t Library::build(const std::string& dir, const pipeline::ModelIdentity& model, const Tensor& x,
                        const std::vector<ImageRecord>& records, const BuildOptions& o, bool overwrite) {
   check_rows(x, records, model.dim);
+  WriterLock lock(dir, /*create=*/true);
   if (exists(dir) && !overwrite) fail("{}: already holds an index (use `clipkit index add`, or --overwrite)", dir);
-  fs::create_directories(dir);
+  const int64_t gen = std::max<int64_t>(current_generation(dir), 0) + 1;
   const int64_t D = x.dim(1);
   // first row per path
   std::vector<int64_t> keep;
@@ -197,7 +263,7 @@ void Library::write_generation(VectorIndex& v, const std::string& meta_tmp, int6
                       {"updated_unix", std::chrono::duration_cast<std::chrono::seconds>(
                                            std::chrono::system_clock::now().time_since_epoch())
                                            .count()}};
-  write_file_atomic((d / "index.json").string(), j.dump(1) + "\n");
+  write_file_atomic((d / "index.json").string(), json_text(j, 1) + "\n");
   // 3. conveniences and cleanup: a crash here loses nothing
   relink(d, "index.faiss", faiss_name);
   relink(d, "meta.sqlite", meta_name);
@@ -205,10 +271,24 @@ void Library::write_generation(VectorIndex& v, const std::string& meta_tmp, int6
 }
 
 std::unique_ptr<Library> Library::open(const std::string& dir) {
+  // a writer may switch generations (and remove the old files) between reading index.json and
+  // opening what it names: then open the new one
+  for (int attempt = 0;; ++attempt) {
+    const int64_t gen = current_generation(dir);
+    try {
+      return open_generation(dir);
+    } catch (const Error&) {
+      if (attempt >= 3 || current_generation(dir) == gen) throw;
+    }
+  }
+}
+
+std::unique_ptr<Library> Library::open_generation(const std::string& dir) {
   const fs::path jp = fs::path(dir) / "index.json";
   if (!fs::exists(jp)) fail("{}: not an index folder (no index.json; create one with `clipkit index build`)", dir);
-  auto j = nlohmann::json::parse(read_file(jp.string()), nullptr, false);
-  if (j.is_discarded() || !j.is_object() || j.value("format", "") != "clipkit-index")
+  nlohmann::json j;
+  if (!try_parse_json(read_file(jp.string()), &j) || !j.is_object() || !j.contains("format") ||
+      j["format"] != "clipkit-index")
     fail("{}: not a clipkit index description", jp.string());
   std::unique_ptr<Library> lib(new Library());
   lib->dir_ = dir;
@@ -239,10 +319,17 @@ std::unique_ptr<Library> Library::open(const std::string& dir) {
   return lib;
 }
 
+void Library::refuse_if_stale() const {
+  const int64_t now = current_generation(dir_);
+  if (now != info_.generation)
+    fail("{}: the index changed since it was opened (generation {} is current, this is {}): open it again", dir_, now,
+         info_.generation);
+}
+
 void Library::check_model(const pipeline::ModelIdentity& m) const {
   if (!info_.model.same_model(m))
     fail("{}: this index was built with model {}, but the query model is {} -- embeddings of different models "
-         "are not comparable (use the index's model, or rebuild the index)",
+         "or image preprocessing are not comparable (use the index's model and --image-backend, or rebuild the index)",
          dir_, info_.model.describe(), m.describe());
 }
 
@@ -294,6 +381,8 @@ std::vector<SearchHit> Library::search(const float* q, int64_t k, const Filter& 
 
 int64_t Library::add(const Tensor& x, const std::vector<ImageRecord>& records) {
   check_rows(x, records, info_.dim);
+  WriterLock lock(dir_);
+  refuse_if_stale();
   const int64_t D = info_.dim;
   const fs::path d(dir_);
   const std::string meta_tmp = (d / (gen_name("meta", info_.generation + 1, "sqlite") + ".tmp")).string();
@@ -327,6 +416,8 @@ int64_t Library::add(const Tensor& x, const std::vector<ImageRecord>& records) {
 }
 
 int64_t Library::remove(const std::vector<int64_t>& ids_in) {
+  WriterLock lock(dir_);
+  refuse_if_stale();
   const fs::path d(dir_);
   std::vector<int64_t> ids = ids_in;
   std::sort(ids.begin(), ids.end());

@@ -9,7 +9,10 @@
 //   DIR/index.faiss, DIR/meta.sqlite   symlinks to the current generation, for other tools
 //
 // Every change writes a new generation next to the current one and then switches index.json to
-// it, so a crash mid-write leaves the previous generation intact and in use.
+// it, so a crash mid-write leaves the previous generation intact and in use. Writers (build, add,
+// remove) hold WriterLock for their whole run; readers take no lock: a reader opening the library
+// while a writer switches generations retries on the new one, and a long-running reader (the
+// server) notices a new generation from current_generation() and opens it beside the old one.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -40,6 +43,22 @@ struct LibraryInfo {
   nlohmann::json to_json() const;
 };
 
+// The lock of a library's writers: Library::build/add/remove take it for their write, and a command
+// takes it for its whole run (embedding included: the work folders DIR/embeddings* are shared).
+// flock(2) on DIR/.writer.lock, so a killed writer never leaves it behind; a second process gets
+// Error naming the holder's pid at once. Nested locks of one process on one folder share it.
+class WriterLock {
+ public:
+  // create: make DIR when missing (build); otherwise a missing DIR is Error "not an index folder".
+  explicit WriterLock(const std::string& dir, bool create = false);
+  ~WriterLock();
+  WriterLock(const WriterLock&) = delete;
+  WriterLock& operator=(const WriterLock&) = delete;
+
+ private:
+  std::string key_;
+};
+
 struct BuildOptions {
   std::string factory;  // "" = choose_factory(n, dim)
   SearchParams params;  // stored defaults; 0 = the structure's defaults
@@ -63,6 +82,8 @@ class Library {
 
   // Opens the current generation. Throws Error naming the folder when it is not a library.
   static std::unique_ptr<Library> open(const std::string& dir);
+  // The generation DIR/index.json names now; -1 when there is none or it cannot be read.
+  static int64_t current_generation(const std::string& dir);
 
   const LibraryInfo& info() const { return info_; }
   const pipeline::ModelIdentity& model() const { return info_.model; }
@@ -87,6 +108,9 @@ class Library {
 
  private:
   Library() = default;
+  static std::unique_ptr<Library> open_generation(const std::string& dir);
+  // Error when another writer switched generations since this one was opened (its changes would be lost).
+  void refuse_if_stale() const;
   void write_generation(VectorIndex& v, const std::string& meta_tmp, int64_t next_id);
   std::string dir_;
   LibraryInfo info_;

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "core/json.h"
 
 namespace clipkit::index {
 
@@ -34,8 +35,8 @@ ImageRecord read_row(const Stmt& st) {
   r.id = sqlite3_column_int64(st.s, 0);
   r.path = st.col_text(1);
   r.relpath = st.col_text(2);
-  auto caps = nlohmann::json::parse(st.col_text(3), nullptr, false);
-  if (caps.is_array())
+  nlohmann::json caps;
+  if (try_parse_json(st.col_text(3), &caps) && caps.is_array())
     for (auto& c : caps)
       if (c.is_string()) r.captions.push_back(c.get<std::string>());
   r.width = sqlite3_column_int(st.s, 4);
@@ -44,8 +45,8 @@ ImageRecord read_row(const Stmt& st) {
   r.split = st.col_text(7);
   r.video = st.col_text(8);
   r.timestamp = sqlite3_column_double(st.s, 9);
-  auto ex = nlohmann::json::parse(st.col_text(10), nullptr, false);
-  r.extra = ex.is_object() ? ex : nlohmann::json::object();
+  nlohmann::json ex;
+  r.extra = try_parse_json(st.col_text(10), &ex) && ex.is_object() ? ex : nlohmann::json::object();
   return r;
 }
 
@@ -167,14 +168,14 @@ void MetadataStore::insert(const ImageRecord& r) {
   st.i64(1, r.id);
   st.text(2, r.path);
   st.text(3, r.relpath);
-  st.text(4, nlohmann::json(r.captions).dump());
+  st.text(4, json_text(nlohmann::json(r.captions)));
   st.i64(5, r.width);
   st.i64(6, r.height);
   st.i64(7, r.bytes);
   st.text(8, r.split);
   st.text(9, r.video);
   st.dbl(10, r.timestamp);
-  st.text(11, r.extra.dump());
+  st.text(11, json_text(r.extra));
   if (sqlite3_step(st.s) != SQLITE_DONE) fail("{}: cannot insert {}: {}", path_, r.path, sqlite3_errmsg(db_));
 }
 

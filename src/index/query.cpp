@@ -14,6 +14,8 @@ std::unique_ptr<pipeline::Embedder> load_query_model(const Library& lib, const s
     fail("{}: the index's model folder is missing (pass --model with the same checkpoint)", dir);
   lib.check_model(pipeline::model_identity(dir));  // cheap: before loading the weights
   auto e = pipeline::Embedder::load(dir, o);
+  if (!lib.model().image_backend.empty())  // image queries are preprocessed as the indexed images were
+    e->set_image_backend(image::image_backend_from_name(lib.model().image_backend, lib.info().dir + "/index.json"));
   lib.check_model(pipeline::model_identity(*e));
   return e;
 }

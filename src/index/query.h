@@ -11,8 +11,9 @@
 
 namespace clipkit::index {
 
-// Loads the library's model (model_dir = "" -> the folder recorded in index.json) and refuses a
-// model other than the one that built the library (Error names both).
+// Loads the library's model (model_dir = "" -> the folder recorded in index.json), with the image
+// backend recorded there, and refuses a model other than the one that built the library (Error
+// names both).
 std::unique_ptr<pipeline::Embedder> load_query_model(const Library& lib, const std::string& model_dir,
                                                      const model::LoadOptions& o = {});
 

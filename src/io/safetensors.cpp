@@ -6,12 +6,16 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json.h"
+#include "core/parallel.h"
 #include "io/atomic_file.h"
 
 namespace clipkit {
@@ -59,20 +63,30 @@ bool mul_overflows(uint64_t a, uint64_t b, uint64_t* out) { return __builtin_mul
 
 SafeTensorsFile::SafeTensorsFile(const std::string& path) : path_(path) {
   auto m = map_file(path);
-  const auto* base = static_cast<const uint8_t*>(m->addr);
-  if (m->size < 8) fail("{}: not a safetensors file: {} bytes, shorter than the 8-byte header length", path, m->size);
+  parse(static_cast<const uint8_t*>(m->addr), m->size, m);
+}
+
+SafeTensorsFile SafeTensorsFile::from_bytes(std::string bytes, const std::string& name) {
+  SafeTensorsFile f;
+  f.path_ = name;
+  auto held = std::make_shared<std::string>(std::move(bytes));
+  f.parse(reinterpret_cast<const uint8_t*>(held->data()), held->size(), held);
+  return f;
+}
+
+void SafeTensorsFile::parse(const uint8_t* base, size_t size, const std::shared_ptr<void>& m) {
+  const std::string& path = path_;
+  if (size < 8) fail("{}: not a safetensors file: {} bytes, shorter than the 8-byte header length", path, size);
   uint64_t n;
   std::memcpy(&n, base, 8);
   if (n > kMaxHeader) fail("{}: header length {} is larger than the 100 MB limit", path, n);
-  if (n > m->size - 8) fail("{}: header length {} runs past the end of the file ({} bytes): truncated?", path, n, m->size);
+  if (n > size - 8) fail("{}: header length {} runs past the end of the file ({} bytes): truncated?", path, n, size);
   json h;
-  try {
-    h = json::parse(reinterpret_cast<const char*>(base + 8), reinterpret_cast<const char*>(base + 8 + n));
-  } catch (const json::exception& e) {
-    fail("{}: header is not valid JSON: {}", path, e.what());
-  }
+  std::string why;
+  if (!try_parse_json(std::string_view(reinterpret_cast<const char*>(base + 8), n), &h, &why))
+    fail("{}: header is not valid JSON: {}", path, why);
   if (!h.is_object()) fail("{}: header must be a JSON object", path);
-  const uint64_t data_size = m->size - 8 - n;
+  const uint64_t data_size = size - 8 - n;
   const uint8_t* data = base + 8 + n;
   std::vector<std::pair<std::pair<uint64_t, uint64_t>, std::string>> ranges;
   for (auto& [name, v] : h.items()) {
@@ -159,12 +173,7 @@ Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
            "`model.save_pretrained(dir, safe_serialization=True)`)", dir);
     fail("{}: no model.safetensors or model.safetensors.index.json", dir);
   }
-  json j;
-  try {
-    j = json::parse(read_file(index.string()));
-  } catch (const json::exception& e) {
-    fail("{}: not valid JSON: {}", index.string(), e.what());
-  }
+  json j = parse_json(read_file(index.string()), index.string());
   if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
     fail("{}: missing \"weight_map\" object", index.string());
   std::map<std::string, std::unique_ptr<SafeTensorsFile>> shards;
@@ -177,6 +186,35 @@ Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
     if (!s) s = std::make_unique<SafeTensorsFile>((d / file).string());
     if (!s->has(name)) fail("{}: tensor \"{}\" listed in {} is missing from it", index.string(), name, file);
     tensors_[name] = s->get(name);
+  }
+}
+
+void Checkpoint::require_finite() const {
+  for (const auto& entry : tensors_) {
+    const Tensor& t = entry.second;  // (a structured binding cannot be captured by the lambda below in clang 14)
+    if (t.dtype != DType::F32 && t.dtype != DType::F16 && t.dtype != DType::BF16 && t.dtype != DType::F64) continue;
+    const int64_t n = t.numel();
+    std::atomic<int64_t> first{n};
+    parallel_for(n, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e && i < first.load(std::memory_order_relaxed); ++i) {
+        double v;
+        switch (t.dtype) {
+          case DType::F32: v = t.ptr<float>()[i]; break;
+          case DType::F64: v = t.ptr<double>()[i]; break;
+          case DType::F16: v = f16_to_f32(t.ptr<uint16_t>()[i]); break;
+          default: v = bf16_to_f32(t.ptr<uint16_t>()[i]); break;
+        }
+        if (!std::isfinite(v)) {
+          int64_t cur = first.load();
+          while (i < cur && !first.compare_exchange_weak(cur, i)) {
+          }
+          break;
+        }
+      }
+    }, 1 << 16);
+    if (first.load() < n)
+      fail("{}: tensor \"{}\" holds NaN or infinity at element {}: the weights are corrupt (they would give NaN "
+           "embeddings)", dir_, entry.first, first.load());
   }
 }
 
@@ -197,7 +235,7 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
     h[name] = {{"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {off, off + n}}};
     off += n;
   }
-  std::string hs = h.dump();
+  std::string hs = json_text(h);
   hs.append((8 - hs.size() % 8) % 8, ' ');  // align the data section to 8 bytes, as the reference writer does
   uint64_t len = hs.size();
   AtomicFile f(path);

@@ -16,6 +16,8 @@ namespace clipkit {
 class SafeTensorsFile {
  public:
   explicit SafeTensorsFile(const std::string& path);  // validates; throws Error naming the file
+  // The same validation of a file's bytes held in memory; `name` names them in errors.
+  static SafeTensorsFile from_bytes(std::string bytes, const std::string& name);
   const std::string& path() const { return path_; }
   const std::map<std::string, Tensor>& tensors() const { return tensors_; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
@@ -23,6 +25,8 @@ class SafeTensorsFile {
   const Tensor& get(const std::string& name) const;  // throws Error if missing
 
  private:
+  SafeTensorsFile() = default;
+  void parse(const uint8_t* base, size_t size, const std::shared_ptr<void>& holder);
   std::string path_;
   std::map<std::string, Tensor> tensors_;
   std::map<std::string, std::string> metadata_;
@@ -36,6 +40,9 @@ class Checkpoint {
   const Tensor& get(const std::string& name) const;  // throws Error naming the checkpoint
   const std::map<std::string, Tensor>& tensors() const { return tensors_; }
   const std::string& dir() const { return dir_; }
+  // Throws Error naming the first tensor holding NaN or infinity (weights like that give NaN
+  // embeddings without any other sign).
+  void require_finite() const;
 
  private:
   std::string dir_;

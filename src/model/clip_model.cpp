@@ -5,6 +5,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "io/model_location.h"
 
 namespace clipkit::model {
 namespace {
@@ -18,9 +19,9 @@ std::string find_prefix(const Checkpoint& ck, std::initializer_list<const char*>
 
 }  // namespace
 
-std::unique_ptr<ClipModel> ClipModel::load(const std::string& dir, const LoadOptions& o) {
+std::unique_ptr<ClipModel> ClipModel::load(const std::string& model, const LoadOptions& o) {
   namespace fs = std::filesystem;
-  if (!fs::is_directory(dir)) fail("{}: model folder not found", dir);
+  const std::string dir = resolve_model_dir(model);  // a folder, hub id or cache folder (io/model_location.h)
   auto m = std::make_unique<ClipModel>();
   m->dir_ = dir;
   m->prec_ = o.precision;

@@ -1,6 +1,10 @@
 #include "model/config.h"
 
+#include <cmath>
+#include <limits>
+
 #include "core/error.h"
+#include "core/json.h"
 #include "io/atomic_file.h"
 
 namespace clipkit::model {
@@ -12,6 +16,16 @@ template <typename T>
 void read(const json& j, const char* key, T& out, const std::string& where) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return;  // HF default stays
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {  // no silent wrap-around
+    const bool fits = it->is_number_unsigned() ? it->template get<uint64_t>() <= uint64_t(std::numeric_limits<T>::max())
+                      : it->is_number_integer() && it->template get<int64_t>() >= int64_t(std::numeric_limits<T>::min()) &&
+                            it->template get<int64_t>() <= int64_t(std::numeric_limits<T>::max());
+    if (!fits) fail("{}: field \"{}\" must be an integer that fits {} bits, got {}", where, key, sizeof(T) * 8, it->dump());
+  }
+  if constexpr (std::is_floating_point_v<T>) {
+    if (!it->is_number() || !(std::fabs(it->template get<double>()) <= double(std::numeric_limits<T>::max())))
+      fail("{}: field \"{}\" must be a finite number, got {}", where, key, it->dump());
+  }
   try {
     out = it->get<T>();
   } catch (const json::exception&) {
@@ -28,8 +42,9 @@ ops::Act read_act(const json& j, const std::string& where, ops::Act dflt) {
   return a;
 }
 
-void require_positive(const std::string& where, const char* name, int v) {
-  if (v <= 0) fail("{}: {} must be positive, got {}", where, name, v);
+template <typename T>
+void require_positive(const std::string& where, const char* name, T v) {
+  if (!(v > 0)) fail("{}: {} must be positive, got {}", where, name, v);
 }
 
 }  // namespace
@@ -51,6 +66,7 @@ VisionConfig parse_vision_config(const json& j, const std::string& where) {
                       {"image_size", c.image_size}, {"patch_size", c.patch_size}, {"intermediate_size", c.intermediate_size}})
     require_positive(where, n, v);
   if (c.hidden_size % c.num_heads) fail("{}: hidden_size {} is not divisible by num_attention_heads {}", where, c.hidden_size, c.num_heads);
+  require_positive(where, "layer_norm_eps", c.layer_norm_eps);
   if (c.image_size % c.patch_size) fail("{}: image_size {} is not divisible by patch_size {}", where, c.image_size, c.patch_size);
   return c;
 }
@@ -95,17 +111,12 @@ TextConfig parse_text_config(const json& j, const std::string& where) {
                       {"intermediate_size", c.intermediate_size}})
     require_positive(where, n, v);
   if (c.hidden_size % c.num_heads) fail("{}: hidden_size {} is not divisible by num_attention_heads {}", where, c.hidden_size, c.num_heads);
+  require_positive(where, "layer_norm_eps", c.layer_norm_eps);
   return c;
 }
 
 ModelConfig ModelConfig::from_file(const std::string& path) {
-  json j;
-  try {
-    j = json::parse(read_file(path));
-  } catch (const json::exception& e) {
-    fail("{}: not valid JSON: {}", path, e.what());
-  }
-  return from_json(j, path);
+  return from_json(parse_json(read_file(path), path), path);
 }
 
 ModelConfig ModelConfig::from_json(const json& j, const std::string& where) {
@@ -184,6 +195,18 @@ json text_config_json(const TextConfig& c) {
     j["initializer_range"] = 0.02;
   }
   return j;
+}
+
+json clip_config_json(const ModelConfig& c) {
+  if (!c.vision || !c.text) fail("clip_config_json: a CLIPModel needs both towers");
+  return {{"architectures", {"CLIPModel"}},
+          {"model_type", "clip"},
+          {"projection_dim", c.projection_dim},
+          {"logit_scale_init_value", json_float(c.logit_scale_init)},
+          {"initializer_factor", 1.0},
+          {"torch_dtype", "float32"},
+          {"vision_config", vision_config_json(*c.vision)},
+          {"text_config", text_config_json(*c.text)}};
 }
 
 }  // namespace clipkit::model

@@ -10,7 +10,11 @@ namespace clipkit::ops {
 #pragma omp declare simd notinbranch
 inline float exp_approx(float x) {
   x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+#if defined(__clang__) && __clang_major__ < 16  // (no __builtin_roundevenf; rint rounds half to even by default)
+  const float n = __builtin_rintf(x * 1.44269504088896341f);
+#else
   const float n = __builtin_roundevenf(x * 1.44269504088896341f);
+#endif
   float r = x - n * 0.693145751953125f;
   r -= n * 1.42860682030941723212e-6f;
   float p = 1.0f / 720;

@@ -15,6 +15,7 @@
 
 #include "core/error.h"
 #include "core/hash.h"
+#include "core/json.h"
 #include "data/caption_dataset.h"
 #include "data/webdataset.h"
 #include "image/batch.h"
@@ -45,11 +46,22 @@ bool is_image_name(const fs::path& p) {
 
 std::string absolute_path(const std::string& p) { return fs::absolute(fs::path(p)).lexically_normal().string(); }
 
+// A shard file a manifest names: a bare "shard-..." file name in the folder, so that a crafted
+// manifest cannot make clipkit read or remove files elsewhere.
+fs::path shard_file(const fs::path& dir, const nlohmann::json& name, const fs::path& manifest) {
+  const std::string n = name.is_string() ? name.get<std::string>() : "";
+  if (!n.starts_with("shard-") || n.find('/') != std::string::npos)
+    fail("{}: shard file name {} is not a shard of this folder", manifest.string(), json_text(name));
+  return dir / n;
+}
+
 }  // namespace
 
 nlohmann::json ModelIdentity::to_json() const {
-  return {{"dir", dir}, {"config_hash", config_hash}, {"weights_hash", weights_hash}, {"architecture", architecture},
-          {"dim", dim}};
+  nlohmann::json j = {{"dir", dir},     {"config_hash", config_hash}, {"weights_hash", weights_hash},
+                      {"architecture", architecture}, {"dim", dim}};
+  if (!image_backend.empty()) j["image_backend"] = image_backend;
+  return j;
 }
 
 ModelIdentity ModelIdentity::from_json(const nlohmann::json& j) {
@@ -60,6 +72,7 @@ ModelIdentity ModelIdentity::from_json(const nlohmann::json& j) {
     m.weights_hash = j.at("weights_hash").get<std::string>();
     m.architecture = j.value("architecture", "");
     m.dim = j.at("dim").get<int64_t>();
+    m.image_backend = j.value("image_backend", "pil");
   } catch (const nlohmann::json::exception& e) {
     fail("model identity is malformed: {}", e.what());
   }
@@ -67,7 +80,8 @@ ModelIdentity ModelIdentity::from_json(const nlohmann::json& j) {
 }
 
 std::string ModelIdentity::describe() const {
-  return fmt::format("{} (config {}, weights {}, dim {})", dir, config_hash, weights_hash, dim);
+  return fmt::format("{} (config {}, weights {}, dim {}{}{})", dir, config_hash, weights_hash, dim,
+                     image_backend.empty() ? "" : ", images ", image_backend);
 }
 
 ModelIdentity model_identity(const std::string& model_dir) {
@@ -101,6 +115,7 @@ ModelIdentity model_identity(const Embedder& e) {
   ModelIdentity m = model_identity(e.model().dir());
   m.architecture = e.model().architecture();
   m.dim = e.dim();
+  if (e.model().has_vision()) m.image_backend = image::image_backend_name(e.preprocess_config().backend);
   return m;
 }
 
@@ -138,7 +153,9 @@ std::vector<BulkItem> list_image_file(const std::string& list_path) {
   return out;
 }
 
-std::vector<BulkItem> list_coco(const std::string& root, const std::string& split) {
+std::vector<BulkItem> list_coco(const std::string& root, const std::string& split, std::vector<std::string>* dropped,
+                                int64_t* dropped_rows) {
+  if (dropped_rows) *dropped_rows = 0;
   std::vector<std::string> splits;
   if (!split.empty()) {
     splits.push_back(data::normalize_split(split));
@@ -150,6 +167,9 @@ std::vector<BulkItem> list_coco(const std::string& root, const std::string& spli
   std::vector<BulkItem> out;
   for (auto& s : splits) {
     auto ds = data::load_coco(root, s, true);
+    if (dropped)
+      for (auto& p : ds.report.problems) dropped->push_back(s + ": " + p);
+    if (dropped_rows) *dropped_rows += ds.report.skipped;
     std::map<std::string, size_t> at;  // image path -> item
     for (auto& r : ds.rows) {
       auto [it, fresh] = at.emplace(r.image_path, out.size());
@@ -205,38 +225,36 @@ bool is_rank_manifest(const std::string& n) {
 }
 
 nlohmann::json read_manifest_file(const fs::path& p) {
-  auto man = nlohmann::json::parse(read_file(p.string()), nullptr, false);
-  if (man.is_discarded() || !man.is_object() || man.value("format", "") != "clipkit-embeddings" ||
-      !man.contains("shards") || !man["shards"].is_array())
+  nlohmann::json man;
+  if (!try_parse_json(read_file(p.string()), &man) || !man.is_object() || man.value("format", "") != "clipkit-embeddings" ||
+      !man.contains("shards") || !man["shards"].is_array() || !man.contains("model"))
     fail("{}: not a clipkit embeddings manifest", p.string());
   return man;
 }
 
-// Throws unless `got` (read from a manifest in out_dir) describes the same run as `want`.
-void check_same_run(const nlohmann::json& want, const nlohmann::json& got, const std::string& out_dir) {
+// Why the shards of manifest `got` are not a run of job `want` ("" when they are).
+std::string other_run(const nlohmann::json& want, const nlohmann::json& got, const std::string& out_dir) {
   auto now = ModelIdentity::from_json(want.at("model")), prev = ModelIdentity::from_json(got.at("model"));
   if (!prev.same_model(now))
-    fail("{}: these shards were made by model {}, not {} -- use another output folder", out_dir, prev.describe(),
-         now.describe());
+    return fmt::format("{}: these shards were made by model {}, not {} -- use another output folder", out_dir,
+                       prev.describe(), now.describe());
   if (got.value("inputs_hash", "") != want.value("inputs_hash", "") ||
       got.value("inputs", int64_t{-1}) != want.value("inputs", int64_t{-1}))
-    fail("{}: these shards were made from a different input list ({} inputs) -- use another output folder", out_dir,
-         got.value("inputs", int64_t{-1}));
+    return fmt::format("{}: these shards were made from a different input list ({} inputs) -- use another output folder",
+                       out_dir, got.value("inputs", int64_t{-1}));
   if (got.value("shard_size", int64_t{-1}) != want.value("shard_size", int64_t{-1}))
-    fail("{}: these shards hold {} inputs each, not {} -- resume with --shard-size {}", out_dir,
-         got.value("shard_size", int64_t{-1}), want.value("shard_size", int64_t{-1}), got.value("shard_size", int64_t{-1}));
+    return fmt::format("{}: these shards hold {} inputs each, not {} -- resume with --shard-size {}", out_dir,
+                       got.value("shard_size", int64_t{-1}), want.value("shard_size", int64_t{-1}),
+                       got.value("shard_size", int64_t{-1}));
   if (got.value("normalize", true) != want.value("normalize", true))
-    fail("{}: these shards differ in normalization", out_dir);
+    return fmt::format("{}: these shards differ in normalization", out_dir);
+  return "";
 }
 
-// Every manifest of a folder (manifest.json and the per-rank ones), checked to describe one run.
-struct ManifestSet {
-  nlohmann::json header;                   // the run's description (no shards); null when no manifest
-  std::map<int64_t, nlohmann::json> done;  // shard -> entry, over all manifests, files present
-  std::map<std::string, std::map<int64_t, nlohmann::json>> by_file;  // file name -> its entries
-};
-
-ManifestSet read_manifests(const fs::path& dir, const nlohmann::json& expect) {
+// Every manifest in `dir` (manifest.json and the ranks'), checked to be runs of job `expect` (null:
+// of the first one read). A manifest of another job fails, or with `replace_other_runs` (a work
+// folder) is removed with its shards.
+ManifestSet read_manifests(const fs::path& dir, const nlohmann::json& expect, bool replace_other_runs = false) {
   ManifestSet m;
   m.header = expect;
   std::vector<std::string> files;
@@ -248,24 +266,32 @@ ManifestSet read_manifests(const fs::path& dir, const nlohmann::json& expect) {
   std::sort(ranks.begin(), ranks.end());
   files.insert(files.end(), ranks.begin(), ranks.end());
   for (auto& f : files) {
-    auto man = read_manifest_file(dir / f);
+    const fs::path mp = dir / f;
+    auto man = read_manifest_file(mp);
     if (m.header.is_null()) {
       m.header = man;
       m.header.erase("shards");
       m.header.erase("complete");
     }
-    check_same_run(m.header, man, dir.string());
-    auto& mine = m.by_file[f];
     try {
+      if (std::string other = other_run(m.header, man, dir.string()); !other.empty()) {
+        if (!replace_other_runs) fail("{}", other);
+        for (auto& s : man["shards"])  // a work folder of another job: start over
+          for (const char* k : {"npy", "jsonl"})
+            if (s.is_object() && s.contains(k)) fs::remove(shard_file(dir, s[k], mp));
+        fs::remove(mp);
+        continue;
+      }
+      auto& mine = m.by_file[f];
       for (auto& s : man.at("shards")) {
         const int64_t k = s.at("index").get<int64_t>();
-        if (fs::exists(dir / s.at("npy").get<std::string>()) && fs::exists(dir / s.at("jsonl").get<std::string>())) {
+        if (fs::exists(shard_file(dir, s.at("npy"), mp)) && fs::exists(shard_file(dir, s.at("jsonl"), mp))) {
           m.done[k] = s;
           mine[k] = s;
         }
       }
     } catch (const nlohmann::json::exception& e) {
-      fail("{}: malformed manifest: {}", (dir / f).string(), e.what());
+      fail("{}: malformed manifest: {}", mp.string(), e.what());
     }
   }
   return m;
@@ -276,7 +302,7 @@ void write_manifest_file(const fs::path& p, nlohmann::json header, const std::ma
   for (auto& [k, s] : entries) shards.push_back(s);
   header["shards"] = shards;
   header["complete"] = static_cast<int64_t>(entries.size()) == header.value("shards_total", int64_t{-1});
-  write_file_atomic(p.string(), header.dump(1) + "\n");
+  write_file_atomic(p.string(), json_text(header, 1) + "\n");
 }
 
 void report_from(const std::map<int64_t, nlohmann::json>& done, BulkEmbedReport* rep) {
@@ -389,7 +415,7 @@ BulkEmbedReport bulk_embed(const Embedder& e, const std::vector<BulkItem>& items
   // of several keeps its own manifest, merged by combine_manifests() at the end.
   const bool alone = o.ranks == 1;
   const std::string own_name = alone ? kManifest : rank_manifest_name(o.rank);
-  auto ms = read_manifests(dir, header);
+  auto ms = read_manifests(dir, header, o.replace_other_runs);
   std::map<int64_t, nlohmann::json> own = alone ? ms.done : ms.by_file[own_name];
   const auto& done = ms.done;
   auto mine = [&](int64_t s) { return s % o.ranks == o.rank; };
@@ -508,7 +534,7 @@ BulkEmbedReport bulk_embed(const Embedder& e, const std::vector<BulkItem>& items
         r["height"] = j.h[ki];
         r["bytes"] = j.bytes[ki];
         r["content_hash"] = fmt::format("{:016x}", j.hash[ki]);
-        rows.push_back(r.dump());
+        rows.push_back(json_text(r));
         ++good;
       }
       if (good > 0) {
@@ -617,8 +643,8 @@ void EmbeddingsWriter::finish() {
 EmbeddingShards read_manifest(const std::string& dir) {
   const fs::path mp = fs::path(dir) / "manifest.json";
   if (!fs::exists(mp)) fail("{}: no manifest.json (not an embeddings folder written by clipkit embed --out-dir)", dir);
-  auto man = nlohmann::json::parse(read_file(mp.string()), nullptr, false);
-  if (man.is_discarded() || !man.is_object() || man.value("format", "") != "clipkit-embeddings")
+  nlohmann::json man;
+  if (!try_parse_json(read_file(mp.string()), &man) || !man.is_object() || man.value("format", "") != "clipkit-embeddings")
     fail("{}: not a clipkit embeddings manifest", mp.string());
   EmbeddingShards s;
   try {
@@ -626,8 +652,8 @@ EmbeddingShards read_manifest(const std::string& dir) {
     s.dim = man.at("dim").get<int64_t>();
     s.complete = man.value("complete", false);
     for (auto& sh : man.at("shards")) {
-      s.npy.push_back((fs::path(dir) / sh.at("npy").get<std::string>()).string());
-      s.jsonl.push_back((fs::path(dir) / sh.at("jsonl").get<std::string>()).string());
+      s.npy.push_back(shard_file(dir, sh.at("npy"), mp).string());
+      s.jsonl.push_back(shard_file(dir, sh.at("jsonl"), mp).string());
       s.rows += sh.at("rows").get<int64_t>();
       for (auto& sk : sh.at("skipped")) s.skipped.push_back({sk.at("path"), sk.at("reason")});
     }
@@ -646,8 +672,8 @@ void for_each_shard(const EmbeddingShards& s,
     std::string line;
     while (std::getline(in, line)) {
       if (line.empty()) continue;
-      auto j = nlohmann::json::parse(line, nullptr, false);
-      if (j.is_discarded()) fail("{}: line {} is not valid JSON", s.jsonl[i], rows.size() + 1);
+      nlohmann::json j;
+      if (!try_parse_json(line, &j)) fail("{}: line {} is not valid JSON", s.jsonl[i], rows.size() + 1);
       rows.push_back(std::move(j));
     }
     if (x.shape.size() != 2 || x.dim(0) != static_cast<int64_t>(rows.size()) || x.dim(1) != s.dim)

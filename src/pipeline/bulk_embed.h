@@ -36,13 +36,18 @@ struct ModelIdentity {
   std::string weights_hash;  // FNV-1a 64 of (name, size, first MiB) of each *.safetensors, hex
   std::string architecture;
   int64_t dim = 0;
+  // The image preprocessing the embeddings were made with ("pil" | "torchvision"); "" when not
+  // known (model_identity(dir) without loading). Identities recorded before the option existed
+  // read back as "pil", which is what made them.
+  std::string image_backend;
 
   nlohmann::json to_json() const;
   static ModelIdentity from_json(const nlohmann::json& j);
   bool same_model(const ModelIdentity& o) const {
-    return config_hash == o.config_hash && weights_hash == o.weights_hash && (dim == 0 || o.dim == 0 || dim == o.dim);
+    return config_hash == o.config_hash && weights_hash == o.weights_hash && (dim == 0 || o.dim == 0 || dim == o.dim) &&
+           (image_backend.empty() || o.image_backend.empty() || image_backend == o.image_backend);
   }
-  std::string describe() const;  // "DIR (config 1a2b..., weights 3c4d..., dim 512)"
+  std::string describe() const;  // "DIR (config 1a2b..., weights 3c4d..., dim 512, images pil)"
 };
 ModelIdentity model_identity(const std::string& model_dir);
 ModelIdentity model_identity(const Embedder& e);
@@ -62,8 +67,11 @@ std::vector<BulkItem> list_image_folder(const std::string& root);
 // One path per line (blank and '#' lines skipped), in file order.
 std::vector<BulkItem> list_image_file(const std::string& list_path);
 // COCO 2017 images (one item per image, with all its captions), split "train", "val" or "" (= every
-// split that has an annotations file). Images whose file is missing are skipped by the loader.
-std::vector<BulkItem> list_coco(const std::string& root, const std::string& split);
+// split that has an annotations file). Rows the loader skips (image file missing, bad records: what
+// `clipkit data check` reports) are left out; *dropped, when given, gets one line per kind of
+// problem ("val: 3 x image file missing ...") and the number of rows left out.
+std::vector<BulkItem> list_coco(const std::string& root, const std::string& split,
+                                std::vector<std::string>* dropped = nullptr, int64_t* dropped_rows = nullptr);
 // The images of WebDataset shards (data/webdataset.h spec: braces, globs, "::"), in archive
 // order, located by one pass that reads the caption members and skips image data. meta: relpath
 // ("SHARD.tar/MEMBER"), key, shard, caption (from caption_key, when present), json (KEY.json).
@@ -80,6 +88,10 @@ struct BulkEmbedOptions {
   image::DecodeOptions decode;
   // Several processes: this one makes the output shards k with k % ranks == rank.
   int rank = 0, ranks = 1;
+  // out_dir holding shards of another model, input list or shard size: false refuses it (a user's
+  // folder); true empties it and starts over (a work folder such as an index's, where a leftover
+  // of an earlier or killed job must not block the next one).
+  bool replace_other_runs = false;
   // Test hook: stop (as if killed) after writing this many shards in this run; -1 = never.
   int64_t stop_after_shards = -1;
   // Called after each batch with the number of batches embedded in this run (tests use it to kill

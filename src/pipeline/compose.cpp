@@ -6,6 +6,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "core/json.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
 #include "model/config.h"
@@ -17,13 +18,7 @@ using json = nlohmann::json;
 
 namespace {
 
-json read_json(const fs::path& p) {
-  try {
-    return json::parse(read_file(p.string()));
-  } catch (const json::exception& e) {
-    fail("{}: not valid JSON: {}", p.string(), e.what());
-  }
-}
+json read_json(const fs::path& p) { return parse_json(read_file(p.string()), p.string()); }
 
 bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
 
@@ -111,7 +106,7 @@ void compose_dual_encoder(const ComposeOptions& o) {
   json cfg = {{"architectures", {"VisionTextDualEncoderModel"}}, {"model_type", "vision-text-dual-encoder"},
               {"projection_dim", P}, {"logit_scale_init_value", model::json_float(o.logit_scale_init)}, {"torch_dtype", "float32"},
               {"vision_config", vcfg}, {"text_config", tcfg}};
-  write_file_atomic((fs::path(o.out_dir) / "config.json").string(), cfg.dump(2) + "\n");
+  write_file_atomic((fs::path(o.out_dir) / "config.json").string(), json_text(cfg, 2) + "\n");
   copy_tokenizer_files(o.text_dir, o.out_dir);
   fs::path pre = fs::path(o.vision_dir) / "preprocessor_config.json";
   if (fs::exists(pre)) write_file_atomic((fs::path(o.out_dir) / "preprocessor_config.json").string(), read_file(pre.string()));

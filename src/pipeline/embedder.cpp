@@ -6,14 +6,18 @@
 
 #include "core/error.h"
 #include "core/parallel.h"
+#include "io/safetensors.h"
+#include "io/model_location.h"
 
 namespace clipkit::pipeline {
 
 namespace fs = std::filesystem;
 
-std::unique_ptr<Embedder> Embedder::load(const std::string& dir, const model::LoadOptions& o) {
+std::unique_ptr<Embedder> Embedder::load(const std::string& model, const model::LoadOptions& o) {
+  const std::string dir = resolve_model_dir(model);  // a folder, hub id or cache folder (io/model_location.h)
   auto e = std::make_unique<Embedder>();
   e->model_ = model::ClipModel::load(dir, o);
+  Checkpoint(dir).require_finite();
   if (e->model_->has_text()) {
     try {
       e->tok_ = text::Tokenizer::from_dir(dir);
@@ -25,11 +29,20 @@ std::unique_ptr<Embedder> Embedder::load(const std::string& dir, const model::Lo
     fs::path pc = fs::path(dir) / "preprocessor_config.json";
     e->pre_ = fs::exists(pc) ? image::PreprocessConfig::from_file(pc.string())
                              : image::PreprocessConfig::clip_default(e->model_->image_size());
-    if (e->pre_.crop_h != e->model_->image_size() || e->pre_.crop_w != e->model_->image_size())
-      fail("{}: preprocessor_config.json crops to {}x{} but the vision tower takes {}x{} images", dir, e->pre_.crop_h,
-           e->pre_.crop_w, e->model_->image_size(), e->model_->image_size());
+    const auto [h, w] = e->pre_.output_size();
+    if (h != e->model_->image_size() || w != e->model_->image_size())
+      fail("{}: preprocessor_config.json makes {}x{} images but the vision tower takes {}x{} images", dir, w, h,
+           e->model_->image_size(), e->model_->image_size());
   }
   return e;
+}
+
+void Embedder::set_image_backend(image::ImageBackend b) {
+  if (!model_->has_vision()) return;
+  image::PreprocessConfig c = pre_;
+  c.backend = b;
+  c.check((fs::path(model_->dir()) / "preprocessor_config.json").string());
+  pre_ = c;
 }
 
 const text::Tokenizer& Embedder::tokenizer() const {
@@ -51,6 +64,13 @@ void Embedder::tokenize(const std::vector<std::string>& texts, std::vector<int32
   text::EncodeOptions eo;
   eo.max_length = static_cast<int>(max_tokens > 0 ? std::min(max_tokens, max_text_tokens()) : max_text_tokens());
   auto enc = tokenizer().encode_batch(texts, eo);
+  // an id past the text tower's embedding table would read outside it (HF: IndexError)
+  const int64_t vocab = model_->config().text ? model_->config().text->vocab_size : 0;
+  for (size_t i = 0; i < enc.size(); ++i)
+    for (int32_t id : enc[i].ids)
+      if (id < 0 || id >= vocab)
+        fail("{}: text {} has token id {}, but the text tower's vocab_size is {} (the tokenizer and config.json "
+             "disagree)", model_->dir(), i, id, vocab);
   int64_t len = 1;
   for (auto& e : enc) len = std::max<int64_t>(len, static_cast<int64_t>(e.ids.size()));
   const int32_t pad = tokenizer().pad_id();
@@ -76,12 +96,15 @@ Tensor concat_rows(const std::vector<Tensor>& parts, int64_t D) {
 }
 
 Tensor Embedder::embed_texts(const std::vector<std::string>& texts, const EmbedOptions& o, Progress* p) const {
+  if (o.max_text_tokens != 0 && (o.max_text_tokens < 0 || o.max_text_tokens > max_text_tokens()))
+    fail("{}: a text length limit of {} tokens is not within the model's {} text positions", model_->dir(),
+         o.max_text_tokens, max_text_tokens());
   std::vector<Tensor> parts;
   for (size_t b = 0; b < texts.size(); b += static_cast<size_t>(o.batch_size)) {
     std::vector<std::string> batch(texts.begin() + b, texts.begin() + std::min(texts.size(), b + o.batch_size));
     std::vector<int32_t> ids, mask;
     int64_t L;
-    tokenize(batch, &ids, &mask, &L);
+    tokenize(batch, &ids, &mask, &L, o.max_text_tokens);
     Tensor f = model_->text_features(ids.data(), mask.data(), static_cast<int64_t>(batch.size()), L);
     if (o.normalize) model::l2_normalize_rows(f.ptr<float>(), f.dim(0), f.dim(1));
     parts.push_back(std::move(f));

@@ -16,6 +16,10 @@ struct EmbedOptions {
   int batch_size = 32;
   bool normalize = true;  // false = exactly HF get_image_features / get_text_features
   image::DecodeOptions decode;
+  // Texts: > 0 truncates token ids to this many (special tokens included), as tokenizer(...,
+  // truncation=True, max_length=N) does; 0 = the model's limit. A RoBERTa tower fine-tuned with
+  // run_clip's --max-seq-length 128 embeds as trained with 128.
+  int64_t max_text_tokens = 0;
 };
 
 struct SkippedInput {
@@ -24,11 +28,16 @@ struct SkippedInput {
 
 class Embedder {
  public:
-  static std::unique_ptr<Embedder> load(const std::string& model_dir, const model::LoadOptions& o = {});
+  // model: a folder, a hub id in the local Hugging Face cache, or a cache folder (io/model_location.h)
+  static std::unique_ptr<Embedder> load(const std::string& model, const model::LoadOptions& o = {});
 
   const model::ClipModel& model() const { return *model_; }
   const text::Tokenizer& tokenizer() const;                 // throws if the folder has no tokenizer files
   const image::PreprocessConfig& preprocess_config() const { return pre_; }
+  // Which CLIPImageProcessor to reproduce for every image this embedder preprocesses (pil unless
+  // set). Throws Error naming the model's preprocessor_config.json when the backend cannot
+  // reproduce it.
+  void set_image_backend(image::ImageBackend b);
   int64_t dim() const { return model_->embed_dim(); }
   int64_t max_text_tokens() const;
 

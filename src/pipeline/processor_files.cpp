@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json.h"
 #include "io/atomic_file.h"
 
 #ifndef CLIPKIT_ASSETS_DIR
@@ -18,7 +19,15 @@ using json = nlohmann::json;
 
 std::string assets_dir() {
   const char* env = std::getenv("CLIPKIT_ASSETS");
-  return env && *env ? env : CLIPKIT_ASSETS_DIR;
+  if (env && *env) return env;
+  std::error_code ec;
+  if (fs::is_directory(CLIPKIT_ASSETS_DIR, ec)) return CLIPKIT_ASSETS_DIR;  // the source tree (a build)
+  // An installed binary: PREFIX/bin/clipkit next to PREFIX/share/clipkit/assets.
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  const fs::path installed = exe.parent_path().parent_path() / "share/clipkit/assets";
+  if (!ec && fs::is_directory(installed, ec)) return installed.string();
+  fail("the bundled tokenizer files are missing: neither {} nor {} exists (set CLIPKIT_ASSETS to the assets folder)",
+       CLIPKIT_ASSETS_DIR, installed.string());
 }
 
 void write_clip_preprocessor_config(const std::string& dir, int s) {
@@ -34,7 +43,7 @@ void write_clip_preprocessor_config(const std::string& dir, int s) {
             {"resample", 3},
             {"rescale_factor", 0.00392156862745098},
             {"size", {{"shortest_edge", s}}}};
-  write_file_atomic((fs::path(dir) / "preprocessor_config.json").string(), j.dump(2) + "\n");
+  write_file_atomic((fs::path(dir) / "preprocessor_config.json").string(), json_text(j, 2) + "\n");
 }
 
 static void copy_atomic(const fs::path& from, const fs::path& to) { write_file_atomic(to.string(), read_file(from.string())); }
@@ -52,20 +61,15 @@ void write_clip_tokenizer_files(const std::string& dir, const std::string& vocab
   json cfg = {{"add_prefix_space", false}, {"bos_token", tok("<|startoftext|>")}, {"do_lower_case", true},
               {"eos_token", tok("<|endoftext|>")}, {"errors", "replace"}, {"model_max_length", max_len},
               {"pad_token", "<|endoftext|>"}, {"tokenizer_class", "CLIPTokenizer"}, {"unk_token", tok("<|endoftext|>")}};
-  write_file_atomic((fs::path(dir) / "tokenizer_config.json").string(), cfg.dump(2) + "\n");
+  write_file_atomic((fs::path(dir) / "tokenizer_config.json").string(), json_text(cfg, 2) + "\n");
   json sp = {{"bos_token", "<|startoftext|>"}, {"eos_token", "<|endoftext|>"}, {"pad_token", "<|endoftext|>"},
              {"unk_token", "<|endoftext|>"}};
-  write_file_atomic((fs::path(dir) / "special_tokens_map.json").string(), sp.dump(2) + "\n");
+  write_file_atomic((fs::path(dir) / "special_tokens_map.json").string(), json_text(sp, 2) + "\n");
 }
 
 void write_roberta_tokenizer_files(const std::string& dir, const std::string& gpt2_dir, int max_len) {
   fs::path vp = fs::path(gpt2_dir) / "vocab.json", mp = fs::path(gpt2_dir) / "merges.txt";
-  json gpt2;
-  try {
-    gpt2 = json::parse(read_file(vp.string()));
-  } catch (const json::exception& e) {
-    fail("{}: not valid JSON: {}", vp.string(), e.what());
-  }
+  json gpt2 = parse_json(read_file(vp.string()), vp.string());
   json vocab = {{"<s>", 0}, {"<pad>", 1}, {"</s>", 2}, {"<unk>", 3}};
   int64_t top = 3;
   for (auto& [tok, id] : gpt2.items()) {
@@ -74,15 +78,15 @@ void write_roberta_tokenizer_files(const std::string& dir, const std::string& gp
     top = std::max(top, id.get<int64_t>() + 4);
   }
   vocab["<mask>"] = top + 1;
-  write_file_atomic((fs::path(dir) / "vocab.json").string(), vocab.dump());
+  write_file_atomic((fs::path(dir) / "vocab.json").string(), json_text(vocab));
   write_file_atomic((fs::path(dir) / "merges.txt").string(), read_file(mp.string()));
   json cfg = {{"add_prefix_space", false}, {"bos_token", "<s>"}, {"cls_token", "<s>"}, {"eos_token", "</s>"},
               {"errors", "replace"}, {"mask_token", "<mask>"}, {"model_max_length", max_len}, {"pad_token", "<pad>"},
               {"sep_token", "</s>"}, {"tokenizer_class", "RobertaTokenizer"}, {"trim_offsets", true}, {"unk_token", "<unk>"}};
-  write_file_atomic((fs::path(dir) / "tokenizer_config.json").string(), cfg.dump(2) + "\n");
+  write_file_atomic((fs::path(dir) / "tokenizer_config.json").string(), json_text(cfg, 2) + "\n");
   json sp = {{"bos_token", "<s>"}, {"cls_token", "<s>"}, {"eos_token", "</s>"}, {"mask_token", "<mask>"},
              {"pad_token", "<pad>"}, {"sep_token", "</s>"}, {"unk_token", "<unk>"}};
-  write_file_atomic((fs::path(dir) / "special_tokens_map.json").string(), sp.dump(2) + "\n");
+  write_file_atomic((fs::path(dir) / "special_tokens_map.json").string(), json_text(sp, 2) + "\n");
 }
 
 void copy_tokenizer_files(const std::string& src, const std::string& dst) {

@@ -1,5 +1,7 @@
 #include "server/app_endpoints.h"
 
+#include <unistd.h>
+
 #include <cmath>
 #include <filesystem>
 
@@ -11,6 +13,8 @@
 #include "core/error.h"
 #include "io/atomic_file.h"
 #include "server/api_error.h"
+#include "server/json_http.h"
+#include "server/query_input.h"
 
 namespace clipkit::server {
 
@@ -50,20 +54,24 @@ std::unique_ptr<apps::ZeroShotClassifier> classifier(const apps::Encoder& enc, c
 
 }  // namespace
 
-json AppEndpoints::classify(const json& body, const Tensor& image) const {
-  auto clf = classifier(enc_, body, l_);
-  auto r = clf->classify(image.ptr<float>());
+void AppEndpoints::classify(const httplib::Request& req, httplib::Response& res) const {
+  json body = request_params(req);
+  QueryInput q = query_input(s_, req, body, /*allow_text=*/false);
+  auto clf = classifier(s_.queue.encoder(), body, l_);
+  auto r = clf->classify(q.embedding.ptr<float>());
   json scores = json::object(), sims = json::object(), chosen = json::array();
   for (size_t i = 0; i < clf->labels().size(); ++i) {
     scores[clf->labels()[i]] = r.scores[i];
     sims[clf->labels()[i]] = r.cosine[i];
   }
   for (int c : r.chosen) chosen.push_back(clf->labels()[static_cast<size_t>(c)]);
-  return {{"scores", scores}, {"labels", chosen}, {"similarities", sims},
-          {"mode", clf->options().multi_label ? "multi_label" : "single_label"}};
+  send_json(res, 200, {{"scores", scores}, {"labels", chosen}, {"similarities", sims},
+                       {"mode", clf->options().multi_label ? "multi_label" : "single_label"}});
 }
 
-json AppEndpoints::retrieve(const json& body, const Tensor& q, const std::string& query) const {
+void AppEndpoints::retrieve(const httplib::Request& req, httplib::Response& res) const {
+  json body = request_params(req);
+  QueryInput q = query_input(s_, req, body, /*allow_text=*/true);
   apps::RetrieveOptions ro;
   ro.k = static_cast<int>(int_field(body, "k", 5, 1, l_.max_k));
   ro.min_score = number_field(body, "min_score", -2, -2, 2);
@@ -72,10 +80,22 @@ json AppEndpoints::retrieve(const json& body, const Tensor& q, const std::string
   if (body.contains("filters"))
     for (auto& f : string_list(body, "filters", 64)) ro.filters.push_back(apps::Filter::parse(f));  // Error -> 400
   index::Filter f = index::Filter::from_json(body.value("filter", json()));
-  json out = apps::retrieve_from_library(lib_, query, q.ptr<float>(), ro, f);
+  json out = apps::retrieve_from_library(*s_.libs.current(), q.query, q.embedding.ptr<float>(), ro, f);
   for (auto& r : out["results"])
     if (r["metadata"].contains("id")) r["url"] = fmt::format("/v1/images/{}", r["metadata"]["id"].get<int64_t>());
-  return out;
+  send_json(res, 200, out);
+}
+
+void AppEndpoints::dedup(const httplib::Request& req, httplib::Response& res) const {
+  json body = request_params(req);
+  const bool has_image = body.contains("image_base64") || body.contains("image_id") ||
+                         (req.is_multipart_form_data() && req.has_file("image"));
+  if (!has_image) {  // the whole library
+    send_json(res, 200, dedup_library(body));
+    return;
+  }
+  QueryInput q = query_input(s_, req, body, /*allow_text=*/false);
+  send_json(res, 200, dedup_image(body, q.embedding, q.bytes, q.id));
 }
 
 json AppEndpoints::dedup_image(const json& body, const Tensor& image, const std::string& bytes, int64_t self_id) const {
@@ -83,7 +103,7 @@ json AppEndpoints::dedup_image(const json& body, const Tensor& image, const std:
   const int64_t k = int_field(body, "k", 20, 1, l_.max_k);
   json dups = json::array();
   int64_t exact = 0;
-  for (auto& h : lib_.search(image.ptr<float>(), k + (self_id >= 0))) {
+  for (auto& h : s_.libs.current()->search(image.ptr<float>(), k + (self_id >= 0))) {
     if (h.id == self_id) continue;
     bool same = false;  // byte-identical to the upload: an exact duplicate whatever the score
     std::error_code ec;
@@ -105,7 +125,7 @@ json AppEndpoints::dedup_library(const json& body) const {
   apps::DedupOptions o;
   o.threshold = number_field(body, "threshold", apps::kDefaultDedupThreshold, -1, 1);
   std::vector<std::string> gone;
-  auto scan = apps::scan_library(lib_, nullptr, &gone);
+  auto scan = apps::scan_library(*s_.libs.current(), nullptr, &gone);
   const auto& items = scan.items;
   auto r = apps::find_duplicates(items, scan.emb.ptr<float>(), scan.emb.dim(1), o, [&](int64_t a, int64_t b) {
     return apps::files_equal(items[static_cast<size_t>(a)].path, items[static_cast<size_t>(b)].path);
@@ -115,23 +135,42 @@ json AppEndpoints::dedup_library(const json& body) const {
   return j;
 }
 
-json AppEndpoints::video(const json& body, const std::string& path) const {
+void AppEndpoints::video(const httplib::Request& req, httplib::Response& res) const {
+  json body = request_params(req);
+  std::string bytes = upload_bytes(req, &body, "video");
+  if (bytes.empty()) throw ApiError(400, "the video is empty");
+  // FFmpeg reads files: the upload goes to a private temp file, removed when done.
+  std::string tmpl = (std::filesystem::temp_directory_path() / "clipkit-video-XXXXXX").string();
+  int fd = ::mkstemp(tmpl.data());
+  if (fd < 0) throw ApiError(500, "cannot create a temporary file for the video");
+  struct Remove {
+    std::string p;
+    ~Remove() { std::remove(p.c_str()); }
+  } guard{tmpl};
+  const bool ok = ::write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size());
+  ::close(fd);
+  if (!ok) throw ApiError(500, "cannot write the video to a temporary file");
+  send_json(res, 200, video_timeline(body, tmpl));
+}
+
+json AppEndpoints::video_timeline(const json& body, const std::string& path) const {
   apps::VideoSampling s;
   const int given = body.contains("every") + body.contains("fps") + bool_field(body, "scenes", false);
   if (given > 1) throw ApiError(400, "give at most one of \"every\", \"fps\", \"scenes\"");
   s.scenes = bool_field(body, "scenes", false);
   s.every = body.contains("fps") ? 1.0 / number_field(body, "fps", 1, 1e-3, 120) : number_field(body, "every", 1, 1e-3, 3600);
-  s.scene_threshold = number_field(body, "scene_threshold", 0.3, 1e-3, 0.999);
+  s.scene_threshold = number_field(body, "scene_threshold", apps::kDefaultSceneThreshold, 1e-3, 0.999);
   s.max_short_side = l_.video_short_side;
+  s.max_pixels = l_.max_video_pixels;
   std::unique_ptr<apps::ZeroShotClassifier> clf;
-  if (body.contains("labels")) clf = classifier(enc_, body, l_);
+  if (body.contains("labels")) clf = classifier(s_.queue.encoder(), body, l_);
   std::string query;
   std::vector<float> q;
   if (body.contains("query")) {
     if (!body["query"].is_string() || body["query"].get<std::string>().empty())
       throw ApiError(400, "\"query\" must be a non-empty string");
     query = body["query"].get<std::string>();
-    Tensor t = enc_.encode_texts({query});
+    Tensor t = s_.queue.encoder().encode_texts({query});
     q.assign(t.ptr<float>(), t.ptr<float>() + t.dim(1));
   }
   if (!clf && q.empty()) throw ApiError(400, "nothing to look for: give \"labels\" and/or \"query\"");
@@ -142,7 +181,7 @@ json AppEndpoints::video(const json& body, const std::string& path) const {
   const double min_gap = number_field(body, "min_gap", 0, 0, 1e6);
   apps::VideoFrames v;
   try {
-    v = apps::embed_video(path, enc_, s);
+    v = apps::embed_video(path, s_.queue.encoder(), s);
   } catch (const Error& e) {
     throw ApiError(400, fmt::format("cannot read the video: {}", e.what()));
   }

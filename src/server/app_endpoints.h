@@ -1,13 +1,14 @@
-// The applications over HTTP: POST /v1/classify, /v1/retrieve, /v1/dedup and /v1/video. The
-// transport (server.cpp) parses the request into a JSON object, turns the image or query it names
-// into an embedding through its batching queue, saves an uploaded video to a temp file, and maps
-// ApiError to a status; these handlers hold the application logic and build the JSON answers.
+// The applications over HTTP: POST /v1/classify, /v1/retrieve, /v1/dedup and /v1/video. Each
+// reads the request's parameters (JSON body or form fields), turns the image or query it names
+// into an embedding through the model queue (an uploaded video goes to a private temp file for
+// FFmpeg), and answers with the JSON the matching CLI command prints.
 #pragma once
+#include <httplib.h>
+
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "apps/encoder.h"
-#include "index/library.h"
+#include "server/service.h"
 
 namespace clipkit::server {
 
@@ -16,41 +17,40 @@ struct AppLimits {
   int max_templates = 32;
   int64_t max_k = 1000;
   int video_short_side = 224;  // frames are scaled to this shorter side before preprocessing
+  int64_t max_video_pixels = 0;  // videos with larger frames are refused (0 = no limit)
 };
 
 class AppEndpoints {
  public:
-  // `enc` embeds through the server's model queue; lib is the served index.
-  AppEndpoints(const index::Library& lib, const apps::Encoder& enc, AppLimits l) : lib_(lib), enc_(enc), l_(l) {}
+  AppEndpoints(const Service& s, AppLimits l) : s_(s), l_(l) {}
 
-  // {"labels": [..] | "a,b", "templates"?: [..], "multi_label"?: bool, "threshold"?: p,
-  //  "thresholds"?: {label: p}} and the image's embedding [1, D]
-  // -> {"scores": {label: p}, "labels": [chosen], "similarities": {label: cosine}}
-  nlohmann::json classify(const nlohmann::json& body, const Tensor& image) const;
+  // An image and {"labels": [..] | "a,b", "templates"?: [..], "multi_label"?: bool, "threshold"?: p,
+  //  "thresholds"?: {label: p}} -> {"scores": {label: p}, "labels": [chosen], "similarities": {label: cosine}}
+  void classify(const httplib::Request& req, httplib::Response& res) const;
 
-  // q [1, D] -> apps::retrieve's JSON: {"query", "results": [{"rank", "path", "score", "caption",
-  // "metadata", "url", "image"?}], "content": [...]}. Body: "k", "filter" ({split, folder, video}, in
-  // the index search), "filters" (["key=value", ...] on the results), "min_score", "thumbnails",
-  // "thumb_size".
-  nlohmann::json retrieve(const nlohmann::json& body, const Tensor& q, const std::string& query) const;
+  // A text or image query -> apps::retrieve's JSON: {"query", "results": [{"rank", "path", "score",
+  // "caption", "metadata", "url", "image"?}], "content": [...]}. Body: "k", "filter" ({split, folder,
+  // video}, in the index search), "filters" (["key=value", ...] on the results), "min_score",
+  // "thumbnails", "thumb_size".
+  void retrieve(const httplib::Request& req, httplib::Response& res) const;
 
-  // Is this image already in the library? Candidates above "threshold" (default 0.95) among the "k"
-  // (default 20) nearest, each re-scored exactly and checked byte for byte:
-  // {"threshold", "duplicates": [{"id", "path", "score", "exact"}], "exact_duplicates": n}
-  // self_id: the query is this indexed image (it is not its own duplicate).
-  nlohmann::json dedup_image(const nlohmann::json& body, const Tensor& image, const std::string& bytes,
-                             int64_t self_id = -1) const;
+  // With an image: is it already in the library? Candidates above "threshold" (default 0.95) among
+  // the "k" (default 20) nearest, each re-scored exactly and checked byte for byte:
+  // {"threshold", "duplicates": [{"id", "path", "score", "exact"}], "exact_duplicates": n}.
+  // Without: the whole library (its stored vectors), the `clipkit dedup --report` JSON contract.
+  void dedup(const httplib::Request& req, httplib::Response& res) const;
 
-  // The whole library (its stored vectors): the `clipkit dedup --report` JSON contract.
-  nlohmann::json dedup_library(const nlohmann::json& body) const;
-
-  // A video file saved by the transport: `clipkit video --json`'s answer. Body: "labels",
-  // "templates", "query", "every" | "fps" | "scenes", "scene_threshold", "smooth", "top_k", "min_gap".
-  nlohmann::json video(const nlohmann::json& body, const std::string& path) const;
+  // An uploaded video -> `clipkit video --json`'s answer. Body: "labels", "templates", "query",
+  // "every" | "fps" | "scenes", "scene_threshold", "smooth", "top_k", "min_gap".
+  void video(const httplib::Request& req, httplib::Response& res) const;
 
  private:
-  const index::Library& lib_;
-  const apps::Encoder& enc_;
+  nlohmann::json dedup_image(const nlohmann::json& body, const Tensor& image, const std::string& bytes,
+                             int64_t self_id) const;
+  nlohmann::json dedup_library(const nlohmann::json& body) const;
+  nlohmann::json video_timeline(const nlohmann::json& body, const std::string& path) const;
+
+  const Service& s_;
   AppLimits l_;
 };
 

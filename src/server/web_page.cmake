@@ -1,5 +1,8 @@
 # The web page is compiled into the binary: src/server/web/index.html becomes a string constant in
 # a generated header (re-generated whenever the page changes).
+if(NOT TARGET clipkit_server)
+  return()
+endif()
 set(_page ${CMAKE_CURRENT_SOURCE_DIR}/server/web/index.html)
 set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${_page})
 file(READ ${_page} CLIPKIT_WEB_PAGE)

@@ -22,6 +22,9 @@ void Tokenizer::check_options(const EncodeOptions& o, bool wrap) const {
   if (o.max_length < 0) fail("max_length must be >= 0 (got {})", o.max_length);
   if (wrap && o.max_length > 0 && o.max_length < 2)
     fail("max_length {} leaves no room for the 2 special tokens", o.max_length);
+  const int pad_to = o.max_length > 0 ? o.max_length : model_max_length();
+  if (o.pad_to_max_length && pad_to > kMaxPadLength)
+    fail("padding to {} tokens is more than clipkit pads to ({}); give a smaller max_length", pad_to, kMaxPadLength);
 }
 
 size_t Tokenizer::reserve_hint(size_t text_bytes, const EncodeOptions& o) const {

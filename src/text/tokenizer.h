@@ -22,8 +22,12 @@ struct EncodeOptions {
   // pre-tokenizer always does.
   bool add_special_tokens = true;
   int max_length = 0;              // 0 = no truncation; else truncate to this many ids (end token kept)
-  bool pad_to_max_length = false;  // pad with pad_id() up to max_length (model_max_length() if 0)
+  // pad with pad_id() up to max_length (model_max_length() if 0; no padding when that is 0 too, as
+  // HF does for a tokenizer without a maximum length); at most kMaxPadLength.
+  bool pad_to_max_length = false;
 };
+
+inline constexpr int kMaxPadLength = 1 << 20;
 
 class BpeModel;
 
@@ -42,7 +46,8 @@ class Tokenizer {
   virtual int32_t pad_id() const = 0;
   virtual int32_t bos_id() const = 0;
   virtual int32_t eos_id() const = 0;
-  virtual int model_max_length() const = 0;  // 77 for CLIP; from tokenizer_config (RoBERTa: 512)
+  // 77 for CLIP; from tokenizer_config (RoBERTa: 512); 0 = no limit (HF's int(1e30)).
+  virtual int model_max_length() const = 0;
   virtual std::string type() const = 0;      // "clip" | "gpt2" | "roberta"
 
   // Vocabulary access (for tests, debugging and decoding).

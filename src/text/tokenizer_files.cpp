@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/json.h"
 
 namespace clipkit::text {
 namespace fs = std::filesystem;
@@ -23,14 +24,25 @@ std::string read_whole(const std::string& path) {
   return ss.str();
 }
 
-json parse_json_file(const std::string& path) {
-  std::string text = read_whole(path);
-  try {
-    return json::parse(text);
-  } catch (const json::parse_error& e) {
-    fail("{}: malformed JSON: {}", path, e.what());
-  }
+json parse_json_text(const std::string& text, const std::string& path) {
+  json j;
+  std::string why;
+  if (!try_parse_json(text, &j, &why)) fail("{}: malformed JSON: {}", path, why);
+  return j;
 }
+
+json parse_json_file(const std::string& path) { return parse_json_text(read_whole(path), path); }
+
+// A token id: an integer in 0..kMaxTokenId. `what` names the entry for the error.
+int32_t token_id(const json& v, const std::string& path, const std::string& what) {
+  if (!v.is_number_integer()) fail("{}: the id of {} is not an integer", path, what);
+  const bool in_range = v.is_number_unsigned() ? v.get<uint64_t>() <= static_cast<uint64_t>(kMaxTokenId)
+                                               : v.get<int64_t>() >= 0 && v.get<int64_t>() <= kMaxTokenId;
+  if (!in_range) fail("{}: the id of {} is {}, outside the token id range 0..{}", path, what, json_text(v), kMaxTokenId);
+  return static_cast<int32_t>(v.get<int64_t>());
+}
+
+std::string in_quotes(const std::string& s) { return "\"" + s + "\""; }
 
 json read_optional_object(const std::string& path) {
   if (!fs::exists(path)) return json::object();
@@ -88,8 +100,7 @@ void load_tokenizer_json(const std::string& path, TokenizerSpec& spec, std::stri
   auto vit = model.find("vocab");
   if (vit == model.end() || !vit->is_object()) fail("{}: model.vocab must be an object", path);
   for (auto it = vit->begin(); it != vit->end(); ++it) {
-    if (!it.value().is_number_integer()) fail("{}: model.vocab[\"{}\"] is not an integer id", path, it.key());
-    spec.vocab[it.key()] = it.value().get<int32_t>();
+    spec.vocab[it.key()] = token_id(it.value(), path, "model.vocab[" + in_quotes(it.key()) + "]");
   }
   auto merges = model.find("merges");
   if (merges == model.end() || !merges->is_array()) fail("{}: model.merges must be an array", path);
@@ -120,7 +131,7 @@ void load_tokenizer_json(const std::string& path, TokenizerSpec& spec, std::stri
         fail("{}: added_tokens entries need \"id\" and \"content\"", path);
       AddedToken a;
       a.content = t["content"].get<std::string>();
-      a.id = t["id"].get<int32_t>();
+      a.id = token_id(t["id"], path, "added token " + in_quotes(a.content));
       a.special = t.value("special", false);
       a.lstrip = t.value("lstrip", false);
       a.rstrip = t.value("rstrip", false);
@@ -130,7 +141,7 @@ void load_tokenizer_json(const std::string& path, TokenizerSpec& spec, std::stri
   }
   // The structure tells the type: CLIP lowercases and marks word ends; RoBERTa's post-processor
   // wraps in <s> </s>; otherwise plain GPT-2 byte-level.
-  std::string dumped_norm = j.contains("normalizer") ? j["normalizer"].dump() : "";
+  std::string dumped_norm = j.contains("normalizer") ? json_text(j["normalizer"]) : "";
   auto find_byte_level = [&](const json& pt, auto&& self) -> void {
     if (!pt.is_object()) return;
     if (pt.value("type", std::string()) == "ByteLevel") spec.add_prefix_space = pt.value("add_prefix_space", false);
@@ -161,21 +172,13 @@ void load_tokenizer_json(const std::string& path, TokenizerSpec& spec, std::stri
 }  // namespace
 
 std::unordered_map<std::string, int32_t> parse_vocab_json(const std::string& text, const std::string& path) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::parse_error& e) {
-    fail("{}: malformed JSON: {}", path, e.what());
-  }
+  json j = parse_json_text(text, path);
   if (!j.is_object()) fail("{}: expected a JSON object mapping tokens to ids", path);
   if (j.empty()) fail("{}: the vocabulary is empty", path);
   std::unordered_map<std::string, int32_t> vocab;
   vocab.reserve(j.size());
   for (auto it = j.begin(); it != j.end(); ++it) {
-    if (!it.value().is_number_integer()) fail("{}: the id of \"{}\" is not an integer", path, it.key());
-    auto id = it.value().get<int64_t>();
-    if (id < 0 || id > INT32_MAX) fail("{}: the id of \"{}\" is out of range", path, it.key());
-    vocab[it.key()] = static_cast<int32_t>(id);
+    vocab[it.key()] = token_id(it.value(), path, in_quotes(it.key()));
   }
   return vocab;
 }
@@ -226,10 +229,9 @@ TokenizerSpec load_tokenizer_spec(const std::string& dir, const std::string& typ
     // added_tokens.json (old slow layout): {"token": id}
     json added = read_optional_object(added_path);
     for (auto it = added.begin(); it != added.end(); ++it) {
-      if (!it.value().is_number_integer()) fail("{}: the id of \"{}\" is not an integer", added_path, it.key());
       AddedToken a;
       a.content = it.key();
-      a.id = it.value().get<int32_t>();
+      a.id = token_id(it.value(), added_path, in_quotes(it.key()));
       spec.vocab.emplace(a.content, a.id);
       add_or_update_added(spec.added_tokens, a);
     }
@@ -280,8 +282,9 @@ TokenizerSpec load_tokenizer_spec(const std::string& dir, const std::string& typ
   }
   if (cfg.contains("model_max_length") && cfg["model_max_length"].is_number()) {
     double m = cfg["model_max_length"].get<double>();
-    if (m < 1) fail("{}: model_max_length must be positive", config_path);
-    spec.model_max_length = m > INT_MAX ? INT_MAX : static_cast<int>(m);
+    if (!(m >= 1)) fail("{}: model_max_length must be positive", config_path);
+    // HF writes int(1e30) for "no limit"; anything beyond int is taken as that
+    spec.model_max_length = m > INT_MAX ? 0 : static_cast<int>(m);
   }
   if (cfg.contains("add_prefix_space") && cfg["add_prefix_space"].is_boolean())
     spec.add_prefix_space = cfg["add_prefix_space"].get<bool>();
@@ -292,11 +295,10 @@ TokenizerSpec load_tokenizer_spec(const std::string& dir, const std::string& typ
       if (!t.is_object() || !t.contains("content") || !t["content"].is_string())
         fail("{}: added_tokens_decoder[\"{}\"] needs \"content\"", config_path, it.key());
       AddedToken a;
-      try {
-        a.id = std::stoi(it.key());
-      } catch (const std::exception&) {
+      json key_id;
+      if (!try_parse_json(it.key(), &key_id) || !key_id.is_number_integer())
         fail("{}: added_tokens_decoder key \"{}\" is not an id", config_path, it.key());
-      }
+      a.id = token_id(key_id, config_path, "added_tokens_decoder[" + in_quotes(it.key()) + "]");
       a.content = t["content"].get<std::string>();
       a.special = t.value("special", true);
       a.lstrip = t.value("lstrip", false);

@@ -10,6 +10,10 @@
 
 namespace clipkit::text {
 
+// The largest token id a tokenizer file may use (ids index dense tables; the largest real
+// vocabularies hold about 256k entries).
+inline constexpr int32_t kMaxTokenId = (1 << 22) - 1;
+
 struct AddedToken {
   std::string content;
   int32_t id = -1;
@@ -25,7 +29,7 @@ struct TokenizerSpec {
   std::vector<AddedToken> added_tokens;
   // Special token strings ("" = not set); resolved to ids by the tokenizer.
   std::string bos, eos, pad, unk;
-  int model_max_length = 0;
+  int model_max_length = 0;  // 0 = no limit (HF writes 1e30 for "no limit")
   bool add_prefix_space = false;
   std::string vocab_source;   // the file the vocabulary came from (for error messages)
   std::string config_source;  // the file the special tokens came from

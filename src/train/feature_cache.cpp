@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/hash.h"
+#include "core/json.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
 
@@ -40,6 +41,7 @@ std::string features_key(const pipeline::Embedder& emb, const data::CaptionDatas
                         "merges.txt", "tokenizer.json", "tokenizer_config.json"})
     hash_file_identity(f, dir / n);
   f.add(ops::precision_name(emb.model().precision()));
+  f.add(image::image_backend_name(emb.preprocess_config().backend));
   f.add_pod(o.max_seq_length);
   f.add_pod(static_cast<int64_t>(ds.rows.size()));
   for (auto& r : ds.rows) {
@@ -73,7 +75,7 @@ Features compute_features(const pipeline::Embedder& emb, const data::CaptionData
         F.rows.assign(rows.ptr<int64_t>(), rows.ptr<int64_t>() + rows.numel());
         F.row_image.assign(ri.ptr<int64_t>(), ri.ptr<int64_t>() + ri.numel());
         if (f.metadata().count("skipped")) {
-          auto j = nlohmann::json::parse(f.metadata().at("skipped"));
+          auto j = parse_json(f.metadata().at("skipped"), "the feature cache's skipped list");
           for (auto& s : j) F.skipped.push_back(s.get<std::string>());
         }
         F.from_cache = true;

@@ -198,6 +198,7 @@ TrainResult train_full(const TrainOptions& o, Comm& comm) {
     fail("--batch-size {} is smaller than the number of processes ({})", o.batch_size, comm.size());
   const auto prec = ops::precision_from_name(o.precision);
   auto emb = pipeline::Embedder::load(o.model_dir, {prec});
+  emb->set_image_backend(o.image_backend);
   if (!emb->model().has_projections()) fail("{}: model has no projection layers to train", o.model_dir);
   TrainableOptions to;
   to.precision = prec;

@@ -113,6 +113,7 @@ TrainResult train(const TrainOptions& o, Comm& comm) {
     fail("--batch-size {} is smaller than the number of processes ({})", o.batch_size, comm.size());
   const auto prec = ops::precision_from_name(o.precision);
   auto emb = pipeline::Embedder::load(o.model_dir, {prec});
+  emb->set_image_backend(o.image_backend);
   if (!emb->model().has_projections()) fail("{}: model has no projection layers to train", o.model_dir);
   auto ds = data::load_captions(o.data, o.split);
   data::require_rows(ds, "train on");
@@ -242,6 +243,7 @@ TrainResult train(const TrainOptions& o, Comm& comm) {
 
 json evaluate(const EvalOptions& o, Comm& comm) {
   auto emb = pipeline::Embedder::load(o.model_dir, {ops::precision_from_name(o.precision)});
+  emb->set_image_backend(o.image_backend);
   if (!emb->model().has_projections()) fail("{}: model has no projection layers", o.model_dir);
   auto ds = data::load_captions(o.data, o.split);
   data::require_rows(ds, "evaluate");

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "image/preprocess.h"
 #include "train/comm.h"
 
 namespace clipkit::train {
@@ -33,6 +34,7 @@ struct TrainOptions {
   int embed_batch_size = 32;
   int64_t save_steps = 0;        // also checkpoint every N steps (0 = only at epoch ends)
   int64_t stop_after_steps = 0;  // testing: stop (as if interrupted) after N steps
+  image::ImageBackend image_backend = image::ImageBackend::Pil;
 };
 
 struct TrainResult {
@@ -51,6 +53,7 @@ struct EvalOptions {
   int64_t max_seq_length = 128;
   std::string precision = "fp32";
   int embed_batch_size = 32;
+  image::ImageBackend image_backend = image::ImageBackend::Pil;
 };
 // {"split", "images", "captions", "loss", "i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10"}
 nlohmann::json evaluate(const EvalOptions& o, Comm& comm);

@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "core/json.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
 #include "train/checkpoint.h"
@@ -14,7 +15,7 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 int64_t restore_training_state(const std::string& ck, AdamW& opt, int64_t total, int64_t B) {
-  auto st = json::parse(read_file(ck + "/trainer_state.json"));
+  auto st = parse_json(read_file(ck + "/trainer_state.json"), ck + "/trainer_state.json");
   const int64_t step = st.at("global_step").get<int64_t>();
   if (st.value("total_steps", total) != total || st.value("batch_size", B) != B)
     fail("{}: checkpoint was made with a different --batch-size/--epochs/--max-steps; resume with the same flags", ck);
@@ -68,6 +69,21 @@ int64_t begin_run(const std::string& checkpoint, AdamW& opt, const StepPlan& pla
   }
   const int64_t step = restore_training_state(checkpoint, opt, plan.total, batch);
   if (lead) std::fprintf(stderr, "clipkit train: resumed from %s (step %lld)\n", checkpoint.c_str(), static_cast<long long>(step));
+  // the killed run may have logged steps after this checkpoint: they are run again, so drop them
+  if (lead && fs::exists(metrics)) {
+    std::string kept, text = read_file(metrics);
+    for (size_t pos = 0; pos < text.size();) {
+      size_t end = text.find('\n', pos);
+      if (end == std::string::npos) break;  // a line cut by the kill
+      const std::string_view line(text.data() + pos, end - pos);
+      json j;
+      const bool after = try_parse_json(line, &j) && j.is_object() && j.contains("step") &&
+                         j["step"].is_number_integer() && j["step"].get<int64_t>() > step;
+      if (!after) kept.append(line).append("\n");
+      pos = end + 1;
+    }
+    write_file_atomic(metrics, kept);
+  }
   return step;
 }
 

@@ -86,6 +86,68 @@ TEST(EmbedCli, ImagesSkipBadFilesWithStatus3) {
   std::filesystem::remove_all(dir);
 }
 
+// --max-length N truncates token ids to N (special tokens included), as tokenizer(..., truncation=True,
+// max_length=N) does: a long text cut to 8 ids embeds exactly as its first 6 words (each one BPE token).
+TEST(EmbedCli, MaxLengthTruncatesLikeTheTokenizer) {
+  auto dir = test::temp_dir("embed_maxlen");
+  const std::string long_text = "'a red circle on the left of a blue square below a green star'";
+  for (const auto& name : kModels) {
+    const std::string m = "embed --model " + data_path("models/" + name);
+    auto cut = run_clipkit(m + " --text " + long_text + " --max-length 8 --out " + dir + "/cut.npy");
+    ASSERT_EQ(cut.status, 0) << cut.err;
+    auto prefix = run_clipkit(m + " --text 'a red circle on the left' --out " + dir + "/prefix.npy");
+    ASSERT_EQ(prefix.status, 0) << prefix.err;
+    auto full = run_clipkit(m + " --text " + long_text + " --out " + dir + "/full.npy");
+    ASSERT_EQ(full.status, 0) << full.err;
+    Tensor c = read_npy(dir + "/cut.npy"), p = read_npy(dir + "/prefix.npy"), f = read_npy(dir + "/full.npy");
+    double cp = 0, cf = 0;
+    for (int d = 0; d < 48; ++d) {
+      cp = std::max(cp, std::fabs(double(c.ptr<float>()[d]) - p.ptr<float>()[d]));
+      cf = std::max(cf, std::fabs(double(c.ptr<float>()[d]) - f.ptr<float>()[d]));
+    }
+    EXPECT_LE(cp, 1e-6) << name;
+    EXPECT_GT(cf, 1e-3) << name << ": truncation changed nothing";
+  }
+  auto big = run_clipkit("embed --model " + data_path("models/tiny-clip") + " --text x --max-length 100000 --out " + dir +
+                         "/big.npy");
+  EXPECT_EQ(big.status, 1);
+  EXPECT_NE(big.err.find("text positions"), std::string::npos) << big.err;
+  EXPECT_EQ(run_clipkit("embed --model " + data_path("models/tiny-clip") + " --text x --max-length 1 --out " + dir +
+                        "/one.npy")
+                .status,
+            2);
+  std::filesystem::remove_all(dir);
+}
+
+// --image-backend torchvision embeds the pixels `clipkit preprocess --image-backend torchvision`
+// makes (transformers 5's processor), which differ from the default Pillow path's.
+TEST(EmbedCli, ImageBackendChoosesThePreprocessing) {
+  auto dir = test::temp_dir("embed_backend");
+  const std::string model = data_path("models/tiny-clip");
+  const std::string imgs = data_path("images/chelsea.jpg") + " " + data_path("images/rocket.jpg");
+  for (const std::string backend : {"pil", "torchvision"}) {
+    auto pp = run_clipkit("preprocess --model " + model + " " + imgs + " --image-backend " + backend + " --out " + dir +
+                          "/px_" + backend + ".npy");
+    ASSERT_EQ(pp.status, 0) << pp.err;
+    auto e = run_clipkit("embed --model " + model + " --images " + imgs + " --image-backend " + backend + " --out " +
+                         dir + "/img_" + backend + ".npy");
+    ASSERT_EQ(e.status, 0) << e.err;
+    auto px = run_clipkit("embed --model " + model + " --pixels " + dir + "/px_" + backend + ".npy --out " + dir +
+                          "/frompx_" + backend + ".npy");
+    ASSERT_EQ(px.status, 0) << px.err;
+    Tensor a = read_npy(dir + "/img_" + backend + ".npy"), b = read_npy(dir + "/frompx_" + backend + ".npy");
+    ASSERT_EQ(a.shape, (Shape{2, 48}));
+    for (int i = 0; i < 2 * 48; ++i) EXPECT_EQ(a.ptr<float>()[i], b.ptr<float>()[i]) << backend << " " << i;
+  }
+  Tensor pil = read_npy(dir + "/px_pil.npy"), tv = read_npy(dir + "/px_torchvision.npy");
+  double diff = 0;
+  for (int64_t i = 0; i < pil.numel(); ++i) diff = std::max(diff, std::fabs(double(pil.ptr<float>()[i]) - tv.ptr<float>()[i]));
+  EXPECT_GT(diff, 1e-3) << "the two backends gave the same pixels";
+  auto bad = run_clipkit("embed --model " + model + " --images " + imgs + " --image-backend opencv --out " + dir + "/x.npy");
+  EXPECT_EQ(bad.status, 2);
+  std::filesystem::remove_all(dir);
+}
+
 TEST(EmbedCli, BadInputsGetClearErrors) {
   auto r = run_clipkit("embed --model /nonexistent --text hi --out /tmp/x.npy");
   EXPECT_EQ(r.status, 1);

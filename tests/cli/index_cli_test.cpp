@@ -96,6 +96,36 @@ TEST(IndexCli, BuildSearchAddRemoveInfo) {
   fs::remove_all(dir);
 }
 
+// The image backend is part of what made an index: recorded in index.json, used for image queries,
+// and embeddings of the other backend are refused.
+TEST(IndexCli, KeepsImageBackendsApart) {
+  auto dir = test::temp_dir("cli_index_backend");
+  const std::string idx = dir + "/idx";
+  auto b = run_clipkit("index build --model " + kModel + " --images " + kCoco + "/val2017 --index " + idx +
+                       " --image-backend torchvision");
+  ASSERT_EQ(b.status, 0) << b.err;
+  auto ij = json::parse(read_file(idx + "/index.json"));
+  EXPECT_EQ(ij["model"]["image_backend"], "torchvision");
+  // an indexed image finds itself with the same embedding: the query was preprocessed alike
+  std::string first;
+  for (auto& e : fs::directory_iterator(kCoco + "/val2017"))
+    if (first.empty() || e.path().string() < first) first = e.path().string();
+  auto im = run_clipkit("search --index " + idx + " --image " + first + " -k 1 --json");
+  ASSERT_EQ(im.status, 0) << im.err;
+  auto hit = json::parse(im.out)["results"][0];
+  EXPECT_EQ(hit["path"], first);
+  EXPECT_GT(hit["score"].get<double>(), 1 - 1e-5);
+  // Pillow-preprocessed embeddings of the same model are not added to it
+  ASSERT_EQ(run_clipkit("embed --model " + kModel + " --folder " + kCoco + "/train2017 --out " + dir + "/emb").status, 0);
+  auto add = run_clipkit("index add --index " + idx + " --embeddings " + dir + "/emb");
+  EXPECT_EQ(add.status, 1);
+  EXPECT_NE(add.err.find("images pil"), std::string::npos) << add.err;
+  // index add without the flag embeds as the index was built
+  auto add2 = run_clipkit("index add --index " + idx + " --images " + kCoco + "/train2017");
+  EXPECT_EQ(add2.status, 0) << add2.err;
+  fs::remove_all(dir);
+}
+
 TEST(IndexCli, RefusesAnotherModelAndBadInput) {
   auto dir = test::temp_dir("cli_index_model");
   const std::string idx = dir + "/idx";

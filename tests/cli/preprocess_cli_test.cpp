@@ -108,6 +108,25 @@ TEST_F(PreprocessCli, ModelConfigAndExifTranspose) {
   EXPECT_LE(max_diff(v.data() + 3 * 64 * 64, b.tensors.at("pixel_values").f32(), 3 * 64 * 64), 1e-6);
 }
 
+// --image-backend torchvision: transformers 5's processor, against torchvision 0.21 (torch 2.6).
+TEST_F(PreprocessCli, TorchvisionBackendMatchesTorchvision) {
+  const std::string out = (dir / "tv.npy").string();
+  CliRun r = clipkit("preprocess --size 224 --image-backend torchvision " + img("chelsea.jpg") + " --out " + out);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  std::vector<int64_t> shape;
+  auto v = read_npy_f32(out, &shape);
+  ASSERT_EQ(shape, (std::vector<int64_t>{1, 3, 224, 224}));
+  auto ref = load_reference("torch-2.6.0.safetensors", "torchvision");
+  const auto& crop = ref.tensors.at("chelsea.jpg@224-224");  // HWC uint8
+  const float* values = ref.tensors.at("values").f32();       // [3, 256]
+  std::vector<float> want(3 * 224 * 224);
+  for (int c = 0; c < 3; ++c)
+    for (int p = 0; p < 224 * 224; ++p) want[c * 224 * 224 + p] = values[c * 256 + crop.bytes[p * 3 + c]];
+  EXPECT_LE(max_diff(v.data(), want.data(), want.size()), 1e-6);
+  r = clipkit("preprocess --size 64 --image-backend opencv " + img("chelsea.jpg") + " --out " + out);
+  EXPECT_EQ(r.rc, 2);
+}
+
 TEST_F(PreprocessCli, AllBadStillWritesEmptyOutputAndExits3) {
   const std::string out = (dir / "e.npy").string();
   CliRun r = clipkit("preprocess --size 64 " + img("bad/empty.jpg") + " --out " + out);
@@ -121,8 +140,8 @@ TEST_F(PreprocessCli, FlagErrors) {
   const std::string out = (dir / "f.npy").string();
   EXPECT_EQ(clipkit("preprocess --size 64 --model x " + img("rocket.jpg") + " --out " + out).rc, 2);
   CliRun r = clipkit("preprocess " + img("rocket.jpg") + " --out " + out);
-  EXPECT_EQ(r.rc, 1);
-  EXPECT_NE(r.err.find("--model DIR or --size S"), std::string::npos) << r.err;
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.err.find("give one of --model or --size"), std::string::npos) << r.err;
   r = clipkit("preprocess --model " + dir.string() + " " + img("rocket.jpg") + " --out " + out);
   EXPECT_EQ(r.rc, 1);
   EXPECT_NE(r.err.find("preprocessor_config.json"), std::string::npos) << r.err;

@@ -92,6 +92,13 @@ TEST(TrainCli, ResumeReachesTheSameWeights) {
   EXPECT_NE(r.err.find("resumed from"), std::string::npos) << r.err;
   for (const char* t : kTrained)
     EXPECT_EQ(max_diff(dir + "/a/model.safetensors", dir + "/b/model.safetensors", t), 0.0) << t;
+  // metrics.jsonl: steps 6 and 7, logged by the stopped run and run again, appear once (issue 14)
+  auto steps = [](const std::string& path) {
+    std::vector<int64_t> s;
+    for (auto& j : read_metrics(path)) s.push_back(j.value("step", int64_t{-1}));
+    return s;
+  };
+  EXPECT_EQ(steps(dir + "/b/metrics.jsonl"), steps(dir + "/a/metrics.jsonl"));
   fs::remove_all(dir);
 }
 
@@ -111,6 +118,24 @@ TEST(TrainCli, TwoProcessesEqualOneProcess) {
   auto m1 = read_metrics(dir + "/one/metrics.jsonl"), m2 = read_metrics(dir + "/two/metrics.jsonl");
   ASSERT_EQ(m1.size(), m2.size());
   for (size_t i = 0; i < m1.size(); ++i) EXPECT_NEAR(m1[i]["loss"].get<double>(), m2[i]["loss"].get<double>(), 1e-5);
+  fs::remove_all(dir);
+}
+
+// eval/train --image-backend: the feature cache keeps the two preprocessings apart.
+TEST(TrainCli, FeatureCacheKeyHoldsTheImageBackend) {
+  auto dir = test::temp_dir("train_backend");
+  const std::string common = "eval --model " + kDual + " --data " + kCoco + " --split val --json --cache-dir " + dir;
+  auto pil = run_clipkit(common);
+  ASSERT_EQ(pil.status, 0) << pil.err;
+  auto again = run_clipkit(common + " --image-backend pil");
+  ASSERT_EQ(again.status, 0) << again.err;
+  auto tv = run_clipkit(common + " --image-backend torchvision");
+  ASSERT_EQ(tv.status, 0) << tv.err;
+  int caches = 0;
+  for (auto& e : fs::directory_iterator(dir)) caches += e.path().filename().string().starts_with("features-");
+  EXPECT_EQ(caches, 2);
+  EXPECT_EQ(nlohmann::json::parse(pil.out)["loss"], nlohmann::json::parse(again.out)["loss"]);
+  EXPECT_EQ(run_clipkit(common + " --image-backend opencv").status, 2);
   fs::remove_all(dir);
 }
 

@@ -64,8 +64,8 @@ inline RefFile parse_safetensors(const std::vector<uint8_t>& b, const std::strin
   return r;
 }
 
-inline RefFile load_reference(const std::string& file) {
-  std::string path = data_dir() + "/reference/preprocess/" + file + ".gz";
+inline RefFile load_reference(const std::string& file, const std::string& folder = "preprocess") {
+  std::string path = data_dir() + "/reference/" + folder + "/" + file + ".gz";
   return parse_safetensors(read_gz(path), path);
 }
 

@@ -4,6 +4,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -84,6 +85,41 @@ TEST_F(SafeTensorsTest, ConvertsHalfAndBfloat) {
     EXPECT_FLOAT_EQ(hf.ptr<float>()[i], vals[i]);
     EXPECT_NEAR(bf.ptr<float>()[i], vals[i], std::fabs(vals[i]) / 128);
   }
+}
+
+// Issue 14: weights holding NaN gave NaN embeddings with exit 0; now loading names the tensor.
+TEST_F(SafeTensorsTest, NonFiniteWeightsAreNamed) {
+  Tensor good = Tensor::zeros(DType::F32, {4, 4}), bad = Tensor::zeros(DType::BF16, {3});
+  bad.ptr<uint16_t>()[2] = 0x7fc0;  // bf16 NaN
+  fs::create_directories(path("ck"));
+  write_safetensors(path("ck/model.safetensors"), {{"a.weight", good}, {"b.bias", bad}});
+  Checkpoint ck(path("ck"));
+  try {
+    ck.require_finite();
+    FAIL() << "NaN not found";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("\"b.bias\" holds NaN or infinity at element 2"), std::string::npos) << e.what();
+  }
+  good.ptr<float>()[5] = std::numeric_limits<float>::infinity();
+  write_safetensors(path("ck/model.safetensors"), {{"a.weight", good}});
+  EXPECT_THROW(Checkpoint(path("ck")).require_finite(), Error);
+  good.ptr<float>()[5] = 1e30f;
+  write_safetensors(path("ck/model.safetensors"), {{"a.weight", good}});
+  EXPECT_NO_THROW(Checkpoint(path("ck")).require_finite());
+}
+
+TEST_F(SafeTensorsTest, BytesInMemoryAreValidatedTheSameWay) {
+  std::string s = read_file(raw("x.safetensors", R"({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}})", 8));
+  EXPECT_EQ(SafeTensorsFile::from_bytes(s, "mem").get("a").numel(), 2);
+  try {
+    SafeTensorsFile::from_bytes(s.substr(0, 20), "mem");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("mem: header length"), std::string::npos) << e.what();
+  }
+  // a header nested deeper than JSON's bound is an error, not a stack overflow
+  std::string deep(100000, '[');
+  EXPECT_THROW(SafeTensorsFile::from_bytes(std::string("\xa0\x86\x01\0\0\0\0\0", 8) + deep, "mem"), Error);
 }
 
 TEST_F(SafeTensorsTest, ShardedCheckpoint) {

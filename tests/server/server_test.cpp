@@ -15,7 +15,9 @@
 #include "apps/classify.h"
 #include "apps/synthetic.h"
 #include "apps/video_io.h"
+#include "core/base64.h"
 #include "io/atomic_file.h"
+#include "server/serve_process.h"
 #include "test_util.h"
 
 namespace clipkit::server {
@@ -24,39 +26,13 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-std::string b64(const std::string& s) {
-  static const char* a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  size_t i = 0;
-  for (; i + 2 < s.size(); i += 3) {
-    uint32_t v = (uint8_t(s[i]) << 16) | (uint8_t(s[i + 1]) << 8) | uint8_t(s[i + 2]);
-    for (int k = 3; k >= 0; --k) out += a[(v >> (6 * k)) & 63];
-  }
-  if (i < s.size()) {
-    uint32_t v = uint8_t(s[i]) << 16;
-    if (i + 1 < s.size()) v |= uint8_t(s[i + 1]) << 8;
-    out += a[(v >> 18) & 63];
-    out += a[(v >> 12) & 63];
-    out += i + 1 < s.size() ? a[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
+std::string b64(const std::string& s) { return base64_encode(s); }
 
 class ServerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new std::string(test::temp_dir("server"));
-    auto e = pipeline::Embedder::load(test::data_path("models/tiny-clip"));
-    auto items = pipeline::list_coco(test::data_path("datasets/coco-tiny"), "val");
-    pipeline::BulkEmbedOptions bo;
-    bo.shard_size = 16;
-    pipeline::bulk_embed(*e, items, *dir_ + "/emb", bo);
-    Tensor x;
-    std::vector<index::ImageRecord> recs;
-    pipeline::ModelIdentity id;
-    index::load_embeddings(*dir_ + "/emb", &x, &recs, &id);
-    index::Library::build(*dir_ + "/idx", id, x, recs, {});
+    test::build_test_index(*dir_, /*shard_size=*/16);
     ServerOptions o;
     o.index_dir = *dir_ + "/idx";
     o.port = 0;
@@ -417,19 +393,6 @@ TEST_F(ServerTest, VideoTimelineFromAnUpload) {
   post(c, "/v1/video", {{"video_base64", b64(video)}}, 400);  // nothing to look for
   post(c, "/v1/video", {{"video_base64", b64(video)}, {"labels", {"a"}}, {"every", 1}, {"scenes", true}}, 400);
   post(c, "/v1/video", {{"labels", {"a"}}}, 400);
-}
-
-TEST(Base64, DecodesStandardUrlSafeAndRejectsGarbage) {
-  std::string out;
-  EXPECT_TRUE(base64_decode("aGVsbG8=", &out));
-  EXPECT_EQ(out, "hello");
-  EXPECT_TRUE(base64_decode("aGVsbG8", &out));
-  EXPECT_EQ(out, "hello");
-  EXPECT_TRUE(base64_decode("data:text/plain;base64,aGk=", &out));
-  EXPECT_EQ(out, "hi");
-  EXPECT_FALSE(base64_decode("a*b=", &out));
-  EXPECT_FALSE(base64_decode("aGk=aGk=", &out));
-  EXPECT_FALSE(base64_decode("a", &out));
 }
 
 }  // namespace

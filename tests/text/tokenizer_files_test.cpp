@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "text/tokenizer.h"
+#include "text/tokenizer_files.h"
 #include "text/tokenizer_test_util.h"
 
 namespace clipkit::text {
@@ -230,6 +231,70 @@ TEST(TokenizerLoading, MalformedFiles) {
     t.write("tokenizer.json", R"({"model": {"type": "BPE", "vocab": {"a": 0}}})");
     expect_error(t.path(), {t.file("tokenizer.json"), "model.merges"});
   }
+}
+
+// Issue 14: ids >= 2^32 wrapped (2^32 + 5 -> 5), negative ids became <unk>, and nesting 200,000 deep
+// overflowed the stack. Each is now refused, naming the file and the entry.
+TEST(TokenizerLoading, IdsOutOfRangeAndDeepNestingAreRefused) {
+  const std::string merges = R"(["a b"])";
+  auto tok_json = [&](const std::string& vocab, const std::string& added = "[]") {
+    return R"({"added_tokens": )" + added + R"(, "model": {"type": "BPE", "vocab": )" + vocab + R"(, "merges": )" +
+           merges + "}}";
+  };
+  const std::pair<std::string, std::vector<std::string>> cases[] = {
+      {tok_json(R"({"a": 0, "b": 4294967301, "ab": 2})"), {"model.vocab[\"b\"]", "4294967301", "outside the token id range"}},
+      {tok_json(R"({"a": 0, "b": -3, "ab": 2})"), {"model.vocab[\"b\"]", "-3", "outside"}},
+      {tok_json(R"({"a": 0, "b": 2147483647, "ab": 2})"), {"2147483647", "outside"}},
+      {tok_json(R"({"a": 0, "b": 1, "ab": 2})", R"([{"id": -1, "content": "<x>"}])"), {"added token \"<x>\"", "-1"}},
+      {tok_json(R"({"a": 0, "b": 1, "ab": 2})", R"([{"id": 18446744073709551615, "content": "<x>"}])"), {"outside"}},
+      {std::string(200000, '[') + std::string(200000, ']'), {"deeper than 128"}},
+      {R"({"model": {"type": "BPE", "vocab": )" + std::string(100000, '{'), {"deeper than 128"}},
+  };
+  for (auto& [content, fragments] : cases) {
+    TempDir t;
+    t.write("tokenizer.json", content);
+    std::vector<std::string> want = {t.file("tokenizer.json")};
+    want.insert(want.end(), fragments.begin(), fragments.end());
+    try {
+      Tokenizer::from_dir(t.path());
+      ADD_FAILURE() << "no error for " << content.substr(0, 120);
+    } catch (const Error& e) {
+      for (auto& w : want) EXPECT_NE(std::string(e.what()).find(w), std::string::npos) << w << " in " << e.what();
+    }
+  }
+  {  // the slow layout's files take the same checks
+    TempDir t;
+    t.copy_from("tokenizers/clip/vocab.json", "vocab.json");
+    t.copy_from("tokenizers/clip/merges.txt", "merges.txt");
+    t.write("added_tokens.json", R"({"<new>": 4294967296})");
+    expect_error(t.path(), {t.file("added_tokens.json"), "\"<new>\"", "outside"});
+    t.write("added_tokens.json", "{}");
+    t.write("tokenizer_config.json", R"({"added_tokens_decoder": {"-7": {"content": "<z>"}}})");
+    expect_error(t.path(), {t.file("tokenizer_config.json"), "-7", "outside"});
+  }
+}
+
+// HF writes model_max_length = int(1e30) for "no limit": it is no limit (no padding without
+// max_length, as HF), not a pad length of 2^31 ids; an explicit pad length is bounded.
+TEST(TokenizerLoading, HugeModelMaxLengthMeansNoLimit) {
+  TempDir t;
+  t.copy_from("tokenizers/gpt2/vocab.json", "vocab.json");
+  t.copy_from("tokenizers/gpt2/merges.txt", "merges.txt");
+  t.write("tokenizer_config.json", R"({"tokenizer_class": "GPT2Tokenizer", "model_max_length": 1e30})");
+  auto tok = Tokenizer::from_dir(t.path());
+  EXPECT_EQ(tok->model_max_length(), 0);
+  EncodeOptions o;
+  o.pad_to_max_length = true;
+  EXPECT_EQ(tok->encode("hello world", o).ids.size(), 2u);
+  o.max_length = 2147483647;
+  try {
+    tok->encode("hello", o);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("padding to 2147483647 tokens"), std::string::npos) << e.what();
+  }
+  o.max_length = 8;
+  EXPECT_EQ(tok->encode("hello", o).ids.size(), 8u);
 }
 
 TEST(TokenizerLoading, MalformedUtf8TextIsReplacedNotFatal) {

@@ -7,6 +7,7 @@
 
 #include "ops/matmul_peak.h"
 #include "command.h"
+#include "core/json.h"
 #include "core/parallel.h"
 #include "model/flops.h"
 #include "ops/linear.h"
@@ -42,9 +43,9 @@ struct Opts {
 
 RunFn setup_embed(CLI::App& app) {
   auto o = std::make_shared<Opts>();
-  app.add_option("--model", o->model, "HF checkpoint folder")->required();
-  app.add_option("--iters", o->iters, "timed batches per measurement")->capture_default_str();
-  app.add_flag("--json", o->json, "print one JSON object");
+  add_model_flag(app, o->model);
+  add_int_flag(app, "--iters", o->iters, "timed batches per measurement", 1);
+  add_json_flag(app, o->json);
   app.add_flag("--no-text", o->no_text, "skip the text tower");
   app.add_flag("--no-images", o->no_images, "skip the vision tower");
   add_compute_options(app, o->compute);
@@ -94,7 +95,7 @@ RunFn setup_embed(CLI::App& app) {
       j["text_roofline_fraction"] = gf / peak;
     }
     if (o->json) {
-      std::printf("%s\n", j.dump().c_str());
+      std::printf("%s\n", json_text(j).c_str());
       return kOk;
     }
     std::printf("%s\n%s, batch %d, %d threads\n", m.architecture().c_str(), o->compute.precision.c_str(), B, num_threads());

@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "image_backend_flag.h"
+#include "core/json.h"
 #include "inputs.h"
 #include "pipeline/embedder.h"
 
@@ -16,21 +18,23 @@ struct Opts {
   std::vector<std::string> images, texts;
   bool json = false;
   ComputeOptions compute;
+  std::string image_backend = "pil";
 };
 
 RunFn setup(CLI::App& app) {
   auto o = std::make_shared<Opts>();
-  app.add_option("--model", o->model, "HF checkpoint folder")->required();
-  app.add_option("--images", o->images, "image files")->required();
-  auto* g = app.add_option_group("texts");
-  g->add_option("--text", o->texts, "a text (repeatable)");
-  g->add_option("--texts", o->texts_file, "texts: .txt one per line or .jsonl");
-  g->require_option(1);
-  app.add_flag("--json", o->json, "machine-readable output");
+  add_model_flag(app, o->model);
+  add_images_flag(app, o->images)->required();
+  auto* text = app.add_option("--text", o->texts, "a text (repeatable)")->default_str("");
+  auto* texts = app.add_option("--texts", o->texts_file, "texts: .txt one per line or .jsonl");
+  require_one_of(app, {text, texts});
+  add_json_flag(app, o->json);
+  add_image_backend_option(app, o->image_backend);
   add_compute_options(app, o->compute);
   return [o]() {
     apply_compute_options(o->compute);
     auto emb = pipeline::Embedder::load(o->model, {ops::precision_from_name(o->compute.precision)});
+    emb->set_image_backend(image_backend(o->image_backend));
     auto texts = o->texts_file.empty() ? o->texts : read_texts(o->texts_file);
     pipeline::EmbedOptions eo;
     eo.batch_size = o->compute.batch_size;
@@ -56,7 +60,7 @@ RunFn setup(CLI::App& app) {
       out.push_back({{"path", o->images[static_cast<size_t>(kept[i])]}, {"cosine", cos[i]}, {"probs", prob[i]}});
     }
     if (o->json) {
-      std::printf("%s\n", nlohmann::json{{"texts", texts}, {"images", out}}.dump().c_str());
+      std::printf("%s\n", json_text(nlohmann::json{{"texts", texts}, {"images", out}}).c_str());
     } else {
       std::printf("cosine similarity (softmax over texts, logit scale %.1f)\n", scale);
       for (int64_t t = 0; t < T; ++t) std::printf("  T%lld  %s\n", static_cast<long long>(t), texts[t].c_str());

@@ -1,5 +1,6 @@
-// clipkit data check --data ROOT|FILE|SHARDS [--split train] [--images DIR] [--json] [--show N] [--no-image-check]
+// clipkit data check --data ROOT|FILE|SHARDS [--split train] [--folder DIR] [--json] [--show N] [--no-image-check]
 //                    [--caption-key txt|FIELD]
+// (--images DIR is the old spelling of --folder DIR: the image folder of a COCO captions .json)
 // Loads a caption dataset the way training does and reports rows, distinct images and problems.
 // SHARDS: WebDataset .tar shards ('shards/{00000..00127}.tar', globs), streamed.
 // Exit: 0 all rows usable, 3 (kSkippedInputs) some rows skipped, 1 unusable file or no rows at all.
@@ -13,6 +14,7 @@
 #include "cmd_shapes.h"
 #include "command.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "data/caption_dataset.h"
 #include "data/webdataset.h"
 
@@ -52,13 +54,13 @@ int run_check(const DataCheckOptions& o) {
       j["head"] = nlohmann::json::array();
       for (int i = 0; i < show; ++i) j["head"].push_back(row_json(ds.rows[i]));
     }
-    std::printf("%s\n", j.dump(2).c_str());
+    std::printf("%s\n", json_text(j, 2).c_str());
   } else {
     std::printf("source: %s\n", ds.source.c_str());
     if (!ds.split.empty()) std::printf("split: %s\n", ds.split.c_str());
     std::printf("rows: %lld\nunique images: %lld\nskipped: %lld\n", static_cast<long long>(ds.report.rows),
                 static_cast<long long>(images), static_cast<long long>(ds.report.skipped));
-    for (int i = 0; i < show; ++i) std::printf("%s\n", row_json(ds.rows[i]).dump().c_str());
+    for (int i = 0; i < show; ++i) std::printf("%s\n", json_text(row_json(ds.rows[i])).c_str());
   }
   // Problems go to stderr in both modes, so a script reading stdout still sees what was skipped.
   for (const auto& p : ds.report.problems) std::fprintf(stderr, "clipkit: %s\n", p.c_str());
@@ -76,12 +78,13 @@ const CommandRegistrar reg("data", "inspect caption datasets (COCO 2017 folders,
                     "('shards/{00000..00127}.tar', globs)")
       ->required();
   check->add_option("--split", o->split, "COCO split: train or val")->capture_default_str();
-  check->add_option("--images", o->images, "image folder for a COCO captions .json given as --data");
+  add_folder_flag(*check, o->images, "image folder for a COCO captions .json given as --data");
+  check->add_option("--images", o->images)->group("");  // the old spelling
   check->add_option("--image-column", o->image_column, "table column holding the image path")->capture_default_str();
   check->add_option("--caption-column", o->caption_column, "table column holding the caption")->capture_default_str();
   add_caption_key_flag(*check, o->caption_key);
-  check->add_option("--show", o->show, "also print the first N rows")->check(CLI::NonNegativeNumber);
-  check->add_flag("--json", o->json, "print the report as JSON");
+  add_int_flag(*check, "--show", o->show, "also print the first N rows", 0);
+  add_json_flag(*check, o->json, "print the report as JSON");
   check->add_flag("--no-image-check", o->no_image_check, "do not check that image files exist");
   Subcommand shapes = add_data_shapes(app);
   return [o, check, shapes]() -> int {

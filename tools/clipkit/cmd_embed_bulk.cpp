@@ -5,15 +5,17 @@
 #include <cstdlib>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "core/error.h"
+#include "core/json.h"
 
 namespace clipkit::cli {
 
 void add_bulk_flags(CLI::App& app, BulkFlags& f) {
-  app.add_option("--shard-size", f.shard_size, "images per output shard (default 10000)")->check(CLI::PositiveNumber);
-  app.add_option("--decode-threads", f.decode_threads,
-                 "threads decoding images ahead of the model (0 = decode between model batches)")
-      ->check(CLI::NonNegativeNumber);
+  add_int_flag(app, "--shard-size", f.shard_size, "images per output shard", int64_t{1});
+  add_int_flag(app, "--decode-threads", f.decode_threads,
+               "threads decoding images ahead of the model (0 = decode between model batches)", 0, 256);
   app.add_option("--stop-after-shards", f.stop_after_shards, "")->group("");  // tests: simulate an interruption
   app.add_option("--kill-rank", f.kill_rank, "")->group("");                   // tests: SIGKILL this rank ...
   app.add_option("--kill-after-batches", f.kill_after_batches, "")->group("");  // ... after N batches
@@ -25,9 +27,10 @@ void add_caption_key_flag(CLI::App& app, std::string& key) {
       ->capture_default_str();
 }
 
-std::vector<pipeline::BulkItem> list_bulk_inputs(const BulkInputs& in) {
+std::vector<pipeline::BulkItem> list_bulk_inputs(const BulkInputs& in, std::vector<std::string>* dropped,
+                                                 int64_t* dropped_rows) {
   if (!in.folder.empty()) return pipeline::list_image_folder(in.folder);
-  if (!in.coco.empty()) return pipeline::list_coco(in.coco, in.split);
+  if (!in.coco.empty()) return pipeline::list_coco(in.coco, in.split, dropped, dropped_rows);
   if (!in.image_list.empty()) return pipeline::list_image_file(in.image_list);
   if (!in.data.empty()) {
     data::LoadReport r;
@@ -59,16 +62,22 @@ int threads_per_rank(int requested) {
 }
 
 int run_bulk_embed(const pipeline::Embedder& e, const BulkInputs& in, const std::string& out_dir, const BulkFlags& f,
-                   const ComputeOptions& c, bool exif_transpose, train::Comm& comm) {
+                   const ComputeOptions& c, bool exif_transpose, train::Comm& comm, bool json) {
   const bool lead = comm.rank() == 0;
   double failed = 0;
   std::string error;
   pipeline::BulkEmbedReport r;
-  int64_t total = 0;
+  int64_t total = 0, dropped_left_out = 0;
   try {
-    auto items = list_bulk_inputs(in);
+    std::vector<std::string> dropped;
+    int64_t dropped_rows = 0;
+    auto items = list_bulk_inputs(in, &dropped, &dropped_rows);
+    if (lead)
+      for (auto& d : dropped) std::fprintf(stderr, "clipkit: skipped %s\n", d.c_str());
+    dropped_left_out = dropped_rows;
     total = static_cast<int64_t>(items.size());
     pipeline::BulkEmbedOptions o;
+    o.replace_other_runs = f.replace_other_runs;
     o.batch_size = c.batch_size;
     o.shard_size = f.shard_size;
     o.decode_threads = f.decode_threads;
@@ -109,17 +118,26 @@ int run_bulk_embed(const pipeline::Embedder& e, const BulkInputs& in, const std:
   for (auto& s : r.skipped) std::fprintf(stderr, "clipkit: skipped %s\n", s.reason.c_str());
   std::fprintf(stderr,
                "clipkit: %s: %lld images -> %lld rows in %lld shards (%lld already done, %lld written now, %lld "
-               "skipped); %.1f images/s this run%s\n",
+               "skipped%s); %.1f images/s this run%s\n",
                out_dir.c_str(), static_cast<long long>(r.inputs), static_cast<long long>(r.rows),
                static_cast<long long>(r.shards), static_cast<long long>(r.shards_already_done),
                static_cast<long long>(r.shards_written), static_cast<long long>(r.skipped.size()),
+               dropped_left_out ? fmt::format(", and {} dataset rows left out", dropped_left_out).c_str() : "",
                r.seconds > 0 ? static_cast<double>(r.images_this_run) / r.seconds : 0.0,
                comm.size() > 1 ? fmt::format(" ({} ranks)", comm.size()).c_str() : "");
+  if (json) {
+    nlohmann::json sk = nlohmann::json::array();
+    for (auto& s : r.skipped) sk.push_back({{"path", s.source}, {"reason", s.reason}});
+    std::printf("%s\n", json_text(nlohmann::json{{"out", out_dir}, {"inputs", r.inputs}, {"rows", r.rows},
+                                                  {"shards", r.shards}, {"shards_already_done", r.shards_already_done},
+                                                  {"shards_written", r.shards_written}, {"complete", r.complete},
+                                                  {"skipped", sk}}).c_str());
+  }
   if (!r.complete) {
     std::fprintf(stderr, "clipkit: stopped before the last shard; run the same command again to resume\n");
     return kError;
   }
-  return r.skipped.empty() ? kOk : kSkippedInputs;
+  return r.skipped.empty() && dropped_rows == 0 ? kOk : kSkippedInputs;
 }
 
 }  // namespace clipkit::cli

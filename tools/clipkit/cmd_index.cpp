@@ -1,17 +1,24 @@
-// clipkit index build --model DIR (--images DIR | --coco ROOT | --image-list F | --data SHARDS | --embeddings DIR)
-//                     --index DIR [--factory STR | --max-index-memory SIZE] [--max-query-ms MS] [--nprobe N]
-//                     [--on-disk] [--overwrite]       (`mpirun -np N clipkit index build ...` shares the work)
-// clipkit index add    --index DIR (--images DIR | --coco ROOT | --image-list F | --embeddings DIR)
-// clipkit index remove --index DIR (--ids N... | --paths P... | --under FOLDER)
-// clipkit index info   --index DIR [--json]
+// clipkit index build --model DIR (--folder DIR | --images F... | --coco ROOT | --image-list F | --data SHARDS |
+//                     --embeddings DIR) --index DIR [--factory STR | --max-index-memory SIZE] [--max-query-ms MS]
+//                     [--nprobe N] [--on-disk] [--overwrite] [--json]
+//                     (`mpirun -np N clipkit index build ...` shares the work)
+// clipkit index add    --index DIR (--folder DIR | --images F... | --coco ROOT | --image-list F | --embeddings DIR) [--json]
+// clipkit index remove --index DIR (--ids N... | --paths P... | --under FOLDER) [--json]
+// clipkit index info   --index DIR [--json]     (also `clipkit index info DIR`)
+// `--images DIR` (one folder) is the old spelling of --folder DIR. --json prints the index's info
+// (build, info) or {"added"/"removed", "count"} (add, remove).
 // Images are embedded into INDEX/embeddings (resumable shards) first; see src/index/library.h for the folder.
 #include <cstdio>
 #include <filesystem>
+#include <limits>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "cmd_embed_bulk.h"
 #include "command.h"
+#include "image_backend_flag.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "index/library.h"
 #include "index/query.h"
 #include "index/shard_build.h"
@@ -22,7 +29,7 @@ namespace {
 namespace fs = std::filesystem;
 
 struct Opts {
-  std::string model, index, embeddings, factory, max_index_memory = "16G";
+  std::string model, index, embeddings, factory, max_index_memory = "16G", image_backend = "pil";
   double max_query_ms = 0, target_recall = 0.95;
   bool on_disk = false;
   int64_t part_rows = 1'000'000, heldout = 1000;
@@ -37,18 +44,29 @@ struct Opts {
 };
 
 void add_inputs(CLI::App* c, Opts& o) {
-  auto* g = c->add_option_group("input", "what to index (one of)");
-  g->add_option("--images", o.in.folder, "a folder of images (recursive)");
-  g->add_option("--coco", o.in.coco, "a COCO 2017 root (captions and split are kept)");
-  g->add_option("--image-list", o.in.image_list, "a file with one image path per line");
-  g->add_option("--data", o.in.data, "WebDataset shards ('shards/{00000..00127}.tar', globs)");
-  g->add_option("--embeddings", o.embeddings, "a folder written by `clipkit embed ... --out DIR` (shards)");
-  g->require_option(1);
-  c->add_option("--split", o.in.split, "with --coco: train or val (default: both)");
+  auto* folder = add_folder_flag(*c, o.in.folder);
+  auto* files = add_images_flag(*c, o.in.images, &o.in.folder);
+  auto* coco = c->add_option("--coco", o.in.coco, "a COCO 2017 root (captions and split are kept)");
+  auto* list = c->add_option("--image-list", o.in.image_list, "a file with one image path per line");
+  auto* data = c->add_option("--data", o.in.data, "WebDataset shards ('shards/{00000..00127}.tar', globs)");
+  auto* emb = c->add_option("--embeddings", o.embeddings, "a folder written by `clipkit embed ... --out DIR` (shards)");
+  require_one_of(*c, {folder, files, coco, list, data, emb});
+  c->add_option("--split", o.in.split, "with --coco: train or val (\"\" = both)");
   c->add_flag("--exif-transpose", o.exif_transpose, "apply EXIF orientation (HF ignores it)");
+  add_image_backend_option(*c, o.image_backend);
   add_bulk_flags(*c, o.bulk);
   add_caption_key_flag(*c, o.in.caption_key);
   add_compute_options(*c, o.compute);
+  add_json_flag(*c, o.json);
+}
+
+// --index DIR, or the folder as the one positional argument (`clipkit index info DIR`).
+void add_index_flag(CLI::App* c, Opts& o, const std::string& help) {
+  auto* flag = c->add_option("--index", o.index, help);
+  auto* pos = c->add_option("index_dir", o.index, help)->group("");
+  add_check(*c, [flag, pos] {
+    if (flag->count() + pos->count() == 0) usage_error("--index is required");
+  });
 }
 
 // The embeddings folder to index: --embeddings, or the image inputs embedded (resumably, each rank
@@ -57,7 +75,10 @@ std::string embeddings_for(Opts& o, const std::string& model_dir, const std::str
                            int* rc) {
   if (!o.embeddings.empty()) return o.embeddings;
   auto e = pipeline::Embedder::load(model_dir, {ops::precision_from_name(o.compute.precision)});
-  *rc = run_bulk_embed(*e, o.in, work_dir, o.bulk, o.compute, o.exif_transpose, comm);
+  e->set_image_backend(image_backend(o.image_backend));
+  BulkFlags f = o.bulk;
+  f.replace_other_runs = true;  // the index's own work folder: a leftover of other inputs is replaced
+  *rc = run_bulk_embed(*e, o.in, work_dir, f, o.compute, o.exif_transpose, comm);
   if (*rc == kError) fail("embedding stopped early; run the same command again to resume");
   return work_dir;
 }
@@ -77,7 +98,7 @@ void gather(Opts& o, const std::string& model_dir, const std::string& work_dir, 
 
 void print_info(const index::LibraryInfo& i, bool json) {
   if (json) {
-    std::printf("%s\n", i.to_json().dump(2).c_str());
+    std::printf("%s\n", json_text(i.to_json(), 2).c_str());
     return;
   }
   std::printf("index       %s\n", i.dir.c_str());
@@ -107,19 +128,19 @@ RunFn setup(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   app.require_subcommand(1);
   auto* build = app.add_subcommand("build", "Embed images (or read embeddings) and build a new index folder");
-  build->add_option("--model", o->model,
-                    "HF checkpoint folder (with --embeddings optional: the index records the embeddings' model)");
+  add_model_flag(*build, o->model, ModelUse::Optional,
+                 "model (with --embeddings optional: the index records the embeddings' model)");
   build->add_option("--index", o->index, "index folder to create")->required();
   build->add_option("--factory", o->factory,
-                    "FAISS index_factory string (default: chosen for --max-index-memory: exact up to 50k images, then "
+                    "FAISS index_factory string (\"\" = chosen for --max-index-memory: exact up to 50k images, then "
                     "IVF-Flat, IVF-SQ8, OPQ+IVF-PQ)");
   build->add_option("--max-index-memory", o->max_index_memory,
                     "size budget of the index, e.g. 4G (the best codes that fit are chosen)")
       ->capture_default_str();
-  build->add_option("--max-query-ms", o->max_query_ms,
-                    "latency budget per query: nprobe is the best recall within it (default: the smallest nprobe "
-                    "reaching recall@10 0.95)");
-  build->add_option("--nprobe", o->nprobe, "IVF lists probed per query (default: chosen from held-out measurements)");
+  add_number_flag(*build, "--max-query-ms", o->max_query_ms,
+                  "latency budget per query: nprobe is the best recall within it (0 = the smallest nprobe reaching "
+                  "recall@10 0.95)", 0, std::numeric_limits<double>::infinity());
+  add_int_flag(*build, "--nprobe", o->nprobe, "IVF lists probed per query (0 = chosen from held-out measurements)", 0);
   build->add_flag("--on-disk", o->on_disk, "keep the inverted lists in a file read through mmap (indexes larger than RAM)");
   build->add_flag("--overwrite", o->overwrite, "replace an existing index in that folder");
   build->add_option("--target-recall", o->target_recall, "")->group("");
@@ -129,20 +150,20 @@ RunFn setup(CLI::App& app) {
 
   auto* add = app.add_subcommand("add", "Add images to an index (paths already indexed are skipped)");
   add->add_option("--index", o->index, "index folder")->required();
-  add->add_option("--model", o->model, "the index's model (default: the folder recorded in the index)");
+  add_model_flag(*add, o->model, ModelUse::Optional);
   add_inputs(add, *o);
 
   auto* rm = app.add_subcommand("remove", "Remove images from an index");
   rm->add_option("--index", o->index, "index folder")->required();
-  auto* rg = rm->add_option_group("which", "what to remove (one of)");
-  rg->add_option("--ids", o->ids, "image ids");
-  rg->add_option("--paths", o->paths, "image paths as indexed");
-  rg->add_option("--under", o->under, "every image under this folder (absolute, or relative to the indexed root)");
-  rg->require_option(1);
+  auto* ids = rm->add_option("--ids", o->ids, "image ids")->default_str("");
+  auto* paths = rm->add_option("--paths", o->paths, "image paths as indexed")->default_str("");
+  auto* under = rm->add_option("--under", o->under, "every image under this folder (absolute, or relative to the indexed root)");
+  require_one_of(*rm, {ids, paths, under});
+  add_json_flag(*rm, o->json);
 
   auto* info = app.add_subcommand("info", "Describe an index");
-  info->add_option("--index", o->index, "index folder")->required();
-  info->add_flag("--json", o->json, "print JSON");
+  add_index_flag(info, *o, "index folder");
+  add_json_flag(*info, o->json);
 
   return [o, build, add, rm, info]() -> int {
     int rc = kOk;
@@ -151,6 +172,9 @@ RunFn setup(CLI::App& app) {
       ComputeOptions c = o->compute;
       c.threads = threads_per_rank(c.threads);
       apply_compute_options(c);
+      // one writer at a time (rank 0 holds the lock for the job; the other ranks write parts it merges)
+      std::optional<index::WriterLock> lock;
+      if (comm->rank() == 0) lock.emplace(o->index, /*create=*/true);
       if (index::Library::exists(o->index) && !o->overwrite)
         fail("{}: already holds an index (use `clipkit index add`, or --overwrite)", o->index);
       if (o->model.empty() && o->embeddings.empty()) fail("--model is required (except with --embeddings)");
@@ -191,14 +215,17 @@ RunFn setup(CLI::App& app) {
                                                    r.duplicate_paths).c_str()
                                      : "");
       auto lib = index::Library::open(o->index);
-      print_info(lib->info(), false);
+      print_info(lib->info(), o->json);
       return rc;
     }
     if (add->parsed()) {
       apply_compute_options(o->compute);
+      index::WriterLock lock(o->index);
       auto lib = index::Library::open(o->index);
       const std::string model = o->model.empty() ? lib->model().dir : o->model;
       lib->check_model(pipeline::model_identity(model));
+      if (add->count("--image-backend") == 0 && !lib->model().image_backend.empty())
+        o->image_backend = lib->model().image_backend;  // preprocess as the index was built
       Tensor x;
       std::vector<index::ImageRecord> recs;
       pipeline::ModelIdentity id;
@@ -210,9 +237,13 @@ RunFn setup(CLI::App& app) {
       std::fprintf(stderr, "clipkit: added %lld images (%lld already indexed); %lld in the index\n",
                    static_cast<long long>(n), static_cast<long long>(x.dim(0) - n),
                    static_cast<long long>(lib->info().count));
+      if (o->json)
+        std::printf("%s\n", nlohmann::json{{"index", o->index}, {"added", n}, {"already_indexed", x.dim(0) - n},
+                                           {"count", lib->info().count}}.dump().c_str());
       return rc;
     }
     if (rm->parsed()) {
+      index::WriterLock lock(o->index);
       auto lib = index::Library::open(o->index);
       std::vector<int64_t> ids = o->ids;
       for (auto& p : o->paths) {
@@ -229,6 +260,8 @@ RunFn setup(CLI::App& app) {
       int64_t n = lib->remove(ids);
       std::fprintf(stderr, "clipkit: removed %lld images; %lld in the index\n", static_cast<long long>(n),
                    static_cast<long long>(lib->info().count));
+      if (o->json)
+        std::printf("%s\n", nlohmann::json{{"index", o->index}, {"removed", n}, {"count", lib->info().count}}.dump().c_str());
       return kOk;
     }
     auto lib = index::Library::open(o->index);

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "flags.h"
+
 namespace clipkit::cli {
 
 // Exit codes shared by all commands.
@@ -28,14 +30,5 @@ struct RegisteredCommand {
   SetupFn setup;
 };
 std::vector<RegisteredCommand>& registry();
-
-// Options every compute command takes: --threads, --batch-size, --precision.
-struct ComputeOptions {
-  int threads = 0;  // 0 = all cores
-  int batch_size = 32;
-  std::string precision = "fp32";
-};
-void add_compute_options(CLI::App& app, ComputeOptions& o);
-void apply_compute_options(const ComputeOptions& o);  // sets the thread count
 
 }  // namespace clipkit::cli

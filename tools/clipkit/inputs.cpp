@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/json.h"
 #include "io/atomic_file.h"
 
 namespace clipkit::cli {
@@ -28,11 +29,8 @@ std::vector<std::string> read_texts(const std::string& path) {
     }
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
     nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& e) {
-      fail("{}:{}: not valid JSON: {}", path, n, e.what());
-    }
+    std::string why;
+    if (!try_parse_json(line, &j, &why)) fail("{}:{}: not valid JSON: {}", path, n, why);
     if (!j.is_object() || !j.contains("text") || !j["text"].is_string())
       fail("{}:{}: expected an object with a string \"text\" field", path, n);
     out.push_back(j["text"].get<std::string>());

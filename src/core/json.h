@@ -1,0 +1,39 @@
+// JSON in and out, the one way for everything clipkit reads or writes (configs, tokenizer files,
+// datasets, manifests, shard records, index metadata, request bodies).
+//
+// Reading bounds the nesting depth at kMaxJsonDepth before a value is built (a linear scan of the
+// text outside strings), so no file or request can make a value deep enough to overflow the stack
+// in the recursive code that copies, compares or prints it. 128 is serde_json's limit, the one HF
+// tokenizers reads tokenizer.json with.
+//
+// Writing never fails on bytes that are not UTF-8 (file names are bytes): each such byte is
+// written as the escape \udcXX (Python's "surrogateescape": json.loads + os.fsencode give the
+// original bytes back), and reading turns those escapes back into the same bytes, so file names
+// survive a round trip through our JSON files exactly.
+#pragma once
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+
+namespace clipkit {
+
+inline constexpr int kMaxJsonDepth = 128;
+
+// Throws clipkit::Error "<name>: ..." on invalid JSON or nesting deeper than kMaxJsonDepth.
+nlohmann::json parse_json(std::string_view text, const std::string& name);
+// The same without throwing: false (and *why, when given, says what is wrong) on bad input.
+bool try_parse_json(std::string_view text, nlohmann::json* out, std::string* why = nullptr);
+// nlohmann's SAX parse of the text, under the same depth bound; false with *why on bad input
+// (or when the handler stops the parse).
+bool sax_parse_json(std::string_view text, nlohmann::json::json_sax_t* sax, std::string* why);
+
+// Serializes like nlohmann's dump(indent) (indent < 0: compact), escaping non-UTF-8 bytes as above.
+std::string json_text(const nlohmann::json& j, int indent = -1);
+std::string json_text(const nlohmann::ordered_json& j, int indent = -1);
+
+// Whether s is well-formed UTF-8 (RFC 3629: no overlong forms, surrogates or code points above U+10FFFF).
+bool valid_utf8(std::string_view s);
+// The offset of the first byte that is not part of well-formed UTF-8, or npos.
+size_t utf8_error_at(std::string_view s);
+
+}  // namespace clipkit
