@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "image/resample.h"
 #include "io/atomic_file.h"
+#include "io/tar_reader.h"
 
 namespace clipkit::apps {
 namespace fs = std::filesystem;
@@ -150,24 +151,15 @@ UpscaleProbe files_upscale_probe(const std::vector<DedupItem>& items) {
   };
 }
 
-uint64_t content_hash(const uint8_t* d, size_t n) {
-  // FNV-1a over 8-byte words, then a final mix: fast, and collisions only cost a byte compare.
-  uint64_t h = 1469598103934665603ull ^ n;
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w;
-    __builtin_memcpy(&w, d + i, 8);
-    h = (h ^ w) * 1099511628211ull;
-    h ^= h >> 29;
-  }
-  for (; i < n; ++i) h = (h ^ d[i]) * 1099511628211ull;
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdull;
-  h ^= h >> 33;
-  return h == 0 ? 1 : h;
-}
-
 bool files_equal(const std::string& a, const std::string& b) {
+  std::error_code ec;
+  if (!fs::is_regular_file(a, ec) || !fs::is_regular_file(b, ec)) {  // members of .tar shards
+    try {
+      return io::read_path_bytes(a) == io::read_path_bytes(b);
+    } catch (const Error&) {
+      return false;
+    }
+  }
   std::ifstream fa(a, std::ios::binary), fb(b, std::ios::binary);
   if (!fa || !fb) return false;
   std::vector<char> ba(1 << 16), bb(1 << 16);
@@ -339,7 +331,7 @@ ScanResult scan_images(const std::vector<ScanInput>& inputs, const Encoder& enc,
       it.path = in.path;
       it.split = in.split;
       try {
-        std::string bytes = read_file(in.path);
+        std::string bytes = io::read_path_bytes(in.path, in.offset, in.size);
         describe_file_bytes(bytes, &it);
         auto& im = imgs[static_cast<size_t>(i)];
         im = image::decode_memory(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), in.path);

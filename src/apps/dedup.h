@@ -18,6 +18,7 @@
 
 #include "apps/encoder.h"
 #include "apps/similarity.h"
+#include "core/hash.h"
 #include "core/progress.h"
 #include "core/tensor.h"
 #include "image/image.h"
@@ -99,8 +100,9 @@ DedupResult find_duplicates(const std::vector<DedupItem>& items, const float* em
                             const std::function<bool(int64_t, int64_t)>& same_bytes = nullptr,
                             const UpscaleProbe& upscaled = nullptr);
 
-// 64-bit FNV-1a-style content hash (not cryptographic: matches are confirmed byte for byte).
-uint64_t content_hash(const uint8_t* data, size_t n);
+// The content hash of core/hash.h (not cryptographic: matches are confirmed byte for byte).
+using clipkit::content_hash;
+// Byte-for-byte equality of two files (or shard members, see io::read_path_bytes).
 bool files_equal(const std::string& a, const std::string& b);
 
 // Image files under dir (recursive; by extension: jpg jpeg png webp gif bmp), sorted.
@@ -108,6 +110,7 @@ std::vector<std::string> list_image_files(const std::string& dir);
 
 struct ScanInput {
   std::string path, split;
+  int64_t offset = -1, size = -1;  // a member of a WebDataset shard: where its bytes are (path = SHARD/MEMBER)
 };
 struct ScanResult {
   std::vector<DedupItem> items;  // the readable inputs, in input order

@@ -9,6 +9,7 @@
 #include "core/base64.h"
 #include "core/error.h"
 #include "image/resample.h"
+#include "io/tar_reader.h"
 
 namespace clipkit::apps {
 
@@ -72,7 +73,9 @@ std::string thumbnail_data_uri(const image::Image& img, int max_side, int qualit
 }
 
 std::string thumbnail_data_uri(const std::string& path, int max_side, int quality) {
-  return thumbnail_data_uri(image::decode_file(path), max_side, quality);
+  const std::string bytes = io::read_path_bytes(path);  // a file, or a member of a .tar shard
+  return thumbnail_data_uri(image::decode_memory(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), path),
+                            max_side, quality);
 }
 
 }  // namespace clipkit::apps

@@ -1,5 +1,5 @@
-// clipkit dedup --model DIR (--folder DIR | --images F... | --coco ROOT | --split NAME=DIR ... | --index DIR)
-//               [--threshold T] --report OUT.json [--html OUT.html] [--apply [--move-to DIR]] [--json]
+// clipkit dedup --model DIR (--folder DIR | --images F... | --coco ROOT | --data SHARDS | --split NAME=DIR ... |
+//               --index DIR) [--threshold T] --report OUT.json [--html OUT.html] [--apply [--move-to DIR]] [--json]
 // (`--images DIR`, one folder, is the old spelling of --folder DIR.) --json prints the summary as JSON.
 // Exact duplicates (content hash, confirmed byte for byte), near duplicates (exact range search on
 // the embeddings, every pair verified), groups with a keep suggestion, leakage across splits.
@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/dedup.h"
+#include "apps/index_dedup.h"
 #include "apps/library_apps.h"
 #include "command.h"
 #include "image_backend_flag.h"
@@ -18,6 +19,7 @@
 #include "core/json.h"
 #include "data/caption_dataset.h"
 #include "io/atomic_file.h"
+#include "pipeline/bulk_embed.h"
 #include "pipeline/embedder.h"
 
 namespace clipkit::cli {
@@ -25,9 +27,10 @@ namespace {
 namespace fs = std::filesystem;
 
 struct Opts {
-  std::string model, folder, coco, index, report, html, move_to;
+  std::string model, folder, coco, data, index, report, html, move_to;
   std::vector<std::string> splits, images;
   double threshold = apps::kDefaultDedupThreshold;
+  int nprobe = 0;
   bool apply = false, no_html = false, json = false;
   ComputeOptions compute;
   std::string image_backend = "pil";
@@ -46,16 +49,18 @@ RunFn setup(CLI::App& app) {
   auto* folder = add_folder_flag(app, o->folder);
   auto* files = add_images_flag(app, o->images, &o->folder);
   auto* coco = app.add_option("--coco", o->coco, "COCO 2017 root: train and val images, leakage between them reported");
+  auto* data = app.add_option("--data", o->data, "WebDataset shards ('shards/{00000..00127}.tar', globs), read in place");
   auto* index = app.add_option("--index", o->index, "an index built by `clipkit index` (its stored embeddings)");
   auto* split = app.add_option("--split", o->splits, "NAME=DIR: a named split (repeatable); duplicates across splits are leakage")
       ->allow_extra_args(false)->default_str("");
   add_check(app, [=] {
-    if (!folder->count() && !files->count() && !coco->count() && !index->count() && !split->count())
-      usage_error("give one of --folder, --images, --coco, --split or --index");
-    if (index->count() && (folder->count() || files->count() || coco->count() || split->count()))
-      usage_error("--index cannot be combined with --folder, --images, --coco or --split (add those images to the index instead)");
+    if (!folder->count() && !files->count() && !coco->count() && !data->count() && !index->count() && !split->count())
+      usage_error("give one of --folder, --images, --coco, --data, --split or --index");
+    if (index->count() && (folder->count() || files->count() || coco->count() || data->count() || split->count()))
+      usage_error("--index cannot be combined with --folder, --images, --coco, --data or --split (add those images to the index instead)");
   });
   add_number_flag(app, "--threshold", o->threshold, "near-duplicate cosine similarity threshold", -1, 1, true);
+  add_int_flag(app, "--nprobe", o->nprobe, "with --index: inverted lists each image is compared with (0 = 2)", 0);
   app.add_option("--report", o->report, "JSON report path (HTML gallery written beside it)")->required();
   app.add_option("--html", o->html, "HTML gallery path (default: the report path with .html)");
   app.add_flag("--no-html", o->no_html, "skip the HTML gallery");
@@ -70,11 +75,21 @@ RunFn setup(CLI::App& app) {
   });
   return [o]() {
     apply_compute_options(o->compute);
+    if (!o->data.empty() && !o->move_to.empty())
+      fail("--move-to cannot move images out of .tar shards (the removals list names them: SHARD/MEMBER)");
     std::vector<apps::ScanInput> inputs;
     std::vector<std::string> roots;  // per input: the folder it was found under (for --move-to)
     if (!o->folder.empty())
       for (auto& p : apps::list_image_files(o->folder)) inputs.push_back({p, ""}), roots.push_back(o->folder);
     for (auto& p : o->images) inputs.push_back({p, ""}), roots.push_back(fs::path(p).parent_path().string());
+    if (!o->data.empty()) {
+      data::LoadReport rep;
+      for (auto& it : pipeline::list_shards(o->data, "txt", &rep))
+        inputs.push_back({it.path, "", it.offset, it.size}), roots.push_back(it.archive);
+      for (auto& k : rep.kinds)
+        if (k.kind != "no_caption")
+          std::fprintf(stderr, "clipkit: %s: %lld x %s\n", o->data.c_str(), static_cast<long long>(k.count), k.what.c_str());
+    }
     for (auto& s : o->splits) {
       auto eq = s.find('=');
       if (eq == std::string::npos || eq == 0 || eq + 1 == s.size()) fail("--split \"{}\": expected NAME=DIR", s);
@@ -95,12 +110,30 @@ RunFn setup(CLI::App& app) {
     apps::ScanResult scan;
     std::unique_ptr<index::Library> lib;
     std::vector<index::ImageRecord> recs;
+    int64_t total = -1;  // images looked at, when only the duplicates' members are loaded
     if (!o->index.empty()) {
       lib = index::Library::open(o->index);
       if (!o->model.empty()) lib->check_model(pipeline::model_identity(o->model));
       Progress p("dedup", lib->info().count, "images");
       std::vector<std::string> gone;
-      scan = apps::scan_library(*lib, &p, &gone, &recs);
+      if (apps::can_dedup_from_embeddings(*lib)) {
+        // bounded memory: candidates from the index and the recorded hashes, verified exactly
+        apps::IndexDedupOptions io;
+        io.threshold = o->threshold;
+        if (o->nprobe > 0) io.nprobe = o->nprobe;
+        auto c = apps::dedup_candidates(*lib, io, &p);
+        scan = std::move(c.scan);
+        recs = std::move(c.records);
+        total = c.rows;
+        std::fprintf(stderr, "clipkit: %lld images: %lld candidate pairs from the index's lists (%d per image, from cosine %.4f), "
+                     "%lld verified, %lld equal content hashes; %zu images in duplicate groups\n",
+                     static_cast<long long>(c.rows), static_cast<long long>(c.candidate_pairs),
+                     io.nprobe, o->threshold - c.margin,
+                     static_cast<long long>(c.verified_pairs), static_cast<long long>(c.hash_pairs), recs.size());
+      } else {
+        scan = apps::scan_library(*lib, &p, &gone, &recs);
+        if (scan.items.empty()) fail("{}: the index is empty", o->index);
+      }
       p.finish();
       if (!gone.empty())
         std::fprintf(stderr, "clipkit: %zu indexed files are no longer readable (compared by embedding only), e.g. %s\n",
@@ -111,7 +144,6 @@ RunFn setup(CLI::App& app) {
         roots.push_back(under ? rec.path.substr(0, rec.path.size() - rec.relpath.size())
                               : fs::path(rec.path).parent_path().string());
       }
-      if (scan.items.empty()) fail("{}: the index is empty", o->index);
     } else {
       if (inputs.empty()) fail("no images found to deduplicate");
       auto emb = pipeline::Embedder::load(o->model, {ops::precision_from_name(o->compute.precision)});
@@ -131,6 +163,7 @@ RunFn setup(CLI::App& app) {
           return apps::files_equal(items[static_cast<size_t>(a)].path, items[static_cast<size_t>(b)].path);
         },
         apps::files_upscale_probe(items));
+    if (total >= 0) r.images = total;
     auto j = apps::dedup_report_json(r, items, o->threshold);
     j["skipped"] = nlohmann::json::array();
     for (auto& s : scan.skipped) j["skipped"].push_back({{"path", s.source}, {"reason", s.reason}});

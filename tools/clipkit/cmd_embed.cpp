@@ -1,7 +1,8 @@
 // clipkit embed --model DIR (--pixels X.npy | --images F... | --image-list L | --text T... | --texts F)
 //               --out OUT.npy [--no-normalize]
-// clipkit embed --model DIR (--folder DIR | --coco ROOT [--split S] | --images/--image-list ... --shards)
-//               --out OUT_DIR [--shard-size N] [--decode-threads N]   (resumable shards, see bulk_embed.h)
+// clipkit embed --model DIR (--folder DIR | --coco ROOT [--split S] | --data SHARDS [--caption-key K] |
+//               --images/--image-list ... --shards) --out OUT_DIR [--shard-size N] [--decode-threads N]
+//               (resumable shards, see bulk_embed.h; `mpirun -np N clipkit embed ...` splits the work)
 // --json prints a summary {"out", "rows", "dim", "skipped": [...]} (shards: the bulk summary).
 // Writes OUT.npy float32 [N, D] (L2-normalized unless --no-normalize) and OUT.jsonl naming each
 // row's source, in order. Unreadable images are listed on stderr, skipped, and exit status is 3.
@@ -27,7 +28,7 @@ struct Opts {
   std::string image_backend = "pil";
   ComputeOptions compute;
   // bulk: folders / COCO / --shards write a resumable folder of shards (cmd_embed_bulk.h)
-  std::string folder, coco, split;
+  std::string folder, coco, split, data, caption_key = "txt";
   bool shards = false;
   BulkFlags bulk;
 };
@@ -42,11 +43,14 @@ RunFn setup(CLI::App& app) {
   auto* texts = app.add_option("--texts", o->texts_file, "texts: .txt one per line, or .jsonl with a \"text\" field");
   auto* folder = add_folder_flag(app, o->folder, "a folder of images, recursive (writes shards into --out DIR)");
   auto* coco = app.add_option("--coco", o->coco, "a COCO 2017 root, one row per image with its captions (writes shards into --out DIR)");
-  require_one_of(app, {px, files, list, text, texts, folder, coco});
+  auto* data = app.add_option("--data", o->data,
+                              "WebDataset shards, e.g. 'shards/{00000..00127}.tar' (braces, globs; writes shards into --out DIR)");
+  require_one_of(app, {px, files, list, text, texts, folder, coco, data});
   app.add_option("--split", o->split, "with --coco: train or val (\"\" = both)");
   app.add_flag("--shards", o->shards,
                "with --images/--image-list: write resumable shards into the folder --out (implied by --folder/--coco)");
   add_bulk_flags(app, o->bulk);
+  add_caption_key_flag(app, o->caption_key);
   app.add_option("--out", o->out, "output .npy (a .jsonl sidecar is written beside it)")->required();
   app.add_flag("--no-normalize", o->no_normalize, "raw features, exactly HF get_image_features/get_text_features");
   app.add_flag("--exif-transpose", o->exif_transpose, "apply EXIF orientation (HF ignores it)");
@@ -61,17 +65,22 @@ RunFn setup(CLI::App& app) {
   add_compute_options(app, o->compute);
   add_json_flag(app, o->json, "print a summary as JSON");
   return [o]() {
-    apply_compute_options(o->compute);
-    const bool bulk = o->shards || !o->folder.empty() || !o->coco.empty();
-    if (bulk && (!o->pixels.empty() || !o->texts.empty() || !o->texts_file.empty()))
-      fail("--shards works on images (--folder, --coco, --images, --image-list), not on pixels or texts");
-    auto emb = pipeline::Embedder::load(o->model, {ops::precision_from_name(o->compute.precision)});
-    emb->set_image_backend(image_backend(o->image_backend));
+    const bool bulk = o->shards || !o->folder.empty() || !o->coco.empty() || !o->data.empty();
     if (bulk) {
-      BulkInputs in{o->folder, o->coco, o->split, o->image_list, o->images};
+      if (!o->pixels.empty() || !o->texts.empty() || !o->texts_file.empty())
+        fail("--shards works on images (--folder, --coco, --data, --images, --image-list), not on pixels or texts");
       if (o->no_normalize) fail("--no-normalize is not supported with shards");
-      return run_bulk_embed(*emb, in, o->out, o->bulk, o->compute, o->exif_transpose, o->json);
+      auto comm = train::make_comm(nullptr, nullptr);  // one process, or a rank of mpirun
+      ComputeOptions c = o->compute;
+      c.threads = threads_per_rank(c.threads);
+      apply_compute_options(c);
+      auto emb = pipeline::Embedder::load(o->model, {ops::precision_from_name(c.precision)});
+      emb->set_image_backend(image_backend(o->image_backend));
+      BulkInputs in{o->folder, o->coco, o->split, o->image_list, o->data, o->caption_key, o->images};
+      return run_bulk_embed(*emb, in, o->out, o->bulk, c, o->exif_transpose, *comm, o->json);
     }
+    apply_compute_options(o->compute);
+    auto emb = pipeline::Embedder::load(o->model, {ops::precision_from_name(o->compute.precision)});
     pipeline::EmbedOptions eo;
     eo.batch_size = o->compute.batch_size;
     eo.normalize = !o->no_normalize;
