@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# The whole test suite: installs what is missing, builds, runs every test in a release build, compiles
-# the CUDA build where the CUDA toolkit is and runs its tests (they skip without a GPU), then every
-# test again under ASan+UBSan, then runs every fuzz target for CLIPKIT_FUZZ_SECONDS (default 30) each.
-# `scripts/test.sh --fast` skips the sanitizer pass and the fuzzing.
+# The whole test suite: installs what is missing, builds, runs every test in a release build, checks
+# the installed package (scripts/check_install.sh: an out-of-tree application against `cmake
+# --install`, pkg-config, the .deb), compiles the CUDA build where the CUDA toolkit is and runs its
+# tests (they skip without a GPU), then every test again under ASan+UBSan, then every fuzz target
+# for CLIPKIT_FUZZ_SECONDS (default 30) each. `scripts/test.sh --fast` skips the sanitizer pass and
+# the fuzzing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/build.sh release
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 (cd build && ctest --output-on-failure -j1)
+scripts/check_install.sh build
 if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
   scripts/build.sh cuda
   (cd build-cuda && ctest --output-on-failure -j1)

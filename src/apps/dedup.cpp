@@ -7,10 +7,14 @@
 #include <numeric>
 #include <set>
 
+#include <sys/stat.h>
+
 #include "apps/html.h"
 #include "apps/thumbnail.h"
 #include "core/error.h"
+#include "image/resample.h"
 #include "io/atomic_file.h"
+#include "io/tar_reader.h"
 
 namespace clipkit::apps {
 namespace fs = std::filesystem;
@@ -34,26 +38,128 @@ bool is_protected(const DedupOptions& o, const std::string& split) {
   return std::find(o.protected_splits.begin(), o.protected_splits.end(), split) != o.protected_splits.end();
 }
 
+// A WebP file is lossless when its image chunk is VP8L (simple or extended layout).
+bool webp_is_lossless(const std::string& b) {
+  size_t pos = 12;
+  while (pos + 8 <= b.size()) {
+    const std::string fourcc = b.substr(pos, 4);
+    const uint32_t size = uint32_t(uint8_t(b[pos + 4])) | uint32_t(uint8_t(b[pos + 5])) << 8 |
+                          uint32_t(uint8_t(b[pos + 6])) << 16 | uint32_t(uint8_t(b[pos + 7])) << 24;
+    if (fourcc == "VP8L") return true;
+    if (fourcc == "VP8 ") return false;
+    pos += 8 + size + (size & 1);
+  }
+  return false;
+}
+
+// Mean squared difference of the luma of two equally sized images.
+double luma_mse(const image::Image& a, const image::Image& b) {
+  const size_t n = a.rgb.size() / 3;
+  double s = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double ya = 0.299 * a.rgb[3 * i] + 0.587 * a.rgb[3 * i + 1] + 0.114 * a.rgb[3 * i + 2];
+    const double yb = 0.299 * b.rgb[3 * i] + 0.587 * b.rgb[3 * i + 1] + 0.114 * b.rgb[3 * i + 2];
+    s += (ya - yb) * (ya - yb);
+  }
+  return n ? s / double(n) : 0.0;
+}
+
+// Where one member stands in the keep rule (dedup.h), best first on each field.
+struct KeepRank {
+  bool protected_split = false, lossless = false;
+  int64_t effective_pixels = 0;  // pixels, or those of the member an upscaled copy was made from
+  bool upscaled = false;
+  int64_t mtime = 0;
+  size_t path_length = 0;
+  std::string path;
+};
+
+// <0: a ranks before b (is the better keep), >0 after, 0 the same. *step names the deciding rule.
+int compare_rank(const KeepRank& a, const KeepRank& b, int* step) {
+  auto cmp = [&](int s, auto x, auto y, bool larger_first) {
+    *step = s;
+    if (x == y) return 0;
+    return (x > y) == larger_first ? -1 : 1;
+  };
+  int c;
+  if ((c = cmp(1, a.protected_split, b.protected_split, true))) return c;
+  if ((c = cmp(2, a.lossless, b.lossless, true))) return c;
+  if ((c = cmp(3, a.effective_pixels, b.effective_pixels, true))) return c;
+  if ((c = cmp(4, a.upscaled, b.upscaled, false))) return c;
+  if (a.mtime && b.mtime && (c = cmp(5, a.mtime, b.mtime, false))) return c;
+  if ((c = cmp(6, a.path_length, b.path_length, false))) return c;
+  return cmp(7, a.path, b.path, false);
+}
+
+std::string size_text(const DedupItem& it) { return fmt::format("{}x{}", it.width, it.height); }
+std::string format_text(const DedupItem& it) { return it.format.empty() ? std::string("unknown format") : it.format; }
+
+std::string keep_reason(int step, const DedupItem& k, const KeepRank& rk, const DedupItem& r, const KeepRank& rr) {
+  switch (step) {
+    case 1: return fmt::format("in the {} split: evaluation data is kept, the other copies go", k.split);
+    case 2: return fmt::format("lossless {} over lossy {}", format_text(k), format_text(r));
+    case 3:
+      if (rr.upscaled && int64_t(r.width) * r.height >= int64_t(k.width) * k.height)
+        return fmt::format("{} over {}: the larger copy is upscaled (no detail beyond {})", size_text(k), size_text(r),
+                           size_text(k));
+      return fmt::format("larger resolution: {} over {}", size_text(k), size_text(r));
+    case 4: return fmt::format("the source: {} is an upscaled copy of it", size_text(r));
+    case 5: return "the oldest file";
+    case 6: return "the shortest path";
+    default: return rk.path == rr.path ? "the only candidate" : "the first path";
+  }
+}
+
 }  // namespace
 
-uint64_t content_hash(const uint8_t* d, size_t n) {
-  // FNV-1a over 8-byte words, then a final mix: fast, and collisions only cost a byte compare.
-  uint64_t h = 1469598103934665603ull ^ n;
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w;
-    __builtin_memcpy(&w, d + i, 8);
-    h = (h ^ w) * 1099511628211ull;
-    h ^= h >> 29;
-  }
-  for (; i < n; ++i) h = (h ^ d[i]) * 1099511628211ull;
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdull;
-  h ^= h >> 33;
-  return h == 0 ? 1 : h;
+void describe_file_bytes(const std::string& bytes, DedupItem* it) {
+  const auto* d = reinterpret_cast<const uint8_t*>(bytes.data());
+  it->bytes = static_cast<int64_t>(bytes.size());
+  it->hash = content_hash(d, bytes.size());
+  const image::Format f = image::sniff_format(d, bytes.size());
+  it->format = f == image::Format::Unknown ? "" : image::format_name(f);
+  it->lossless = f == image::Format::Png || f == image::Format::Bmp || (f == image::Format::Webp && webp_is_lossless(bytes));
+  struct stat st;
+  if (::stat(it->path.c_str(), &st) == 0) it->mtime = static_cast<int64_t>(st.st_mtime);
+}
+
+bool holds_no_detail_beyond(const image::Image& big, int w, int h, double* ratio) {
+  auto rz = [](const image::Image& im, int nw, int nh) { return image::resized(im, nw, nh, image::Resample::Bicubic); };
+  if (ratio) *ratio = -1;
+  if (w >= big.width || h >= big.height || w < 8 || h < 8) return false;
+  const image::Image small = rz(big, w, h);
+  const double above = luma_mse(big, rz(small, big.width, big.height));
+  const double below = luma_mse(small, rz(rz(small, std::max(4, w / 2), std::max(4, h / 2)), w, h));
+  if (below < 1e-3) return false;  // flat: nothing to tell by
+  if (ratio) *ratio = above / below;
+  return above / below < 0.3;
+}
+
+UpscaleProbe files_upscale_probe(const std::vector<DedupItem>& items) {
+  auto cache = std::make_shared<std::map<int64_t, std::shared_ptr<image::Image>>>();
+  return [&items, cache](int64_t big, int64_t small) {
+    auto& slot = (*cache)[big];
+    if (!slot) {
+      slot = std::make_shared<image::Image>();
+      try {
+        *slot = image::decode_file(items[static_cast<size_t>(big)].path);
+      } catch (const Error&) {  // unreadable now: resolution counts as recorded
+      }
+    }
+    const auto& s = items[static_cast<size_t>(small)];
+    return !slot->rgb.empty() && holds_no_detail_beyond(*slot, s.width, s.height);
+  };
 }
 
 bool files_equal(const std::string& a, const std::string& b) {
+  std::error_code ec;
+  if (!fs::is_regular_file(a, ec) || !fs::is_regular_file(b, ec)) {  // members of .tar shards
+    try {
+      return io::read_path_bytes(a) == io::read_path_bytes(b);
+    } catch (const Error&) {
+      return false;
+    }
+  }
   std::ifstream fa(a, std::ios::binary), fb(b, std::ios::binary);
   if (!fa || !fb) return false;
   std::vector<char> ba(1 << 16), bb(1 << 16);
@@ -76,7 +182,7 @@ std::vector<int64_t> DedupResult::removals() const {
 }
 
 DedupResult find_duplicates(const std::vector<DedupItem>& items, const float* emb, int64_t D, const DedupOptions& o,
-                            const std::function<bool(int64_t, int64_t)>& same_bytes) {
+                            const std::function<bool(int64_t, int64_t)>& same_bytes, const UpscaleProbe& upscaled) {
   const int64_t N = static_cast<int64_t>(items.size());
   if (!(o.threshold > -1.0 && o.threshold <= 1.0)) fail("dedup: threshold must be in (-1, 1], got {}", o.threshold);
   DedupResult r;
@@ -142,16 +248,40 @@ DedupResult find_duplicates(const std::vector<DedupItem>& items, const float* em
       auto it = min_edge.find(root);
       g.min_similarity = it == min_edge.end() ? 1.0 : it->second;
     }
-    // Keep: a protected (eval) split first, then most pixels, then largest file, then first path.
-    g.keep = *std::min_element(mem.begin(), mem.end(), [&](int64_t a, int64_t b) {
-      const auto &A = items[a], &B = items[b];
-      bool pa = is_protected(o, A.split), pb = is_protected(o, B.split);
-      if (pa != pb) return pa;
-      int64_t xa = int64_t(A.width) * A.height, xb = int64_t(B.width) * B.height;
-      if (xa != xb) return xa > xb;
-      if (A.bytes != B.bytes) return A.bytes > B.bytes;
-      return A.path < B.path;
-    });
+    // Byte-identical members inside a near group.
+    if (!all_same) {
+      std::map<int64_t, std::vector<int64_t>> cls;
+      for (int64_t m : mem) cls[same.find(m)].push_back(m);
+      for (auto& [c, v] : cls)
+        if (v.size() > 1) g.identical.push_back(v);
+    }
+    // The keep rule (dedup.h): rank every member, keep the best, say which step decided.
+    std::map<int64_t, KeepRank> rank;
+    for (int64_t m : mem) {
+      const auto& it = items[m];
+      rank[m] = {is_protected(o, it.split), it.lossless, int64_t(it.width) * it.height, false, it.mtime,
+                 it.path.size(), it.path};
+    }
+    if (upscaled && !all_same && mem.size() <= 32)
+      for (int64_t big : mem)
+        for (int64_t small : mem) {
+          const int64_t px_small = int64_t(items[small].width) * items[small].height;
+          if (px_small <= 0 || px_small >= int64_t(items[big].width) * items[big].height) continue;
+          if (same.find(big) == same.find(small) || !upscaled(big, small)) continue;
+          rank[big].effective_pixels = std::min(rank[big].effective_pixels, px_small);
+          rank[big].upscaled = true;
+        }
+    for (int64_t m : mem)
+      if (rank[m].upscaled) g.upscaled.push_back(m);
+    int step = 7;
+    g.keep = *std::min_element(mem.begin(), mem.end(),
+                               [&](int64_t a, int64_t b) { return compare_rank(rank[a], rank[b], &step) < 0; });
+    int64_t runner_up = -1;
+    for (int64_t m : mem)
+      if (m != g.keep && (runner_up < 0 || compare_rank(rank[m], rank[runner_up], &step) < 0)) runner_up = m;
+    compare_rank(rank[g.keep], rank[runner_up], &step);
+    g.keep_reason = keep_reason(step, items[g.keep], rank[g.keep], items[runner_up], rank[runner_up]);
+    if (all_same) g.keep_reason = "byte-identical copies; keeping " + g.keep_reason;
     std::set<std::string> splits;
     for (int64_t m : mem) splits.insert(items[m].split);
     if (splits.size() > 1) {
@@ -201,9 +331,8 @@ ScanResult scan_images(const std::vector<ScanInput>& inputs, const Encoder& enc,
       it.path = in.path;
       it.split = in.split;
       try {
-        std::string bytes = read_file(in.path);
-        it.bytes = static_cast<int64_t>(bytes.size());
-        it.hash = content_hash(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+        std::string bytes = io::read_path_bytes(in.path, in.offset, in.size);
+        describe_file_bytes(bytes, &it);
         auto& im = imgs[static_cast<size_t>(i)];
         im = image::decode_memory(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), in.path);
         it.width = im.width;
@@ -232,9 +361,21 @@ nlohmann::json dedup_report_json(const DedupResult& r, const std::vector<DedupIt
   using nlohmann::json;
   json groups = json::array(), cross = json::array();
   for (auto& g : r.groups) {
-    json m = json::array();
-    for (int64_t i : g.members) m.push_back(items[i].path);
-    groups.push_back({{"kind", g.kind}, {"members", m}, {"keep", items[g.keep].path}, {"min_similarity", g.min_similarity}});
+    json m = json::array(), details = json::array(), identical = json::array();
+    for (int64_t i : g.members) {
+      const auto& it = items[i];
+      m.push_back(it.path);
+      details.push_back({{"path", it.path}, {"format", it.format}, {"lossless", it.lossless}, {"width", it.width},
+                         {"height", it.height}, {"bytes", it.bytes},
+                         {"upscaled", std::count(g.upscaled.begin(), g.upscaled.end(), i) > 0}});
+    }
+    for (auto& set : g.identical) {
+      json paths = json::array();
+      for (int64_t i : set) paths.push_back(items[i].path);
+      identical.push_back(paths);
+    }
+    groups.push_back({{"kind", g.kind}, {"members", m}, {"keep", items[g.keep].path}, {"keep_reason", g.keep_reason},
+                      {"min_similarity", g.min_similarity}, {"identical", identical}, {"details", details}});
   }
   for (auto& c : r.cross_split) {
     json m = json::array();
@@ -267,10 +408,14 @@ std::string dedup_report_html(const DedupResult& r, const std::vector<DedupItem>
   for (auto& g : r.groups) exact_groups += g.kind == "exact";
   h += fmt::format(
       "<h1>Duplicate report</h1><p>{} images &middot; {} groups ({} exact, {} near, cosine &ge; {}) &middot; {} "
-      "groups across splits &middot; {} suggested removals</p>\n",
+      "groups across splits &middot; <span id=nrm>{}</span> marked for removal</p>\n"
+      "<p>Click an image to flip it between <b>keep</b> and <b>remove</b>, then <button id=export>Export "
+      "removals</button> (a text file, one path per line, for <code>xargs</code> or <code>clipkit index remove "
+      "--paths</code>).</p>\n",
       r.images, r.groups.size(), exact_groups, r.groups.size() - exact_groups, threshold, r.cross_split.size(),
       r.removals().size());
-  auto tile = [&](int64_t i, bool keep) {
+  auto tile = [&](const DupGroup& g, int64_t i) {
+    const bool keep = i == g.keep;
     std::string img;
     try {
       img = "<img src=\"" + thumbnail_data_uri(items[i].path, thumb) + "\">";
@@ -278,9 +423,17 @@ std::string dedup_report_html(const DedupResult& r, const std::vector<DedupItem>
       img = "<div class=err>" + html_escape(e.what()) + "</div>";
     }
     std::string split = items[i].split.empty() ? "" : " [" + html_escape(items[i].split) + "]";
-    return fmt::format("<figure class=\"{}\">{}<figcaption>{}{}<br>{}x{}, {} bytes<br><b>{}</b></figcaption></figure>",
-                       keep ? "keep" : "remove", img, html_escape(items[i].path), split, items[i].width,
-                       items[i].height, items[i].bytes, keep ? "keep" : "remove");
+    std::string notes;
+    if (std::count(g.upscaled.begin(), g.upscaled.end(), i)) notes += "<br><i>upscaled copy</i>";
+    for (size_t s = 0; s < g.identical.size(); ++s)
+      if (std::count(g.identical[s].begin(), g.identical[s].end(), i))
+        notes += fmt::format("<br><i>byte-identical set {} ({} files)</i>", s + 1, g.identical[s].size());
+    return fmt::format(
+        "<figure class=\"{}\" data-path=\"{}\" title=\"click: keep / remove\">{}<figcaption>{}{}<br>{}, {}x{}, {} "
+        "bytes{}<br><b>{}</b></figcaption></figure>",
+        keep ? "keep" : "remove", html_escape(items[i].path), img, html_escape(items[i].path), split,
+        html_escape(items[i].format.empty() ? "?" : items[i].format), items[i].width, items[i].height, items[i].bytes,
+        notes, keep ? "keep" : "remove");
   };
   auto section = [&](const std::string& title, const std::vector<const DupGroup*>& gs) {
     h += "<h2>" + html_escape(title) + "</h2>\n";
@@ -290,9 +443,10 @@ std::string dedup_report_html(const DedupResult& r, const std::vector<DedupItem>
         h += fmt::format("<p>&hellip; {} more groups in the JSON report</p>\n", gs.size() - size_t(max_groups));
         break;
       }
-      h += fmt::format("<div class=group><div class=meta>{} &middot; {} members &middot; min cosine {:.4f}</div>",
-                       g->kind, g->members.size(), g->min_similarity);
-      for (int64_t m : g->members) h += tile(m, m == g->keep);
+      h += fmt::format("<div class=group><div class=meta>{} &middot; {} members &middot; min cosine {:.4f} &middot; "
+                       "keep: {}</div>",
+                       g->kind, g->members.size(), g->min_similarity, html_escape(g->keep_reason));
+      for (int64_t m : g->members) h += tile(*g, m);
       h += "</div>\n";
     }
     if (gs.empty()) h += "<p>none</p>\n";
@@ -305,6 +459,31 @@ std::string dedup_report_html(const DedupResult& r, const std::vector<DedupItem>
   }
   section("Leakage across splits", cross);
   section("Duplicate groups", all);
+  // Flip keep/remove by clicking; export the current removals (shown groups only) as a text file.
+  h += R"JS(<script>
+"use strict";
+function count() { document.getElementById("nrm").textContent = document.querySelectorAll("figure.remove").length; }
+for (const f of document.querySelectorAll("figure[data-path]")) {
+  f.style.cursor = "pointer";
+  f.addEventListener("click", () => {
+    const keep = f.classList.toggle("keep");
+    f.classList.toggle("remove", !keep);
+    f.querySelector("figcaption b").textContent = keep ? "keep" : "remove";
+    count();
+  });
+}
+document.getElementById("export").addEventListener("click", () => {
+  const paths = [...document.querySelectorAll("figure.remove")].map((f) => f.dataset.path);
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(new Blob([paths.join("\n") + (paths.length ? "\n" : "")], { type: "text/plain" }));
+  a.download = "removals.txt";
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+});
+count();
+</script>
+)JS";
   h += "</body></html>\n";
   return h;
 }

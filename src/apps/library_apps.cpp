@@ -5,10 +5,17 @@
 #include "core/error.h"
 #include "core/hash.h"
 #include "io/atomic_file.h"
+#include "io/tar_reader.h"
 
 namespace clipkit::apps {
 
 namespace fs = std::filesystem;
+
+std::string record_bytes(const index::ImageRecord& rec) {
+  auto off = rec.extra.find("tar_offset");
+  const int64_t offset = off != rec.extra.end() && off->is_number_integer() ? off->get<int64_t>() : -1;
+  return io::read_path_bytes(rec.path, offset, offset >= 0 ? rec.bytes : -1);
+}
 
 ScanResult scan_library(const index::Library& lib, Progress* p, std::vector<std::string>* unreadable,
                         std::vector<index::ImageRecord>* records) {
@@ -28,9 +35,7 @@ ScanResult scan_library(const index::Library& lib, Progress* p, std::vector<std:
     it.height = rec.height;
     it.bytes = rec.bytes;
     try {
-      std::string bytes = read_file(rec.path);
-      it.bytes = static_cast<int64_t>(bytes.size());
-      it.hash = content_hash(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+      describe_file_bytes(record_bytes(rec), &it);
     } catch (const std::exception&) {
       bad[static_cast<size_t>(i)] = 1;  // hash stays 0: never an exact duplicate
     }

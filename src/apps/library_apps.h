@@ -12,6 +12,10 @@
 
 namespace clipkit::apps {
 
+// The encoded bytes of a record's image: its file, or its member of a WebDataset shard (read at the
+// offset the embedding run recorded, extra["tar_offset"]). Throws Error naming the path.
+std::string record_bytes(const index::ImageRecord& rec);
+
 // Every image of the library as a dedup item with its stored embedding (no model run). Files still
 // on disk are read and hashed so exact copies are found; those that are gone are kept (compared by
 // embedding only) and listed in `unreadable`. `records` (optional) gets each item's record.

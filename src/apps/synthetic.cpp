@@ -93,15 +93,7 @@ image::Image solid(int w, int h, uint8_t r, uint8_t g, uint8_t b, uint64_t noise
   return im;
 }
 
-image::Image resized(const image::Image& im, int w, int h) {
-  image::Image o;
-  o.width = w;
-  o.height = h;
-  o.rgb.resize(size_t(w) * h * 3);
-  image::resize_window(im.rgb.data(), im.width, im.height, w, h, image::Resample::Bicubic, 0, 0, w, h, o.rgb.data(),
-                       size_t(w) * 3);
-  return o;
-}
+image::Image resized(const image::Image& im, int w, int h) { return image::resized(im, w, h, image::Resample::Bicubic); }
 
 image::Image cropped(const image::Image& im, double keep) {
   const int w = std::max(1, static_cast<int>(im.width * keep)), h = std::max(1, static_cast<int>(im.height * keep));

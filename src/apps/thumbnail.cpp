@@ -9,6 +9,7 @@
 #include "core/base64.h"
 #include "core/error.h"
 #include "image/resample.h"
+#include "io/tar_reader.h"
 
 namespace clipkit::apps {
 
@@ -62,13 +63,8 @@ std::vector<uint8_t> encode_jpeg(const image::Image& img, int quality) {
 image::Image fit_within(const image::Image& img, int max_side) {
   const int m = std::max(img.width, img.height);
   if (m <= max_side || max_side <= 0) return img;
-  image::Image t;
-  t.width = std::max(1, static_cast<int>(int64_t(img.width) * max_side / m));
-  t.height = std::max(1, static_cast<int>(int64_t(img.height) * max_side / m));
-  t.rgb.resize(size_t(t.width) * t.height * 3);
-  image::resize_window(img.rgb.data(), img.width, img.height, t.width, t.height, image::Resample::Bilinear, 0, 0,
-                       t.width, t.height, t.rgb.data(), size_t(t.width) * 3);
-  return t;
+  return image::resized(img, std::max(1, static_cast<int>(int64_t(img.width) * max_side / m)),
+                       std::max(1, static_cast<int>(int64_t(img.height) * max_side / m)), image::Resample::Bilinear);
 }
 
 std::string thumbnail_data_uri(const image::Image& img, int max_side, int quality) {
@@ -77,7 +73,9 @@ std::string thumbnail_data_uri(const image::Image& img, int max_side, int qualit
 }
 
 std::string thumbnail_data_uri(const std::string& path, int max_side, int quality) {
-  return thumbnail_data_uri(image::decode_file(path), max_side, quality);
+  const std::string bytes = io::read_path_bytes(path);  // a file, or a member of a .tar shard
+  return thumbnail_data_uri(image::decode_memory(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), path),
+                            max_side, quality);
 }
 
 }  // namespace clipkit::apps

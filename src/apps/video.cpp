@@ -21,30 +21,103 @@ bool take_fixed_step(double t, double step, double frame_dur, double* next) {
   return true;
 }
 
-double histogram_distance(const image::Image& a, const image::Image& b) {
-  auto hist = [](const image::Image& im) {
-    std::vector<double> h(64, 0.0);
-    const size_t n = im.rgb.size() / 3;
-    for (size_t i = 0; i < n; ++i)
-      h[(im.rgb[3 * i] >> 6) * 16 + (im.rgb[3 * i + 1] >> 6) * 4 + (im.rgb[3 * i + 2] >> 6)] += 1.0 / double(n);
-    return h;
-  };
-  auto ha = hist(a), hb = hist(b);
-  double d = 0;
-  for (int i = 0; i < 64; ++i) d += std::fabs(ha[i] - hb[i]);
-  return d / 2;
+namespace {
+
+// Hue (0..1, circular), saturation and value of every pixel, and a dilated edge map of value.
+struct PreviewFeatures {
+  std::vector<float> h, s, v;
+  std::vector<uint8_t> edge;
+};
+
+PreviewFeatures preview_features(const image::Image& im) {
+  const int W = im.width, H = im.height;
+  const size_t n = static_cast<size_t>(W) * H;
+  PreviewFeatures f;
+  f.h.resize(n), f.s.resize(n), f.v.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    const float r = im.rgb[3 * i] / 255.f, g = im.rgb[3 * i + 1] / 255.f, b = im.rgb[3 * i + 2] / 255.f;
+    const float mx = std::max({r, g, b}), mn = std::min({r, g, b}), d = mx - mn;
+    float h = 0;
+    if (d > 0) {
+      if (mx == r) h = (g - b) / d;
+      else if (mx == g) h = 2 + (b - r) / d;
+      else h = 4 + (r - g) / d;
+      h /= 6;
+      if (h < 0) h += 1;
+    }
+    f.h[i] = h, f.s[i] = mx > 0 ? d / mx : 0, f.v[i] = mx;
+  }
+  std::vector<uint8_t> e(n, 0);
+  for (int y = 1; y + 1 < H; ++y)
+    for (int x = 1; x + 1 < W; ++x) {
+      auto v = [&](int dx, int dy) { return f.v[static_cast<size_t>(y + dy) * W + x + dx]; };
+      const float gx = (v(1, -1) + 2 * v(1, 0) + v(1, 1)) - (v(-1, -1) + 2 * v(-1, 0) + v(-1, 1));
+      const float gy = (v(-1, 1) + 2 * v(0, 1) + v(1, 1)) - (v(-1, -1) + 2 * v(0, -1) + v(1, -1));
+      e[static_cast<size_t>(y) * W + x] = std::sqrt(gx * gx + gy * gy) / 4 > 0.1f;
+    }
+  f.edge.assign(n, 0);
+  for (int y = 0; y < H; ++y)
+    for (int x = 0; x < W; ++x) {
+      uint8_t any = 0;
+      for (int dy = -1; dy <= 1; ++dy)
+        for (int dx = -1; dx <= 1; ++dx) {
+          const int yy = y + dy, xx = x + dx;
+          if (yy >= 0 && yy < H && xx >= 0 && xx < W) any |= e[static_cast<size_t>(yy) * W + xx];
+        }
+      f.edge[static_cast<size_t>(y) * W + x] = any;
+    }
+  return f;
+}
+
+}  // namespace
+
+double scene_change_score(const image::Image& a, const image::Image& b) {
+  if (a.width != b.width || a.height != b.height || a.rgb.empty()) fail("scene score: previews differ in size");
+  const auto fa = preview_features(a), fb = preview_features(b);
+  const size_t n = fa.h.size();
+  double dh = 0, ds = 0, dv = 0, de = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const float d = std::fabs(fa.h[i] - fb.h[i]);
+    dh += 2 * std::min(d, 1 - d) * 0.5f * (fa.s[i] + fb.s[i]);  // hue matters as much as the colour is saturated
+    ds += std::fabs(fa.s[i] - fb.s[i]);
+    dv += std::fabs(fa.v[i] - fb.v[i]);
+    de += fa.edge[i] != fb.edge[i];
+  }
+  return (dh + ds + dv + de) / (4.0 * double(n));
+}
+
+SceneDetector::SceneDetector(double threshold) : threshold_(threshold) {
+  if (!(threshold > 0 && threshold < 1)) fail("scene threshold must be in (0, 1), got {}", threshold);
+}
+
+bool SceneDetector::push(const image::Image& preview, double* score) {
+  if (prev_.rgb.empty()) {
+    prev_ = preview;
+    if (score) *score = 0;
+    return true;
+  }
+  const double s = scene_change_score(prev_, preview);
+  if (score) *score = s;
+  double mean = 0;
+  for (double r : recent_) mean += r;
+  if (!recent_.empty()) mean /= double(recent_.size());
+  const bool cut = s >= threshold_ && s >= 3 * mean;
+  recent_.push_back(s);
+  if (recent_.size() > 4) recent_.erase(recent_.begin());
+  prev_ = preview;
+  return cut;
 }
 
 VideoFrames embed_video(const std::string& path, const Encoder& enc, const VideoSampling& s, Progress* p) {
   if (!s.scenes && !(s.every > 0)) fail("{}: sampling step must be positive seconds, got {}", path, s.every);
   if (!(s.scene_threshold > 0 && s.scene_threshold < 1)) fail("scene threshold must be in (0, 1), got {}", s.scene_threshold);
+  SceneDetector scenes(s.scene_threshold);
   VideoReader rd(path, s.max_pixels);
   VideoFrames v;
   v.info = rd.info();
   const double fd = v.info.fps > 0 ? 1.0 / v.info.fps : 0;
   double next = 0;
-  image::Image prev;
-  bool have_prev = false, cut_here = false;
+  bool cut_here = false;
   std::vector<image::Image> buf;
   std::vector<Tensor> parts;
   auto flush = [&] {
@@ -56,10 +129,9 @@ VideoFrames embed_video(const std::string& path, const Encoder& enc, const Video
     buf.clear();
   };
   auto preview = [&](const DecodedFrame& f, const image::Image& small) {
-    cut_here = !have_prev || histogram_distance(prev, small) > s.scene_threshold;
-    if (cut_here && have_prev) v.scene_cuts.push_back(f.t);
-    prev = small;
-    have_prev = true;
+    const bool first = f.index == 0;
+    cut_here = scenes.push(small);
+    if (cut_here && !first) v.scene_cuts.push_back(f.t);
   };
   auto want = [&](const DecodedFrame& f) { return s.scenes ? cut_here : take_fixed_step(f.t, s.every, fd, &next); };
   if (!s.frames_dir.empty()) {
@@ -80,8 +152,7 @@ VideoFrames embed_video(const std::string& path, const Encoder& enc, const Video
     if (static_cast<int>(buf.size()) >= std::max(1, s.chunk)) flush();
     return true;
   };
-  v.decoded = s.scenes ? rd.decode_with_preview(preview, want, take, s.max_short_side)
-                       : rd.decode(want, take, s.max_short_side);
+  v.decoded = rd.decode_with_preview(preview, want, take, s.max_short_side);
   flush();
   v.decode_errors = rd.decode_errors();
   v.info = rd.info();
@@ -98,12 +169,18 @@ std::vector<Segment> segment_timeline(const std::vector<double>& t, const std::v
   if (F == 0) return segs;
   const size_t L = scores[0].size();
   const int64_t half = std::max(0, o.smooth) / 2;
+  // scene[i]: how many cuts are at or before frame i; the moving average stays within one scene.
+  std::vector<int64_t> scene(static_cast<size_t>(F));
+  for (int64_t i = 0; i < F; ++i)
+    scene[static_cast<size_t>(i)] = std::upper_bound(o.scene_cuts.begin(), o.scene_cuts.end(), t[static_cast<size_t>(i)]) -
+                                    o.scene_cuts.begin();
   std::vector<int> lab(static_cast<size_t>(F));
   for (int64_t i = 0; i < F; ++i) {
     std::vector<double> avg(L, 0.0);
     const int64_t a = std::max<int64_t>(0, i - half), b = std::min<int64_t>(F - 1, i + half);
     for (int64_t j = a; j <= b; ++j)
-      for (size_t l = 0; l < L; ++l) avg[l] += scores[static_cast<size_t>(j)][l];
+      if (scene[static_cast<size_t>(j)] == scene[static_cast<size_t>(i)])
+        for (size_t l = 0; l < L; ++l) avg[l] += scores[static_cast<size_t>(j)][l];
     lab[static_cast<size_t>(i)] = static_cast<int>(std::max_element(avg.begin(), avg.end()) - avg.begin());
   }
   int64_t run0 = 0;
@@ -112,10 +189,14 @@ std::vector<Segment> segment_timeline(const std::vector<double>& t, const std::v
     Segment s;
     s.label = lab[static_cast<size_t>(run0)];
     s.start = segs.empty() ? 0.0 : segs.back().end;
-    if (i < F)
-      s.end = o.midpoint_boundaries ? (t[static_cast<size_t>(i - 1)] + t[static_cast<size_t>(i)]) / 2 : t[static_cast<size_t>(i)];
-    else
+    if (i < F) {
+      const double t0 = t[static_cast<size_t>(i - 1)], t1 = t[static_cast<size_t>(i)];
+      auto cut = std::upper_bound(o.scene_cuts.begin(), o.scene_cuts.end(), t0);  // first cut after t0
+      if (cut != o.scene_cuts.end() && *cut <= t1) s.end = *cut;
+      else s.end = o.midpoint_boundaries ? (t0 + t1) / 2 : t1;
+    } else {
       s.end = std::max(duration, t.back());
+    }
     double sum = 0;
     for (int64_t j = run0; j < i; ++j) sum += scores[static_cast<size_t>(j)][static_cast<size_t>(s.label)];
     s.score = sum / double(i - run0);
@@ -148,7 +229,9 @@ VideoAnalysis analyze_video(const VideoFrames& v, const ZeroShotClassifier* clf,
     a.frame_scores = clf->classify(v.emb);
     std::vector<std::vector<double>> sc;
     for (auto& f : a.frame_scores) sc.push_back(f.scores);
-    a.segments = segment_timeline(v.t, sc, v.duration, o);
+    TimelineOptions to = o;
+    to.scene_cuts = v.scene_cuts;
+    a.segments = segment_timeline(v.t, sc, v.duration, to);
   }
   if (q) {
     a.query = query;

@@ -174,7 +174,7 @@ int64_t VideoReader::decode_with_preview(
       f.t = ts != AV_NOPTS_VALUE ? double(ts - m.start_pts) * av_q2d(m.tb) : double(f.index) * m.frame_dur;
       f.t = std::max(0.0, f.t);
       m.last_end = std::max(m.last_end, f.t + m.frame_dur);
-      if (every) every(f, m.to_rgb(&m.sws_small, 32, 32, SWS_AREA));
+      if (every) every(f, m.to_rgb(&m.sws_small, 64, 64, SWS_AREA));
       if (want(f)) {
         int w = m.frame->width, h = m.frame->height;
         const int s = std::min(w, h);

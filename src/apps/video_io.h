@@ -43,7 +43,7 @@ class VideoReader {
   // in between are counted in decode_errors().
   int64_t decode(const std::function<bool(const DecodedFrame&)>& want,
                  const std::function<bool(const DecodedFrame&, const image::Image&)>& fn, int max_short_side = 0);
-  // Same, but also gives a small (32x32) RGB thumbnail of every frame to `every` first (scene detection).
+  // Same, but also gives a small (64x64) RGB thumbnail of every frame to `every` first (scene detection).
   int64_t decode_with_preview(const std::function<void(const DecodedFrame&, const image::Image& preview)>& every,
                               const std::function<bool(const DecodedFrame&)>& want,
                               const std::function<bool(const DecodedFrame&, const image::Image&)>& fn,

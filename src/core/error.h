@@ -2,15 +2,12 @@
 // CLIPKIT_ASSERT is for internal invariants only (bugs), never for input validation.
 #pragma once
 #include <fmt/format.h>
-#include <stdexcept>
+
 #include <string>
 
-namespace clipkit {
+#include "clipkit/error.h"  // clipkit::Error, part of the public API (include/clipkit/)
 
-class Error : public std::runtime_error {
- public:
-  explicit Error(const std::string& msg) : std::runtime_error(msg) {}
-};
+namespace clipkit {
 
 // fail("{}: bad header", path) -- throws Error with a formatted message.
 template <typename... Args>

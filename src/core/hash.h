@@ -26,4 +26,22 @@ struct Fnv1a {
   }
 };
 
+// 64-bit content hash of a byte string: FNV-1a over 8-byte words, then a final mix. Fast, and
+// not cryptographic: callers confirm a match byte for byte. Never 0 (0 means "unknown").
+inline uint64_t content_hash(const uint8_t* d, size_t n) {
+  uint64_t h = 1469598103934665603ull ^ n;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    __builtin_memcpy(&w, d + i, 8);
+    h = (h ^ w) * 1099511628211ull;
+    h ^= h >> 29;
+  }
+  for (; i < n; ++i) h = (h ^ d[i]) * 1099511628211ull;
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  return h == 0 ? 1 : h;
+}
+
 }  // namespace clipkit

@@ -272,4 +272,13 @@ void resize_window(const uint8_t* src, int w, int h, int new_w, int new_h, Resam
   vertical(tmp.data(), t_stride, r0, ww * 3, tv, dst, dst_stride);
 }
 
+Image resized(const Image& im, int w, int h, Resample filter) {
+  Image o;
+  o.width = w;
+  o.height = h;
+  o.rgb.resize(static_cast<size_t>(w) * h * 3);
+  resize_window(im.rgb.data(), im.width, im.height, w, h, filter, 0, 0, w, h, o.rgb.data(), static_cast<size_t>(w) * 3);
+  return o;
+}
+
 }  // namespace clipkit::image

@@ -13,6 +13,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "image/image.h"
+
 namespace clipkit::image {
 
 // PIL.Image.Resampling values (as in preprocessor_config.json's "resample").
@@ -27,5 +29,8 @@ enum class ResampleImpl { Pillow, AtenUint8 };
 // the resized image. new_w == w and new_h == h is a copy, as in Pillow and ATen.
 void resize_window(const uint8_t* src, int w, int h, int new_w, int new_h, Resample filter, int wx, int wy,
                    int ww, int wh, uint8_t* dst, size_t dst_stride, ResampleImpl impl = ResampleImpl::Pillow);
+
+// The whole image resized to w x h (Pillow's Image.resize).
+Image resized(const Image& im, int w, int h, Resample filter);
 
 }  // namespace clipkit::image

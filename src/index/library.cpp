@@ -47,7 +47,8 @@ void collect_garbage(const fs::path& dir, int64_t keep) {
     auto n = e.path().filename().string();
     bool ours = (n.starts_with("index.") && n.find(".faiss") != std::string::npos && n != "index.faiss") ||
                 (n.starts_with("meta.") && n.find(".sqlite") != std::string::npos && n != "meta.sqlite");
-    if (ours && n != f && n != m && !e.is_symlink()) fs::remove(e.path(), ec);
+    const bool current = n == f || n == m || n.starts_with(f + ".");  // index.<gen>.faiss.ivfdata
+    if (ours && !current && !e.is_symlink()) fs::remove(e.path(), ec);
   }
 }
 
@@ -63,6 +64,12 @@ void check_rows(const Tensor& x, const std::vector<ImageRecord>& records, int64_
   if (x.dim(0) != static_cast<int64_t>(records.size()))
     fail("{} embeddings but {} metadata records", x.dim(0), records.size());
   if (dim > 0 && x.dim(1) != dim) fail("embeddings have dimension {}, the index holds dimension {}", x.dim(1), dim);
+}
+
+// Lists on disk belong to the current generation's file, which must stay as it is: the change goes
+// into a copy named for the next generation.
+void detach_lists(VectorIndex& v, const fs::path& dir, int64_t next_gen) {
+  if (!v.storage_file().empty()) v.copy_storage((dir / (gen_name("index", next_gen, "faiss") + ".ivfdata")).string());
 }
 
 // Builds a new metadata file at `tmp` (copying `from` first when given).
@@ -82,7 +89,7 @@ nlohmann::json LibraryInfo::to_json() const {
   return {{"index", dir},         {"count", count},           {"dim", dim},         {"factory", factory},
           {"search", params_json(params)}, {"generation", generation}, {"model", model.to_json()},
           {"faiss_file", faiss_file},      {"meta_file", meta_file},   {"splits", s},
-          {"metric", "inner_product"}};
+          {"metric", "inner_product"},     {"build", build}};
 }
 
 namespace {
@@ -171,14 +178,7 @@ int64_t Library::build(const std::string& dir, const pipeline::ModelIdentity& mo
   SearchParams params = o.params;
   if (n > 0 && !params.nprobe && !params.ef_search) params = v->calibrate(xk.ptr<float>(), ids.data(), n);
 
-  Library lib;
-  lib.dir_ = dir;
-  lib.info_.dir = dir;
-  lib.info_.model = model;
-  lib.info_.dim = D;
-  lib.info_.generation = gen - 1;
-  lib.info_.params = params;
-  const std::string meta_tmp = (fs::path(dir) / (gen_name("meta", gen, "sqlite") + ".tmp")).string();
+  const std::string meta_tmp = staging_meta_path(dir);
   {
     auto m = fresh_meta(meta_tmp, "");
     m->begin();
@@ -189,8 +189,40 @@ int64_t Library::build(const std::string& dir, const pipeline::ModelIdentity& mo
     }
     m->commit();
   }
-  lib.write_generation(*v, meta_tmp, n);
+  install(dir, model, *v, meta_tmp, params, n, nlohmann::json::object(), overwrite);
   return n;
+}
+
+namespace {
+
+// The generation a new write of DIR will make.
+int64_t next_generation(const std::string& dir) {
+  if (!Library::exists(dir)) return 1;
+  auto j = nlohmann::json::parse(read_file((fs::path(dir) / "index.json").string()), nullptr, false);
+  return j.is_object() ? j.value("generation", int64_t{0}) + 1 : 1;
+}
+
+}  // namespace
+
+std::string Library::staging_meta_path(const std::string& dir) {
+  return (fs::path(dir) / (gen_name("meta", next_generation(dir), "sqlite") + ".tmp")).string();
+}
+
+void Library::install(const std::string& dir, const pipeline::ModelIdentity& model, VectorIndex& v,
+                      const std::string& meta_tmp, const SearchParams& params, int64_t next_id,
+                      const nlohmann::json& build_info, bool overwrite) {
+  if (exists(dir) && !overwrite) fail("{}: already holds an index (use `clipkit index add`, or --overwrite)", dir);
+  fs::create_directories(dir);
+  const int64_t gen = next_generation(dir);
+  Library lib;
+  lib.dir_ = dir;
+  lib.info_.dir = dir;
+  lib.info_.model = model;
+  lib.info_.dim = v.dim();
+  lib.info_.generation = gen - 1;
+  lib.info_.params = params;
+  lib.info_.build = build_info;
+  lib.write_generation(v, meta_tmp, next_id);
 }
 
 void Library::write_generation(VectorIndex& v, const std::string& meta_tmp, int64_t next_id) {
@@ -198,6 +230,7 @@ void Library::write_generation(VectorIndex& v, const std::string& meta_tmp, int6
   const int64_t gen = info_.generation + 1;
   const std::string faiss_name = gen_name("index", gen, "faiss"), meta_name = gen_name("meta", gen, "sqlite");
   // 1. the new generation's files, complete and synced, under names nothing reads yet
+  if (!v.storage_file().empty()) v.move_storage((d / (faiss_name + ".ivfdata")).string());
   v.save((d / faiss_name).string());
   {
     std::error_code ec;
@@ -226,6 +259,7 @@ void Library::write_generation(VectorIndex& v, const std::string& meta_tmp, int6
                       {"search", params_json(info_.params)},
                       {"count", info_.count},
                       {"next_id", next_id_},
+                      {"build", info_.build},
                       {"updated_unix", std::chrono::duration_cast<std::chrono::seconds>(
                                            std::chrono::system_clock::now().time_since_epoch())
                                            .count()}};
@@ -271,6 +305,7 @@ std::unique_ptr<Library> Library::open_generation(const std::string& dir) {
     auto s = j.value("search", nlohmann::json::object());
     in.params.nprobe = s.value("nprobe", 0);
     in.params.ef_search = s.value("ef_search", 0);
+    in.build = j.value("build", nlohmann::json::object());
   } catch (const nlohmann::json::exception& e) {
     fail("{}: malformed: {}", jp.string(), e.what());
   }
@@ -372,6 +407,7 @@ int64_t Library::add(const Tensor& x, const std::vector<ImageRecord>& records) {
     fs::remove(meta_tmp);
     return 0;
   }
+  detach_lists(*vec_, d, info_.generation + 1);
   vec_->add(xs.data(), ids.data(), static_cast<int64_t>(ids.size()));
   meta_.reset();
   write_generation(*vec_, meta_tmp, next);
@@ -399,6 +435,7 @@ int64_t Library::remove(const std::vector<int64_t>& ids_in) {
     fs::remove(meta_tmp);
     return 0;
   }
+  detach_lists(*vec_, d, info_.generation + 1);
   vec_->remove(ids);
   meta_.reset();
   write_generation(*vec_, meta_tmp, next_id_);

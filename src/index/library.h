@@ -3,6 +3,8 @@
 //
 //   DIR/index.json            written last, atomically: names the current generation's files
 //   DIR/index.<gen>.faiss     FAISS write_index format (readable by faiss.read_index)
+//   DIR/index.<gen>.faiss.ivfdata   the inverted lists, for an index built with them on disk
+//                             (faiss.read_index(..., faiss.IO_FLAG_ONDISK_SAME_DIR))
 //   DIR/meta.<gen>.sqlite     table `images`, one row per vector, same id
 //   DIR/index.faiss, DIR/meta.sqlite   symlinks to the current generation, for other tools
 //
@@ -35,6 +37,9 @@ struct LibraryInfo {
   int64_t count = 0, generation = 0, dim = 0;
   SearchParams params;
   std::vector<std::pair<std::string, int64_t>> splits;
+  // How it was built, when index_from_shards (shard_build.h) built it: memory and disk bytes,
+  // recall@10 on held-out queries at the chosen nprobe, latency, the embeddings folder...
+  nlohmann::json build = nlohmann::json::object();
   nlohmann::json to_json() const;
 };
 
@@ -66,6 +71,14 @@ class Library {
   static int64_t build(const std::string& dir, const pipeline::ModelIdentity& model, const Tensor& x,
                        const std::vector<ImageRecord>& records, const BuildOptions& o, bool overwrite = false);
   static bool exists(const std::string& dir);
+  // Makes `v` (its ids 0..next_id-1 or fewer) with the metadata database at meta_tmp the next
+  // generation of DIR (a new library unless DIR holds one and `overwrite`). Lists kept on disk
+  // are moved into the generation's own file.
+  static void install(const std::string& dir, const pipeline::ModelIdentity& model, VectorIndex& v,
+                      const std::string& meta_tmp, const SearchParams& params, int64_t next_id,
+                      const nlohmann::json& build_info, bool overwrite);
+  // Where install wants the metadata database written first, so it is renamed (not copied) into place.
+  static std::string staging_meta_path(const std::string& dir);
 
   // Opens the current generation. Throws Error naming the folder when it is not a library.
   static std::unique_ptr<Library> open(const std::string& dir);

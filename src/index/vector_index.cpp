@@ -7,10 +7,13 @@
 #include <faiss/IndexIDMap.h>
 #include <faiss/IndexIVF.h>
 #include <faiss/IndexIVFFlat.h>
+#include <faiss/IndexIVFPQ.h>
 #include <faiss/impl/FaissException.h>
 #include <faiss/impl/IDSelector.h>
 #include <faiss/index_factory.h>
+#include <faiss/impl/io.h>
 #include <faiss/index_io.h>
+#include <faiss/invlists/OnDiskInvertedLists.h>
 #include <faiss/utils/distances.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -33,6 +36,30 @@ namespace {
 constexpr int64_t kExactUpTo = 50000;
 
 faiss::IndexIDMap* as_idmap(faiss::Index* i) { return dynamic_cast<faiss::IndexIDMap*>(i); }
+
+// FAISS's on-disk lists report with printf ("resizing F to N bytes", "IO_FLAG_ONDISK_SAME_DIR: ...").
+// stdout carries the commands' results (--json), so while FAISS works on such lists its lines go
+// to stderr.
+class StdoutToStderr {
+ public:
+  explicit StdoutToStderr(bool on) {
+    if (!on) return;
+    std::fflush(stdout);
+    saved_ = ::dup(1);
+    if (saved_ >= 0) ::dup2(2, 1);
+  }
+  ~StdoutToStderr() {
+    if (saved_ < 0) return;
+    std::fflush(stdout);
+    ::dup2(saved_, 1);
+    ::close(saved_);
+  }
+  StdoutToStderr(const StdoutToStderr&) = delete;
+  StdoutToStderr& operator=(const StdoutToStderr&) = delete;
+
+ private:
+  int saved_ = -1;
+};
 
 // The structure under an IDMap (or the index itself).
 faiss::Index* inner(faiss::Index* i) {
@@ -89,7 +116,9 @@ std::unique_ptr<VectorIndex> VectorIndex::load(const std::string& path) {
   std::unique_ptr<VectorIndex> v(new VectorIndex());
   if (!std::filesystem::exists(path)) fail("{}: no such file", path);
   try {
-    v->idx_.reset(faiss::read_index(path.c_str()));
+    // on-disk lists are looked for beside the index file, wherever the folder has moved
+    StdoutToStderr quiet(std::filesystem::exists(path + ".ivfdata"));
+    v->idx_.reset(faiss::read_index(path.c_str(), faiss::IO_FLAG_ONDISK_SAME_DIR));
   } catch (const std::exception& e) {
     fail("{}: not a readable FAISS index: {}", path, e.what());
   }
@@ -118,6 +147,130 @@ void VectorIndex::save(const std::string& path) const {
   }
 }
 
+std::unique_ptr<VectorIndex> VectorIndex::wrap(faiss::Index* idx, const std::string& factory) {
+  std::unique_ptr<VectorIndex> v(new VectorIndex());
+  v->idx_.reset(idx);
+  if (!as_idmap(idx) && !faiss::ivflib::try_extract_index_ivf(idx))
+    fail("{}: an index without its own ids cannot hold our ids", factory);
+  v->factory_ = factory.empty() ? infer_factory(idx) : factory;
+  return v;
+}
+
+namespace {
+
+faiss::OnDiskInvertedLists* on_disk_lists(faiss::Index* i) {
+  auto* ivf = faiss::ivflib::try_extract_index_ivf(i);
+  return ivf ? dynamic_cast<faiss::OnDiskInvertedLists*>(ivf->invlists) : nullptr;
+}
+
+// A compact copy of the entries of `from` (in order) in a new file at path. FAISS cannot map an
+// empty lists file: with no entries at all the lists stay in memory.
+faiss::InvertedLists* copy_lists(const std::vector<const faiss::InvertedLists*>& from, size_t nlist, size_t code_size,
+                                 const std::string& path) {
+  size_t total = 0;
+  for (auto* il : from)
+    for (size_t l = 0; l < nlist; ++l) total += il->list_size(l);
+  if (total == 0) return new faiss::ArrayInvertedLists(nlist, code_size);
+  StdoutToStderr quiet(true);
+  std::error_code ec;
+  std::filesystem::remove(path, ec);
+  auto* od = new faiss::OnDiskInvertedLists(nlist, code_size, path.c_str());
+  try {
+    od->merge_from(const_cast<const faiss::InvertedLists**>(from.data()), static_cast<int>(from.size()));
+  } catch (...) {
+    delete od;
+    throw;
+  }
+  return od;
+}
+
+}  // namespace
+
+std::string VectorIndex::storage_file() const {
+  auto* od = on_disk_lists(idx_.get());
+  return od ? od->filename : std::string();
+}
+
+void VectorIndex::move_storage(const std::string& path) {
+  auto* od = on_disk_lists(idx_.get());
+  if (!od || od->filename == path) return;
+  std::error_code ec;
+  std::filesystem::rename(od->filename, path, ec);
+  if (ec) fail("{}: cannot move the inverted lists from {}: {}", path, od->filename, ec.message());
+  od->filename = path;  // the mapping stays valid: same file
+}
+
+void VectorIndex::copy_storage(const std::string& path) {
+  auto* od = on_disk_lists(idx_.get());
+  if (!od) return;
+  try {
+    faiss::ivflib::try_extract_index_ivf(idx_.get())->replace_invlists(copy_lists({od}, od->nlist, od->code_size, path),
+                                                                        true);
+  } catch (const faiss::FaissException& e) {
+    fail("{}: cannot copy the inverted lists: {}", path, e.what());
+  }
+}
+
+void VectorIndex::append_parts(const std::vector<std::string>& files, const std::string& lists_file) {
+  auto* ivf = faiss::ivflib::try_extract_index_ivf(idx_.get());
+  try {
+    if (!lists_file.empty()) {
+      if (!ivf) fail("{}: only IVF structures keep their lists on disk", factory_);
+      if (ivf->ntotal != 0) fail("{}: lists can be moved to disk only while merging into an empty index", factory_);
+      // all parts at once, mapped rather than loaded: memory stays bounded by the page cache
+      std::vector<std::unique_ptr<faiss::Index>> parts;
+      std::vector<const faiss::InvertedLists*> lists = {ivf->invlists};
+      int64_t added = 0;
+      for (auto& f : files) {
+        parts.emplace_back(faiss::read_index(f.c_str(), faiss::IO_FLAG_MMAP));
+        auto* p = faiss::ivflib::try_extract_index_ivf(parts.back().get());
+        if (!p || p->nlist != ivf->nlist || p->code_size != ivf->code_size) fail("{}: not a part of this index", f);
+        lists.push_back(p->invlists);
+        added += p->ntotal;
+      }
+      ivf->replace_invlists(copy_lists(lists, ivf->nlist, ivf->code_size, lists_file), true);
+      ivf->ntotal += added;
+      if (idx_.get() != ivf) idx_->ntotal = ivf->ntotal;
+      return;
+    }
+    for (auto& f : files) {
+      auto part = load(f);
+      if (ivf) {
+        faiss::ivflib::merge_into(idx_.get(), part->idx_.get(), false);
+      } else {
+        std::vector<int64_t> ids;
+        std::vector<float> x;
+        part->export_all(&ids, &x);
+        add(x.data(), ids.data(), static_cast<int64_t>(ids.size()));
+      }
+    }
+  } catch (const faiss::FaissException& e) {
+    fail("{}: cannot merge the parts: {}", factory_, e.what());
+  }
+}
+
+int64_t VectorIndex::disk_bytes() const {
+  auto* od = on_disk_lists(idx_.get());
+  return od ? static_cast<int64_t>(od->totsize) : 0;
+}
+
+int64_t VectorIndex::memory_bytes() const {
+  // what write_index would write, less on-disk lists (whose file the serialization only names)
+  struct Counter : faiss::IOWriter {
+    size_t n = 0;
+    size_t operator()(const void*, size_t size, size_t nitems) override {
+      n += size * nitems;
+      return nitems;
+    }
+  } c;
+  try {
+    faiss::write_index(idx_.get(), &c);
+  } catch (const faiss::FaissException& e) {
+    fail("{}: cannot measure the index: {}", factory_, e.what());
+  }
+  return static_cast<int64_t>(c.n);
+}
+
 int64_t VectorIndex::dim() const { return idx_->d; }
 int64_t VectorIndex::size() const { return idx_->ntotal; }
 bool VectorIndex::needs_training() const { return !idx_->is_trained; }
@@ -131,6 +284,9 @@ void VectorIndex::train(const float* x, int64_t n) {
     // iterations) cost 10x the time for no measurable recall on our data.
     if (auto* ivf = faiss::ivflib::try_extract_index_ivf(idx_.get())) {
       ivf->cp.niter = 10;
+      // polysemous training (a slow simulated annealing over PQ codes) only serves Hamming
+      // pre-filtering, which clipkit's searches never use
+      if (auto* pq = dynamic_cast<faiss::IndexIVFPQ*>(ivf)) pq->do_polysemous_training = false;
       const int64_t cap = 64 * static_cast<int64_t>(ivf->nlist);
       if (n > cap) {
         std::vector<float> sub(static_cast<size_t>(cap * idx_->d));
@@ -150,6 +306,7 @@ void VectorIndex::add(const float* x, const int64_t* ids, int64_t n) {
   if (n == 0) return;
   if (!idx_->is_trained) train(x, n);
   try {
+    StdoutToStderr quiet(!storage_file().empty());
     idx_->add_with_ids(n, x, ids);
   } catch (const std::exception& e) {
     fail("adding {} vectors to {} failed: {}", n, factory_, e.what());
@@ -160,6 +317,7 @@ int64_t VectorIndex::remove(const std::vector<int64_t>& ids) {
   if (ids.empty()) return 0;
   faiss::IDSelectorBatch sel(ids.size(), ids.data());
   try {
+    StdoutToStderr quiet(!storage_file().empty());
     return static_cast<int64_t>(idx_->remove_ids(sel));
   } catch (const std::exception& e) {
     fail("{} cannot remove vectors ({}); rebuild the index with a structure that can (Flat or IVF)", factory_,

@@ -66,6 +66,29 @@ class VectorIndex {
   std::string describe() const;  // "IVF1024,Flat: 123456 vectors of dim 512, nprobe 128"
 
   faiss::Index* raw() const { return idx_.get(); }
+  // Takes ownership of a FAISS index (ids must be ours: an IVF, or an IndexIDMap).
+  static std::unique_ptr<VectorIndex> wrap(faiss::Index* idx, const std::string& factory);
+
+  // ---- inverted lists on disk (FAISS OnDiskInvertedLists, read through mmap) ----
+  // The file the lists live in; "" when they are in memory (or the structure has none).
+  std::string storage_file() const;
+  // Renames the lists' file to `path` (same file system) and records the new name.
+  void move_storage(const std::string& path);
+  // Copies the lists into a fresh file at `path` and uses the copy from then on: an index whose
+  // file an older generation still names must not be changed in place.
+  void copy_storage(const std::string& path);
+
+  // Appends the vectors of indexes saved by save() (same trained structure, disjoint ids), in
+  // order: IVF lists are merged (FAISS merge_into), other structures re-add the parts' stored
+  // vectors. Each list then holds its entries in part order -- what adding the parts' vectors one
+  // after the other gives. With lists_file (IVF only, index still empty) the merged lists go to
+  // that file (on-disk lists), in one pass reading the parts through mmap.
+  void append_parts(const std::vector<std::string>& files, const std::string& lists_file = "");
+
+  // Bytes held in memory when loaded (the FAISS structures; lists on disk are not counted) and
+  // bytes of the on-disk lists.
+  int64_t memory_bytes() const;
+  int64_t disk_bytes() const;
 
  private:
   VectorIndex() = default;

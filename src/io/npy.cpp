@@ -160,21 +160,50 @@ Tensor parse_npy(std::string_view bytes, const std::string& name) {
   return t;
 }
 
+namespace {
+
+// An open .npy file whose header has been read and checked against the file's size (nothing is
+// allocated for the data before that).
+struct OpenNpy {
+  std::FILE* f = nullptr;
+  std::string head;  // the first bytes: the header and maybe some data
+  Header h;
+  OpenNpy(const OpenNpy&) = delete;
+  OpenNpy& operator=(const OpenNpy&) = delete;
+  explicit OpenNpy(const std::string& path) {
+    f = std::fopen(path.c_str(), "rb");
+    if (!f) fail("{}: cannot open: {}", path, std::strerror(errno));
+    struct stat st {};
+    if (::fstat(::fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+      std::fclose(f);
+      fail("{}: not a regular file", path);
+    }
+    const size_t size = static_cast<size_t>(st.st_size);
+    try {
+      head.resize(std::min(size, kMaxHeader + 12));
+      if (std::fread(head.data(), 1, head.size(), f) != head.size()) fail("{}: read error", path);
+      h = parse_header(head, path);
+      check_data_size(h, size, path);
+    } catch (...) {
+      std::fclose(f);
+      throw;
+    }
+  }
+  ~OpenNpy() { std::fclose(f); }
+};
+
+}  // namespace
+
+NpyHeader read_npy_header(const std::string& path) {
+  OpenNpy n(path);
+  return {n.h.dtype, n.h.shape, n.h.data_offset};
+}
+
 Tensor read_npy(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) fail("{}: cannot open: {}", path, std::strerror(errno));
-  struct Close {
-    std::FILE* f;
-    ~Close() { std::fclose(f); }
-  } guard{f};
-  struct stat st {};
-  if (::fstat(::fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) fail("{}: not a regular file", path);
-  const size_t size = static_cast<size_t>(st.st_size);
-  // the header first: nothing is allocated for the data before its size is checked against the file's
-  std::string head(std::min(size, kMaxHeader + 12), '\0');
-  if (std::fread(head.data(), 1, head.size(), f) != head.size()) fail("{}: read error", path);
-  const Header h = parse_header(head, path);
-  check_data_size(h, size, path);
+  OpenNpy n(path);
+  std::FILE* f = n.f;
+  const Header& h = n.h;
+  const std::string& head = n.head;
   Tensor t = Tensor::empty(h.dtype, h.shape);
   const size_t in_head = std::min(h.data_bytes, head.size() - h.data_offset);
   if (in_head) std::memcpy(t.data, head.data() + h.data_offset, in_head);

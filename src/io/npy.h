@@ -4,12 +4,21 @@
 #pragma once
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/tensor.h"
 
 namespace clipkit {
 
 Tensor read_npy(const std::string& path);                      // throws Error naming the file
+// The header alone (dtype, shape, where the data starts), checked against the file's size; reads
+// only the header.
+struct NpyHeader {
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  size_t data_offset = 0;
+};
+NpyHeader read_npy_header(const std::string& path);
 // The same from bytes in memory; `name` names them in errors.
 Tensor parse_npy(std::string_view bytes, const std::string& name);
 void write_npy(const std::string& path, const Tensor& t);      // atomic

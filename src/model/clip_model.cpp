@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "io/model_location.h"
 
 namespace clipkit::model {
 namespace {
@@ -32,9 +33,9 @@ clipkit::Tensor to_host(backend::Backend& be, const Tensor& t, Shape shape) {
 
 }  // namespace
 
-std::unique_ptr<ClipModel> ClipModel::load(const std::string& dir, const LoadOptions& o) {
+std::unique_ptr<ClipModel> ClipModel::load(const std::string& model, const LoadOptions& o) {
   namespace fs = std::filesystem;
-  if (!fs::is_directory(dir)) fail("{}: model folder not found", dir);
+  const std::string dir = resolve_model_dir(model);  // a folder, hub id or cache folder (io/model_location.h)
   auto m = std::make_unique<ClipModel>(backend::backend_for(o.device));
   m->dir_ = dir;
   m->opt_ = o;

@@ -30,7 +30,9 @@ struct LoadOptions {
 
 class ClipModel {
  public:
-  static std::unique_ptr<ClipModel> load(const std::string& dir, const LoadOptions& o = {});
+  // model: a folder, a hub id in the local Hugging Face cache, or a cache folder (io/model_location.h);
+  // dir() is the folder it resolved to.
+  static std::unique_ptr<ClipModel> load(const std::string& model, const LoadOptions& o = {});
 
   const ModelConfig& config() const { return cfg_; }
   const std::string& dir() const { return dir_; }

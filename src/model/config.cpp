@@ -197,4 +197,16 @@ json text_config_json(const TextConfig& c) {
   return j;
 }
 
+json clip_config_json(const ModelConfig& c) {
+  if (!c.vision || !c.text) fail("clip_config_json: a CLIPModel needs both towers");
+  return {{"architectures", {"CLIPModel"}},
+          {"model_type", "clip"},
+          {"projection_dim", c.projection_dim},
+          {"logit_scale_init_value", json_float(c.logit_scale_init)},
+          {"initializer_factor", 1.0},
+          {"torch_dtype", "float32"},
+          {"vision_config", vision_config_json(*c.vision)},
+          {"text_config", text_config_json(*c.text)}};
+}
+
 }  // namespace clipkit::model

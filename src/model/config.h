@@ -48,6 +48,8 @@ VisionConfig parse_vision_config(const nlohmann::json& j, const std::string& whe
 TextConfig parse_text_config(const nlohmann::json& j, const std::string& where);
 nlohmann::json vision_config_json(const VisionConfig& c);
 nlohmann::json text_config_json(const TextConfig& c);
+// config.json of a CLIPModel (both towers of c), as HF's CLIPConfig.save_pretrained writes it.
+nlohmann::json clip_config_json(const ModelConfig& c);
 double json_float(float f);
 
 }  // namespace clipkit::model

@@ -140,11 +140,7 @@ void write_random_clip(const ModelConfig& c, const std::string& dir, uint64_t se
   b.add("logit_scale", ls);
   write_safetensors((fs::path(dir) / "model.safetensors").string(), b.out, {{"format", "pt"}});
 
-  json vj = vision_config_json(v), tj = text_config_json(t);
-  json cfg = {{"architectures", {"CLIPModel"}}, {"model_type", "clip"}, {"projection_dim", c.projection_dim},
-              {"logit_scale_init_value", json_float(c.logit_scale_init)}, {"initializer_factor", 1.0}, {"torch_dtype", "float32"},
-              {"vision_config", vj}, {"text_config", tj}};
-  write_file_atomic((fs::path(dir) / "config.json").string(), cfg.dump(2) + "\n");
+  write_file_atomic((fs::path(dir) / "config.json").string(), clip_config_json(c).dump(2) + "\n");
 }
 
 void write_random_roberta(const TextConfig& t, const std::string& dir, uint64_t seed) {

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -16,10 +17,12 @@
 #include "core/hash.h"
 #include "core/json.h"
 #include "data/caption_dataset.h"
+#include "data/webdataset.h"
 #include "image/batch.h"
 #include "image/image.h"
 #include "io/atomic_file.h"
 #include "io/npy.h"
+#include "io/tar_reader.h"
 
 namespace clipkit::pipeline {
 
@@ -185,6 +188,163 @@ std::vector<BulkItem> list_coco(const std::string& root, const std::string& spli
   return out;
 }
 
+std::vector<BulkItem> list_shards(const std::string& spec, const std::string& caption_key, data::LoadReport* report) {
+  data::ShardOptions so;
+  so.caption_key = caption_key;
+  so.require_caption = false;  // embedding needs the image only; a caption is metadata
+  so.read_images = false;
+  std::vector<BulkItem> out;
+  auto rep = data::for_each_shard_sample(data::expand_shard_spec(spec), so, [&](data::ShardSample& s) {
+    BulkItem b;
+    b.path = absolute_path(s.path());
+    b.archive = absolute_path(s.shard);
+    b.offset = static_cast<int64_t>(s.image_offset);
+    b.size = static_cast<int64_t>(s.image_size);
+    b.meta["relpath"] = fs::path(s.shard).filename().string() + "/" + s.image_member;
+    b.meta["key"] = s.key;
+    b.meta["shard"] = b.archive;
+    b.meta["tar_offset"] = b.offset;
+    if (s.has_caption) b.meta["caption"] = s.caption;
+    if (!s.json.is_null()) b.meta["json"] = std::move(s.json);
+    out.push_back(std::move(b));
+  });
+  if (report) *report = std::move(rep);
+  return out;
+}
+
+// ---- manifests ----
+
+namespace {
+
+constexpr const char* kManifest = "manifest.json";
+
+std::string rank_manifest_name(int rank) { return fmt::format("manifest.rank-{}.json", rank); }
+
+bool is_rank_manifest(const std::string& n) {
+  return n.starts_with("manifest.rank-") && n.ends_with(".json") && n.find(".tmp.") == std::string::npos;
+}
+
+nlohmann::json read_manifest_file(const fs::path& p) {
+  nlohmann::json man;
+  if (!try_parse_json(read_file(p.string()), &man) || !man.is_object() || man.value("format", "") != "clipkit-embeddings" ||
+      !man.contains("shards") || !man["shards"].is_array() || !man.contains("model"))
+    fail("{}: not a clipkit embeddings manifest", p.string());
+  return man;
+}
+
+// Why the shards of manifest `got` are not a run of job `want` ("" when they are).
+std::string other_run(const nlohmann::json& want, const nlohmann::json& got, const std::string& out_dir) {
+  auto now = ModelIdentity::from_json(want.at("model")), prev = ModelIdentity::from_json(got.at("model"));
+  if (!prev.same_model(now))
+    return fmt::format("{}: these shards were made by model {}, not {} -- use another output folder", out_dir,
+                       prev.describe(), now.describe());
+  if (got.value("inputs_hash", "") != want.value("inputs_hash", "") ||
+      got.value("inputs", int64_t{-1}) != want.value("inputs", int64_t{-1}))
+    return fmt::format("{}: these shards were made from a different input list ({} inputs) -- use another output folder",
+                       out_dir, got.value("inputs", int64_t{-1}));
+  if (got.value("shard_size", int64_t{-1}) != want.value("shard_size", int64_t{-1}))
+    return fmt::format("{}: these shards hold {} inputs each, not {} -- resume with --shard-size {}", out_dir,
+                       got.value("shard_size", int64_t{-1}), want.value("shard_size", int64_t{-1}),
+                       got.value("shard_size", int64_t{-1}));
+  if (got.value("normalize", true) != want.value("normalize", true))
+    return fmt::format("{}: these shards differ in normalization", out_dir);
+  return "";
+}
+
+// Every manifest in `dir` (manifest.json and the ranks'), checked to be runs of job `expect` (null:
+// of the first one read). A manifest of another job fails, or with `replace_other_runs` (a work
+// folder) is removed with its shards.
+ManifestSet read_manifests(const fs::path& dir, const nlohmann::json& expect, bool replace_other_runs = false) {
+  ManifestSet m;
+  m.header = expect;
+  std::vector<std::string> files;
+  if (fs::exists(dir / kManifest)) files.push_back(kManifest);
+  std::error_code ec;
+  std::vector<std::string> ranks;
+  for (auto& e : fs::directory_iterator(dir, ec))
+    if (is_rank_manifest(e.path().filename().string())) ranks.push_back(e.path().filename().string());
+  std::sort(ranks.begin(), ranks.end());
+  files.insert(files.end(), ranks.begin(), ranks.end());
+  for (auto& f : files) {
+    const fs::path mp = dir / f;
+    auto man = read_manifest_file(mp);
+    if (m.header.is_null()) {
+      m.header = man;
+      m.header.erase("shards");
+      m.header.erase("complete");
+    }
+    try {
+      if (std::string other = other_run(m.header, man, dir.string()); !other.empty()) {
+        if (!replace_other_runs) fail("{}", other);
+        for (auto& s : man["shards"])  // a work folder of another job: start over
+          for (const char* k : {"npy", "jsonl"})
+            if (s.is_object() && s.contains(k)) fs::remove(shard_file(dir, s[k], mp));
+        fs::remove(mp);
+        continue;
+      }
+      auto& mine = m.by_file[f];
+      for (auto& s : man.at("shards")) {
+        const int64_t k = s.at("index").get<int64_t>();
+        if (fs::exists(shard_file(dir, s.at("npy"), mp)) && fs::exists(shard_file(dir, s.at("jsonl"), mp))) {
+          m.done[k] = s;
+          mine[k] = s;
+        }
+      }
+    } catch (const nlohmann::json::exception& e) {
+      fail("{}: malformed manifest: {}", mp.string(), e.what());
+    }
+  }
+  return m;
+}
+
+void write_manifest_file(const fs::path& p, nlohmann::json header, const std::map<int64_t, nlohmann::json>& entries) {
+  nlohmann::json shards = nlohmann::json::array();
+  for (auto& [k, s] : entries) shards.push_back(s);
+  header["shards"] = shards;
+  header["complete"] = static_cast<int64_t>(entries.size()) == header.value("shards_total", int64_t{-1});
+  write_file_atomic(p.string(), json_text(header, 1) + "\n");
+}
+
+void report_from(const std::map<int64_t, nlohmann::json>& done, BulkEmbedReport* rep) {
+  rep->rows = 0;
+  rep->skipped.clear();
+  for (auto& [k, s] : done) {
+    rep->rows += s.at("rows").get<int64_t>();
+    for (auto& sk : s.at("skipped")) rep->skipped.push_back({sk.at("path"), sk.at("reason")});
+  }
+}
+
+// Removes temp files a killed process left behind: NAME.tmp.PID for the given names.
+void remove_leftovers(const fs::path& dir, const std::set<std::string>& names) {
+  std::error_code ec;
+  std::vector<fs::path> gone;
+  for (auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string n = e.path().filename().string();
+    const size_t t = n.find(".tmp.");
+    if (t != std::string::npos && names.count(n.substr(0, t))) gone.push_back(e.path());
+  }
+  for (auto& g : gone) fs::remove(g, ec);
+}
+
+}  // namespace
+
+BulkEmbedReport combine_manifests(const std::string& out_dir) {
+  const fs::path dir(out_dir);
+  auto m = read_manifests(dir, nullptr);
+  if (m.header.is_null()) fail("{}: no manifest to combine", out_dir);
+  write_manifest_file(dir / kManifest, m.header, m.done);
+  for (auto& [f, entries] : m.by_file)
+    if (f != kManifest) fs::remove(dir / f);
+  remove_leftovers(dir, {kManifest});
+  BulkEmbedReport rep;
+  rep.inputs = m.header.value("inputs", int64_t{0});
+  rep.shards = m.header.value("shards_total", int64_t{0});
+  rep.shards_already_done = static_cast<int64_t>(m.done.size());
+  rep.complete = rep.shards_already_done == rep.shards;
+  report_from(m.done, &rep);
+  return rep;
+}
+
 // ---- the pipeline ----
 
 namespace {
@@ -196,20 +356,29 @@ struct Job {
   std::vector<float> px;
   std::vector<std::string> err;
   std::vector<int> w, h;
+  std::vector<int64_t> bytes;
+  std::vector<uint64_t> hash;
   bool ready = false;
 };
 
 void decode_job(Job& j, const std::vector<BulkItem>& items, const image::PreprocessConfig& pre, size_t per,
                 const image::DecodeOptions& d, int64_t i) {
-  const auto& path = items[static_cast<size_t>(j.begin + i)].path;
+  const auto& item = items[static_cast<size_t>(j.begin + i)];
+  const size_t k = static_cast<size_t>(i);
   try {
-    image::Image img = image::decode_file(path, d);
-    j.w[static_cast<size_t>(i)] = img.width;
-    j.h[static_cast<size_t>(i)] = img.height;
-    image::preprocess(img, pre, j.px.data() + static_cast<size_t>(i) * per);
+    const std::string data = item.archive.empty()
+                                 ? read_file(item.path)
+                                 : io::read_member_at(item.archive, static_cast<uint64_t>(item.offset),
+                                                      static_cast<uint64_t>(item.size));
+    j.bytes[k] = static_cast<int64_t>(data.size());
+    j.hash[k] = content_hash(reinterpret_cast<const uint8_t*>(data.data()), data.size());
+    image::Image img = image::decode_memory(reinterpret_cast<const uint8_t*>(data.data()), data.size(), item.path, d);
+    j.w[k] = img.width;
+    j.h[k] = img.height;
+    image::preprocess(img, pre, j.px.data() + k * per);
   } catch (const std::exception& e) {
-    j.err[static_cast<size_t>(i)] = e.what();
-    if (j.err[static_cast<size_t>(i)].empty()) j.err[static_cast<size_t>(i)] = path + ": unreadable";
+    j.err[k] = e.what();
+    if (j.err[k].empty()) j.err[k] = item.path + ": unreadable";
   }
 }
 
@@ -219,6 +388,8 @@ void alloc_job(Job& j, size_t per) {
   j.err.assign(n, "");
   j.w.assign(n, 0);
   j.h.assign(n, 0);
+  j.bytes.assign(n, 0);
+  j.hash.assign(n, 0);
 }
 
 }  // namespace
@@ -228,74 +399,46 @@ BulkEmbedReport bulk_embed(const Embedder& e, const std::vector<BulkItem>& items
   if (!e.model().has_vision()) fail("{}: this model has no vision tower", e.model().dir());
   if (o.shard_size <= 0) fail("shard size must be positive, got {}", o.shard_size);
   if (o.batch_size <= 0) fail("batch size must be positive, got {}", o.batch_size);
+  if (o.ranks < 1 || o.rank < 0 || o.rank >= o.ranks) fail("rank {} of {} is not a valid process number", o.rank, o.ranks);
   const auto t0 = std::chrono::steady_clock::now();
   fs::create_directories(out_dir);
   const fs::path dir(out_dir);
-  const fs::path manifest_path = dir / "manifest.json";
   const ModelIdentity id = model_identity(e);
   Fnv ih;
   for (auto& it : items) ih.add(it.path);
   const int64_t N = static_cast<int64_t>(items.size());
   const int64_t n_shards = (N + o.shard_size - 1) / o.shard_size;
-
-  nlohmann::json man;
-  std::map<int64_t, nlohmann::json> done;  // shard -> its manifest entry
-  if (fs::exists(manifest_path)) {
-    std::string txt = read_file(manifest_path.string());
-    if (!try_parse_json(txt, &man) || !man.is_object() || man.value("format", "") != "clipkit-embeddings")
-      fail("{}: not a clipkit embeddings manifest", manifest_path.string());
-    auto prev = ModelIdentity::from_json(man.at("model"));
-    std::string other;  // why these shards are not a run of this job
-    if (!prev.same_model(id))
-      other = fmt::format("{}: these shards were made by model {}, not {} -- use another output folder", out_dir,
-                          prev.describe(), id.describe());
-    else if (man.value("inputs_hash", "") != ih.hex() || man.value("inputs", int64_t{-1}) != N)
-      other = fmt::format("{}: these shards were made from a different input list ({} inputs) -- use another output folder",
-                          out_dir, man.value("inputs", int64_t{-1}));
-    else if (man.value("shard_size", int64_t{-1}) != o.shard_size)
-      other = fmt::format("{}: these shards hold {} inputs each, not {} -- resume with --shard-size {}", out_dir,
-                          man.value("shard_size", int64_t{-1}), o.shard_size, man.value("shard_size", int64_t{-1}));
-    else if (man.value("normalize", true) != o.normalize)
-      other = fmt::format("{}: these shards differ in normalization", out_dir);
-    if (!other.empty() && !o.replace_other_runs) fail("{}", other);
-    if (!other.empty()) {  // a work folder of another job: start over
-      for (auto& s : man.value("shards", nlohmann::json::array()))
-        for (const char* k : {"npy", "jsonl"})
-          if (s.is_object() && s.contains(k)) fs::remove(shard_file(dir, s[k], manifest_path));
-      fs::remove(manifest_path);
-      man = nlohmann::json::object();
-    }
-    for (auto& s : man.value("shards", nlohmann::json::array())) {
-      int64_t k = s.at("index").get<int64_t>();
-      if (fs::exists(shard_file(dir, s.at("npy"), manifest_path)) && fs::exists(shard_file(dir, s.at("jsonl"), manifest_path)))
-        done[k] = s;
-    }
-  }
-  man = {{"format", "clipkit-embeddings"}, {"version", 1},         {"model", id.to_json()},
-         {"dim", e.dim()},                 {"normalize", o.normalize}, {"inputs", N},
-         {"inputs_hash", ih.hex()},        {"shard_size", o.shard_size}, {"shards_total", n_shards}};
+  const nlohmann::json header = {{"format", "clipkit-embeddings"}, {"version", 1},         {"model", id.to_json()},
+                                 {"dim", e.dim()},                 {"normalize", o.normalize}, {"inputs", N},
+                                 {"inputs_hash", ih.hex()},        {"shard_size", o.shard_size}, {"shards_total", n_shards}};
+  // One process keeps manifest.json current (absorbing what earlier multi-rank runs left); a rank
+  // of several keeps its own manifest, merged by combine_manifests() at the end.
+  const bool alone = o.ranks == 1;
+  const std::string own_name = alone ? kManifest : rank_manifest_name(o.rank);
+  auto ms = read_manifests(dir, header, o.replace_other_runs);
+  std::map<int64_t, nlohmann::json> own = alone ? ms.done : ms.by_file[own_name];
+  const auto& done = ms.done;
+  auto mine = [&](int64_t s) { return s % o.ranks == o.rank; };
 
   BulkEmbedReport rep;
   rep.inputs = N;
   rep.shards = n_shards;
-  rep.shards_already_done = static_cast<int64_t>(done.size());
+  for (auto& [k, s] : done) rep.shards_already_done += mine(k);
 
-  auto write_manifest = [&]() {
-    nlohmann::json shards = nlohmann::json::array();
-    for (auto& [k, s] : done) shards.push_back(s);
-    man["shards"] = shards;
-    man["complete"] = static_cast<int64_t>(done.size()) == n_shards;
-    write_file_atomic(manifest_path.string(), json_text(man, 1) + "\n");
-  };
+  auto write_own = [&]() { write_manifest_file(dir / own_name, header, own); };
 
-  // The work: every batch of every unfinished shard, batches restarting at each shard's start
-  // (so a shard's numbers do not depend on which shards ran before it).
+  // The work: every batch of every unfinished shard of this rank, batches restarting at each
+  // shard's start (so a shard's numbers do not depend on which shards ran before it).
   std::vector<Job> jobs;
+  std::set<std::string> leftovers = {own_name};
   for (int64_t s = 0; s < n_shards; ++s) {
+    if (!mine(s)) continue;
     if (done.count(s)) {
       if (p) p->add(std::min(N, (s + 1) * o.shard_size) - s * o.shard_size);
       continue;
     }
+    leftovers.insert(shard_name(s, "npy"));
+    leftovers.insert(shard_name(s, "jsonl"));
     const int64_t b0 = s * o.shard_size, b1 = std::min(N, b0 + o.shard_size);
     for (int64_t b = b0; b < b1; b += o.batch_size) {
       Job j;
@@ -306,6 +449,7 @@ BulkEmbedReport bulk_embed(const Embedder& e, const std::vector<BulkItem>& items
       jobs.push_back(std::move(j));
     }
   }
+  remove_leftovers(dir, leftovers);
 
   const auto& pre = e.preprocess_config();
   const size_t per = image::floats_per_image(pre);
@@ -374,23 +518,22 @@ BulkEmbedReport bulk_embed(const Embedder& e, const std::vector<BulkItem>& items
       int64_t good = 0;
       for (int64_t i = 0; i < n; ++i) {
         const auto& item = items[static_cast<size_t>(j.begin + i)];
-        if (!j.err[static_cast<size_t>(i)].empty()) {
-          rep.skipped.push_back({item.path, j.err[static_cast<size_t>(i)]});
-          skipped_json.push_back({{"path", item.path}, {"reason", j.err[static_cast<size_t>(i)]}});
+        const size_t ki = static_cast<size_t>(i);
+        if (!j.err[ki].empty()) {
+          rep.skipped.push_back({item.path, j.err[ki]});
+          skipped_json.push_back({{"path", item.path}, {"reason", j.err[ki]}});
           continue;
         }
         if (good != i)
-          std::memmove(j.px.data() + static_cast<size_t>(good) * per, j.px.data() + static_cast<size_t>(i) * per,
-                       sizeof(float) * per);
+          std::memmove(j.px.data() + static_cast<size_t>(good) * per, j.px.data() + ki * per, sizeof(float) * per);
         nlohmann::json r = item.meta;
         r["row"] = static_cast<int64_t>(rows.size());
         r["input"] = j.begin + i;
         r["path"] = item.path;
-        r["width"] = j.w[static_cast<size_t>(i)];
-        r["height"] = j.h[static_cast<size_t>(i)];
-        std::error_code ec;
-        auto sz = fs::file_size(item.path, ec);
-        if (!ec) r["bytes"] = static_cast<int64_t>(sz);
+        r["width"] = j.w[ki];
+        r["height"] = j.h[ki];
+        r["bytes"] = j.bytes[ki];
+        r["content_hash"] = fmt::format("{:016x}", j.hash[ki]);
         rows.push_back(json_text(r));
         ++good;
       }
@@ -408,6 +551,7 @@ BulkEmbedReport bulk_embed(const Embedder& e, const std::vector<BulkItem>& items
         consumed = k + 1;
       }
       cv.notify_all();
+      if (o.after_batch) o.after_batch(static_cast<int64_t>(k) + 1);
       if (j.last_in_shard) {
         Tensor x = parts.empty() ? Tensor::empty(DType::F32, {0, D}) : concat_rows(parts, D);
         const std::string npy = shard_name(j.shard, "npy"), jl = shard_name(j.shard, "jsonl");
@@ -416,9 +560,9 @@ BulkEmbedReport bulk_embed(const Embedder& e, const std::vector<BulkItem>& items
         for (auto& r : rows) body += r + "\n";
         write_file_atomic((dir / jl).string(), body);
         const int64_t b0 = j.shard * o.shard_size;
-        done[j.shard] = {{"index", j.shard}, {"npy", npy},   {"jsonl", jl}, {"rows", x.dim(0)},
-                         {"first_input", b0}, {"inputs", j.end - b0}, {"skipped", skipped_json}};
-        write_manifest();
+        own[j.shard] = {{"index", j.shard}, {"npy", npy},   {"jsonl", jl}, {"rows", x.dim(0)},
+                        {"first_input", b0}, {"inputs", j.end - b0}, {"skipped", skipped_json}};
+        write_own();
         parts.clear();
         rows.clear();
         skipped_json = nlohmann::json::array();
@@ -431,16 +575,69 @@ BulkEmbedReport bulk_embed(const Embedder& e, const std::vector<BulkItem>& items
     throw;
   }
   stop_workers();
-  if (jobs.empty() || !fs::exists(manifest_path)) write_manifest();
+  if (jobs.empty() || !fs::exists(dir / own_name)) write_own();
+  if (alone)  // manifest.json now lists what the rank manifests did: they are redundant
+    for (auto& [f, entries] : ms.by_file)
+      if (f != kManifest) fs::remove(dir / f);
   rep.shards_written = written;
-  rep.complete = static_cast<int64_t>(done.size()) == n_shards;
-  rep.skipped.clear();
-  for (auto& [k, s] : done) {
-    rep.rows += s.at("rows").get<int64_t>();
-    for (auto& sk : s.at("skipped")) rep.skipped.push_back({sk.at("path"), sk.at("reason")});
-  }
+  std::map<int64_t, nlohmann::json> finished;  // this rank's shards, done earlier or now
+  for (auto& [k, s] : done)
+    if (mine(k)) finished[k] = s;
+  for (auto& [k, s] : own)
+    if (mine(k)) finished[k] = s;
+  int64_t owned = 0;
+  for (int64_t s = 0; s < n_shards; ++s) owned += mine(s);
+  rep.complete = static_cast<int64_t>(finished.size()) == owned;
+  report_from(finished, &rep);
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return rep;
+}
+
+EmbeddingsWriter::EmbeddingsWriter(std::string dir, ModelIdentity model, int64_t dim, int64_t shard_size, bool normalized)
+    : dir_(std::move(dir)), model_(std::move(model)), dim_(dim), shard_size_(shard_size), normalized_(normalized) {
+  if (dim_ <= 0 || shard_size_ <= 0) fail("{}: dimension and shard size must be positive", dir_);
+  model_.dim = dim_;
+  fs::create_directories(dir_);
+}
+
+void EmbeddingsWriter::add(const float* x, int64_t n, const std::vector<nlohmann::json>& rows) {
+  if (static_cast<int64_t>(rows.size()) != n) fail("{}: {} vectors with {} metadata rows", dir_, n, rows.size());
+  for (int64_t i = 0; i < n; ++i) {
+    nlohmann::json r = rows[static_cast<size_t>(i)];
+    r["row"] = static_cast<int64_t>(rows_.size());
+    r["input"] = total_;
+    paths_.add(r.value("path", ""));
+    rows_.push_back(r.dump());
+    x_.insert(x_.end(), x + i * dim_, x + (i + 1) * dim_);
+    ++total_;
+    if (static_cast<int64_t>(rows_.size()) == shard_size_) flush();
+  }
+}
+
+void EmbeddingsWriter::flush() {
+  const int64_t k = static_cast<int64_t>(shards_.size()), n = static_cast<int64_t>(rows_.size());
+  Tensor t = Tensor::empty(DType::F32, {n, dim_});
+  std::copy(x_.begin(), x_.end(), t.ptr<float>());
+  const std::string npy = shard_name(k, "npy"), jl = shard_name(k, "jsonl");
+  write_npy((fs::path(dir_) / npy).string(), t);
+  std::string body;
+  for (auto& r : rows_) body += r + "\n";
+  write_file_atomic((fs::path(dir_) / jl).string(), body);
+  shards_.push_back({{"index", k}, {"npy", npy}, {"jsonl", jl}, {"rows", n}, {"first_input", total_ - n},
+                     {"inputs", n}, {"skipped", nlohmann::json::array()}});
+  x_.clear();
+  rows_.clear();
+}
+
+void EmbeddingsWriter::finish() {
+  if (!rows_.empty()) flush();
+  const nlohmann::json header = {{"format", "clipkit-embeddings"}, {"version", 1}, {"model", model_.to_json()},
+                                 {"dim", dim_}, {"normalize", normalized_}, {"inputs", total_},
+                                 {"inputs_hash", paths_.hex()}, {"shard_size", shard_size_},
+                                 {"shards_total", static_cast<int64_t>(shards_.size())}};
+  std::map<int64_t, nlohmann::json> entries;
+  for (auto& s : shards_) entries[s["index"].get<int64_t>()] = s;
+  write_manifest_file(fs::path(dir_) / kManifest, header, entries);
 }
 
 EmbeddingShards read_manifest(const std::string& dir) {

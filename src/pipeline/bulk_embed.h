@@ -1,12 +1,18 @@
-// Embedding many images: folders (recursive), file lists and COCO datasets, into shards on disk.
+// Embedding many images: folders (recursive), file lists, COCO datasets and WebDataset shards, into
+// shards on disk, by one process or by several (ranks) sharing the work.
 //
 // Decoding + preprocessing run on worker threads ahead of the model, so the model does not wait
 // on JPEG decoding. Output folder:
 //   manifest.json                 model identity, inputs hash, shard size, finished shards (+ skipped files)
 //   shard-00000.npy / .jsonl      float32 [rows, D] and one JSON object per row, same order
-// A shard covers a fixed slice of the (sorted) inputs and is written atomically, then recorded in
-// the manifest; an interrupted run resumes by redoing only unrecorded shards, so the result is the
-// same files an uninterrupted run writes, with no duplicates.
+//   manifest.rank-R.json          while several ranks run: the shards rank R finished (merged into
+//                                 manifest.json by combine_manifests, then removed)
+// A shard covers a fixed slice of the inputs (in listing order: sorted paths for folders, archive
+// order for WebDataset shards) and is written atomically, then recorded in a manifest; an
+// interrupted run resumes by redoing only unrecorded shards, so the result is the same files an
+// uninterrupted run writes, with no duplicates. With R ranks, output shard k is made by rank
+// k % R: every shard's rows (and the batches inside it) are the same whichever rank makes it, so
+// the folder equals a one-process run's, file for file.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -14,8 +20,10 @@
 #include <string>
 #include <vector>
 
+#include "core/hash.h"
 #include "core/progress.h"
 #include "core/tensor.h"
+#include "data/caption_dataset.h"
 #include "pipeline/embedder.h"
 
 namespace clipkit::pipeline {
@@ -46,8 +54,11 @@ ModelIdentity model_identity(const Embedder& e);
 
 // One input image and what is known about it before decoding.
 struct BulkItem {
-  std::string path;  // as opened
+  std::string path;  // as opened (for an archive member: ARCHIVE/MEMBER, see io/tar_reader.h)
   nlohmann::json meta = nlohmann::json::object();  // relpath, captions, split, image_id, ...
+  // An archive member: its bytes are `size` bytes at `offset` of `archive` (empty: a plain file).
+  std::string archive;
+  int64_t offset = -1, size = -1;
 };
 
 // Image files under root (recursive, by extension: jpg jpeg png webp gif bmp, any case), sorted by
@@ -61,6 +72,12 @@ std::vector<BulkItem> list_image_file(const std::string& list_path);
 // problem ("val: 3 x image file missing ...") and the number of rows left out.
 std::vector<BulkItem> list_coco(const std::string& root, const std::string& split,
                                 std::vector<std::string>* dropped = nullptr, int64_t* dropped_rows = nullptr);
+// The images of WebDataset shards (data/webdataset.h spec: braces, globs, "::"), in archive
+// order, located by one pass that reads the caption members and skips image data. meta: relpath
+// ("SHARD.tar/MEMBER"), key, shard, caption (from caption_key, when present), json (KEY.json).
+// Problems met (corrupt or truncated archives, samples without image) go to *report when given.
+std::vector<BulkItem> list_shards(const std::string& spec, const std::string& caption_key = "txt",
+                                  data::LoadReport* report = nullptr);
 
 struct BulkEmbedOptions {
   int batch_size = 32;
@@ -69,12 +86,17 @@ struct BulkEmbedOptions {
   int prefetch_batches = 3;    // decoded batches allowed to wait for the model
   bool normalize = true;
   image::DecodeOptions decode;
+  // Several processes: this one makes the output shards k with k % ranks == rank.
+  int rank = 0, ranks = 1;
   // out_dir holding shards of another model, input list or shard size: false refuses it (a user's
   // folder); true empties it and starts over (a work folder such as an index's, where a leftover
   // of an earlier or killed job must not block the next one).
   bool replace_other_runs = false;
   // Test hook: stop (as if killed) after writing this many shards in this run; -1 = never.
   int64_t stop_after_shards = -1;
+  // Called after each batch with the number of batches embedded in this run (tests use it to kill
+  // a process mid-shard).
+  std::function<void(int64_t)> after_batch;
 };
 
 struct BulkEmbedReport {
@@ -86,10 +108,40 @@ struct BulkEmbedReport {
   bool complete = false;
 };
 
-// Embeds items into out_dir (created if missing), resuming a previous run into the same folder.
+// Embeds items into out_dir (created if missing), resuming a previous run into the same folder
+// (whatever number of ranks made it). Each row's JSON holds the item's meta plus row, input, path,
+// width, height, bytes and content_hash (core/hash.h content_hash of the encoded bytes, hex).
 // Throws Error when out_dir holds shards of a different model, inputs or shard size.
+// With ranks > 1 the report covers this rank's shards, and manifest.json is written afterwards by
+// combine_manifests() (once every rank has returned).
 BulkEmbedReport bulk_embed(const Embedder& e, const std::vector<BulkItem>& items, const std::string& out_dir,
                            const BulkEmbedOptions& o, Progress* p = nullptr);
+
+// Merges the per-rank manifests of out_dir into manifest.json (and removes them); returns the
+// whole folder's report (rows, shards, skipped inputs, complete).
+BulkEmbedReport combine_manifests(const std::string& out_dir);
+
+// An embeddings folder from vectors made elsewhere (generated benchmarks, other embedders): rows
+// are appended in order and cut into shards of `shard_size`; finish() writes the manifest (complete).
+class EmbeddingsWriter {
+ public:
+  EmbeddingsWriter(std::string dir, ModelIdentity model, int64_t dim, int64_t shard_size, bool normalized = true);
+  // x [n, dim] with one JSON object per row (at least "path").
+  void add(const float* x, int64_t n, const std::vector<nlohmann::json>& rows);
+  void finish();
+
+ private:
+  void flush();
+  std::string dir_;
+  ModelIdentity model_;
+  int64_t dim_, shard_size_;
+  bool normalized_;
+  std::vector<float> x_;
+  std::vector<std::string> rows_;
+  nlohmann::json shards_ = nlohmann::json::array();
+  int64_t total_ = 0;
+  Fnv1a paths_;
+};
 
 // A finished embeddings folder, read back shard by shard.
 struct EmbeddingShards {

@@ -7,12 +7,14 @@
 #include "core/error.h"
 #include "core/parallel.h"
 #include "io/safetensors.h"
+#include "io/model_location.h"
 
 namespace clipkit::pipeline {
 
 namespace fs = std::filesystem;
 
-std::unique_ptr<Embedder> Embedder::load(const std::string& dir, const model::LoadOptions& o) {
+std::unique_ptr<Embedder> Embedder::load(const std::string& model, const model::LoadOptions& o) {
+  const std::string dir = resolve_model_dir(model);  // a folder, hub id or cache folder (io/model_location.h)
   auto e = std::make_unique<Embedder>();
   e->model_ = model::ClipModel::load(dir, o);
   Checkpoint(dir).require_finite();

@@ -28,7 +28,8 @@ struct SkippedInput {
 
 class Embedder {
  public:
-  static std::unique_ptr<Embedder> load(const std::string& model_dir, const model::LoadOptions& o = {});
+  // model: a folder, a hub id in the local Hugging Face cache, or a cache folder (io/model_location.h)
+  static std::unique_ptr<Embedder> load(const std::string& model, const model::LoadOptions& o = {});
 
   const model::ClipModel& model() const { return *model_; }
   model::ClipModel& model() { return *model_; }  // training

@@ -19,7 +19,15 @@ using json = nlohmann::json;
 
 std::string assets_dir() {
   const char* env = std::getenv("CLIPKIT_ASSETS");
-  return env && *env ? env : CLIPKIT_ASSETS_DIR;
+  if (env && *env) return env;
+  std::error_code ec;
+  if (fs::is_directory(CLIPKIT_ASSETS_DIR, ec)) return CLIPKIT_ASSETS_DIR;  // the source tree (a build)
+  // An installed binary: PREFIX/bin/clipkit next to PREFIX/share/clipkit/assets.
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  const fs::path installed = exe.parent_path().parent_path() / "share/clipkit/assets";
+  if (!ec && fs::is_directory(installed, ec)) return installed.string();
+  fail("the bundled tokenizer files are missing: neither {} nor {} exists (set CLIPKIT_ASSETS to the assets folder)",
+       CLIPKIT_ASSETS_DIR, installed.string());
 }
 
 void write_clip_preprocessor_config(const std::string& dir, int s) {

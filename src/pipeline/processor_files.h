@@ -5,7 +5,8 @@
 namespace clipkit::pipeline {
 
 // The folder holding clipkit's bundled assets (tokenizer vocabularies): $CLIPKIT_ASSETS if set,
-// else the source tree's assets/ (compiled in).
+// else the source tree's assets/ (compiled in) when it exists, else PREFIX/share/clipkit/assets
+// beside an installed PREFIX/bin/clipkit. Throws Error when none exists.
 std::string assets_dir();
 
 // preprocessor_config.json for CLIPImageProcessor at the given size (shortest edge = crop = size).

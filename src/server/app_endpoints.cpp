@@ -159,7 +159,7 @@ json AppEndpoints::video_timeline(const json& body, const std::string& path) con
   if (given > 1) throw ApiError(400, "give at most one of \"every\", \"fps\", \"scenes\"");
   s.scenes = bool_field(body, "scenes", false);
   s.every = body.contains("fps") ? 1.0 / number_field(body, "fps", 1, 1e-3, 120) : number_field(body, "every", 1, 1e-3, 3600);
-  s.scene_threshold = number_field(body, "scene_threshold", 0.3, 1e-3, 0.999);
+  s.scene_threshold = number_field(body, "scene_threshold", apps::kDefaultSceneThreshold, 1e-3, 0.999);
   s.max_short_side = l_.video_short_side;
   s.max_pixels = l_.max_video_pixels;
   std::unique_ptr<apps::ZeroShotClassifier> clf;

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -9,6 +10,8 @@
 #include "apps/synthetic.h"
 #include "apps_test_util.h"
 #include "core/error.h"
+#include "image/encode.h"
+#include "io/atomic_file.h"
 
 namespace clipkit {
 namespace {
@@ -169,7 +172,9 @@ TEST(DedupReport, HtmlIsSelfContained) {
   items[0].hash = items[1].hash = 5;
   apps::DedupResult r;
   r.images = 2;
-  r.groups.push_back({"exact", {0, 1}, 0, 1.0});
+  apps::DupGroup g;
+  g.kind = "exact", g.members = {0, 1}, g.keep = 0;
+  r.groups.push_back(g);
   auto h = apps::dedup_report_html(r, items, 0.95);
   EXPECT_NE(h.find("<img src=\"data:image/jpeg;base64,/9j/"), std::string::npos);
   EXPECT_EQ(h.find("src=\"http"), std::string::npos);
@@ -226,6 +231,120 @@ TEST(DedupKnownAnswer, TinyClipPrecisionRecall) {
       }
       EXPECT_TRUE(group[a] >= 0 && group[a] == group[b]) << set.files[i];
     }
+}
+
+// An upscaled copy holds no detail beyond its source's resolution; an original holds plenty beyond
+// a downscaled copy's. Checked on a photo and on a generated scene.
+TEST(DedupKeepRule, UpscaledCopiesHoldNoDetailBeyondTheirSource) {
+  for (auto [name, im] : {std::pair{std::string("chelsea.jpg"), image::decode_file(std::string(CLIPKIT_TEST_DATA) + "/images/chelsea.jpg")},
+                          std::pair{std::string("scene"), apps::synthetic::scene(7, 240, 180)}}) {
+    const int w = im.width / 2, h = im.height / 2;
+    const auto half = apps::synthetic::resized(im, w, h);
+    const auto up = apps::synthetic::resized(half, im.width, im.height);
+    const auto up_jpeg = apps::synthetic::recompressed(up, 80);
+    double r_orig = 0, r_up = 0, r_up_jpeg = 0;
+    EXPECT_FALSE(apps::holds_no_detail_beyond(im, w, h, &r_orig)) << name;
+    EXPECT_TRUE(apps::holds_no_detail_beyond(up, w, h, &r_up)) << name;
+    EXPECT_TRUE(apps::holds_no_detail_beyond(up_jpeg, w, h, &r_up_jpeg)) << name;
+    std::printf("  %s: detail ratio original %.3f, 2x upscale %.4f, 2x upscale as q80 JPEG %.4f\n", name.c_str(),
+                r_orig, r_up, r_up_jpeg);
+    // 1.5x upscales are caught too, and a q70 JPEG of a 2x upscale
+    const auto up15 = apps::synthetic::resized(apps::synthetic::resized(im, im.width * 2 / 3, im.height * 2 / 3),
+                                               im.width, im.height);
+    double r_up15 = 0, r_q70 = 0;
+    EXPECT_TRUE(apps::holds_no_detail_beyond(up15, im.width * 2 / 3, im.height * 2 / 3, &r_up15)) << name;
+    EXPECT_TRUE(apps::holds_no_detail_beyond(apps::synthetic::recompressed(up, 70), w, h, &r_q70)) << name;
+    std::printf("  %s: 1.5x upscale %.4f, 2x upscale as q70 JPEG %.4f\n", name.c_str(), r_up15, r_q70);
+    EXPECT_FALSE(apps::holds_no_detail_beyond(im, im.width, im.height)) << name;  // not smaller: cannot tell
+  }
+}
+
+// The keep rule on generated files (embeddings made equal within each group, so grouping is given):
+// lossless over lossy, the source over its upscale, the larger real resolution, then the older file,
+// then the shorter path; byte-identical members marked inside near groups; the reason reported.
+TEST(DedupKeepRule, OnGeneratedFiles) {
+  namespace fs = std::filesystem;
+  const auto dir = test::apps_temp_dir("dedup_keep");
+  const auto a = apps::synthetic::scene(11, 160, 120), b = apps::synthetic::scene(12, 160, 120),
+             c = apps::synthetic::scene(13, 320, 240), d = apps::synthetic::scene(14, 160, 120);
+  struct File {
+    std::string name;
+    int group;
+  };
+  std::vector<File> files;
+  auto png = [&](const std::string& n, const image::Image& im, int g) { image::write_png(dir + "/" + n, im), files.push_back({n, g}); };
+  auto jpg = [&](const std::string& n, const image::Image& im, int q, int g) {
+    apps::synthetic::write_jpeg(dir + "/" + n, im, q), files.push_back({n, g});
+  };
+  jpg("a_q70.jpg", a, 70, 0);  // a: the original PNG against a q70 JPEG of it
+  png("a.png", a, 0);
+  png("b.png", b, 1);          // b: the source against a 2x upscale of it (more pixels, no more detail)
+  png("b_up.png", apps::synthetic::resized(b, 320, 240), 1);
+  png("c.png", c, 2);          // c: a real 320x240 image against its 160x120 downscale
+  png("c_half.png", apps::synthetic::resized(c, 160, 120), 2);
+  png("d.png", d, 3);          // d: a byte copy made later, and a JPEG
+  fs::copy_file(dir + "/d.png", dir + "/d_copy.png");
+  files.push_back({"d_copy.png", 3});
+  jpg("d.jpg", d, 95, 3);
+  png("e_long_name.png", apps::synthetic::scene(15, 160, 120), 4);  // e: byte-identical, same age: the shorter path
+  fs::copy_file(dir + "/e_long_name.png", dir + "/e.png");
+  files.push_back({"e.png", 4});
+  const auto now = fs::file_time_type::clock::now();
+  for (auto& f : files) fs::last_write_time(dir + "/" + f.name, now - std::chrono::hours(1));
+  fs::last_write_time(dir + "/d_copy.png", now);  // made later
+
+  std::vector<apps::DedupItem> items;
+  std::vector<float> emb;
+  const int64_t D = 8;
+  for (auto& f : files) {
+    apps::DedupItem it;
+    it.path = dir + "/" + f.name;
+    apps::describe_file_bytes(read_file(it.path), &it);
+    auto im = image::decode_file(it.path);
+    it.width = im.width, it.height = im.height;
+    items.push_back(it);
+    std::vector<float> row(D, 0.f);
+    row[static_cast<size_t>(f.group)] = 1;
+    emb.insert(emb.end(), row.begin(), row.end());
+  }
+  EXPECT_TRUE(items[1].lossless);
+  EXPECT_FALSE(items[0].lossless);
+  EXPECT_EQ(items[0].format, "JPEG");
+  apps::DedupOptions o;
+  auto r = apps::find_duplicates(
+      items, emb.data(), D, o, [&](int64_t x, int64_t y) { return apps::files_equal(items[x].path, items[y].path); },
+      apps::files_upscale_probe(items));
+  ASSERT_EQ(r.groups.size(), 5u);
+  auto name = [&](int64_t i) { return fs::path(items[static_cast<size_t>(i)].path).filename().string(); };
+  auto expect_keep = [&](int g, const std::string& keep, const std::string& reason) {
+    EXPECT_EQ(name(r.groups[g].keep), keep) << "group " << g << ": " << r.groups[g].keep_reason;
+    EXPECT_NE(r.groups[g].keep_reason.find(reason), std::string::npos) << r.groups[g].keep_reason;
+  };
+  expect_keep(0, "a.png", "lossless PNG over lossy JPEG");
+  expect_keep(1, "b.png", "upscaled");
+  ASSERT_EQ(r.groups[1].upscaled.size(), 1u);
+  EXPECT_EQ(name(r.groups[1].upscaled[0]), "b_up.png");
+  expect_keep(2, "c.png", "larger resolution: 320x240 over 160x120");
+  EXPECT_TRUE(r.groups[2].upscaled.empty());
+  expect_keep(3, "d.png", "the oldest file");
+  ASSERT_EQ(r.groups[3].identical.size(), 1u);  // d.png and d_copy.png inside the near group
+  EXPECT_EQ(r.groups[3].kind, "near");
+  EXPECT_EQ(r.groups[3].identical[0].size(), 2u);
+  EXPECT_EQ(r.groups[4].kind, "exact");
+  expect_keep(4, "e.png", "byte-identical copies; keeping the shortest path");
+
+  auto j = apps::dedup_report_json(r, items, o.threshold);
+  EXPECT_EQ(j["groups"][1]["keep_reason"], r.groups[1].keep_reason);
+  EXPECT_EQ(j["groups"][3]["identical"][0].size(), 2u);
+  bool marked = false;
+  for (auto& dt : j["groups"][1]["details"]) marked |= dt["upscaled"].get<bool>() && dt["path"] == dir + "/b_up.png";
+  EXPECT_TRUE(marked);
+  // The gallery lets a user flip keep/remove and export the list.
+  const auto h = apps::dedup_report_html(r, items, o.threshold);
+  EXPECT_NE(h.find("id=export"), std::string::npos);
+  EXPECT_NE(h.find("data-path=\"" + dir + "/b_up.png\""), std::string::npos);
+  EXPECT_NE(h.find("upscaled copy"), std::string::npos);
+  EXPECT_NE(h.find("byte-identical set 1"), std::string::npos);
 }
 
 TEST(Dedup, ListImageFilesAndErrors) {

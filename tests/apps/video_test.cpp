@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
@@ -130,6 +132,94 @@ TEST(VideoTimeline, ScenesAtTheCuts) {
   ASSERT_EQ(a.segments.size(), 3u);
   EXPECT_NEAR(a.segments[0].end, 2.0, 0.101);
   EXPECT_NEAR(a.segments[1].end, 4.0, 0.101);
+}
+
+// 9 s at 10 fps, 96x64: the same background (a grey-blue gradient) all along; the foreground object
+// (about 20% of the frame) is a red disc [0, 3), a blue square [3, 6), a green bar [6, 9), each
+// drifting 1 px per frame. A colour histogram barely changes at the cuts; the content score does.
+std::string make_foreground_video() {
+  static std::string dir = test::apps_temp_dir("video_fg");
+  const std::string path = dir + "/fg.mp4";
+  if (std::filesystem::exists(path)) return path;
+  apps::VideoWriter w(path, 96, 64, 10);
+  for (int f = 0; f < 90; ++f) {
+    image::Image im;
+    im.width = 96, im.height = 64;
+    im.rgb.resize(96 * 64 * 3);
+    const int scene = f / 30, drift = f % 30;
+    for (int y = 0; y < 64; ++y)
+      for (int x = 0; x < 96; ++x) {
+        uint8_t* p = &im.rgb[static_cast<size_t>(y * 96 + x) * 3];
+        p[0] = static_cast<uint8_t>(90 + x / 3), p[1] = static_cast<uint8_t>(100 + y / 2), p[2] = 150;
+        const int cx = 30 + drift, cy = 32;
+        bool in = false;
+        uint8_t c[3] = {0, 0, 0};
+        if (scene == 0) in = (x - cx) * (x - cx) + (y - cy) * (y - cy) < 19 * 19, c[0] = 220, c[1] = 40, c[2] = 40;
+        if (scene == 1) in = std::abs(x - cx - 10) < 16 && std::abs(y - cy) < 18, c[0] = 30, c[1] = 60, c[2] = 230;
+        if (scene == 2) in = std::abs(x - cx - 5) < 30 && std::abs(y - cy) < 9, c[0] = 40, c[1] = 200, c[2] = 60;
+        if (in) p[0] = c[0], p[1] = c[1], p[2] = c[2];
+      }
+    w.write(im);
+  }
+  w.close();
+  return path;
+}
+
+TEST(VideoScenes, ForegroundChangesOnAStillBackgroundAreCuts) {
+  // Every preview's score, to show the margin the default threshold has (docs: video.h).
+  apps::VideoReader rd(make_foreground_video());
+  apps::SceneDetector det;
+  std::vector<double> cuts, within;
+  rd.decode_with_preview(
+      [&](const apps::DecodedFrame& f, const image::Image& p) {
+        double sc = 0;
+        const bool cut = det.push(p, &sc);
+        if (f.index == 30 || f.index == 60) cuts.push_back(sc);
+        else if (f.index > 0) within.push_back(sc);
+        if (f.index > 0) {
+          EXPECT_EQ(cut, f.index == 30 || f.index == 60) << "frame " << f.index << " score " << sc;
+        }
+      },
+      [](const apps::DecodedFrame&) { return false; }, [](const apps::DecodedFrame&, const image::Image&) { return true; });
+  ASSERT_EQ(cuts.size(), 2u);
+  const double max_within = *std::max_element(within.begin(), within.end());
+  std::printf("  cut scores %.4f %.4f, within scenes at most %.4f (threshold %.3f)\n", cuts[0], cuts[1], max_within,
+              apps::kDefaultSceneThreshold);
+  EXPECT_GT(std::min(cuts[0], cuts[1]), apps::kDefaultSceneThreshold);
+  EXPECT_LT(max_within, apps::kDefaultSceneThreshold);
+
+  // Scenes mode samples the first frame of each scene; the timeline is not smoothed across them.
+  auto enc = colour_encoder();
+  apps::VideoSampling s;
+  s.scenes = true;
+  auto v = apps::embed_video(make_foreground_video(), enc, s);
+  ASSERT_EQ(v.scene_cuts.size(), 2u);
+  EXPECT_NEAR(v.scene_cuts[0], 3.0, 1e-6);
+  EXPECT_NEAR(v.scene_cuts[1], 6.0, 1e-6);
+  EXPECT_EQ(v.t.size(), 3u);
+  // fixed-step sampling finds the same cuts (they bound the smoothing)
+  s.scenes = false;
+  EXPECT_EQ(apps::embed_video(make_foreground_video(), enc, s).scene_cuts, v.scene_cuts);
+}
+
+TEST(VideoTimeline, SmoothingStopsAtSceneCuts) {
+  // Label 0 for 4 frames, then a one-frame scene of label 1, then label 0 again: the short scene
+  // survives smoothing only because the average does not reach across its cuts.
+  std::vector<double> t;
+  std::vector<std::vector<double>> sc;
+  for (int i = 0; i < 9; ++i) {
+    t.push_back(i);
+    sc.push_back(i == 4 ? std::vector<double>{0.2, 0.8} : std::vector<double>{0.8, 0.2});
+  }
+  apps::TimelineOptions o;
+  o.smooth = 3;
+  EXPECT_EQ(apps::segment_timeline(t, sc, 9, o).size(), 1u);  // without cuts: smoothed away
+  o.scene_cuts = {4.0, 5.0};
+  auto s = apps::segment_timeline(t, sc, 9, o);
+  ASSERT_EQ(s.size(), 3u);
+  EXPECT_EQ(s[0].end, 4.0);  // boundaries at the cuts, not between frames
+  EXPECT_EQ(s[1].label, 1);
+  EXPECT_EQ(s[1].end, 5.0);
 }
 
 TEST(VideoTimeline, SmoothingRemovesBlips) {

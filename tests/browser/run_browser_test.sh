@@ -1,7 +1,8 @@
 #!/bin/bash
 # Usage: run_browser_test.sh CLIPKIT_BINARY TEST_DATA_DIR
 # Builds a tiny index, starts `clipkit serve` on a free loopback port, and drives the page in
-# headless Chromium: load, text search, results with thumbnails, details + "more like this", upload.
+# headless Chromium: load, text search, results with thumbnails, details + "more like this", ?q= and
+# ?image= URLs, "load more", split and folder filters, upload.
 set -euo pipefail
 CLIPKIT=$1
 DATA=$2
@@ -32,7 +33,7 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-"$CLIPKIT" index build --model "$DATA/models/tiny-clip" --coco "$DATA/datasets/coco-tiny" --split val \
+"$CLIPKIT" index build --model "$DATA/models/tiny-clip" --coco "$DATA/datasets/coco-tiny" \
   --index "$WORK/idx" > "$WORK/build.log" 2>&1 || { cat "$WORK/build.log" >&2; exit 1; }
 "$CLIPKIT" serve --index "$WORK/idx" --port 0 > "$WORK/serve.out" 2> "$WORK/serve.err" &
 SERVER_PID=$!

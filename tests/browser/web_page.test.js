@@ -37,6 +37,52 @@ const assert = require("assert");
     assert.strictEqual(await page.getAttribute(".card.result >> nth=0", "data-id"), id);
     console.log(`more like this #${id}: ok`);
 
+    // the search box takes the header's free width; long paths are ellipsized with the full path as tooltip
+    const qWidth = await page.evaluate(() => document.getElementById("q").getBoundingClientRect().width);
+    assert.ok(qWidth > 400, `search box only ${qWidth}px wide`);
+    const pathStyle = await page.evaluate(() => {
+      const p = document.querySelector(".card.result .path");
+      return { overflow: getComputedStyle(p).textOverflow, title: p.title };
+    });
+    assert.strictEqual(pathStyle.overflow, "ellipsis");
+    assert.match(pathStyle.title, /^\/.*\.jpg$/);
+
+    // a shareable URL: ?q= runs the search on load, and the URL follows new searches
+    await page.goto(url + "?q=" + encodeURIComponent("a red circle"));
+    await page.waitForSelector("#status:has-text('results for')");
+    assert.strictEqual(await page.inputValue("#q"), "a red circle");
+    const first = await page.locator(".card.result").count();
+    assert.strictEqual(first, 24, `a page is 24 results, got ${first}`);
+    console.log("?q= URL:", await page.textContent("#status"));
+
+    // "load more" appends the next page
+    await page.click("#more-results");
+    await page.waitForFunction(() => document.querySelectorAll(".card.result").length === 48);
+    const ids = await page.$$eval(".card.result", (cs) => cs.map((c) => c.dataset.id));
+    assert.strictEqual(new Set(ids).size, 48, "load more repeated results");
+    console.log("load more: 48 distinct results");
+
+    // a split filter: only val images, and the filter goes into the URL
+    await page.fill("#split", "val");
+    await page.dispatchEvent("#split", "change");
+    await page.waitForSelector("#status:has-text('(split val)')");
+    const splits = await page.$$eval(".card.result", (cs) => cs.map((c) => c.textContent));
+    assert.ok(splits.length > 0 && splits.every((t) => t.includes("\u00b7 val")), "split filter let other splits through");
+    assert.ok(page.url().includes("split=val") && page.url().includes("q=a+red+circle"), page.url());
+    console.log(`split filter: ${splits.length} val results; URL ${page.url().split("/").pop()}`);
+    // ... and a folder filter from a shared URL (no val2017 images under train2017)
+    await page.goto(url + "?q=a+circle&folder=train2017&split=val");
+    await page.waitForSelector("#status:has-text('0 results')");
+    await page.goto(url + "?q=a+circle&folder=val2017");
+    await page.waitForSelector("#status:has-text('under val2017')");
+    const paths = await page.$$eval(".card.result .path", (ps) => ps.map((p) => p.title));
+    assert.ok(paths.length > 0 && paths.every((p) => p.includes("/val2017/")), "folder filter");
+    // ?image=ID: more like an indexed image
+    await page.goto(url + "?image=" + id);
+    await page.waitForSelector(`#status:has-text('results for images like #${id} ')`);
+    assert.strictEqual(await page.getAttribute(".card.result >> nth=0", "data-id"), id);
+    console.log(`?image=${id} URL: ok`);
+
     // upload an image through the file input (what the drop zone also uses)
     await page.setInputFiles("#file", image);
     await page.waitForSelector("#status:has-text('results for chelsea.jpg')");

@@ -85,9 +85,9 @@ TEST(AppsCli, DedupMoveToAndBadInputs) {
   EXPECT_FALSE(fs::exists(dir + "/imgs/sub/b.jpg"));
   EXPECT_TRUE(fs::exists(dir + "/removed/sub/b.jpg"));  // moved, never deleted
   EXPECT_FALSE(fs::exists(dir + "/r.html"));
-  r = run_clipkit("dedup --model " + q(kModel) + " --images " + q(dir + "/nope") + " --report " + q(dir + "/x.json"));
-  EXPECT_EQ(r.status, 1);
-  EXPECT_NE(r.err.find("nope: not a directory"), std::string::npos) << r.err;
+  r = run_clipkit("dedup --model " + q(kModel) + " --folder " + q(dir + "/nope") + " --report " + q(dir + "/x.json"));
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("nope: no such folder"), std::string::npos) << r.err;
   r = run_clipkit("dedup --model " + q(kModel) + " --split train --report " + q(dir + "/x.json"));
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.err.find("expected NAME=DIR"), std::string::npos) << r.err;
@@ -131,9 +131,10 @@ TEST(AppsCli, DedupFromAnIndexMatchesTheFolderScan) {
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.err.find("this index was built with model"), std::string::npos) << r.err;
   r = run_clipkit("dedup --index " + q(dir + "/idx") + " --images " + q(dir + "/imgs") + " --report " + q(dir + "/c.json"));
-  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("--index cannot be combined"), std::string::npos) << r.err;
   r = run_clipkit("dedup --images " + q(dir + "/imgs") + " --report " + q(dir + "/c.json"));
-  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.err.find("--model is required"), std::string::npos) << r.err;
   // move the suggested removals out: files moved (never deleted), index shrinks by as many
   const int64_t removals = b["summary"]["suggested_removals"];

@@ -140,8 +140,8 @@ TEST_F(PreprocessCli, FlagErrors) {
   const std::string out = (dir / "f.npy").string();
   EXPECT_EQ(clipkit("preprocess --size 64 --model x " + img("rocket.jpg") + " --out " + out).rc, 2);
   CliRun r = clipkit("preprocess " + img("rocket.jpg") + " --out " + out);
-  EXPECT_EQ(r.rc, 1);
-  EXPECT_NE(r.err.find("--model DIR or --size S"), std::string::npos) << r.err;
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.err.find("give one of --model or --size"), std::string::npos) << r.err;
   r = clipkit("preprocess --model " + dir.string() + " " + img("rocket.jpg") + " --out " + out);
   EXPECT_EQ(r.rc, 1);
   EXPECT_NE(r.err.find("preprocessor_config.json"), std::string::npos) << r.err;

@@ -68,8 +68,11 @@ TEST(ServerSoak, ThirtyTwoConnectionsOfMixedRequests) {
   const double seconds = env ? std::atof(env) : 120;
   const std::string dir = test::temp_dir("soak");
   test::build_test_index(dir);
+  // Connection limits well above the 33 clients: a client that reconnects after a bad request may
+  // find its closed connection still counted for a moment on a loaded machine (limits have their
+  // own tests in http_transport_test / adversarial tests).
   test::ServeProcess serve({"--index", dir + "/idx", "--api-key", "k3y", "--max-body-mb", "1", "--max-connections",
-                            "48", "--max-connections-per-client", "40", "--threads", "1"});
+                            "256", "--max-connections-per-client", "256", "--threads", "1"});
   ASSERT_GT(serve.port(), 0);
   const auto mix = request_mix(base64_encode(read_file(test::data_path("images/chelsea.jpg"))));
 

@@ -41,9 +41,9 @@ struct Opts {
 
 RunFn setup_embed(CLI::App& app) {
   auto o = std::make_shared<Opts>();
-  app.add_option("--model", o->model, "HF checkpoint folder")->required();
-  app.add_option("--iters", o->iters, "timed batches per measurement")->capture_default_str();
-  app.add_flag("--json", o->json, "print one JSON object");
+  add_model_flag(app, o->model);
+  add_int_flag(app, "--iters", o->iters, "timed batches per measurement", 1);
+  add_json_flag(app, o->json);
   app.add_flag("--no-text", o->no_text, "skip the text tower");
   app.add_flag("--no-images", o->no_images, "skip the vision tower");
   add_compute_options(app, o->compute);

@@ -1,12 +1,14 @@
 // clipkit classify --model DIR (--labels "a,b,c" | --labels-file F) [--template T ...]
 //                  [--multi-label [--threshold T] [--label-threshold LABEL=T ...]] [--json] IMAGES...
 // clipkit classify --model DIR --eval DIR [--labels ...] [--json]
+// (images as arguments, --images FILE..., or --folder DIR)
 // Zero-shot classification with prompt ensembling. Default output is CSV (path, one score column
 // per label, chosen labels); --json prints one object per image {"path", "scores", "labels"}.
 // --eval takes a folder-per-class dataset and reports accuracy and a per-class table.
 #include <nlohmann/json.hpp>
 
 #include "apps/classify.h"
+#include "apps/dedup.h"
 #include "command.h"
 #include "image_backend_flag.h"
 #include "core/error.h"
@@ -17,8 +19,8 @@ namespace clipkit::cli {
 namespace {
 
 struct Opts {
-  std::string model, labels, labels_file, eval, other = "something else";
-  std::vector<std::string> templates, label_thresholds, images;
+  std::string model, labels, labels_file, eval, folder, other = "something else";
+  std::vector<std::string> templates, label_thresholds, images, image_flags;
   bool multi = false, json = false;
   double threshold = 0.5;
   ComputeOptions compute;
@@ -34,25 +36,30 @@ std::string csv_field(const std::string& s) {
 
 RunFn setup(CLI::App& app) {
   auto o = std::make_shared<Opts>();
-  app.add_option("--model", o->model, "HF checkpoint folder")->required();
+  add_model_flag(app, o->model);
   app.add_option("--labels", o->labels, "comma-separated labels (\\, for a comma inside one)");
   app.add_option("--labels-file", o->labels_file, "labels, one per line (LABEL<TAB>THRESHOLD sets its threshold)");
-  app.add_option("--template", o->templates, "prompt template with {} for the label (repeatable: ensembled)")
-      ->allow_extra_args(false);
+  app.add_option("--template", o->templates, "prompt template with {} for the label (repeatable: ensembled; default: the 18-prompt CLIP ensemble)")
+      ->allow_extra_args(false)->default_str("");
   app.add_flag("--multi-label", o->multi, "score each label on its own (vs --other) and keep those over threshold");
-  app.add_option("--threshold", o->threshold, "multi-label: default per-label threshold")->check(CLI::Range(0.0, 1.0));
+  add_number_flag(app, "--threshold", o->threshold, "multi-label: default per-label threshold", 0, 1);
   app.add_option("--label-threshold", o->label_thresholds, "multi-label: LABEL=T for one label (repeatable)")
-      ->allow_extra_args(false);
+      ->allow_extra_args(false)->default_str("");
   app.add_option("--other", o->other, "multi-label: what each label is scored against");
   app.add_option("--eval", o->eval, "folder-per-class dataset to evaluate on (labels = folder names)");
-  app.add_flag("--json", o->json, "JSON output (one object per image, or the eval summary)");
-  app.add_option("images", o->images, "image files");
+  add_json_flag(app, o->json, "JSON output (one object per image, or the eval summary)");
+  app.add_option("files", o->images, "image files")->default_str("");
+  add_images_flag(app, o->image_flags);
+  add_folder_flag(app, o->folder, "classify every image in this folder (recursive)");
   add_image_backend_option(app, o->image_backend);
   add_compute_options(app, o->compute);
   return [o]() {
     apply_compute_options(o->compute);
     if (!o->labels.empty() && !o->labels_file.empty()) fail("give --labels or --labels-file, not both");
-    if (o->eval.empty() && o->images.empty()) fail("no images given (or use --eval DIR)");
+    o->images.insert(o->images.end(), o->image_flags.begin(), o->image_flags.end());
+    if (!o->folder.empty())
+      for (auto& p : apps::list_image_files(o->folder)) o->images.push_back(p);
+    if (o->eval.empty() && o->images.empty()) fail("no images given (image files, --folder DIR, or --eval DIR)");
     if (!o->eval.empty() && !o->images.empty()) fail("--eval takes a dataset folder; don't also list images");
     apps::ZeroShotOptions zo;
     if (!o->templates.empty()) zo.templates = o->templates;

@@ -23,13 +23,12 @@ struct Opts {
 
 RunFn setup(CLI::App& app) {
   auto o = std::make_shared<Opts>();
-  app.add_option("--model", o->model, "HF checkpoint folder")->required();
-  app.add_option("--images", o->images, "image files")->required();
-  auto* g = app.add_option_group("texts");
-  g->add_option("--text", o->texts, "a text (repeatable)");
-  g->add_option("--texts", o->texts_file, "texts: .txt one per line or .jsonl");
-  g->require_option(1);
-  app.add_flag("--json", o->json, "machine-readable output");
+  add_model_flag(app, o->model);
+  add_images_flag(app, o->images)->required();
+  auto* text = app.add_option("--text", o->texts, "a text (repeatable)")->default_str("");
+  auto* texts = app.add_option("--texts", o->texts_file, "texts: .txt one per line or .jsonl");
+  require_one_of(app, {text, texts});
+  add_json_flag(app, o->json);
   add_image_backend_option(app, o->image_backend);
   add_compute_options(app, o->compute);
   return [o]() {

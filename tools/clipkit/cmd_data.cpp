@@ -1,5 +1,8 @@
-// clipkit data check --data ROOT|FILE [--split train] [--images DIR] [--json] [--show N] [--no-image-check]
+// clipkit data check --data ROOT|FILE|SHARDS [--split train] [--folder DIR] [--json] [--show N] [--no-image-check]
+//                    [--caption-key txt|FIELD]
+// (--images DIR is the old spelling of --folder DIR: the image folder of a COCO captions .json)
 // Loads a caption dataset the way training does and reports rows, distinct images and problems.
+// SHARDS: WebDataset .tar shards ('shards/{00000..00127}.tar', globs), streamed.
 // Exit: 0 all rows usable, 3 (kSkippedInputs) some rows skipped, 1 unusable file or no rows at all.
 #include <algorithm>
 #include <cstdio>
@@ -7,17 +10,20 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "cmd_embed_bulk.h"
 #include "cmd_shapes.h"
 #include "command.h"
 #include "core/error.h"
 #include "core/json.h"
 #include "data/caption_dataset.h"
+#include "data/webdataset.h"
 
 namespace clipkit::cli {
 namespace {
 
 struct DataCheckOptions {
   std::string data, split = "train", images, image_column = "image_path", caption_column = "caption";
+  std::string caption_key = "txt";
   bool json = false, no_image_check = false;
   int show = 0;
 };
@@ -31,7 +37,8 @@ nlohmann::json row_json(const data::CaptionRow& r) {
 int run_check(const DataCheckOptions& o) {
   const bool custom_columns = o.image_column != "image_path" || o.caption_column != "caption";
   data::CaptionDataset ds =
-      !o.images.empty() ? data::load_coco_annotations(o.data, o.images, !o.no_image_check)
+      data::is_shard_spec(o.data) ? data::load_shard_captions(o.data, o.caption_key)
+      : !o.images.empty()         ? data::load_coco_annotations(o.data, o.images, !o.no_image_check)
       : custom_columns  ? data::load_caption_table(o.data, o.image_column, o.caption_column, !o.no_image_check)
                         : data::load_captions(o.data, o.split, !o.no_image_check);
   const int64_t images = static_cast<int64_t>(ds.unique_images().size());
@@ -66,14 +73,18 @@ const CommandRegistrar reg("data", "inspect caption datasets (COCO 2017 folders,
   auto o = std::make_shared<DataCheckOptions>();
   app.require_subcommand(1);
   CLI::App* check = app.add_subcommand("check", "load a dataset; print rows, distinct images and skipped rows");
-  check->add_option("--data", o->data, "COCO 2017 root folder, or a .csv/.tsv/.jsonl/.json caption table")
+  check->add_option("--data", o->data,
+                    "COCO 2017 root folder, a .csv/.tsv/.jsonl/.json caption table, or WebDataset shards "
+                    "('shards/{00000..00127}.tar', globs)")
       ->required();
   check->add_option("--split", o->split, "COCO split: train or val")->capture_default_str();
-  check->add_option("--images", o->images, "image folder for a COCO captions .json given as --data");
+  add_folder_flag(*check, o->images, "image folder for a COCO captions .json given as --data");
+  check->add_option("--images", o->images)->group("");  // the old spelling
   check->add_option("--image-column", o->image_column, "table column holding the image path")->capture_default_str();
   check->add_option("--caption-column", o->caption_column, "table column holding the caption")->capture_default_str();
-  check->add_option("--show", o->show, "also print the first N rows")->check(CLI::NonNegativeNumber);
-  check->add_flag("--json", o->json, "print the report as JSON");
+  add_caption_key_flag(*check, o->caption_key);
+  add_int_flag(*check, "--show", o->show, "also print the first N rows", 0);
+  add_json_flag(*check, o->json, "print the report as JSON");
   check->add_flag("--no-image-check", o->no_image_check, "do not check that image files exist");
   Subcommand shapes = add_data_shapes(app);
   return [o, check, shapes]() -> int {

@@ -1,4 +1,4 @@
-// clipkit info MODEL_DIR [--json]: architecture, parameter counts, dtypes.
+// clipkit info --model MODEL [--json] (or `clipkit info MODEL`): architecture, parameter counts, dtypes.
 #include <nlohmann/json.hpp>
 
 #include "command.h"
@@ -15,8 +15,12 @@ struct Opts {
 
 RunFn setup(CLI::App& app) {
   auto o = std::make_shared<Opts>();
-  app.add_option("model_dir", o->dir, "HF checkpoint folder")->required();
-  app.add_flag("--json", o->json, "machine-readable output");
+  auto* flag = add_model_flag(app, o->dir, ModelUse::Optional, "model: a folder, a Hugging Face hub id (org/name[@revision]) in the local cache, or a cache folder");
+  auto* pos = app.add_option("model_dir", o->dir, "the model, as a positional argument (same as --model)");
+  add_check(app, [flag, pos] {
+    if (flag->count() + pos->count() != 1) usage_error("give the model once: clipkit info MODEL (or --model MODEL)");
+  });
+  add_json_flag(app, o->json);
   return [o]() {
     auto m = model::ClipModel::load(o->dir);
     const auto& c = m->config();

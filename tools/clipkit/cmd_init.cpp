@@ -1,5 +1,6 @@
-// clipkit init --arch NAME --out DIR [--seed N]: a random-weight HF checkpoint (benchmarks, demos).
+// clipkit init --arch NAME --out DIR [--seed N] [--json]: a random-weight HF checkpoint (benchmarks, demos).
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "command.h"
 #include "model/random_init.h"
@@ -11,6 +12,7 @@ namespace {
 struct Opts {
   std::string arch = "clip-vit-base-patch32", out, tokenizer;
   uint64_t seed = 0;
+  bool json = false;
 };
 
 RunFn setup(CLI::App& app) {
@@ -20,7 +22,8 @@ RunFn setup(CLI::App& app) {
   app.add_option("--arch", o->arch, "architecture: " + names)->capture_default_str();
   app.add_option("--out", o->out, "output folder")->required();
   app.add_option("--seed", o->seed, "random seed")->capture_default_str();
-  app.add_option("--tokenizer", o->tokenizer, "folder with CLIP vocab.json + merges.txt (default: bundled)");
+  app.add_option("--tokenizer", o->tokenizer, "folder with CLIP vocab.json + merges.txt (\"\" = the bundled one)");
+  add_json_flag(app, o->json);
   return [o]() {
     auto cfg = model::architecture_config(o->arch);
     std::filesystem::create_directories(o->out);
@@ -34,8 +37,11 @@ RunFn setup(CLI::App& app) {
       std::string vocab = o->tokenizer.empty() ? pipeline::assets_dir() + "/tokenizers/clip" : o->tokenizer;
       pipeline::write_clip_tokenizer_files(o->out, vocab, cfg.text->max_position_embeddings);
     }
-    std::printf("wrote %s (%s, random weights, seed %llu)\n", o->out.c_str(), o->arch.c_str(),
-                static_cast<unsigned long long>(o->seed));
+    if (o->json)
+      std::printf("%s\n", nlohmann::json{{"out", o->out}, {"arch", o->arch}, {"seed", o->seed}}.dump().c_str());
+    else
+      std::printf("wrote %s (%s, random weights, seed %llu)\n", o->out.c_str(), o->arch.c_str(),
+                  static_cast<unsigned long long>(o->seed));
     return kOk;
   };
 }

@@ -1,5 +1,6 @@
 // clipkit preprocess (--model DIR | --size S) IMAGE... --out X.npy
-//   [--exif-transpose] [--max-pixels N] [--fast-jpeg] [--threads N]
+//   [--exif-transpose] [--max-pixels N] [--fast-jpeg] [--threads N] [--json]
+// (the images as arguments or --images FILE...)
 // Decodes and preprocesses images exactly as HF CLIPImageProcessor (Pillow path) and writes
 // float32 [N, 3, H, W] to X.npy plus X.jsonl ({"row": i, "file": path} per row). Unreadable
 // images are skipped and listed on stderr; exit 3 (kSkippedInputs) when any was skipped.
@@ -25,8 +26,8 @@ namespace {
 struct PreprocessOptions {
   std::string model, out, image_backend = "pil";
   int size = 0, threads = 0;
-  std::vector<std::string> images;
-  bool exif_transpose = false, fast_jpeg = false;
+  std::vector<std::string> images, image_flags;
+  bool exif_transpose = false, fast_jpeg = false, json = false;
   int64_t max_pixels = image::DecodeOptions{}.max_pixels;
 };
 
@@ -106,31 +107,38 @@ int run_preprocess(const PreprocessOptions& o) {
                kept.size(), cfg.crop_h, cfg.crop_w);
   if (!skipped.empty()) std::fprintf(stderr, ", skipped %zu (listed above)", skipped.size());
   std::fprintf(stderr, "\n");
+  if (o.json)
+    std::printf("%s\n", nlohmann::json{{"out", o.out}, {"sidecar", jsonl_path(o.out)},
+                                       {"shape", {kept.size(), 3, cfg.crop_h, cfg.crop_w}}, {"skipped", skipped}}
+                            .dump()
+                            .c_str());
   return skipped.empty() ? kOk : kSkippedInputs;
 }
 
 CommandRegistrar reg("preprocess", "decode + CLIP-preprocess images to a float32 .npy (HF CLIPImageProcessor, bit-exact)",
                      [](CLI::App& app) -> RunFn {
                        auto o = std::make_shared<PreprocessOptions>();
-                       auto* m = app.add_option("--model", o->model, "model folder with preprocessor_config.json");
-                       auto* s = app.add_option("--size", o->size, "shortest edge = crop = S, CLIP mean/std")
-                                     ->check(CLI::PositiveNumber);
-                       m->excludes(s);
-                       s->excludes(m);
-                       app.add_option("images", o->images, "image files (format detected from content)")->required();
+                       auto* m = add_model_flag(app, o->model, ModelUse::Optional,
+                                                "model whose preprocessor_config.json to use (folder, hub id or cache folder)");
+                       auto* s = add_int_flag(app, "--size", o->size, "shortest edge = crop = S, CLIP mean/std (0 = use --model)", 0, 8192);
+                       require_one_of(app, {m, s});
+                       app.add_option("files", o->images, "image files (format detected from content)")->default_str("");
+                       add_images_flag(app, o->image_flags);
+                       add_json_flag(app, o->json, "print a summary as JSON");
                        app.add_option("--out", o->out, "output .npy (a .jsonl naming each row is written beside it)")
                            ->required();
                        app.add_flag("--exif-transpose", o->exif_transpose,
                                     "apply EXIF orientation first (HF's processor does not)");
-                       app.add_option("--max-pixels", o->max_pixels,
-                                      "decompression-bomb limit on width*height (0 = none)")
-                           ->capture_default_str();
+                       add_int_flag(app, "--max-pixels", o->max_pixels,
+                                    "decompression-bomb limit on width*height (0 = none)", int64_t{0});
                        app.add_flag("--fast-jpeg", o->fast_jpeg,
                                     "JPEG DCT-domain downscaling when >= 2x the target (faster, NOT bit-exact)");
                        add_image_backend_option(app, o->image_backend);
-                       app.add_option("--threads", o->threads, "threads (0 = all cores)");
+                       add_threads_flag(app, o->threads);
                        return [o, m, s]() {
                          if (m->count() == 0 && s->count() == 0) fail("preprocess: give --model DIR or --size S");
+                         o->images.insert(o->images.end(), o->image_flags.begin(), o->image_flags.end());
+                         if (o->images.empty()) usage_error("no images given (as arguments or --images FILE...)");
                          return run_preprocess(*o);
                        };
                      });

@@ -1,5 +1,7 @@
-// clipkit retrieve --model DIR (--embeddings E.npy | --images DIR) (--query TEXT | --query-image F)
-//                  [--k 5] [--filter KEY=VALUE ...] [--min-score X] [--thumbnails [--thumb-size N]]
+// clipkit retrieve [--model DIR] (--index DIR | --embeddings E.npy | --folder DIR) (--text TEXT | --image F)
+//                  [-k 5] [--filter KEY=VALUE ...] [--min-score X] [--thumbnails [--thumb-size N]]
+// (--model is optional with --index: the index's model; --query/--query-image and --images DIR are the
+// old spellings of --text/--image and --folder.)
 // Retrieval for RAG: the top-k images for a query as JSON ready for a multimodal LLM prompt:
 // results with path, score, caption and metadata (and base64 JPEG thumbnails with --thumbnails),
 // plus an OpenAI-style "content" list of text and image_url parts.
@@ -18,6 +20,7 @@
 #include "inputs.h"
 #include "io/npy.h"
 #include "index/library.h"
+#include "index/query.h"
 #include "pipeline/bulk_embed.h"
 #include "pipeline/embedder.h"
 
@@ -25,11 +28,12 @@ namespace clipkit::cli {
 namespace {
 
 struct Opts {
-  std::string model, embeddings, images, index, query, query_image;
-  std::vector<std::string> filters;
+  std::string model, embeddings, folder, index;
+  std::vector<std::string> filters, images;
+  QueryFlags query;
   int k = 5, thumb_size = 224;
   double min_score = -2;
-  bool thumbnails = false;
+  bool thumbnails = false, json = true;
   ComputeOptions compute;
   std::string image_backend = "pil";
 };
@@ -65,24 +69,26 @@ std::vector<apps::RetrievalItem> read_sidecar(const std::string& path, int64_t r
 
 RunFn setup(CLI::App& app) {
   auto o = std::make_shared<Opts>();
-  app.add_option("--model", o->model, "HF checkpoint folder (embeds the query)")->required();
-  auto* src = app.add_option_group("collection", "what to search");
-  src->add_option("--embeddings", o->embeddings, ".npy from `clipkit embed` (with its .jsonl sidecar)");
-  src->add_option("--images", o->images, "folder of images, embedded now");
-  src->add_option("--index", o->index, "an index built by `clipkit index` (FAISS search, filters applied after)");
-  src->require_option(1);
-  auto* q = app.add_option_group("query");
-  q->add_option("--query", o->query, "query text");
-  q->add_option("--query-image", o->query_image, "query image");
-  q->require_option(1);
-  app.add_option("--k", o->k, "how many results")->check(CLI::PositiveNumber);
+  add_model_flag(app, o->model, ModelUse::Optional,
+                 "model that embeds the query (default with --index: the index's model; required otherwise)");
+  auto* idx = app.add_option("--index", o->index, "an index built by `clipkit index` (FAISS search, filters applied after)");
+  auto* emb = app.add_option("--embeddings", o->embeddings, ".npy from `clipkit embed` (with its .jsonl sidecar)");
+  auto* folder = add_folder_flag(app, o->folder, "a folder of images, embedded now");
+  auto* files = add_images_flag(app, o->images, &o->folder, "image files, embedded now");
+  require_one_of(app, {idx, emb, folder, files});
+  add_query_flags(app, o->query);
+  add_k_flag(app, o->k);
   app.add_option("--filter", o->filters, "KEY=VALUE, KEY!=VALUE, KEY~TEXT, KEY>=X ... on path/caption/metadata")
-      ->allow_extra_args(false);
-  app.add_option("--min-score", o->min_score, "drop results below this cosine similarity");
+      ->allow_extra_args(false)->default_str("");
+  add_number_flag(app, "--min-score", o->min_score, "drop results below this cosine similarity (-2 = keep all)", -2, 1);
+  add_json_flag(app, o->json, "print the result as JSON (always: the output is the JSON for a prompt)");
   app.add_flag("--thumbnails", o->thumbnails, "include base64 JPEG thumbnails (data URIs)");
-  app.add_option("--thumb-size", o->thumb_size, "thumbnail longer side in pixels")->check(CLI::PositiveNumber);
+  add_int_flag(app, "--thumb-size", o->thumb_size, "thumbnail longer side in pixels", 1, 4096);
   add_image_backend_option(app, o->image_backend);
   add_compute_options(app, o->compute);
+  add_check(app, [o] {
+    if (o->index.empty() && o->model.empty()) usage_error("--model is required (except with --index)");
+  });
   return [o]() {
     apply_compute_options(o->compute);
     apps::RetrieveOptions ro;
@@ -91,25 +97,24 @@ RunFn setup(CLI::App& app) {
     ro.thumbnails = o->thumbnails;
     ro.thumb_size = o->thumb_size;
     for (auto& f : o->filters) ro.filters.push_back(apps::Filter::parse(f));
-    auto emb = pipeline::Embedder::load(o->model, load_options(o->compute));
+    const model::LoadOptions lo = load_options(o->compute);
+    std::unique_ptr<index::Library> lib;
+    if (!o->index.empty()) lib = index::Library::open(o->index);
+    auto emb = lib ? index::load_query_model(*lib, o->model, lo) : pipeline::Embedder::load(o->model, lo);
     emb->set_image_backend(image_backend(o->image_backend));
     pipeline::EmbedOptions eo;
     eo.batch_size = o->compute.batch_size;
     std::vector<apps::RetrievalItem> items;
     Tensor x;
     int rc = kOk;
-    std::unique_ptr<index::Library> lib;
-    if (!o->index.empty()) {
-      lib = index::Library::open(o->index);
-      lib->check_model(pipeline::model_identity(*emb));
-    } else if (!o->embeddings.empty()) {
+    if (!lib && !o->embeddings.empty()) {
       x = read_npy(o->embeddings).to_f32();
       if (x.shape.size() != 2 || x.dim(1) != emb->dim())
         fail("{}: embeddings have shape {}, the model embeds to [N, {}]", o->embeddings, shape_str(x.shape), emb->dim());
       model::l2_normalize_rows(x.ptr<float>(), x.dim(0), x.dim(1));
       items = read_sidecar(sidecar_path(o->embeddings), x.dim(0));
-    } else {
-      auto paths = apps::list_image_files(o->images);
+    } else if (!lib) {
+      auto paths = o->folder.empty() ? o->images : apps::list_image_files(o->folder);
       std::vector<int64_t> kept;
       std::vector<pipeline::SkippedInput> skipped;
       x = emb->embed_image_files(paths, eo, &kept, &skipped);
@@ -118,15 +123,15 @@ RunFn setup(CLI::App& app) {
       for (int64_t k : kept) items.push_back({paths[static_cast<size_t>(k)], "", nlohmann::json::object()});
     }
     Tensor qe;
-    std::string qtext = o->query;
-    if (!o->query.empty()) {
-      qe = emb->embed_texts({o->query}, eo);
+    std::string qtext = o->query.text;
+    if (!o->query.text.empty()) {
+      qe = emb->embed_texts({o->query.text}, eo);
     } else {
       std::vector<int64_t> kept;
       std::vector<pipeline::SkippedInput> skipped;
-      qe = emb->embed_image_files({o->query_image}, eo, &kept, &skipped);
+      qe = emb->embed_image_files({o->query.image}, eo, &kept, &skipped);
       if (!skipped.empty()) fail("{}", skipped[0].reason);
-      qtext = "image:" + o->query_image;
+      qtext = "image:" + o->query.image;
     }
     if (lib) {
       std::printf("%s\n", json_text(apps::retrieve_from_library(*lib, qtext, qe.ptr<float>(), ro), 2).c_str());

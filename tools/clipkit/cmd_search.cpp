@@ -1,4 +1,4 @@
-// clipkit search --index DIR (--text "..." | --image FILE) [-k 10] [--json] [--split S] [--folder F]
+// clipkit search --index DIR (--text "..." | --image FILE) [-k 10] [--json] [--split S] [--folder F] [--video V]
 // --json prints {"results": [{"rank", "id", "path", "score", ...metadata}]}, best first.
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -13,7 +13,8 @@ namespace clipkit::cli {
 namespace {
 
 struct Opts {
-  std::string index, text, image, model, split, folder, video;
+  std::string index, model, split, folder, video;
+  QueryFlags query;
   int64_t k = 10;
   int nprobe = 0;
   bool json = false;
@@ -23,17 +24,14 @@ struct Opts {
 RunFn setup(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   app.add_option("--index", o->index, "index folder")->required();
-  auto* g = app.add_option_group("query", "what to look for (one of)");
-  g->add_option("--text", o->text, "a sentence");
-  g->add_option("--image", o->image, "an example image file");
-  g->require_option(1);
-  app.add_option("-k,--k", o->k, "how many results")->check(CLI::Range(int64_t{1}, int64_t{100000}));
-  app.add_flag("--json", o->json, "print {\"results\": [...]} JSON");
+  add_query_flags(app, o->query);
+  add_k_flag(app, o->k);
+  add_json_flag(app, o->json, "print {\"results\": [...]} JSON");
   app.add_option("--split", o->split, "only images of this split (COCO: train/val)");
   app.add_option("--folder", o->folder, "only images under this folder (absolute, or relative to the indexed root)");
   app.add_option("--video", o->video, "only frames of this source video");
-  app.add_option("--model", o->model, "the index's model (default: the folder recorded in the index)");
-  app.add_option("--nprobe", o->nprobe, "IVF lists probed (default: the index's calibrated value)");
+  add_model_flag(app, o->model, ModelUse::Optional);
+  add_int_flag(app, "--nprobe", o->nprobe, "IVF lists probed (0 = the index's calibrated value)", 0);
   add_compute_options(app, o->compute);
   return [o]() {
     apply_compute_options(o->compute);
@@ -41,12 +39,12 @@ RunFn setup(CLI::App& app) {
     auto e = index::load_query_model(*lib, o->model, load_options(o->compute));
     pipeline::EmbedOptions eo;
     Tensor q;
-    if (!o->text.empty()) {
-      q = e->embed_texts({o->text}, eo);
+    if (!o->query.text.empty()) {
+      q = e->embed_texts({o->query.text}, eo);
     } else {
       std::vector<int64_t> kept;
       std::vector<pipeline::SkippedInput> skipped;
-      q = e->embed_image_files({o->image}, eo, &kept, &skipped);
+      q = e->embed_image_files({o->query.image}, eo, &kept, &skipped);
       if (!skipped.empty()) fail("{}", skipped[0].reason);
     }
     index::Filter f;

@@ -3,6 +3,7 @@
 // and what they protect: docs/security.md.
 #include <csignal>
 #include <cstdio>
+#include <limits>
 
 #include "command.h"
 #include "server/server.h"
@@ -20,32 +21,25 @@ RunFn setup(CLI::App& app) {
   auto c = std::make_shared<ComputeOptions>();
   auto mb = std::make_shared<double>(16);
   app.add_option("--index", o->index_dir, "index folder")->required();
-  app.add_option("--host", o->host, "address to listen on (default 127.0.0.1)");
-  app.add_option("--port", o->port, "port (default 8080; 0 = any free port)")->check(CLI::Range(0, 65535));
+  app.add_option("--host", o->host, "address to listen on")->capture_default_str();
+  add_int_flag(app, "--port", o->port, "port (0 = any free port)", 0, 65535);
   app.add_option("--api-key", o->api_key, "require \"Authorization: Bearer KEY\" on /v1/ endpoints");
-  app.add_option("--model", o->model_dir, "the index's model (default: the folder recorded in the index)");
-  app.add_option("--max-body-mb", *mb, "largest request body accepted, MiB (default 16)")->check(CLI::PositiveNumber);
-  app.add_option("--max-batch", o->max_batch, "rows per model batch (default 64)")->check(CLI::PositiveNumber);
-  app.add_option("--max-connections", o->max_connections,
-                 "connections served at once, one thread each; more get 503 (default 64)")
-      ->check(CLI::PositiveNumber);
+  add_model_flag(app, o->model_dir, ModelUse::Optional);
+  add_number_flag(app, "--max-body-mb", *mb, "largest request body accepted, MiB", 0, 1 << 20, true);
+  add_int_flag(app, "--max-batch", o->max_batch, "rows per model batch", 1);
+  add_int_flag(app, "--max-connections", o->max_connections, "connections served at once, one thread each; more get 503", 1);
   app.add_option("--http-threads", o->max_connections, "")->check(CLI::PositiveNumber)->group("");  // old name
-  app.add_option("--max-connections-per-client", o->max_connections_per_client,
-                 "connections one address may hold (default 16)")
-      ->check(CLI::PositiveNumber);
-  app.add_option("--header-timeout", o->header_timeout_s, "seconds for the request line and headers (default 10)")
-      ->check(CLI::PositiveNumber);
-  app.add_option("--body-timeout", o->body_timeout_s, "seconds for a request body (default 60)")
-      ->check(CLI::PositiveNumber);
-  app.add_option("--max-image-pixels", o->max_image_pixels,
-                 "largest uploaded image (and video frame), width x height (default 40000000)")
-      ->check(CLI::PositiveNumber);
-  app.add_option("--max-decodes", o->max_decodes, "uploaded images decoded at once (default 2)")
-      ->check(CLI::PositiveNumber);
-  app.add_option("--reload-interval", o->reload_interval_s,
-                 "seconds between checks for a new index generation (default 1; 0 = never)")
-      ->check(CLI::NonNegativeNumber);
-  add_compute_options(app, *c);
+  add_int_flag(app, "--max-connections-per-client", o->max_connections_per_client, "connections one address may hold", 1);
+  add_int_flag(app, "--header-timeout", o->header_timeout_s, "seconds for the request line and headers", 1);
+  add_int_flag(app, "--body-timeout", o->body_timeout_s, "seconds for a request body", 1);
+  add_int_flag(app, "--max-image-pixels", o->max_image_pixels,
+               "largest uploaded image (and video frame), width x height", int64_t{1});
+  add_int_flag(app, "--max-decodes", o->max_decodes, "uploaded images decoded at once", 1);
+  add_number_flag(app, "--reload-interval", o->reload_interval_s,
+                  "seconds between checks for a new index generation (0 = never)", 0,
+                  std::numeric_limits<double>::infinity());
+  add_threads_flag(app, c->threads);
+  add_precision_flag(app, c->precision);
   return [o, c, mb]() {
     o->precision = c->precision;
     o->device = c->device;

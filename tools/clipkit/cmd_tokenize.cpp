@@ -99,28 +99,23 @@ int run_tokenize(const TokenizeArgs& a) {
 const CommandRegistrar reg("tokenize", "turn text into token ids with a checkpoint's tokenizer (JSON lines)",
                            [](CLI::App& app) -> RunFn {
   auto a = std::make_shared<TokenizeArgs>();
-  auto* model = app.add_option("--model", a->model_dir, "HF checkpoint folder (its tokenizer files)")
-                    ->check(CLI::ExistingDirectory);
+  auto* model = add_model_flag(app, a->model_dir, ModelUse::Optional, "model whose tokenizer files to use (folder, hub id or cache folder)");
   auto* tokdir = app.add_option("--tokenizer", a->tokenizer_dir,
                                 "tokenizer folder: tokenizer.json, or vocab.json + merges.txt")
                      ->check(CLI::ExistingDirectory);
-  model->excludes(tokdir);
-  auto* src = app.add_option_group("input", "what to tokenize");
-  auto* text = src->add_option("--text", a->texts, "a text (repeatable)")->allow_extra_args(false);
-  auto* file = src->add_option("--file", a->file, "F.txt (one text per line) or F.jsonl (a \"text\" field per line)")
+  require_one_of(app, {model, tokdir});
+  auto* text = app.add_option("--text", a->texts, "a text (repeatable)")->allow_extra_args(false)->default_str("");
+  auto* file = app.add_option("--texts", a->file, "F.txt (one text per line) or F.jsonl (a \"text\" field per line)")
                    ->check(CLI::ExistingFile);
-  text->excludes(file);
-  src->require_option(1);
-  app.add_option("--type", a->type, "tokenizer type (default: inferred from the files)")
+  auto* file_alias = app.add_option("--file", a->file)->check(CLI::ExistingFile)->group("");  // the old spelling
+  require_one_of(app, {text, file, file_alias});
+  app.add_option("--type", a->type, "tokenizer type: clip, gpt2 or roberta (\"\" = inferred from the files)")
       ->check(CLI::IsMember({"clip", "gpt2", "roberta"}));
   app.add_flag("--raw", a->raw, "bare BPE ids: no start/end tokens");
-  app.add_option("--max-length", a->max_length, "truncate to N ids (the end token is kept)")->check(CLI::PositiveNumber);
+  add_int_flag(app, "--max-length", a->max_length, "truncate to N ids, the end token kept (0 = no truncation)", 0);
   app.add_flag("--pad", a->pad, "pad to --max-length (default: the model's max length) with the pad token");
   app.add_option("--out", a->out, "write the JSON lines here instead of standard output");
-  app.add_option("--threads", a->threads, "threads (0 = all cores)")->check(CLI::NonNegativeNumber);
-  app.callback([model, tokdir] {
-    if (model->count() + tokdir->count() != 1) throw CLI::RequiredError("--model or --tokenizer");
-  });
+  add_threads_flag(app, a->threads);
   return [a] { return run_tokenize(*a); };
 });
 

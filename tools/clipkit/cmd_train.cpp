@@ -14,30 +14,34 @@ namespace {
 RunFn setup_train(CLI::App& app) {
   auto o = std::make_shared<train::TrainOptions>();
   auto c = std::make_shared<ComputeOptions>();
+  auto json = std::make_shared<bool>(false);
   c->batch_size = 32;  // for the frozen towers' embedding pass
-  app.add_option("--model", o->model_dir, "HF dual-encoder checkpoint folder (e.g. from clipkit compose)")->required();
+  add_model_flag(app, o->model_dir, ModelUse::Required,
+                 "HF dual-encoder checkpoint (e.g. from clipkit compose): a folder, hub id or cache folder");
   app.add_option("--data", o->data, "COCO root (annotations/captions_{split}2017.json) or a CSV/JSONL file")->required();
   app.add_option("--out", o->out, "output folder: final HF checkpoint, checkpoint-N/, metrics.jsonl")->required();
   app.add_option("--split", o->split, "training split")->capture_default_str();
   app.add_option("--eval-split", o->eval_split, "evaluation split (evaluated each epoch if present)")->capture_default_str();
-  app.add_option("--epochs", o->epochs, "training epochs")->capture_default_str();
-  app.add_option("--max-steps", o->max_steps, "stop after N optimizer steps (schedule over N)");
-  app.add_option("--batch-size", o->batch_size, "global batch size")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--lr", o->lr, "peak learning rate")->capture_default_str();
-  app.add_option("--weight-decay", o->weight_decay, "AdamW weight decay")->capture_default_str();
-  app.add_option("--warmup-steps", o->warmup_steps, "linear warmup steps")->capture_default_str();
-  app.add_option("--lr-scheduler", o->lr_scheduler, "linear|cosine|constant")->capture_default_str();
-  app.add_option("--max-grad-norm", o->max_grad_norm, "gradient clipping (0 = off)")->capture_default_str();
-  app.add_option("--adam-beta1", o->adam_beta1)->capture_default_str();
-  app.add_option("--adam-beta2", o->adam_beta2)->capture_default_str();
-  app.add_option("--adam-eps", o->adam_eps)->capture_default_str();
-  app.add_option("--max-seq-length", o->max_seq_length, "caption token limit")->capture_default_str();
+  add_int_flag(app, "--epochs", o->epochs, "training epochs", 0);
+  add_int_flag(app, "--max-steps", o->max_steps, "stop after N optimizer steps, schedule over N (-1 = no limit)", int64_t{-1});
+  add_batch_size_flag(app, o->batch_size, "global batch size");
+  add_number_flag(app, "--lr", o->lr, "peak learning rate", 0, std::numeric_limits<double>::infinity());
+  add_number_flag(app, "--weight-decay", o->weight_decay, "AdamW weight decay", 0, std::numeric_limits<double>::infinity());
+  add_int_flag(app, "--warmup-steps", o->warmup_steps, "linear warmup steps", int64_t{0});
+  app.add_option("--lr-scheduler", o->lr_scheduler, "linear|cosine|constant")
+      ->capture_default_str()->check(CLI::IsMember({"linear", "cosine", "constant"}));
+  add_number_flag(app, "--max-grad-norm", o->max_grad_norm, "gradient clipping (0 = off)", 0,
+                  std::numeric_limits<double>::infinity());
+  add_number_flag(app, "--adam-beta1", o->adam_beta1, "AdamW beta1", 0, 1, false, true);
+  add_number_flag(app, "--adam-beta2", o->adam_beta2, "AdamW beta2", 0, 1, false, true);
+  add_number_flag(app, "--adam-eps", o->adam_eps, "AdamW epsilon", 0, std::numeric_limits<double>::infinity(), true);
+  add_int_flag(app, "--max-seq-length", o->max_seq_length, "caption token limit", int64_t{2});
   app.add_flag("--freeze-vision", o->freeze_vision, "keep the vision tower fixed");
   app.add_flag("--freeze-text", o->freeze_text, "keep the text tower fixed");
-  app.add_option("--freeze-vision-layers", o->freeze_vision_layers,
-                 "train the vision tower but freeze its embeddings and first K layers");
-  app.add_option("--freeze-text-layers", o->freeze_text_layers,
-                 "train the text tower but freeze its embeddings and first K layers");
+  add_int_flag(app, "--freeze-vision-layers", o->freeze_vision_layers,
+               "train the vision tower but freeze its embeddings and first K layers", 0);
+  add_int_flag(app, "--freeze-text-layers", o->freeze_text_layers,
+               "train the text tower but freeze its embeddings and first K layers", 0);
   app.add_flag("--gradient-checkpointing", o->gradient_checkpointing,
                "recompute layer activations in the backward pass (less memory, ~30% more compute)");
   auto no_dropout = std::make_shared<bool>(false);
@@ -48,18 +52,19 @@ RunFn setup_train(CLI::App& app) {
   app.add_flag("--no-shuffle", *no_shuffle, "take batches in dataset row order");
   app.add_flag("--no-eval", *no_eval, "skip per-epoch evaluation");
   app.add_flag("--resume", o->resume, "continue from the newest checkpoint-N in --out");
-  app.add_option("--save-steps", o->save_steps, "also checkpoint every N steps");
+  add_int_flag(app, "--save-steps", o->save_steps, "also checkpoint every N steps (0 = only at epoch ends)", int64_t{0});
   app.add_option("--save-total-limit", o->save_total_limit,
                  "keep at most N checkpoint-* folders, deleting the oldest (0 = keep all)")->capture_default_str();
   app.add_option("--stop-after-steps", o->stop_after_steps, "stop after N steps, as if interrupted (for testing resume)")
       ->group("");
-  app.add_option("--cache-dir", o->cache_dir, "frozen-tower feature cache (default OUT/cache)");
-  app.add_option("--threads", c->threads, "compute threads (0 = all cores)");
-  app.add_option("--embed-batch-size", c->batch_size, "batch size of the frozen towers' embedding pass");
-  app.add_option("--precision", c->precision, "matmul precision: fp32, or bf16 (fp32 master weights and optimizer state)")->check(CLI::IsMember({"fp32", "bf16"}));
+  app.add_option("--cache-dir", o->cache_dir, "frozen-tower feature cache (\"\" = OUT/cache)");
+  add_threads_flag(app, c->threads);
+  add_int_flag(app, "--embed-batch-size", c->batch_size, "batch size of the frozen towers' embedding pass", 1);
+  add_precision_flag(app, c->precision, "matmul precision: fp32, or bf16 (fp32 master weights and optimizer state)");
   add_device_option(app, c->device);
+  add_json_flag(app, *json, "print the result as JSON: {\"steps\", \"last_loss\", \"out\", \"eval_before\", \"eval_after\"}");
   add_image_backend_option(app, *backend);
-  return [o, c, no_shuffle, no_eval, no_dropout, backend]() {
+  return [o, c, json, no_shuffle, no_eval, no_dropout, backend]() {
     apply_compute_options(*c);
     o->dropout = !*no_dropout;
     o->shuffle = !*no_shuffle;
@@ -77,6 +82,11 @@ RunFn setup_train(CLI::App& app) {
         std::fprintf(stderr, "clipkit train: %s t2i R@1 %.3f -> %.3f, i2t R@1 %.3f -> %.3f\n", o->eval_split.c_str(),
                      r.eval_before["t2i_r1"].get<double>(), r.eval_after["t2i_r1"].get<double>(),
                      r.eval_before["i2t_r1"].get<double>(), r.eval_after["i2t_r1"].get<double>());
+      if (*json)
+        std::printf("%s\n", nlohmann::json{{"steps", r.steps}, {"last_loss", r.last_loss}, {"out", o->out},
+                                           {"eval_before", r.eval_before}, {"eval_after", r.eval_after}}
+                                .dump()
+                                .c_str());
     }
     return kOk;
   };
@@ -88,16 +98,17 @@ RunFn setup_eval(CLI::App& app) {
   auto o = std::make_shared<train::EvalOptions>();
   auto c = std::make_shared<ComputeOptions>();
   auto json_out = std::make_shared<bool>(false);
-  app.add_option("--model", o->model_dir, "HF dual-encoder checkpoint folder")->required();
+  add_model_flag(app, o->model_dir, ModelUse::Required,
+                 "HF dual-encoder checkpoint: a folder, hub id or cache folder");
   app.add_option("--data", o->data, "COCO root or CSV/JSONL file")->required();
   app.add_option("--split", o->split, "split")->capture_default_str();
-  app.add_option("--batch-size", o->batch_size, "batch size the loss is averaged over")->capture_default_str();
-  app.add_option("--max-seq-length", o->max_seq_length)->capture_default_str();
+  add_batch_size_flag(app, o->batch_size, "batch size the loss is averaged over");
+  add_int_flag(app, "--max-seq-length", o->max_seq_length, "caption token limit", int64_t{2});
   app.add_option("--cache-dir", o->cache_dir, "reuse a feature cache");
-  app.add_option("--threads", c->threads, "compute threads (0 = all cores)");
-  app.add_option("--precision", c->precision)->check(CLI::IsMember({"fp32", "bf16"}));
+  add_threads_flag(app, c->threads);
+  add_precision_flag(app, c->precision);
   add_device_option(app, c->device);
-  app.add_flag("--json", *json_out, "one JSON line");
+  add_json_flag(app, *json_out, "one JSON line");
   auto backend = std::make_shared<std::string>("pil");
   add_image_backend_option(app, *backend);
   return [o, c, json_out, backend]() {

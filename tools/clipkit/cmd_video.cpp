@@ -1,6 +1,8 @@
-// clipkit video --model DIR VIDEO (--labels "a,b" | --labels-file F | --query "...") [--template T ...]
-//               [--every SECONDS | --fps F | --scenes [--scene-threshold X]] [--smooth N] [--top-k K] [--json]
+// clipkit video --model DIR VIDEO (--labels "a,b" | --labels-file F | --text "...") [--template T ...]
+//               [--every SECONDS | --fps F | --scenes [--scene-threshold X]] [--smooth N] [-k K] [--json]
 //               [--index DIR [--frames-dir DIR]]
+// (--query and --top-k are the old spellings of --text and -k; --model is optional when --index
+// names an existing index: its model.)
 // Decodes the video with FFmpeg's libraries, samples frames (fixed rate or at scene changes),
 // embeds them and prints a timeline: per-frame label scores, smoothed segments
 // {start, end, label, score}, and with --query the best-matching timestamps. With --index the
@@ -14,15 +16,17 @@
 #include "image_backend_flag.h"
 #include "core/error.h"
 #include "core/json.h"
+#include "index/query.h"
 #include "pipeline/embedder.h"
 
 namespace clipkit::cli {
 namespace {
 
 struct Opts {
-  std::string model, video, labels, labels_file, query, index, frames_dir;
+  std::string model, video, labels, labels_file, index, frames_dir;
+  QueryFlags query;
   std::vector<std::string> templates;
-  double every = 0, fps = 0, scene_threshold = 0.3, min_gap = 0;
+  double every = 1, fps = 0, scene_threshold = apps::kDefaultSceneThreshold, min_gap = 0;
   bool scenes = false, json = false, full_res = false;
   int smooth = 3, top_k = 5;
   ComputeOptions compute;
@@ -31,48 +35,53 @@ struct Opts {
 
 RunFn setup(CLI::App& app) {
   auto o = std::make_shared<Opts>();
-  app.add_option("--model", o->model, "HF checkpoint folder")->required();
+  add_model_flag(app, o->model, ModelUse::Optional,
+                 "model (required, except with --index naming an existing index: its model)");
   app.add_option("video", o->video, "video file (mp4, mkv, webm, mov, avi, ...)")->required();
   app.add_option("--labels", o->labels, "comma-separated labels, e.g. \"violence,something else\"");
   app.add_option("--labels-file", o->labels_file, "labels, one per line");
   app.add_option("--template", o->templates, "prompt template with {} (repeatable; default \"a photo of a {}.\")")
-      ->allow_extra_args(false);
-  app.add_option("--query", o->query, "text to find: prints the best-matching timestamps");
-  auto* every = app.add_option("--every", o->every, "sample a frame every SECONDS (default 1)")->check(CLI::PositiveNumber);
-  auto* fps = app.add_option("--fps", o->fps, "sample F frames per second")->check(CLI::PositiveNumber);
-  auto* sc = app.add_flag("--scenes", o->scenes, "sample at scene changes (colour-histogram cuts)");
-  every->excludes(fps)->excludes(sc);
-  fps->excludes(sc);
-  app.add_option("--scene-threshold", o->scene_threshold, "scene cut: histogram distance above this (0..1)")
-      ->check(CLI::Range(0.0, 1.0));
-  app.add_option("--smooth", o->smooth, "moving average over N sampled frames before segmenting (1 = none)")
-      ->check(CLI::PositiveNumber);
-  app.add_option("--top-k", o->top_k, "with --query: how many timestamps")->check(CLI::PositiveNumber);
-  app.add_option("--min-gap", o->min_gap, "with --query: seconds between reported matches");
+      ->allow_extra_args(false)->default_str("");
+  add_query_flags(app, o->query, false);
+  auto* every = add_number_flag(app, "--every", o->every, "sample a frame every SECONDS", 0,
+                                std::numeric_limits<double>::infinity(), true);
+  auto* fps = add_number_flag(app, "--fps", o->fps, "sample F frames per second (0 = use --every)", 0,
+                              std::numeric_limits<double>::infinity());
+  auto* sc = app.add_flag("--scenes", o->scenes, "sample the first frame of every scene (content-aware cuts)");
+  require_one_of(app, {every, fps, sc}, true);
+  add_number_flag(app, "--scene-threshold", o->scene_threshold,
+                  "scene cut: content change (HSV + edges, 0..1) above this; see docs/apps.md", 0, 1, true, true);
+  add_int_flag(app, "--smooth", o->smooth, "moving average over N sampled frames within a scene (1 = none)", 1);
+  add_k_flag(app, o->top_k, "with --text or --image: how many timestamps");
+  add_number_flag(app, "--min-gap", o->min_gap, "with --text or --image: seconds between reported matches", 0,
+                  std::numeric_limits<double>::infinity());
   app.add_flag("--full-res", o->full_res, "preprocess frames from full resolution (default: scaled down first)");
-  app.add_flag("--json", o->json, "machine-readable output");
+  add_json_flag(app, o->json);
   app.add_option("--index", o->index, "also add the sampled frames to this index (created when missing)");
   app.add_option("--frames-dir", o->frames_dir, "with --index: where the frame JPEGs go (default INDEX/frames/...)");
   add_image_backend_option(app, o->image_backend);
   add_compute_options(app, o->compute);
   return [o]() {
     apply_compute_options(o->compute);
-    if (o->labels.empty() && o->labels_file.empty() && o->query.empty() && o->index.empty())
-      fail("nothing to do: give --labels, --labels-file, --query or --index");
+    if (o->labels.empty() && o->labels_file.empty() && !o->query.any() && o->index.empty())
+      fail("nothing to do: give --labels, --labels-file, --text, --image or --index");
     if (!o->frames_dir.empty() && o->index.empty()) fail("--frames-dir needs --index");
     if (!o->labels.empty() && !o->labels_file.empty()) fail("give --labels or --labels-file, not both");
     apps::VideoSampling s;
     s.scenes = o->scenes;
-    s.every = o->fps > 0 ? 1.0 / o->fps : o->every > 0 ? o->every : 1.0;
+    s.every = o->fps > 0 ? 1.0 / o->fps : o->every;
     s.scene_threshold = o->scene_threshold;
-    auto emb = pipeline::Embedder::load(o->model, load_options(o->compute));
+    const model::LoadOptions lo = load_options(o->compute);
+    std::unique_ptr<index::Library> lib;
+    if (!o->index.empty() && index::Library::exists(o->index)) lib = index::Library::open(o->index);
+    if (o->model.empty() && !lib) usage_error("--model is required (except with --index naming an existing index)");
+    auto emb = lib ? index::load_query_model(*lib, o->model, lo) : pipeline::Embedder::load(o->model, lo);
     emb->set_image_backend(image_backend(o->image_backend));
     // Frames are scaled with FFmpeg to the preprocessing's shortest edge first: CLIP's resize then
     // has little left to do, and 4K frames cost no more than small ones.
     if (!o->full_res) s.max_short_side = std::max(emb->preprocess_config().shortest_edge, emb->preprocess_config().crop_h);
     s.chunk = o->compute.batch_size;
     if (!o->index.empty()) {
-      if (index::Library::exists(o->index)) index::Library::open(o->index)->check_model(pipeline::model_identity(*emb));
       s.frames_dir = o->frames_dir.empty() ? apps::default_frames_dir(o->index, o->video) : o->frames_dir;
     }
     apps::EmbedderEncoder enc(*emb, o->compute.batch_size);
@@ -85,8 +94,18 @@ RunFn setup(CLI::App& app) {
       clf = std::make_unique<apps::ZeroShotClassifier>(enc, labels, zo);
     }
     std::vector<float> q;
-    if (!o->query.empty()) {
-      Tensor t = enc.encode_texts({o->query});
+    std::string query_name = o->query.text;
+    if (o->query.any()) {
+      Tensor t;
+      if (!o->query.text.empty()) {
+        t = enc.encode_texts({o->query.text});
+      } else {
+        std::vector<int64_t> kept;
+        std::vector<pipeline::SkippedInput> skipped;
+        t = emb->embed_image_files({o->query.image}, {}, &kept, &skipped);
+        if (!skipped.empty()) fail("{}", skipped[0].reason);
+        query_name = "image:" + o->query.image;
+      }
       q.assign(t.ptr<float>(), t.ptr<float>() + t.dim(1));
     }
     Progress p("video", 0, "frames");
@@ -102,7 +121,7 @@ RunFn setup(CLI::App& app) {
     apps::TimelineOptions to;
     to.smooth = o->smooth;
     to.midpoint_boundaries = !o->scenes;
-    auto a = apps::analyze_video(v, clf.get(), q.empty() ? nullptr : q.data(), o->query, to, o->top_k, o->min_gap);
+    auto a = apps::analyze_video(v, clf.get(), q.empty() ? nullptr : q.data(), query_name, to, o->top_k, o->min_gap);
     if (o->json) {
       std::printf("%s\n", json_text(apps::video_json(v, a)).c_str());
       return kOk;
@@ -117,7 +136,7 @@ RunFn setup(CLI::App& app) {
                     sg.score);
     }
     if (!a.matches.empty()) {
-      std::printf("best matches for \"%s\":\n", o->query.c_str());
+      std::printf("best matches for \"%s\":\n", query_name.c_str());
       for (auto& m : a.matches) std::printf("  t=%8.2f s  cosine %.4f\n", m.t, m.score);
     }
     return kOk;

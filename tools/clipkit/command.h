@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "model/clip_model.h"
+#include "flags.h"
 
 namespace clipkit::cli {
 
@@ -30,17 +30,5 @@ struct RegisteredCommand {
   SetupFn setup;
 };
 std::vector<RegisteredCommand>& registry();
-
-// Options every compute command takes: --threads, --batch-size, --precision, --device.
-struct ComputeOptions {
-  int threads = 0;  // 0 = all cores
-  int batch_size = 32;
-  std::string precision = "fp32";
-  std::string device = "cpu";
-};
-void add_compute_options(CLI::App& app, ComputeOptions& o);
-void add_device_option(CLI::App& app, std::string& device);
-void apply_compute_options(const ComputeOptions& o);  // sets the thread count
-model::LoadOptions load_options(const ComputeOptions& o);  // precision and device of the model
 
 }  // namespace clipkit::cli

@@ -4,7 +4,6 @@
 
 #include "command.h"
 #include "core/error.h"
-#include "core/parallel.h"
 
 namespace clipkit::cli {
 
@@ -17,26 +16,18 @@ CommandRegistrar::CommandRegistrar(const char* name, const char* description, Se
   registry().push_back({name, description, std::move(setup)});
 }
 
-void add_compute_options(CLI::App& app, ComputeOptions& o) {
-  app.add_option("--threads", o.threads, "compute threads (0 = all cores)");
-  app.add_option("--batch-size", o.batch_size, "batch size")->check(CLI::PositiveNumber);
-  app.add_option("--precision", o.precision, "matmul precision")->check(CLI::IsMember({"fp32", "bf16"}));
-  add_device_option(app, o.device);
-}
-
-void add_device_option(CLI::App& app, std::string& device) {
-  std::string built;
-  for (auto& d : backend::built_devices()) built += (built.empty() ? "" : ", ") + d;
-  app.add_option("--device", device, "compute device (built: " + built + ")")->capture_default_str();
-}
-
-void apply_compute_options(const ComputeOptions& o) { set_num_threads(o.threads); }
-
-model::LoadOptions load_options(const ComputeOptions& o) {
-  model::LoadOptions l;
-  l.precision = backend::precision_from_name(o.precision);
-  l.device = o.device;
-  return l;
+// The deepest subcommand being parsed, for messages ("clipkit index build: error: ...").
+std::string command_path(const CLI::App& app) {
+  std::string p = "clipkit";
+  const CLI::App* a = &app;
+  while (true) {
+    const CLI::App* next = nullptr;
+    for (const CLI::App* s : a->get_subcommands())
+      if (s->parsed()) next = s;
+    if (!next) return p;
+    p += " " + next->get_name();
+    a = next;
+  }
 }
 
 }  // namespace clipkit::cli
@@ -45,7 +36,13 @@ int main(int argc, char** argv) {
   using namespace clipkit::cli;
   CLI::App app{"clipkit: CLIP models in one C++ binary -- load HF checkpoints, embed, train, search"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "clipkit 0.1.0");
+  app.option_defaults()->always_capture_default();  // every default shown in --help
+  // One line per usage error: "clipkit search: error: ... (clipkit search --help lists the flags)".
+  app.failure_message([](const CLI::App* a, const CLI::Error& e) {
+    const std::string cmd = command_path(*a);
+    return cmd + ": error: " + e.what() + " (" + cmd + " --help lists the flags)\n";
+  });
+  app.set_version_flag("--version", "clipkit " CLIPKIT_VERSION);
   auto& cmds = registry();
   std::sort(cmds.begin(), cmds.end(), [](auto& a, auto& b) { return a.name < b.name; });
   std::vector<std::pair<CLI::App*, RunFn>> runs;
@@ -61,11 +58,15 @@ int main(int argc, char** argv) {
   }
   const char* command = "";
   try {
+    run_checks(app);
     for (auto& [sub, run] : runs)
       if (sub->parsed()) {
         command = sub->get_name().c_str();
         return run();
       }
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "%s: error: %s\n", command_path(app).c_str(), e.what());
+    return kUsage;
   } catch (const clipkit::Error& e) {
     std::fprintf(stderr, "clipkit: error: %s\n", e.what());
     return kError;
