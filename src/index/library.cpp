@@ -158,7 +158,6 @@ int64_t Library::build(const std::string& dir, const pipeline::ModelIdentity& mo
   check_rows(x, records, model.dim);
   WriterLock lock(dir, /*create=*/true);
   if (exists(dir) && !overwrite) fail("{}: already holds an index (use `clipkit index add`, or --overwrite)", dir);
-  const int64_t gen = std::max<int64_t>(current_generation(dir), 0) + 1;
   const int64_t D = x.dim(1);
   // first row per path
   std::vector<int64_t> keep;
@@ -196,11 +195,8 @@ int64_t Library::build(const std::string& dir, const pipeline::ModelIdentity& mo
 namespace {
 
 // The generation a new write of DIR will make.
-int64_t next_generation(const std::string& dir) {
-  if (!Library::exists(dir)) return 1;
-  auto j = nlohmann::json::parse(read_file((fs::path(dir) / "index.json").string()), nullptr, false);
-  return j.is_object() ? j.value("generation", int64_t{0}) + 1 : 1;
-}
+// (Generations keep counting over an --overwrite, so a server following the folder sees the new one.)
+int64_t next_generation(const std::string& dir) { return std::max<int64_t>(Library::current_generation(dir), 0) + 1; }
 
 }  // namespace
 
@@ -211,8 +207,8 @@ std::string Library::staging_meta_path(const std::string& dir) {
 void Library::install(const std::string& dir, const pipeline::ModelIdentity& model, VectorIndex& v,
                       const std::string& meta_tmp, const SearchParams& params, int64_t next_id,
                       const nlohmann::json& build_info, bool overwrite) {
+  WriterLock lock(dir, /*create=*/true);
   if (exists(dir) && !overwrite) fail("{}: already holds an index (use `clipkit index add`, or --overwrite)", dir);
-  fs::create_directories(dir);
   const int64_t gen = next_generation(dir);
   Library lib;
   lib.dir_ = dir;

@@ -251,6 +251,12 @@ std::string other_run(const nlohmann::json& want, const nlohmann::json& got, con
   return "";
 }
 
+struct ManifestSet {
+  nlohmann::json header;                   // the run's description (no shards); null when no manifest
+  std::map<int64_t, nlohmann::json> done;  // shard -> entry, over all manifests, files present
+  std::map<std::string, std::map<int64_t, nlohmann::json>> by_file;  // file name -> its entries
+};
+
 // Every manifest in `dir` (manifest.json and the ranks'), checked to be runs of job `expect` (null:
 // of the first one read). A manifest of another job fails, or with `replace_other_runs` (a work
 // folder) is removed with its shards.

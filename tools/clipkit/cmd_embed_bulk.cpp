@@ -137,7 +137,7 @@ int run_bulk_embed(const pipeline::Embedder& e, const BulkInputs& in, const std:
     std::fprintf(stderr, "clipkit: stopped before the last shard; run the same command again to resume\n");
     return kError;
   }
-  return r.skipped.empty() && dropped_rows == 0 ? kOk : kSkippedInputs;
+  return r.skipped.empty() && dropped_left_out == 0 ? kOk : kSkippedInputs;
 }
 
 }  // namespace clipkit::cli
