@@ -15,6 +15,8 @@ void Comm::allgather(const float* in, int64_t n, float* out) {
   if (out != in) std::memcpy(out, in, sizeof(float) * n);
 }
 void Comm::allreduce_sum(float*, int64_t) {}
+void Comm::allreduce_sum(double*, int64_t) {}
+void Comm::broadcast(void*, int64_t, int) {}
 
 bool launched_by_mpirun() {
   return std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMI_SIZE") || std::getenv("PMIX_RANK");
@@ -50,6 +52,12 @@ class MpiComm : public Comm {
   }
   void allreduce_sum(float* x, int64_t n) override {
     check(MPI_Allreduce(MPI_IN_PLACE, x, static_cast<int>(n), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD), "allreduce");
+  }
+  void allreduce_sum(double* x, int64_t n) override {
+    check(MPI_Allreduce(MPI_IN_PLACE, x, static_cast<int>(n), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD), "allreduce");
+  }
+  void broadcast(void* buf, int64_t bytes, int root) override {
+    check(MPI_Bcast(buf, static_cast<int>(bytes), MPI_BYTE, root, MPI_COMM_WORLD), "broadcast");
   }
   void barrier() override { MPI_Barrier(MPI_COMM_WORLD); }
 

@@ -21,6 +21,9 @@ class Comm {
   virtual void allgather(const float* in, int64_t n, float* out);
   // x [n] = sum over ranks of x
   virtual void allreduce_sum(float* x, int64_t n);
+  virtual void allreduce_sum(double* x, int64_t n);
+  // root's buf [bytes] to everyone
+  virtual void broadcast(void* buf, int64_t bytes, int root = 0);
   virtual void barrier() {}
   // The same over backend tensors (F32, contiguous): out = every rank's in, in rank order; x = sum.
   void allgather(const backend::Tensor& in, const backend::Tensor& out) {
