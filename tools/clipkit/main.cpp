@@ -1,6 +1,9 @@
 // clipkit: one binary, one subcommand per file (cmd_*.cpp), thin over the library.
+#include <algorithm>
 #include <cstdio>
 #include <exception>
+#include <string>
+#include <vector>
 
 #include "command.h"
 #include "core/error.h"
@@ -26,7 +29,10 @@ void add_compute_options(CLI::App& app, ComputeOptions& o) {
 
 void add_device_option(CLI::App& app, std::string& device) {
   std::string built;
-  for (auto& d : backend::built_devices()) built += (built.empty() ? "" : ", ") + d;
+  const std::vector<std::string> devices = backend::built_devices();
+  for (auto& d : devices) built += (built.empty() ? "" : ", ") + d;
+  // the default ("cpu") when it is built, else the first device built (cuda in the standalone GPU build)
+  if (!devices.empty() && std::find(devices.begin(), devices.end(), device) == devices.end()) device = devices.front();
   app.add_option("--device", device, "compute device (built: " + built + ")")->capture_default_str();
 }
 
