@@ -2,7 +2,8 @@
 # Checks of bench/gpu_check.sh's parts that run without a GPU:
 #   gpu_scripts_test.sh hook CLIPKIT_BIN   clipkit_side.py (the part-2 hook) reports every row as n/a,
 #                                          naming why, for a missing binary and for a CLI without
-#                                          --device; report.py merges rows, computes ratios and targets
+#                                          --device, and runs `bench embed --device cuda` with
+#                                          CLIPKIT_BIN; report.py merges rows, computes ratios and targets
 #   gpu_scripts_test.sh hf                 hf_side.py --smoke on the CPU, every section (skipped, exit
 #                                          77, where python3 has no torch)
 set -euo pipefail
@@ -21,11 +22,26 @@ rows = json.load(open(sys.argv[1]))["rows"]
 assert len(rows) == 11, len(rows)
 assert all(r["status"].startswith("n/a: this build has no clipkit CLI") and r["value"] is None for r in rows), rows
 PY
-  "$py" "$repo/bench/gpu/clipkit_side.py" --bin "$2" --work "$tmp" --out "$tmp/cpu.json"
-  "$py" - "$tmp/cpu.json" <<'PY' || fail "a CLI without --device"
+  mkdir -p "$tmp/old"
+  printf '#!/bin/sh\necho "Usage: clipkit bench embed [OPTIONS]"\n' > "$tmp/old/clipkit"
+  chmod +x "$tmp/old/clipkit"
+  "$py" "$repo/bench/gpu/clipkit_side.py" --bin "$tmp/old/clipkit" --work "$tmp" --out "$tmp/old.json"
+  "$py" - "$tmp/old.json" <<'PY' || fail "a CLI without --device"
 import json, sys
 rows = json.load(open(sys.argv[1]))["rows"]
 assert all("has no --device" in r["status"] for r in rows), rows
+PY
+  # the real CLI has --device: the bench rows run it (here without models: an error naming the
+  # folder), the rest say they are not wired in
+  "$py" "$repo/bench/gpu/clipkit_side.py" --bin "$2" --work "$tmp" --out "$tmp/cli.json"
+  "$py" - "$tmp/cli.json" <<'PY' || fail "a CLI with --device"
+import json, sys
+rows = {r["key"]: r for r in json.load(open(sys.argv[1]))["rows"]}
+for k in ("image_b32", "text_b32", "image_l14", "latency_b32"):
+    assert rows[k]["status"].startswith("error: ") and "--device cuda" in rows[k]["status"], rows[k]
+    assert "model folder not found" in rows[k]["status"], rows[k]
+assert all(r["status"] == "n/a: not wired into bench/gpu/clipkit_side.py yet" for k, r in rows.items()
+           if k not in ("image_b32", "text_b32", "image_l14", "latency_b32")), rows
 PY
   # report.py: one measured clipkit row at twice HF's rate meets its 1.5x target; a latency row misses
   cat > "$tmp/hf.json" <<'JSON'
