@@ -4,11 +4,10 @@
   clipkit_side.py --bin BUILD/tools/clipkit/clipkit --work DIR --out clipkit.json
 
 Writes one row per key of rows.ROWS and rows.PARITY, each with status "ok" and a value, or
-"n/a: <why>". Today (issue 16 part 1) the standalone GPU build has the CUDA kernels and their tests
-but no clipkit CLI, and the CPU build's CLI has no --device: every row says so, and the run goes
-on to the end. Part 2 gives `clipkit bench/embed/train` a `--device cuda`; where this finds such a
-binary it runs the `bench embed` rows below (the rest stay n/a, naming the command still to wire
-in here).
+"n/a: <why>". The standalone GPU build's clipkit (issue 16 part 2) has `bench/embed/train
+--device cuda`: where this finds a binary with --device it runs the `bench embed` rows below (the
+rest stay n/a, naming the command still to wire in here); without a binary, or one without
+--device, every row says so, and the run goes on to the end.
 """
 import argparse
 import json

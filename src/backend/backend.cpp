@@ -1,5 +1,7 @@
 #include "backend/backend.h"
 
+#include <algorithm>
+
 #include <map>
 #include <mutex>
 
@@ -93,6 +95,21 @@ Backend& backend_for(const std::string& device) {
     fail("--device {}: unknown device (built: {})", device, built);
   }
   return *(r.made[device] = f->second());
+}
+
+std::string resolve_device(const std::string& device) {
+  if (device != "auto") return device;
+  const std::vector<std::string> built = built_devices();
+  auto has = [&](const char* d) { return std::find(built.begin(), built.end(), d) != built.end(); };
+  if (has("cuda")) {
+    try {
+      backend_for("cuda");  // throws without a usable GPU
+      return "cuda";
+    } catch (const Error&) {
+    }
+  }
+  if (has("cpu") || built.empty()) return "cpu";
+  return built.front();
 }
 
 }  // namespace clipkit::backend

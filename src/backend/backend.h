@@ -186,5 +186,8 @@ struct BackendRegistrar {
 // The backend of a device (made on first use); throws Error for an unknown or unbuilt device.
 Backend& backend_for(const std::string& device);
 std::vector<std::string> built_devices();
+// "auto" resolved: cuda when it is built and a GPU is usable, else cpu when built, else the first
+// device built. Any other name is returned as it is.
+std::string resolve_device(const std::string& device);
 
 }  // namespace clipkit::backend

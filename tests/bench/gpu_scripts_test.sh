@@ -21,6 +21,16 @@ rows = json.load(open(sys.argv[1]))["rows"]
 assert len(rows) == 11, len(rows)
 assert all(r["status"].startswith("n/a: this build has no clipkit CLI") and r["value"] is None for r in rows), rows
 PY
+  mkdir -p "$tmp/old"
+  printf '#!/bin/sh\necho "Usage: clipkit bench embed [OPTIONS]"\n' > "$tmp/old/clipkit"
+  chmod +x "$tmp/old/clipkit"
+  "$py" "$repo/bench/gpu/clipkit_side.py" --bin "$tmp/old/clipkit" --work "$tmp" --out "$tmp/old.json"
+  "$py" - "$tmp/old.json" <<'PY' || fail "a CLI without --device"
+import json, sys
+rows = json.load(open(sys.argv[1]))["rows"]
+assert all("has no --device" in r["status"] for r in rows), rows
+PY
+  # this build's CLI: its --device help names the backends built; without cuda every row says so
   "$py" "$repo/bench/gpu/clipkit_side.py" --bin "$2" --work "$tmp" --out "$tmp/cpu.json"
   "$py" - "$tmp/cpu.json" <<'PY' || fail "a CLI without the cuda backend"
 import json, sys

@@ -42,7 +42,7 @@ RunFn setup(CLI::App& app) {
   add_precision_flag(app, c->precision);
   return [o, c, mb]() {
     o->precision = c->precision;
-    o->device = c->device;
+    o->device = backend::resolve_device(c->device);
     o->model_threads = c->threads;
     o->max_body_bytes = static_cast<size_t>(*mb * 1024 * 1024);
     server::Server s(*o);

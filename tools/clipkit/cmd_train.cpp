@@ -70,7 +70,7 @@ RunFn setup_train(CLI::App& app) {
     o->shuffle = !*no_shuffle;
     o->eval = !*no_eval;
     o->precision = c->precision;
-    o->device = c->device;
+    o->device = backend::resolve_device(c->device);
     o->embed_batch_size = c->batch_size;
     o->image_backend = image_backend(*backend);
     auto comm = train::make_comm(nullptr, nullptr);
@@ -114,7 +114,7 @@ RunFn setup_eval(CLI::App& app) {
   return [o, c, json_out, backend]() {
     apply_compute_options(*c);
     o->precision = c->precision;
-    o->device = c->device;
+    o->device = backend::resolve_device(c->device);
     o->image_backend = image_backend(*backend);
     auto comm = train::make_comm(nullptr, nullptr);
     auto j = train::evaluate(*o, *comm);

@@ -226,13 +226,16 @@ void add_compute_options(CLI::App& app, ComputeOptions& o) {
 CLI::Option* add_device_option(CLI::App& app, std::string& device) {
   std::string built;
   for (auto& d : backend::built_devices()) built += (built.empty() ? "" : ", ") + d;
-  return app.add_option("--device", device, "compute device (built: " + built + ")")->capture_default_str();
+  return app.add_option("--device", device,
+                        "compute device: auto (cuda when built and a GPU is present, else cpu) or one of those built (" +
+                            built + ")")
+      ->capture_default_str();
 }
 
 model::LoadOptions load_options(const ComputeOptions& o) {
   model::LoadOptions l;
   l.precision = backend::precision_from_name(o.precision);
-  l.device = o.device;
+  l.device = backend::resolve_device(o.device);
   return l;
 }
 

@@ -85,7 +85,7 @@ struct ComputeOptions {
   int threads = 0;  // 0 = all cores
   int batch_size = 32;
   std::string precision = "fp32";
-  std::string device = "cpu";
+  std::string device = "auto";  // backend::resolve_device
 };
 void add_compute_options(CLI::App& app, ComputeOptions& o);
 void apply_compute_options(const ComputeOptions& o);  // sets the thread count

@@ -1,6 +1,9 @@
 // clipkit: one binary, one subcommand per file (cmd_*.cpp), thin over the library.
+#include <algorithm>
 #include <cstdio>
 #include <exception>
+#include <string>
+#include <vector>
 
 #include "command.h"
 #include "core/error.h"

@@ -7,56 +7,34 @@ namespace clipkit::cuda {
 namespace {
 
 template <typename Out>
-__global__ void act_fwd_kernel(const float* x, Out* y, int64_t n, ops::Act a) {
+__global__ void act_fwd_kernel(const float* x, Out* y, int64_t n, backend::Act a) {
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x)
     dev::store(y + i, dev::act_forward(x[i], a));
 }
 
-__global__ void act_bwd_kernel(const float* x, const float* dy, float* dx, int64_t n, ops::Act a) {
+__global__ void act_bwd_kernel(const float* x, const float* dy, float* dx, int64_t n, backend::Act a) {
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x)
     dx[i] = dy[i] * dev::act_grad(x[i], a);
 }
 
-__global__ void tanh_fwd_kernel(const float* x, float* y, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x)
-    y[i] = tanhf(x[i]);
-}
-
-__global__ void tanh_bwd_kernel(const float* y, const float* dy, float* dx, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x)
-    dx[i] = dy[i] * (1.0f - y[i] * y[i]);
-}
-
 }  // namespace
 
-void act_forward(const float* x, float* y, int64_t n, ops::Act a, Context& ctx) {
+void act_forward(const float* x, float* y, int64_t n, backend::Act a, Context& ctx) {
   if (n <= 0) return;
   act_fwd_kernel<<<dev::grid_for(n, 256), 256, 0, ctx.stream()>>>(x, y, n, a);
   CLIPKIT_LAUNCH_CHECK(act_fwd_kernel);
 }
 
-void act_forward_bf16(const float* x, uint16_t* y, int64_t n, ops::Act a, Context& ctx) {
+void act_forward_bf16(const float* x, uint16_t* y, int64_t n, backend::Act a, Context& ctx) {
   if (n <= 0) return;
   act_fwd_kernel<<<dev::grid_for(n, 256), 256, 0, ctx.stream()>>>(x, y, n, a);
   CLIPKIT_LAUNCH_CHECK(act_fwd_kernel);
 }
 
-void act_backward(const float* x, const float* dy, float* dx, int64_t n, ops::Act a, Context& ctx) {
+void act_backward(const float* x, const float* dy, float* dx, int64_t n, backend::Act a, Context& ctx) {
   if (n <= 0) return;
   act_bwd_kernel<<<dev::grid_for(n, 256), 256, 0, ctx.stream()>>>(x, dy, dx, n, a);
   CLIPKIT_LAUNCH_CHECK(act_bwd_kernel);
-}
-
-void tanh_forward(const float* x, float* y, int64_t n, Context& ctx) {
-  if (n <= 0) return;
-  tanh_fwd_kernel<<<dev::grid_for(n, 256), 256, 0, ctx.stream()>>>(x, y, n);
-  CLIPKIT_LAUNCH_CHECK(tanh_fwd_kernel);
-}
-
-void tanh_backward(const float* y, const float* dy, float* dx, int64_t n, Context& ctx) {
-  if (n <= 0) return;
-  tanh_bwd_kernel<<<dev::grid_for(n, 256), 256, 0, ctx.stream()>>>(y, dy, dx, n);
-  CLIPKIT_LAUNCH_CHECK(tanh_bwd_kernel);
 }
 
 }  // namespace clipkit::cuda

@@ -29,7 +29,7 @@ __global__ void heads_kernel(const From* src, To* dst, int64_t B, int64_t L, int
 }
 
 template <typename From, typename To>
-void heads(const From* src, To* dst, const ops::AttentionShape& s, int slots, bool to_heads, Context& ctx) {
+void heads(const From* src, To* dst, const backend::AttentionShape& s, int slots, bool to_heads, Context& ctx) {
   const int64_t n = slots * s.B * s.L * s.C();
   heads_kernel<<<dev::grid_for(n, 256), 256, 0, ctx.stream()>>>(src, dst, s.B, s.L, s.H, s.D, slots, to_heads);
   CLIPKIT_LAUNCH_CHECK(heads_kernel);
@@ -41,7 +41,7 @@ struct Heads {
   T *q, *k, *v;
 };
 template <typename T>
-Heads<T> split_qkv(const T* qkv, const ops::AttentionShape& s, Context& ctx) {
+Heads<T> split_qkv(const T* qkv, const backend::AttentionShape& s, Context& ctx) {
   const int64_t n = s.B * s.H * s.L * s.D;
   T* q = ctx.scratch().alloc<T>(3 * n);
   heads(qkv, q, s, 3, true, ctx);
@@ -106,16 +106,16 @@ struct DropParams {
   uint64_t stream = 0;
 };
 
-DropParams drop_params(const ops::AttentionDropout& d) {
+DropParams drop_params(const backend::Dropout& d) {
   DropParams r;
   r.keep_scale = dropout_keep_scale(d.p);
   r.p = d.p;
-  r.stream = ops::dropout_stream(d.seed, d.site);
+  r.stream = backend::dropout_stream(d.seed, d.site);
   return r;
 }
 
 // true when there is nothing to compute; a negative size is refused
-bool empty_shape(const ops::AttentionShape& s, const char* what) {
+bool empty_shape(const backend::AttentionShape& s, const char* what) {
   if (s.B < 0 || s.L < 0 || s.H < 0 || s.D < 0)
     fail_msg(std::string("cuda ") + what + ": negative attention shape");
   return s.B * s.H == 0 || s.L == 0 || s.D == 0;
@@ -126,8 +126,8 @@ constexpr DType kType = sizeof(T) == 4 ? DType::F32 : DType::BF16;
 
 // Forward for operand type T (float or bf16 as uint16_t); qkv in T, out in T.
 template <typename T>
-void forward(const T* qkv, T* out, const ops::AttentionShape& s, bool causal, const int32_t* key_mask, float* probs,
-             T* probs_d, const ops::AttentionDropout& drop, Context& ctx) {
+void forward(const T* qkv, T* out, const backend::AttentionShape& s, bool causal, const int32_t* key_mask, float* probs,
+             T* probs_d, const backend::Dropout& drop, Context& ctx) {
   if (drop.on() && !probs) fail_msg("attention dropout needs the training forward (probs)");
   if (empty_shape(s, "attention_forward")) return;
   const int64_t L = s.L, H = s.H, D = s.D, BH = s.B * H;
@@ -154,7 +154,7 @@ void forward(const T* qkv, T* out, const ops::AttentionShape& s, bool causal, co
 // Backward: dout fp32 (rounded to T for the products), qkv and P_d in T, dqkv fp32.
 template <typename T>
 void backward(const float* dout, const T* qkv, const float* probs, const T* probs_d, float* dqkv,
-              const ops::AttentionShape& s, const ops::AttentionDropout& drop, Context& ctx) {
+              const backend::AttentionShape& s, const backend::Dropout& drop, Context& ctx) {
   if (!probs) fail_msg("cuda attention_backward: needs the forward's saved probs");
   if (empty_shape(s, "attention_backward")) return;
   const int64_t L = s.L, D = s.D, BH = s.B * s.H;
@@ -191,25 +191,25 @@ void backward(const float* dout, const T* qkv, const float* probs, const T* prob
 
 }  // namespace
 
-void attention_forward(const float* qkv, float* out, const ops::AttentionShape& s, bool causal,
-                       const int32_t* key_mask, float* probs, const ops::AttentionDropout& drop, Context& ctx) {
+void attention_forward(const float* qkv, float* out, const backend::AttentionShape& s, bool causal,
+                       const int32_t* key_mask, float* probs, const backend::Dropout& drop, Context& ctx) {
   forward<float>(qkv, out, s, causal, key_mask, probs, nullptr, drop, ctx);
 }
 
 void attention_backward(const float* dout, const float* qkv, const float* probs, float* dqkv,
-                        const ops::AttentionShape& s, const ops::AttentionDropout& drop, Context& ctx) {
+                        const backend::AttentionShape& s, const backend::Dropout& drop, Context& ctx) {
   backward<float>(dout, qkv, probs, nullptr, dqkv, s, drop, ctx);
 }
 
-void attention_forward_bf16(const uint16_t* qkv_b, uint16_t* out_b, const ops::AttentionShape& s, bool causal,
+void attention_forward_bf16(const uint16_t* qkv_b, uint16_t* out_b, const backend::AttentionShape& s, bool causal,
                             const int32_t* key_mask, float* probs, uint16_t* probs_b,
-                            const ops::AttentionDropout& drop, Context& ctx) {
+                            const backend::Dropout& drop, Context& ctx) {
   if (!probs != !probs_b) fail_msg("cuda attention_forward_bf16: probs and probs_b go together (training) or not at all");
   forward<uint16_t>(qkv_b, out_b, s, causal, key_mask, probs, probs_b, drop, ctx);
 }
 
 void attention_backward_bf16(const float* dout, const uint16_t* qkv_b, const float* probs, const uint16_t* probs_b,
-                             float* dqkv, const ops::AttentionShape& s, const ops::AttentionDropout& drop,
+                             float* dqkv, const backend::AttentionShape& s, const backend::Dropout& drop,
                              Context& ctx) {
   backward<uint16_t>(dout, qkv_b, probs, probs_b, dqkv, s, drop, ctx);
 }

@@ -122,11 +122,11 @@ void clip_loss(const float* img, const float* txt, int64_t B, int64_t P, const f
   }
 }
 
-train::ClipLossResult read_clip_loss(const double* result, Context& ctx) {
+backend::ClipLossResult read_clip_loss(const double* result, Context& ctx) {
   double r[2];
   copy_to_host(r, result, sizeof(r), ctx.stream());
   ctx.sync();
-  train::ClipLossResult out;
+  backend::ClipLossResult out;
   out.loss = r[0];
   out.dlogit_scale = r[1];
   return out;

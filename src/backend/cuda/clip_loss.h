@@ -1,5 +1,5 @@
 // The CLIP contrastive loss on the device, forward and backward together, in double with the
-// formula of train::clip_loss (src/train/clip_loss.h):
+// formula of backend::cpu::clip_loss (src/backend/cpu/clip_loss.h):
 //   a = normalize(img) [B, P], b = normalize(txt) [B, P], L = exp(s) b a^T [B, B] (logits per text)
 //   loss = (CE(L, arange) + CE(L^T, arange)) / 2, mean over B
 // img / txt are the unnormalized projected embeddings; logit_scale points to s on the device (the
@@ -8,8 +8,8 @@
 #pragma once
 #include <cstdint>
 
+#include "backend/backend.h"
 #include "backend/cuda/context.h"
-#include "train/clip_loss.h"
 
 namespace clipkit::cuda {
 
@@ -17,6 +17,6 @@ void clip_loss(const float* img, const float* txt, int64_t B, int64_t P, const f
                float* dtxt, double* result, Context& ctx);
 
 // Waits for the stream and returns {loss, dlogit_scale} from `result`.
-train::ClipLossResult read_clip_loss(const double* result, Context& ctx);
+backend::ClipLossResult read_clip_loss(const double* result, Context& ctx);
 
 }  // namespace clipkit::cuda

@@ -1,7 +1,7 @@
 #include "backend/cuda/context.h"
 
-#include "backend/cuda/check.h"
 #include "backend/cuda/blas.h"
+#include "backend/cuda/check.h"
 
 namespace clipkit::cuda {
 

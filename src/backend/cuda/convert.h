@@ -1,5 +1,5 @@
 // fp32 <-> bf16 on the device, round-to-nearest-even with core/tensor.h's f32_to_bf16 itself (NaN
-// stays a quiet NaN with its sign and top payload bits): bit-identical to ops::to_bf16.
+// stays a quiet NaN with its sign and top payload bits): bit-identical to the CPU backend's.
 //   y [n] = bf16(x [n])         x [n] = float(y [n])
 #pragma once
 #include <cstdint>

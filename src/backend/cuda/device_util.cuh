@@ -1,14 +1,14 @@
 // Helpers shared by the .cu files (device code only): element loads/stores in fp32 or bf16 (the
 // rounding of core/tensor.h, called directly), warp reductions, grid sizes, and the activations
-// with the CPU's formulas (ops/activation.cpp).
+// with the CPU's formulas (backend/cpu/activation.cpp).
 #pragma once
 #include <cuda_runtime.h>
 
 #include <cstdint>
 
+#include "backend/backend.h"
 #include "backend/cuda/check.h"
 #include "core/tensor.h"
-#include "ops/activation.h"
 
 namespace clipkit::cuda::dev {
 
@@ -54,34 +54,41 @@ inline unsigned grid_for(int64_t n, int threads) {
 constexpr float kSqrt2OverPi = 0.7978845608028654f;
 constexpr float kInvSqrt2 = 0.7071067811865476f;
 
-__device__ __forceinline__ float act_forward(float x, ops::Act a) {
+__device__ __forceinline__ float act_forward(float x, backend::Act a) {
   switch (a) {
-    case ops::Act::QuickGelu: return x / (1.0f + expf(-1.702f * x));
-    case ops::Act::Gelu: return 0.5f * x * (1.0f + erff(x * kInvSqrt2));
-    case ops::Act::GeluNew: return 0.5f * x * (1.0f + tanhf(kSqrt2OverPi * (x + 0.044715f * x * x * x)));
-    case ops::Act::Relu: return x > 0 ? x : 0.0f;
+    case backend::Act::QuickGelu: return x / (1.0f + expf(-1.702f * x));
+    case backend::Act::Gelu: return 0.5f * x * (1.0f + erff(x * kInvSqrt2));
+    case backend::Act::GeluNew: return 0.5f * x * (1.0f + tanhf(kSqrt2OverPi * (x + 0.044715f * x * x * x)));
+    case backend::Act::Relu: return x > 0 ? x : 0.0f;
+    case backend::Act::Tanh: return tanhf(x);
+    case backend::Act::None: return x;
   }
   return x;
 }
 
 // d act / dx at x
-__device__ __forceinline__ float act_grad(float v, ops::Act a) {
+__device__ __forceinline__ float act_grad(float v, backend::Act a) {
   switch (a) {
-    case ops::Act::QuickGelu: {
+    case backend::Act::QuickGelu: {
       const float s = 1.0f / (1.0f + expf(-1.702f * v));
       return s + 1.702f * v * s * (1.0f - s);
     }
-    case ops::Act::Gelu: {
+    case backend::Act::Gelu: {
       const float cdf = 0.5f * (1.0f + erff(v * kInvSqrt2));
       const float pdf = expf(-0.5f * v * v) * 0.3989422804014327f;
       return cdf + v * pdf;
     }
-    case ops::Act::GeluNew: {
+    case backend::Act::GeluNew: {
       const float u = kSqrt2OverPi * (v + 0.044715f * v * v * v);
       const float t = tanhf(u);
       return 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * kSqrt2OverPi * (1.0f + 3.0f * 0.044715f * v * v);
     }
-    case ops::Act::Relu: return v > 0 ? 1.0f : 0.0f;
+    case backend::Act::Relu: return v > 0 ? 1.0f : 0.0f;
+    case backend::Act::Tanh: {
+      const float t = tanhf(v);
+      return 1.0f - t * t;
+    }
+    case backend::Act::None: return 1.0f;
   }
   return 1.0f;
 }

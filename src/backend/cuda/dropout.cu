@@ -8,7 +8,7 @@
 namespace clipkit::cuda {
 
 namespace {
-__global__ void dropout_kernel(const float* x, float* y, int64_t R, int64_t C, const int64_t* row_ids, float p,
+__global__ void dropout_kernel(const float* x, float* y, int64_t R, int64_t C, const int32_t* row_ids, float p,
                                float keep_scale, uint64_t stream) {
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < R * C; i += int64_t{gridDim.x} * blockDim.x) {
     const int64_t r = i / C, c = i % C;
@@ -23,7 +23,7 @@ float dropout_keep_scale(float p) {
   return p < 1 ? 1.0f / (1.0f - p) : 0.0f;
 }
 
-void dropout_apply(const float* x, float* y, int64_t R, int64_t C, const int64_t* row_ids, float p, uint64_t seed,
+void dropout_apply(const float* x, float* y, int64_t R, int64_t C, const int32_t* row_ids, float p, uint64_t seed,
                    uint64_t site, Context& ctx) {
   const float keep_scale = dropout_keep_scale(p);
   if (R <= 0 || C <= 0) return;
@@ -32,7 +32,7 @@ void dropout_apply(const float* x, float* y, int64_t R, int64_t C, const int64_t
     return;
   }
   dropout_kernel<<<dev::grid_for(R * C, 256), 256, 0, ctx.stream()>>>(x, y, R, C, row_ids, p, keep_scale,
-                                                                       ops::dropout_stream(seed, site));
+                                                                       backend::dropout_stream(seed, site));
   CLIPKIT_LAUNCH_CHECK(dropout_kernel);
 }
 

@@ -1,6 +1,7 @@
 #include "backend/cuda/embedding.h"
 
 #include <cub/device/device_radix_sort.cuh>
+#include <string>
 
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/memory.h"
@@ -14,7 +15,8 @@ __global__ void embedding_fwd_kernel(const float* table, int64_t V, const int32_
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n * C; i += int64_t{gridDim.x} * blockDim.x) {
     const int64_t r = i / C, c = i % C;
     const int32_t id = ids[r];
-    const float v = id >= 0 && id < V ? table[static_cast<int64_t>(id) * C + c] : 0.0f;
+    if (id < 0) continue;  // left as it is
+    const float v = id < V ? table[static_cast<int64_t>(id) * C + c] : 0.0f;
     y[i] = accumulate ? y[i] + v : v;
   }
 }
@@ -39,49 +41,33 @@ __global__ void iota_kernel(int32_t* v, int64_t n) {
 }
 
 template <typename T>
-__global__ void gather_rows_kernel(const T* src, const int64_t* idx, int64_t n, int64_t W, T* dst) {
+__global__ void gather_rows_kernel(const T* src, const int32_t* idx, int64_t n, int64_t W, T* dst) {
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n * W; i += int64_t{gridDim.x} * blockDim.x)
-    dst[i] = src[idx[i / W] * W + i % W];
+    dst[i] = src[static_cast<int64_t>(idx[i / W]) * W + i % W];
 }
 
 template <typename T>
-__global__ void scatter_rows_kernel(const T* src, const int64_t* idx, int64_t n, int64_t W, T* dst, bool accumulate) {
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n * W; i += int64_t{gridDim.x} * blockDim.x) {
-    T* d = dst + idx[i / W] * W + i % W;
-    if constexpr (sizeof(T) == 4) {
-      *d = accumulate ? *d + src[i] : src[i];
-    } else {
-      *d = src[i];
-    }
-  }
-}
-
-// dst[b] = x[b, pos[b]] (pooling: idx = b*L + pos[b]) or dx[b, pos[b]] += dy[b]
-__global__ void pool_kernel(const float* x, const int64_t* pos, int64_t B, int64_t L, int64_t C, float* y,
-                            bool backward) {
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < B * C; i += int64_t{gridDim.x} * blockDim.x) {
-    const int64_t b = i / C, c = i % C;
-    const int64_t row = b * L + (pos ? pos[b] : 0);
-    if (backward) y[row * C + c] += x[i];
-    else y[i] = x[row * C + c];
-  }
+__global__ void scatter_rows_kernel(const T* src, const int32_t* idx, int64_t n, int64_t W, T* dst) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n * W; i += int64_t{gridDim.x} * blockDim.x)
+    dst[static_cast<int64_t>(idx[i / W]) * W + i % W] = src[i];
 }
 
 template <typename T>
-void gather(const T* src, const int64_t* idx, int64_t n, int64_t W, T* dst, Context& ctx) {
-  if (n <= 0 || W <= 0) return;
-  gather_rows_kernel<<<dev::grid_for(n * W, 256), 256, 0, ctx.stream()>>>(src, idx, n, W, dst);
+void gather(const void* src, const int32_t* idx, int64_t n, int64_t W, void* dst, Context& ctx) {
+  gather_rows_kernel<<<dev::grid_for(n * W, 256), 256, 0, ctx.stream()>>>(static_cast<const T*>(src), idx, n, W,
+                                                                           static_cast<T*>(dst));
   CLIPKIT_LAUNCH_CHECK(gather_rows_kernel);
 }
 
 template <typename T>
-void scatter(const T* src, const int64_t* idx, int64_t n, int64_t M, int64_t W, T* dst, bool zero_others,
-             bool accumulate, Context& ctx) {
-  if (W <= 0) return;
-  if (zero_others) fill_zero(dst, sizeof(T) * M * W, ctx.stream());
-  if (n <= 0) return;
-  scatter_rows_kernel<<<dev::grid_for(n * W, 256), 256, 0, ctx.stream()>>>(src, idx, n, W, dst, accumulate);
+void scatter(const void* src, const int32_t* idx, int64_t n, int64_t W, void* dst, Context& ctx) {
+  scatter_rows_kernel<<<dev::grid_for(n * W, 256), 256, 0, ctx.stream()>>>(static_cast<const T*>(src), idx, n, W,
+                                                                            static_cast<T*>(dst));
   CLIPKIT_LAUNCH_CHECK(scatter_rows_kernel);
+}
+
+void check_elem(size_t elem, const char* what) {
+  if (elem != 2 && elem != 4) fail_msg(std::string("cuda ") + what + ": elements of 2 or 4 bytes only");
 }
 
 }  // namespace
@@ -117,31 +103,21 @@ void embedding_backward(const float* dy, const int32_t* ids, int64_t n, int64_t 
   CLIPKIT_LAUNCH_CHECK(embedding_bwd_kernel);
 }
 
-void pool_rows_forward(const float* x, const int64_t* pos, int64_t B, int64_t L, int64_t C, float* y, Context& ctx) {
-  if (B <= 0 || C <= 0) return;
-  pool_kernel<<<dev::grid_for(B * C, 256), 256, 0, ctx.stream()>>>(x, pos, B, L, C, y, false);
-  CLIPKIT_LAUNCH_CHECK(pool_kernel);
+void gather_rows(const void* src, const int32_t* idx, int64_t n, int64_t W, size_t elem, void* dst, Context& ctx) {
+  check_elem(elem, "gather_rows");
+  if (n <= 0 || W <= 0) return;
+  if (elem == 4) gather<uint32_t>(src, idx, n, W, dst, ctx);
+  else gather<uint16_t>(src, idx, n, W, dst, ctx);
 }
 
-void pool_rows_backward(const float* dy, const int64_t* pos, int64_t B, int64_t L, int64_t C, float* dx, Context& ctx) {
-  if (B <= 0 || C <= 0) return;
-  pool_kernel<<<dev::grid_for(B * C, 256), 256, 0, ctx.stream()>>>(dy, pos, B, L, C, dx, true);
-  CLIPKIT_LAUNCH_CHECK(pool_kernel);
-}
-
-void gather_rows(const float* src, const int64_t* idx, int64_t n, int64_t W, float* dst, Context& ctx) {
-  gather(src, idx, n, W, dst, ctx);
-}
-void gather_rows(const uint16_t* src, const int64_t* idx, int64_t n, int64_t W, uint16_t* dst, Context& ctx) {
-  gather(src, idx, n, W, dst, ctx);
-}
-void scatter_rows(const float* src, const int64_t* idx, int64_t n, int64_t M, int64_t W, float* dst, bool zero_others,
-                  bool accumulate, Context& ctx) {
-  scatter(src, idx, n, M, W, dst, zero_others, accumulate, ctx);
-}
-void scatter_rows(const uint16_t* src, const int64_t* idx, int64_t n, int64_t M, int64_t W, uint16_t* dst,
+void scatter_rows(const void* src, const int32_t* idx, int64_t n, int64_t M, int64_t W, size_t elem, void* dst,
                   bool zero_others, Context& ctx) {
-  scatter(src, idx, n, M, W, dst, zero_others, false, ctx);
+  check_elem(elem, "scatter_rows");
+  if (W <= 0) return;
+  if (zero_others) fill_zero(dst, elem * M * W, ctx.stream());
+  if (n <= 0) return;
+  if (elem == 4) scatter<uint32_t>(src, idx, n, W, dst, ctx);
+  else scatter<uint16_t>(src, idx, n, W, dst, ctx);
 }
 
 }  // namespace clipkit::cuda

@@ -9,7 +9,7 @@ namespace {
 
 template <typename Out>
 __global__ void bias_act_kernel(const float* x, int64_t ldx, const float* bias, int64_t M, int64_t N, bool activate,
-                                ops::Act act, float* preact, Out* y, int64_t ldy, bool accumulate) {
+                                backend::Act act, float* preact, Out* y, int64_t ldy, bool accumulate) {
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < M * N; i += int64_t{gridDim.x} * blockDim.x) {
     const int64_t r = i / N, c = i % N;
     float v = x[r * ldx + c];
@@ -54,7 +54,7 @@ void column_sums_t(const In* x, int64_t rows, int64_t cols, int64_t ldx, float* 
 
 }  // namespace
 
-void bias_act(const float* x, int64_t ldx, const float* bias, int64_t M, int64_t N, bool activate, ops::Act act,
+void bias_act(const float* x, int64_t ldx, const float* bias, int64_t M, int64_t N, bool activate, backend::Act act,
               float* preact, void* y, int64_t ldy, DType y_type, bool accumulate, Context& ctx) {
   if (M <= 0 || N <= 0) return;
   const unsigned grid = dev::grid_for(M * N, 256);

@@ -3,16 +3,16 @@
 #pragma once
 #include <cstdint>
 
+#include "backend/backend.h"
 #include "backend/cuda/context.h"
 #include "core/tensor.h"
-#include "ops/activation.h"
 
 namespace clipkit::cuda {
 
 // y [M, N] (row stride ldy, F32 or BF16) = act(x + bias) (+ y when accumulate), x [M, N] fp32 with
 // row stride ldx, bias [N] or null; preact (optional, fp32 [M, N] contiguous) = x + bias. x may be
 // y (F32, ldx = ldy) or preact (ldx = N).
-void bias_act(const float* x, int64_t ldx, const float* bias, int64_t M, int64_t N, bool activate, ops::Act act,
+void bias_act(const float* x, int64_t ldx, const float* bias, int64_t M, int64_t N, bool activate, backend::Act act,
               float* preact, void* y, int64_t ldy, DType y_type, bool accumulate, Context& ctx);
 
 // out [cols] = (or += when accumulate) the column sums of x [rows, cols] (row stride ldx, F32 or BF16),

@@ -211,12 +211,12 @@ void gemm(Context& ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
 
   // cuBLASLt's own epilogues: bias, relu, gelu (tanh), the residual (beta = 1), the bias gradient
   // (which it can only overwrite: an accumulated one is summed after the product)
-  const bool lt_act = !e.activate || e.act == ops::Act::Relu || e.act == ops::Act::GeluNew;
+  const bool lt_act = !e.activate || e.act == backend::Act::Relu || e.act == backend::Act::GeluNew;
   const bool lt_bgrad = e.bias_grad && !e.accumulate_bias_grad && aligned16(e.bias_grad);
   if (!ctx.unfused_epilogues && lt_act && !e.preact && aligned16(e.bias)) {
     int epi = CUBLASLT_EPILOGUE_DEFAULT;
     if (lt_bgrad) epi = CUBLASLT_EPILOGUE_BGRADB;
-    else if (e.activate) epi = e.act == ops::Act::Relu ? (e.bias ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_RELU)
+    else if (e.activate) epi = e.act == backend::Act::Relu ? (e.bias ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_RELU)
                                                        : (e.bias ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_GELU);
     else if (e.bias) epi = CUBLASLT_EPILOGUE_BIAS;
     const LtProblem p = lt_problem(trans_a, trans_b, M, N, K, lda, ldb, ldc);
@@ -259,12 +259,12 @@ void gemm(Context& ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
 
 // --- the CPU ops' signatures ---
 
-void gemm(ops::Precision p, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
+void gemm(backend::Precision p, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
           const float* B, int64_t ldb, float beta, float* C, int64_t ldc, Context& ctx) {
   if (beta != 0.0f && beta != 1.0f) fail("cuda gemm: beta must be 0 or 1, got {}", beta);
   Epilogue e;
   e.accumulate = beta != 0.0f;
-  if (p == ops::Precision::F32)
+  if (p == backend::Precision::F32)
     return gemm(ctx, trans_a, trans_b, M, N, K, A, lda, B, ldb, DType::F32, C, ldc, DType::F32, e);
   ArenaScope scope(ctx.scratch());
   const int64_t na = (trans_a ? K : M) * lda, nb = (trans_b ? N : K) * ldb;

@@ -1,4 +1,4 @@
-// GEMMs through cuBLASLt, row-major as on the CPU (ops/dense.h, ops/matmul_bf16.h), fp32 accumulation:
+// GEMMs through cuBLASLt, row-major as on the CPU (backend/cpu/gemm.h, backend/cpu/matmul_bf16.h), fp32 accumulation:
 //   C [M, N] = epilogue(op(A) @ op(B))
 // A's storage is (trans_a ? K x lda : M x lda); B's is (trans_b ? N x ldb : K x ldb); C is M x ldc.
 // A and B are both F32 (true fp32 arithmetic, no TF32: what HF fp32 computes on a GPU) or both BF16;
@@ -8,10 +8,9 @@
 #pragma once
 #include <cstdint>
 
+#include "backend/backend.h"
 #include "backend/cuda/context.h"
 #include "core/tensor.h"
-#include "ops/activation.h"
-#include "ops/precision.h"
 
 namespace clipkit::cuda {
 
@@ -27,7 +26,7 @@ namespace clipkit::cuda {
 struct Epilogue {
   const float* bias = nullptr;
   bool activate = false;
-  ops::Act act = ops::Act::QuickGelu;
+  backend::Act act = backend::Act::QuickGelu;
   float* preact = nullptr;
   bool accumulate = false;
   float* bias_grad = nullptr;
@@ -43,17 +42,17 @@ void gemm(Context& ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
           const void* B, int64_t ldb, DType ab_type, void* C, int64_t ldc, DType c_type, const Epilogue& e = {},
           const Batch& batch = {});
 
-// --- the CPU ops' signatures (same argument meanings), with the Context last ---
-// ops::gemm: C = op(A) op(B) + beta C (beta 0 or 1), fp32 operands; BF16 rounds copies of A and B.
-void gemm(ops::Precision p, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
+// --- the old CPU ops' signatures (same argument meanings), with the Context last ---
+// gemm: C = op(A) op(B) + beta C (beta 0 or 1), fp32 operands; BF16 rounds copies of A and B.
+void gemm(backend::Precision p, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
           const float* B, int64_t ldb, float beta, float* C, int64_t ldc, Context& ctx);
-// ops::matmul_bf16 / matmul_bf16_to_bf16 / weight_grad_bf16
+// matmul_bf16_to_bf16 / weight_grad_bf16
 void matmul_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda,
                  const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc, const float* bias, Context& ctx);
 void matmul_bf16_to_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda,
                          const uint16_t* B, int64_t ldb, uint16_t* C, int64_t ldc, const float* bias, Context& ctx);
 void weight_grad_bf16(int64_t M, int64_t N, int64_t K, const uint16_t* dy, const uint16_t* x, float* dW, Context& ctx);
-// ops::dense_forward / dense_backward (fp32) and their bf16 forms (operands converted by the caller;
+// dense_forward / dense_backward (fp32) and their bf16 forms (operands converted by the caller;
 // dense_backward_bf16 converts dy once, into scratch, for both dx and dW).
 void dense_forward(const float* x, const float* W, const float* b, int64_t M, int64_t N, int64_t K, float* y,
                    Context& ctx);

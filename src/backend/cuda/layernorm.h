@@ -1,4 +1,4 @@
-// LayerNorm over the last dimension on the device, as ops/layernorm.h:
+// LayerNorm over the last dimension on the device, as backend/cpu/layernorm.h:
 //   x [M, C] -> y [M, C] = (x - mean) * rstd * gamma + beta,  rstd = 1 / sqrt(var + eps)
 // One warp per row, fp32 statistics in two passes (mean, then the centered variance) like the CPU.
 // mean_out / rstd_out [M] (optional) are saved for the backward pass.

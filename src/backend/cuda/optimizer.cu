@@ -4,6 +4,7 @@
 #include <string>
 
 #include "backend/cuda/device_util.cuh"
+#include "backend/cuda/memory.h"
 
 namespace clipkit::cuda {
 
@@ -16,16 +17,16 @@ struct Entry {
   int decay;
 };
 
-// The host-side scalars of train::AdamW::step, computed the same way.
+// The host-side scalars of the CPU's adamw, computed the same way.
 struct Scalars {
   float step_size, bc2_sqrt, b2, c1, c2, eps, decay;
 };
 
-__global__ void adamw_kernel(const Entry* params, const AdamW::Chunk* chunks, Scalars sc, double grad_scale,
+__global__ void adamw_kernel(const Entry* params, const AdamWChunk* chunks, Scalars sc, double grad_scale,
                              const double* total_norm, double max_norm) {
-  const AdamW::Chunk ch = chunks[blockIdx.x];
+  const AdamWChunk ch = chunks[blockIdx.x];
   const Entry e = params[ch.param];
-  double coef = grad_scale;  // train::clip_coefficient
+  double coef = grad_scale;  // torch's clip coefficient
   if (total_norm) coef = max_norm > 0 ? fmin(1.0, max_norm / (*total_norm + 1e-6)) : 1.0;
   const float decay = e.decay ? sc.decay : 1.0f;
   for (int64_t k = ch.begin + threadIdx.x; k < ch.begin + ch.count; k += kThreads) {
@@ -45,9 +46,9 @@ __global__ void adamw_kernel(const Entry* params, const AdamW::Chunk* chunks, Sc
   }
 }
 
-__global__ void sumsq_kernel(const Entry* params, const AdamW::Chunk* chunks, double* partial) {
-  const AdamW::Chunk ch = chunks[blockIdx.x];
-  const float* g = params[ch.param].g;
+__global__ void sumsq_kernel(const float* const* grads, const AdamWChunk* chunks, double* partial) {
+  const AdamWChunk ch = chunks[blockIdx.x];
+  const float* g = grads[ch.param];
   double s = 0;
   for (int64_t k = ch.begin + threadIdx.x; k < ch.begin + ch.count; k += kThreads)
     s += static_cast<double>(g[k]) * g[k];
@@ -61,75 +62,92 @@ __global__ void finish_norm_kernel(const double* partial, int64_t n, double* tot
   *total = sqrt(s);
 }
 
-}  // namespace
-
-std::vector<AdamW::Chunk> AdamW::chunks_of(const std::vector<train::Param>& params, int64_t chunk) {
-  std::vector<Chunk> out;
-  for (size_t i = 0; i < params.size(); ++i)
-    for (int64_t b = 0; b < params[i].n; b += chunk)
-      out.push_back({static_cast<int32_t>(i), b, std::min(chunk, params[i].n - b)});
-  return out;
+// A host table copied into the scratch arena (valid for work queued on ctx's stream until the
+// caller's ArenaScope ends; a pageable host -> device copy has read `v` when it returns).
+template <typename T>
+const T* to_scratch(const std::vector<T>& v, Context& ctx) {
+  T* d = ctx.scratch().alloc<T>(static_cast<int64_t>(v.size()));
+  copy_to_device(d, v.data(), sizeof(T) * v.size(), ctx.stream());
+  return d;
 }
 
-AdamW::AdamW(std::vector<train::Param> params, train::AdamWConfig c, Context& ctx) : params_(std::move(params)), c_(c) {
-  int64_t total = 0;
-  for (const train::Param& p : params_) {
-    if (p.n < 0 || (p.n > 0 && (!p.w || !p.g))) fail_msg("cuda AdamW: parameter " + p.name + " has no weights or gradient");
-    offsets_.push_back(total);
-    total += p.n;
-  }
-  m_ = DeviceBuffer(sizeof(float) * total);
-  v_ = DeviceBuffer(sizeof(float) * total);
-  fill_zero(m_.data(), m_.bytes(), ctx.stream());
-  fill_zero(v_.data(), v_.bytes(), ctx.stream());
-  std::vector<Entry> entries;
-  for (size_t i = 0; i < params_.size(); ++i)
-    entries.push_back({params_[i].w, params_[i].g, exp_avg(i), exp_avg_sq(i), params_[i].decay ? 1 : 0});
-  const std::vector<Chunk> chunks = chunks_of(params_, kChunk);
-  n_chunks_ = static_cast<int64_t>(chunks.size());
-  const size_t eb = sizeof(Entry) * entries.size(), cb = sizeof(Chunk) * chunks.size();
-  table_ = DeviceBuffer(eb + cb);
-  copy_to_device(table_.data(), entries.data(), eb, ctx.stream());
-  copy_to_device(static_cast<char*>(table_.data()) + eb, chunks.data(), cb, ctx.stream());
-  partial_ = DeviceBuffer(sizeof(double) * std::max<int64_t>(1, n_chunks_));
-  ctx.sync();  // the host tables above go out of scope
+void check_f32(const backend::Tensor& t, const char* what, int64_t n) {
+  if (t.dtype() != DType::F32 || t.numel() != n)
+    fail_msg(std::string("cuda adamw: ") + what + " must be F32 with as many elements as the weights");
 }
 
-void AdamW::launch(double lr, double grad_scale, const double* total_norm, double max_norm, Context& ctx) {
-  ++t_;
-  const double bc1 = 1.0 - std::pow(c_.beta1, static_cast<double>(t_));
-  const double bc2 = 1.0 - std::pow(c_.beta2, static_cast<double>(t_));
-  const float b1 = static_cast<float>(c_.beta1), b2 = static_cast<float>(c_.beta2);
+void launch_adamw(const std::vector<backend::OptimizerSlot>& slots, const backend::AdamWStep& s, double grad_scale,
+                  const double* total_norm, double max_norm, Context& ctx) {
+  const double lr = s.lr;
+  const double bc1 = 1.0 - std::pow(s.beta1, static_cast<double>(s.t));
+  const double bc2 = 1.0 - std::pow(s.beta2, static_cast<double>(s.t));
+  const float b1 = static_cast<float>(s.beta1), b2 = static_cast<float>(s.beta2);
   Scalars sc;
   sc.step_size = static_cast<float>(lr / bc1);
   sc.bc2_sqrt = static_cast<float>(std::sqrt(bc2));
   sc.b2 = b2;
   sc.c1 = 1.0f - b1;
   sc.c2 = 1.0f - b2;
-  sc.eps = static_cast<float>(c_.eps);
-  sc.decay = static_cast<float>(1.0 - lr * c_.weight_decay);
-  if (n_chunks_ == 0) return;
-  const auto* entries = static_cast<const Entry*>(table_.data());
-  const auto* chunks = reinterpret_cast<const Chunk*>(static_cast<const char*>(table_.data()) + sizeof(Entry) * params_.size());
-  adamw_kernel<<<static_cast<unsigned>(n_chunks_), kThreads, 0, ctx.stream()>>>(entries, chunks, sc, grad_scale,
-                                                                                total_norm, max_norm);
+  sc.eps = static_cast<float>(s.eps);
+  sc.decay = static_cast<float>(1.0 - lr * s.weight_decay);
+  std::vector<Entry> entries;
+  std::vector<int64_t> sizes;
+  for (const backend::OptimizerSlot& p : slots) {
+    const int64_t n = p.w.numel();
+    check_f32(p.w, "w", n);
+    check_f32(p.g, "g", n);
+    check_f32(p.m, "m", n);
+    check_f32(p.v, "v", n);
+    entries.push_back({p.w.as<float>(), p.g.as<float>(), p.m.as<float>(), p.v.as<float>(), p.decay ? 1 : 0});
+    sizes.push_back(n);
+  }
+  const std::vector<AdamWChunk> chunks = adamw_chunks(sizes, kAdamWChunk);
+  if (chunks.empty()) return;
+  ArenaScope scope(ctx.scratch());
+  const Entry* d_entries = to_scratch(entries, ctx);
+  const AdamWChunk* d_chunks = to_scratch(chunks, ctx);
+  adamw_kernel<<<static_cast<unsigned>(chunks.size()), kThreads, 0, ctx.stream()>>>(d_entries, d_chunks, sc,
+                                                                                     grad_scale, total_norm, max_norm);
   CLIPKIT_LAUNCH_CHECK(adamw_kernel);
 }
 
-void AdamW::step(double lr, double grad_scale, Context& ctx) { launch(lr, grad_scale, nullptr, 0.0, ctx); }
+}  // namespace
 
-void AdamW::step_clipped(double lr, const double* total_norm, double max_norm, Context& ctx) {
-  launch(lr, 1.0, total_norm, max_norm, ctx);
+std::vector<AdamWChunk> adamw_chunks(const std::vector<int64_t>& sizes, int64_t chunk) {
+  std::vector<AdamWChunk> out;
+  for (size_t i = 0; i < sizes.size(); ++i)
+    for (int64_t b = 0; b < sizes[i]; b += chunk)
+      out.push_back({static_cast<int32_t>(i), b, std::min(chunk, sizes[i] - b)});
+  return out;
 }
 
-void AdamW::grad_norm(double* total, Context& ctx) const {
-  const auto* entries = static_cast<const Entry*>(table_.data());
-  const auto* chunks = reinterpret_cast<const Chunk*>(static_cast<const char*>(table_.data()) + sizeof(Entry) * params_.size());
-  if (n_chunks_ > 0) {
-    sumsq_kernel<<<static_cast<unsigned>(n_chunks_), kThreads, 0, ctx.stream()>>>(entries, chunks, partial_.as<double>());
+void adamw(const std::vector<backend::OptimizerSlot>& slots, const backend::AdamWStep& s, Context& ctx) {
+  launch_adamw(slots, s, s.grad_scale, nullptr, 0.0, ctx);
+}
+
+void adamw_clipped(const std::vector<backend::OptimizerSlot>& slots, const backend::AdamWStep& s,
+                   const double* total_norm, double max_norm, Context& ctx) {
+  launch_adamw(slots, s, 1.0, total_norm, max_norm, ctx);
+}
+
+void grad_norm(const std::vector<backend::Tensor>& grads, double* total, Context& ctx) {
+  std::vector<const float*> ptrs;
+  std::vector<int64_t> sizes;
+  for (const backend::Tensor& g : grads) {
+    if (g.dtype() != DType::F32) fail_msg("cuda grad_norm: gradients must be F32");
+    ptrs.push_back(g.as<const float>());
+    sizes.push_back(g.numel());
+  }
+  const std::vector<AdamWChunk> chunks = adamw_chunks(sizes, kAdamWChunk);
+  ArenaScope scope(ctx.scratch());
+  double* partial = ctx.scratch().alloc<double>(std::max<int64_t>(1, static_cast<int64_t>(chunks.size())));
+  if (!chunks.empty()) {
+    const float* const* d_ptrs = to_scratch(ptrs, ctx);
+    const AdamWChunk* d_chunks = to_scratch(chunks, ctx);
+    sumsq_kernel<<<static_cast<unsigned>(chunks.size()), kThreads, 0, ctx.stream()>>>(d_ptrs, d_chunks, partial);
     CLIPKIT_LAUNCH_CHECK(sumsq_kernel);
   }
-  finish_norm_kernel<<<1, 1, 0, ctx.stream()>>>(partial_.as<double>(), n_chunks_, total);
+  finish_norm_kernel<<<1, 1, 0, ctx.stream()>>>(partial, static_cast<int64_t>(chunks.size()), total);
   CLIPKIT_LAUNCH_CHECK(finish_norm_kernel);
 }
 

@@ -24,7 +24,7 @@ __global__ void patches_kernel(const float* pixels, T* cols, const float* dcols,
 }
 
 template <typename T>
-void launch(const float* pixels, T* cols, const float* dcols, float* dpixels, const ops::PatchShape& s, Context& ctx) {
+void launch(const float* pixels, T* cols, const float* dcols, float* dpixels, const backend::PatchShape& s, Context& ctx) {
   const int64_t n = s.patches() * s.K();
   if (n <= 0) return;
   patches_kernel<<<dev::grid_for(n, 256), 256, 0, ctx.stream()>>>(pixels, cols, dcols, dpixels, s.N, s.CH, s.S, s.P);
@@ -33,26 +33,26 @@ void launch(const float* pixels, T* cols, const float* dcols, float* dpixels, co
 
 }  // namespace
 
-void im2col_patches(const float* pixels, const ops::PatchShape& s, float* cols, Context& ctx) {
+void im2col_patches(const float* pixels, const backend::PatchShape& s, float* cols, Context& ctx) {
   launch<float>(pixels, cols, nullptr, nullptr, s, ctx);
 }
 
-void im2col_patches_bf16(const float* pixels, const ops::PatchShape& s, uint16_t* cols, Context& ctx) {
+void im2col_patches_bf16(const float* pixels, const backend::PatchShape& s, uint16_t* cols, Context& ctx) {
   launch<uint16_t>(pixels, cols, nullptr, nullptr, s, ctx);
 }
 
-void col2im_patches(const float* dcols, const ops::PatchShape& s, float* dpixels, Context& ctx) {
+void col2im_patches(const float* dcols, const backend::PatchShape& s, float* dpixels, Context& ctx) {
   fill_zero(dpixels, sizeof(float) * s.N * s.CH * s.S * s.S, ctx.stream());
   launch<float>(nullptr, static_cast<float*>(nullptr), dcols, dpixels, s, ctx);
 }
 
-void patch_embed_forward(const float* pixels, const float* W, int64_t C, const ops::PatchShape& s, float* cols,
+void patch_embed_forward(const float* pixels, const float* W, int64_t C, const backend::PatchShape& s, float* cols,
                          float* y, Context& ctx) {
   im2col_patches(pixels, s, cols, ctx);
   dense_forward(cols, W, nullptr, s.patches(), C, s.K(), y, ctx);
 }
 
-void patch_embed_backward(const float* dy, const float* cols, const float* W, int64_t C, const ops::PatchShape& s,
+void patch_embed_backward(const float* dy, const float* cols, const float* W, int64_t C, const backend::PatchShape& s,
                           float* dW, float* dpixels, Context& ctx) {
   if (!dpixels) return dense_backward(cols, W, dy, s.patches(), C, s.K(), nullptr, dW, nullptr, false, true, ctx);
   ArenaScope scope(ctx.scratch());

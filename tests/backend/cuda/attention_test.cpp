@@ -1,10 +1,10 @@
-// Attention forward and backward against float64 references (tests/ops/attention_ref.h and
+// Attention forward and backward against float64 references (tests/backend/attention_ref.h and
 // reference.h) at CLIP's sequence lengths (50 vision tokens at /32, 77 text tokens with causal and
 // padding masks, 257 at ViT-L/14) and beyond one register row (300), with and without dropout.
 #include "backend/cuda/attention.h"
 #include "core/error.h"
 #include "cuda_test_util.h"
-#include "ops/fd_util.h"
+#include "fd_util.h"
 #include "reference.h"
 
 namespace clipkit::cuda {
@@ -12,7 +12,7 @@ namespace {
 using namespace clipkit::test;
 
 struct Case {
-  ops::AttentionShape s;
+  backend::AttentionShape s;
   bool causal, padded;
   float p;
 };
@@ -28,7 +28,7 @@ class CudaAttention : public CudaTest {
   }
 
   void check(const Case& c, bool bf16) {
-    const ops::AttentionShape& s = c.s;
+    const backend::AttentionShape& s = c.s;
     SCOPED_TRACE(::testing::Message() << "B " << s.B << " L " << s.L << " H " << s.H << " D " << s.D << " causal "
                                       << c.causal << " padded " << c.padded << " p " << c.p << (bf16 ? " bf16" : " fp32"));
     const int64_t n_qkv = s.B * s.L * 3 * s.C(), n_out = s.B * s.L * s.C(), n_p = s.B * s.H * s.L * s.L;
@@ -36,7 +36,7 @@ class CudaAttention : public CudaTest {
     if (bf16) qkv = from_bf16_host(to_bf16_host(qkv));  // the reference sees the operands the kernel gets
     const std::vector<float> dout = random_vec(static_cast<size_t>(n_out), 42);
     const std::vector<int32_t> mask = key_mask(c);
-    const ops::AttentionDropout drop{c.p, 99, 3};
+    const backend::Dropout drop{c.p, 99, 3};
     const std::vector<double> X = to_f64(qkv);
     const std::vector<double> out_ref = attn_ref(X, s, c.causal, mask, drop);
     const std::vector<double> P_ref = attn_probs_ref(X, s, c.causal, mask);
@@ -66,11 +66,12 @@ class CudaAttention : public CudaTest {
       EXPECT_REL_ERR("out", from_bf16_host(down(out)), out_ref, tol);
       // P_d = bf16(P * keep)
       const std::vector<float> P = down(probs), Pd = from_bf16_host(down(probs_b));
-      const ops::DropoutMask dm(drop.p, drop.seed, drop.site);
+      const uint64_t stream = backend::dropout_stream(drop.seed, drop.site);
+      const float keep_scale = drop.on() ? 1.0f / (1.0f - drop.p) : 1.0f;
       std::vector<float> Pd_want(P.size());
       for (int64_t i = 0; i < n_p; ++i)
         Pd_want[i] = bf16_to_f32(f32_to_bf16(
-            drop.on() && ops::dropout_dropped(dm.stream, static_cast<uint64_t>(i), drop.p) ? 0.0f : P[i] * dm.keep_scale));
+            drop.on() && backend::dropout_dropped(stream, static_cast<uint64_t>(i), drop.p) ? 0.0f : P[i] * keep_scale));
       EXPECT_EQ(Pd, Pd_want);
       attention_backward_bf16(ddout.p(), dq.p(), probs.p(), probs_b.p(), dqkv.p(), s, drop, ctx());
       if (!drop.on()) {

@@ -1,6 +1,7 @@
 #include "backend/cuda/clip_loss.h"
 #include "cuda_test_util.h"
-#include "train/clip_loss.h"
+#include "backend/backend.h"
+#include "backend/cpu/clip_loss.h"
 
 namespace clipkit::cuda {
 namespace {
@@ -17,7 +18,7 @@ TEST_F(CudaClipLoss, LossAndGradientsMatchTheCpuInDouble) {
     for (int64_t i = 0; i < B * P; ++i) txt[i] += 0.5f * img[i];  // matching pairs are closer
     const float s = 2.6592f;
     std::vector<float> gi(B * P), gt(B * P);
-    const train::ClipLossResult ref = train::clip_loss(img.data(), txt.data(), B, P, s, gi.data(), gt.data());
+    const backend::ClipLossResult ref = backend::cpu::clip_loss(img.data(), txt.data(), B, P, s, gi.data(), gt.data());
     auto di = up(img);
     auto dt = up(txt);
     auto ds = up(std::vector<float>{s});
@@ -25,7 +26,7 @@ TEST_F(CudaClipLoss, LossAndGradientsMatchTheCpuInDouble) {
     auto gdt = poisoned<float>(B * P);
     auto res = poisoned<double>(2);
     clip_loss(di.p(), dt.p(), B, P, ds.p(), gdi.p(), gdt.p(), res.p(), ctx());
-    const train::ClipLossResult got = read_clip_loss(res.p(), ctx());
+    const backend::ClipLossResult got = read_clip_loss(res.p(), ctx());
     EXPECT_NEAR(got.loss, ref.loss, 1e-12 * std::max(1.0, std::fabs(ref.loss)));
     EXPECT_NEAR(got.dlogit_scale, ref.dlogit_scale, 1e-10 * std::max(1.0, std::fabs(ref.dlogit_scale)));
     EXPECT_REL_ERR("dimg", down(gdi), gi, 1e-6);

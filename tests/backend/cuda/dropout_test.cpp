@@ -1,9 +1,9 @@
 #include <cmath>
 
+#include "backend/cpu/dropout.h"
 #include "backend/cuda/dropout.h"
 #include "core/error.h"
 #include "cuda_test_util.h"
-#include "ops/dropout_mask.h"
 
 namespace clipkit::cuda {
 namespace {
@@ -17,7 +17,7 @@ TEST_F(CudaDropout, MasksAreTheCpusBitForBit) {
   x[5] = NAN;  // a dropped NaN is exactly 0 (and a kept one stays NaN)
   x[6] = INFINITY;
   for (float p : {0.1f, 0.5f}) {
-    const ops::DropoutMask mask(p, 1234, 9);
+    const backend::cpu::DropoutMask mask(p, 1234, 9);
     std::vector<float> ref(x.size());
     mask.apply(0, R * C, x.data(), ref.data());
     auto dx = up(x);
@@ -27,7 +27,7 @@ TEST_F(CudaDropout, MasksAreTheCpusBitForBit) {
     for (size_t i = 0; i < yh.size(); ++i)
       ASSERT_TRUE(yh[i] == ref[i] || (std::isnan(yh[i]) && std::isnan(ref[i]))) << "p " << p << " element " << i;
     // rows picked out of a padded tensor: row i is row row_ids[i] of the mask
-    const std::vector<int64_t> rows = {4, 0, 30, 31, 100};
+    const std::vector<int32_t> rows = {4, 0, 30, 31, 100};
     std::vector<float> xr(x.begin(), x.begin() + 5 * C), rr(5 * C);
     for (int64_t i = 0; i < 5; ++i) mask.apply(static_cast<uint64_t>(rows[i] * C), C, xr.data() + i * C, rr.data() + i * C);
     auto dxr = up(xr);

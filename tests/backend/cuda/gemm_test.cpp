@@ -1,11 +1,12 @@
 // cuBLASLt GEMMs against float64 products, in the three ways a product can run: cuBLASLt's fused
 // epilogues, every epilogue as a separate kernel (Context::unfused_epilogues), and cuBLAS's gemmEx
 // (the problems cuBLASLt declines), on odd shapes with padded leading dimensions.
+#include "backend/backend.h"
+#include "backend/cpu/activation.h"
 #include "backend/cuda/blas.h"
 #include "backend/cuda/gemm.h"
 #include "core/error.h"
 #include "cuda_test_util.h"
-#include "ops/activation.h"
 #include "reference.h"
 
 namespace clipkit::cuda {
@@ -77,12 +78,12 @@ TEST_P(CudaGemm, EpiloguesBiasActivationPreactResidual) {
   auto dx = up(x);
   auto dW = up(W);
   auto db = up(bias);
-  for (ops::Act a : {ops::Act::QuickGelu, ops::Act::Gelu, ops::Act::GeluNew, ops::Act::Relu})
+  for (backend::Act a : {backend::Act::QuickGelu, backend::Act::Gelu, backend::Act::GeluNew, backend::Act::Relu})
     for (bool save : {false, true})
       for (DType out : {DType::F32, DType::BF16}) {
-        SCOPED_TRACE(::testing::Message() << ops::act_name(a) << (save ? " +preact " : " ") << dtype_name(out));
+        SCOPED_TRACE(::testing::Message() << backend::act_name(a) << (save ? " +preact " : " ") << dtype_name(out));
         std::vector<float> want(pre_f.size());
-        ops::act_forward(pre_f.data(), want.data(), M * N, a);
+        backend::cpu::act_forward(pre_f.data(), want.data(), M * N, a);
         Epilogue e;
         e.bias = db.p();
         e.activate = true;
@@ -184,10 +185,10 @@ TEST_P(CudaGemm, TheCpuSignatures) {
   std::vector<double> want(ab);
   for (size_t i = 0; i < want.size(); ++i) want[i] += C0[i];
   auto C = up(C0);
-  gemm(ops::Precision::F32, false, false, M, N, K, dA.p(), K, dB.p(), N, 1.0f, C.p(), N, ctx());
+  gemm(backend::Precision::F32, false, false, M, N, K, dA.p(), K, dB.p(), N, 1.0f, C.p(), N, ctx());
   EXPECT_REL_ERR("gemm fp32 beta 1", down(C), want, kF32Tol);
   auto Cb = poisoned<float>(M * N);
-  gemm(ops::Precision::BF16, false, false, M, N, K, dA.p(), K, dB.p(), N, 0.0f, Cb.p(), N, ctx());
+  gemm(backend::Precision::BF16, false, false, M, N, K, dA.p(), K, dB.p(), N, 0.0f, Cb.p(), N, ctx());
   EXPECT_REL_ERR("gemm bf16", down(Cb), ab, 1e-2);
   // matmul_bf16 with bias and beta 1; matmul_bf16_to_bf16
   const std::vector<uint16_t> Ab = to_bf16_host(A), Bb = to_bf16_host(B);

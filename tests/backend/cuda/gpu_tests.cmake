@@ -1,16 +1,15 @@
-# gpu_tests: the CUDA kernels against the CPU ops (or float64 references) on odd shapes, forward and
-# backward, plus host-side checks of the runtime that need no GPU. Label "gpu"; every test that
-# needs a device skips (GTEST_SKIP) without one. Needs no fixtures from tests/data.
+# gpu_tests: the CUDA kernels against the CPU backend's kernels (or float64 references) on odd
+# shapes, forward and backward, plus host-side checks of the runtime that need no GPU. Label "gpu";
+# every test that needs a device skips (GTEST_SKIP) without one. Needs no fixtures from tests/data.
 #
-# The CPU references are the oneDNN-free CPU ops and the training loss / optimizer, compiled here
+# The CPU references are the CPU backend's oneDNN-free kernels (src/backend/cpu), compiled here
 # from their sources so that the standalone GPU build (no oneDNN) has them too.
+set(_cpu ${PROJECT_SOURCE_DIR}/src/backend/cpu)
 add_library(clipkit_cpu_ref STATIC
-  ${PROJECT_SOURCE_DIR}/src/ops/activation.cpp ${PROJECT_SOURCE_DIR}/src/ops/dropout_mask.cpp
-  ${PROJECT_SOURCE_DIR}/src/ops/embedding.cpp ${PROJECT_SOURCE_DIR}/src/ops/layernorm.cpp
-  ${PROJECT_SOURCE_DIR}/src/ops/pooling.cpp ${PROJECT_SOURCE_DIR}/src/ops/tanh.cpp
-  ${PROJECT_SOURCE_DIR}/src/train/clip_loss.cpp ${PROJECT_SOURCE_DIR}/src/train/optimizer.cpp)
+  ${_cpu}/activation.cpp ${_cpu}/activation_bf16.cpp ${_cpu}/clip_loss.cpp ${_cpu}/dropout.cpp ${_cpu}/embedding.cpp
+  ${_cpu}/im2col.cpp ${_cpu}/layernorm.cpp ${_cpu}/optimizer.cpp)
 target_include_directories(clipkit_cpu_ref PUBLIC ${PROJECT_SOURCE_DIR}/src)
-target_link_libraries(clipkit_cpu_ref PUBLIC clipkit_core)
+target_link_libraries(clipkit_cpu_ref PUBLIC clipkit_backend)
 
 file(GLOB srcs CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/*_test.cpp)
 add_executable(gpu_tests ${srcs})

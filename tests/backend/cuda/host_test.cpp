@@ -8,15 +8,16 @@
 #include <cstdlib>
 #include <vector>
 
+#include "backend/cpu/dropout.h"
 #include "backend/cuda/arena.h"
 #include "backend/cuda/check.h"
 #include "backend/cuda/dropout.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/optimizer.h"
+#include "backend/dropout_hash.h"
 #include "core/error.h"
 #include "cuda_test_util.h"
-#include "ops/dropout_mask.h"
-#include "ops/fd_util.h"
+#include "fd_util.h"
 #include "reference.h"
 
 namespace clipkit::cuda {
@@ -123,11 +124,11 @@ TEST(CudaHost, ArenaBumpsRewindsAndMergesBlocks) {
 
 TEST(CudaHost, DropoutFactorIsTheCpuMask) {
   for (float p : {0.0f, 0.1f, 0.5f, 0.9f, 1.0f}) {
-    const uint64_t stream = ops::dropout_stream(1234, 7);
+    const uint64_t stream = backend::dropout_stream(1234, 7);
     const float keep = dropout_keep_scale(p);
     const int64_t n = 4099;
     std::vector<float> cpu(static_cast<size_t>(n));
-    ops::dropout_scales(stream, 100, n, p, keep, cpu.data());  // the CPU's AVX2 path
+    backend::cpu::dropout_scales(stream, 100, n, p, keep, cpu.data());  // the CPU's AVX2 path
     int64_t dropped = 0;
     for (int64_t j = 0; j < n; ++j) {
       const float f = dropout_factor(stream, static_cast<uint64_t>(100 + j), p, keep);
@@ -141,9 +142,7 @@ TEST(CudaHost, DropoutFactorIsTheCpuMask) {
 }
 
 TEST(CudaHost, AdamWChunkTableCoversEveryElementOnce) {
-  std::vector<train::Param> ps = {{"a", nullptr, nullptr, 10, true}, {"b", nullptr, nullptr, 0, true},
-                                  {"c", nullptr, nullptr, 9, false}};
-  const auto chunks = AdamW::chunks_of(ps, 4);
+  const auto chunks = adamw_chunks({10, 0, 9}, 4);
   ASSERT_EQ(chunks.size(), 6u);  // 4+4+2 and 4+4+1
   int64_t covered[3] = {0, 0, 0};
   for (const auto& c : chunks) {
@@ -196,11 +195,11 @@ using namespace clipkit::test;
 // The GPU attention tests' backward reference, checked here against finite differences of the
 // forward's definition (with causal and padding masks and dropout).
 TEST(CudaHost, AttentionBackwardReferenceMatchesFiniteDifferences) {
-  const ops::AttentionShape s{2, 5, 2, 3};
+  const backend::AttentionShape s{2, 5, 2, 3};
   const std::vector<int32_t> mask = {1, 1, 1, 0, 0, 1, 1, 1, 1, 0};
   for (bool causal : {false, true})
     for (float p : {0.0f, 0.3f}) {
-      const ops::AttentionDropout drop{p, 5, 2};
+      const backend::Dropout drop{p, 5, 2};
       const std::vector<double> qkv = to_f64(randn(static_cast<size_t>(s.B * s.L * 3 * s.C()), 21));
       const std::vector<float> r = randn(static_cast<size_t>(s.B * s.L * s.C()), 22);
       const std::vector<double> fd =

@@ -1,6 +1,6 @@
 #include "backend/cuda/layernorm.h"
 #include "cuda_test_util.h"
-#include "ops/layernorm.h"
+#include "backend/cpu/layernorm.h"
 
 namespace clipkit::cuda {
 namespace {
@@ -17,7 +17,7 @@ TEST_F(CudaLayerNorm, ForwardAndBackwardMatchTheCpuOp) {
     for (int64_t c = 0; c < C; ++c) x[c] += 30.0f;  // a row with a large mean
     const std::vector<float> g = random_vec(C, 32, 0.2f, 1.0f), b = random_vec(C, 33), dy = random_vec(M * C, 34);
     std::vector<float> y_ref(M * C), mean_ref(M), rstd_ref(M);
-    ops::layernorm_forward(x.data(), g.data(), b.data(), y_ref.data(), M, C, eps, mean_ref.data(), rstd_ref.data());
+    backend::cpu::layernorm_forward(x.data(), g.data(), b.data(), y_ref.data(), M, C, eps, mean_ref.data(), rstd_ref.data());
     auto dx_in = up(x);
     auto dg = up(g);
     auto db = up(b);
@@ -40,7 +40,7 @@ TEST_F(CudaLayerNorm, ForwardAndBackwardMatchTheCpuOp) {
     // backward: dx overwritten, dgamma / dbeta accumulated onto what they hold
     const std::vector<float> dg0 = random_vec(C, 35), db0 = random_vec(C, 36);
     std::vector<float> dx_ref(M * C), dg_ref(dg0), db_ref(db0);
-    ops::layernorm_backward(dy.data(), x.data(), g.data(), mean_ref.data(), rstd_ref.data(), dx_ref.data(),
+    backend::cpu::layernorm_backward(dy.data(), x.data(), g.data(), mean_ref.data(), rstd_ref.data(), dx_ref.data(),
                             dg_ref.data(), db_ref.data(), M, C);
     auto ddy = up(dy);
     auto dx = poisoned<float>(M * C);

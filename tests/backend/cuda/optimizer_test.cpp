@@ -1,6 +1,6 @@
+#include "backend/cpu/optimizer.h"
 #include "backend/cuda/optimizer.h"
 #include "cuda_test_util.h"
-#include "train/optimizer.h"
 
 namespace clipkit::cuda {
 namespace {
@@ -8,60 +8,65 @@ using namespace clipkit::test;
 
 class CudaAdamW : public CudaTest {};
 
-// Host and device copies of a few parameters of odd sizes (one over a chunk, one exactly a chunk).
-struct Params {
-  std::vector<std::vector<float>> w, g;
-  std::vector<DeviceVec<float>> dw, dg;
-  std::vector<train::Param> host, dev;
-};
+backend::Tensor f32(float* p, int64_t n) { return backend::Tensor(DType::F32, {n}, p, nullptr); }
 
+// Host and device copies of a few tensors of odd sizes (one over a chunk, one exactly a chunk).
 TEST_F(CudaAdamW, StepIsBitIdenticalToTheCpuAndTheNormMatches) {
-  const std::vector<int64_t> sizes = {AdamW::kChunk + 17, 3, AdamW::kChunk, 1000};
-  Params ps;
+  const std::vector<int64_t> sizes = {kAdamWChunk + 17, 3, kAdamWChunk, 1000};
+  std::vector<std::vector<float>> w, g, m, v;
+  std::vector<DeviceVec<float>> dw, dg, dm, dv;
+  std::vector<backend::OptimizerSlot> host, dev;
+  std::vector<backend::Tensor> host_g, dev_g;
   for (size_t i = 0; i < sizes.size(); ++i) {
-    ps.w.push_back(random_vec(static_cast<size_t>(sizes[i]), 80 + i));
-    ps.g.push_back(random_vec(static_cast<size_t>(sizes[i]), 90 + i, 0.01f));
-    ps.dw.push_back(up(ps.w[i]));
-    ps.dg.push_back(up(ps.g[i]));
+    const size_t n = static_cast<size_t>(sizes[i]);
+    w.push_back(random_vec(n, 80 + i));
+    g.push_back(random_vec(n, 90 + i, 0.01f));
+    m.emplace_back(n, 0.0f);
+    v.emplace_back(n, 0.0f);
+    dw.push_back(up(w[i]));
+    dg.push_back(up(g[i]));
+    dm.push_back(up(m[i]));
+    dv.push_back(up(v[i]));
   }
   for (size_t i = 0; i < sizes.size(); ++i) {
-    const std::string name = "p" + std::to_string(i);
     const bool decay = i != 1;
-    ps.host.push_back({name, ps.w[i].data(), ps.g[i].data(), sizes[i], decay});
-    ps.dev.push_back({name, ps.dw[i].p(), ps.dg[i].p(), sizes[i], decay});
+    host.push_back({f32(w[i].data(), sizes[i]), f32(g[i].data(), sizes[i]), f32(m[i].data(), sizes[i]),
+                    f32(v[i].data(), sizes[i]), decay});
+    dev.push_back({f32(dw[i].p(), sizes[i]), f32(dg[i].p(), sizes[i]), f32(dm[i].p(), sizes[i]),
+                   f32(dv[i].p(), sizes[i]), decay});
+    host_g.push_back(host.back().g);
+    dev_g.push_back(dev.back().g);
   }
-  train::AdamWConfig cfg;
-  cfg.weight_decay = 0.1;
-  train::AdamW cpu(ps.host, cfg);
-  AdamW gpu(ps.dev, cfg, ctx());
   auto total = poisoned<double>(1);
+  backend::AdamWStep st;
+  st.weight_decay = 0.1;
   for (int step = 0; step < 3; ++step) {
-    const double lr = 1e-3 * (step + 1), scale = step == 1 ? 0.37 : 1.0;
-    gpu.grad_norm(total.p(), ctx());
-    const double cpu_norm = train::grad_norm(ps.host);
+    st.lr = 1e-3 * (step + 1);
+    st.grad_scale = step == 1 ? 0.37 : 1.0;
+    st.t = step + 1;
+    grad_norm(dev_g, total.p(), ctx());
+    const double cpu_norm = backend::cpu::grad_norm(host_g);
     EXPECT_NEAR(down(total)[0], cpu_norm, 1e-12 * cpu_norm);
-    cpu.step(lr, scale);
-    gpu.step(lr, scale, ctx());
+    backend::cpu::adamw(host, st);
+    adamw(dev, st, ctx());
     for (size_t i = 0; i < sizes.size(); ++i) {
-      ASSERT_EQ(down(ps.dw[i]), ps.w[i]) << "step " << step << " weights of " << i;
-      ASSERT_EQ(down(ps.dg[i]), ps.g[i]) << "step " << step << " (scaled) gradient of " << i;
-      std::vector<float> m(sizes[i]), v(sizes[i]);
-      copy_to_host(m.data(), gpu.exp_avg(i), sizeof(float) * m.size(), ctx().stream());
-      copy_to_host(v.data(), gpu.exp_avg_sq(i), sizeof(float) * v.size(), ctx().stream());
-      ctx().sync();
-      ASSERT_EQ(m, cpu.exp_avg(i)) << "step " << step << " exp_avg of " << i;
-      ASSERT_EQ(v, cpu.exp_avg_sq(i)) << "step " << step << " exp_avg_sq of " << i;
+      ASSERT_EQ(down(dw[i]), w[i]) << "step " << step << " weights of " << i;
+      ASSERT_EQ(down(dg[i]), g[i]) << "step " << step << " (scaled) gradient of " << i;
+      ASSERT_EQ(down(dm[i]), m[i]) << "step " << step << " exp_avg of " << i;
+      ASSERT_EQ(down(dv[i]), v[i]) << "step " << step << " exp_avg_sq of " << i;
     }
   }
-  EXPECT_EQ(gpu.steps(), 3);
-  // clipping on the device from the device norm: the CPU's clip_grad_norm, then step
+  // clipping on the device from the device norm: the CPU's clip coefficient, then step
   for (double max_norm : {1e-3, 1e9}) {
-    gpu.grad_norm(total.p(), ctx());
-    const double cpu_total = train::grad_norm(ps.host);
-    cpu.step(1e-3, train::clip_coefficient(cpu_total, max_norm));
-    gpu.step_clipped(1e-3, total.p(), max_norm, ctx());
+    grad_norm(dev_g, total.p(), ctx());
+    const double cpu_total = backend::cpu::grad_norm(host_g);
+    st.lr = 1e-3;
+    ++st.t;
+    st.grad_scale = std::min(1.0, max_norm / (cpu_total + 1e-6));
+    backend::cpu::adamw(host, st);
+    adamw_clipped(dev, st, total.p(), max_norm, ctx());
     for (size_t i = 0; i < sizes.size(); ++i)
-      EXPECT_REL_ERR("weights after a clipped step", down(ps.dw[i]), ps.w[i], 1e-6);
+      EXPECT_REL_ERR("weights after a clipped step", down(dw[i]), w[i], 1e-6);
   }
 }
 

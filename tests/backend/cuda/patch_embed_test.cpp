@@ -9,7 +9,7 @@ using namespace clipkit::test;
 class CudaPatchEmbed : public CudaTest {};
 
 TEST_F(CudaPatchEmbed, Im2colCol2imAndTheConvolution) {
-  const ops::PatchShape s{2, 3, 70, 16};  // 70 = 4 patches of 16 + 6 pixels outside the grid
+  const backend::PatchShape s{2, 3, 70, 16};  // 70 = 4 patches of 16 + 6 pixels outside the grid
   const int64_t C = 24, rows = s.patches(), K = s.K(), npix = s.N * s.CH * s.S * s.S;
   const std::vector<float> px = random_vec(static_cast<size_t>(npix), 81), W = random_vec(static_cast<size_t>(C * K), 82, 0.1f);
   // the reference im2col, straight from the definition: fn(column element, pixel) for each pair

@@ -1,14 +1,13 @@
 // Float64 references of the CUDA kernel tests where the CPU op needs oneDNN (not in the
 // standalone GPU build): GEMM and the attention backward (its forward and probabilities are
-// tests/ops/attention_ref.h's).
+// tests/backend/attention_ref.h's).
 #pragma once
 #include <cmath>
 #include <cstdint>
 #include <vector>
 
-#include "ops/attention.h"
-#include "ops/attention_ref.h"
-#include "ops/dropout_mask.h"
+#include "backend/attention_ref.h"
+#include "backend/dropout_hash.h"
 
 namespace clipkit::test {
 
@@ -30,11 +29,11 @@ std::vector<double> gemm_ref(bool ta, bool tb, int64_t M, int64_t N, int64_t K, 
 // dqkv [B, L, 3C] of sum(dout * attn_ref(qkv)), analytically:
 //   dV = P_d^T dO,  dP = (dO V^T) keep,  dS = P (dP - rowsum(P dP)) / sqrt(D),  dQ = dS K,  dK = dS^T Q
 inline std::vector<double> attn_backward_ref(const std::vector<double>& qkv, const std::vector<double>& dout,
-                                             const ops::AttentionShape& s, bool causal, const std::vector<int32_t>& mask,
-                                             const ops::AttentionDropout& drop = {}) {
+                                             const backend::AttentionShape& s, bool causal, const std::vector<int32_t>& mask,
+                                             const backend::Dropout& drop = {}) {
   const int64_t B = s.B, L = s.L, H = s.H, D = s.D, C = s.C();
   const std::vector<double> P = attn_probs_ref(qkv, s, causal, mask);
-  const ops::DropoutMask dm(drop.p, drop.seed, drop.site);
+  const uint64_t stream = backend::dropout_stream(drop.seed, drop.site);
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
   std::vector<double> dqkv(static_cast<size_t>(B * L * 3 * C), 0.0);
   auto q = [&](int64_t b, int64_t i, int64_t h, int64_t k) { return qkv[(b * L + i) * 3 * C + h * D + k]; };
@@ -48,7 +47,7 @@ inline std::vector<double> attn_backward_ref(const std::vector<double>& qkv, con
         std::vector<double> dp(static_cast<size_t>(L));
         double dot = 0;
         for (int64_t j = 0; j < L; ++j) {
-          const double keep = attn_keep_ref(drop, dm, static_cast<uint64_t>(((b * H + h) * L + i) * L + j));
+          const double keep = attn_keep_ref(drop, stream, static_cast<uint64_t>(((b * H + h) * L + i) * L + j));
           double g = 0;
           for (int64_t k = 0; k < D; ++k) {
             g += go[k] * v(b, j, h, k);
