@@ -40,6 +40,7 @@ RunFn setup(CLI::App& app) {
                   std::numeric_limits<double>::infinity());
   add_threads_flag(app, c->threads);
   add_precision_flag(app, c->precision);
+  add_device_option(app, c->device);
   return [o, c, mb]() {
     o->precision = c->precision;
     o->device = backend::resolve_device(c->device);
