@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string_view>
+#include <unordered_map>
 
 #include "core/error.h"
 #include "core/parallel.h"
@@ -30,7 +32,11 @@ struct QueueEncoder final : apps::Encoder {
 }  // namespace
 
 EmbedQueue::EmbedQueue(const pipeline::Embedder& emb, const Limits& l, Metrics& metrics)
-    : emb_(emb), l_(l), metrics_(metrics), decodes_(std::max(1, l.max_decodes)) {
+    : emb_(emb),
+      l_(l),
+      metrics_(metrics),
+      decodes_(std::max(1, l.max_decodes)),
+      cache_(static_cast<size_t>(std::max(0, l.text_cache))) {
   encoder_ = std::make_unique<QueueEncoder>(this);
   thread_ = std::thread([this] { model_loop(); });
 }
@@ -65,6 +71,8 @@ void EmbedQueue::model_loop() {
           ++it;
         }
       }
+      queued_rows_ -= rows;
+      metrics_.queue_depth(queued_rows_);
     }
     try {
       pipeline::EmbedOptions eo;
@@ -132,19 +140,58 @@ Tensor EmbedQueue::run(std::shared_ptr<Job> j) {
   auto f = j->done.get_future();
   {
     std::lock_guard<std::mutex> l(mu_);
+    // a job alone may exceed the limit (it runs as one batch); none joins a queue that would
+    if (queued_rows_ > 0 && queued_rows_ + j->n > l_.max_queue) {
+      metrics_.queue_rejected();
+      throw ApiError(503,
+                     fmt::format("the server is busy: {} inputs are waiting for the model (limit {}); retry shortly",
+                                 queued_rows_, l_.max_queue),
+                     "", /*retry_after=*/1);
+    }
+    queued_rows_ += j->n;
+    metrics_.queue_depth(queued_rows_);
     queue_.push_back(std::move(j));
   }
   cv_.notify_one();
   return f.get();
 }
 
-Tensor EmbedQueue::embed_texts(std::vector<std::string> texts) {
+Tensor EmbedQueue::embed_texts(const std::vector<std::string>& texts) {
   if (!emb_.model().has_text()) throw ApiError(400, "this model has no text tower");
+  const int64_t D = emb_.dim(), n = static_cast<int64_t>(texts.size());
+  Tensor out = Tensor::empty(DType::F32, {n, D});
+  // the texts not in the cache, each once, and the rows that wait for each
   auto j = std::make_shared<Job>();
   j->text = true;
-  j->n = static_cast<int64_t>(texts.size());
-  j->texts = std::move(texts);
-  return run(std::move(j));
+  std::vector<std::vector<int64_t>> rows_of;
+  std::unordered_map<std::string_view, size_t> missing;
+  int64_t hits = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const std::string& t = texts[static_cast<size_t>(i)];
+    if (cache_.capacity() > 0 && cache_.get(t, out.ptr<float>() + i * D, D)) {
+      ++hits;
+      continue;
+    }
+    auto [it, added] = missing.emplace(t, j->texts.size());
+    if (added) {
+      j->texts.push_back(t);
+      rows_of.emplace_back();
+    }
+    rows_of[it->second].push_back(i);
+  }
+  if (j->texts.empty()) {
+    metrics_.text_cache(hits, 0, static_cast<int64_t>(cache_.size()));
+    return out;
+  }
+  j->n = static_cast<int64_t>(j->texts.size());
+  Tensor got = run(j);
+  for (size_t m = 0; m < rows_of.size(); ++m) {
+    const float* row = got.ptr<float>() + static_cast<int64_t>(m) * D;
+    cache_.put(j->texts[m], row, D);
+    for (int64_t i : rows_of[m]) std::copy_n(row, D, out.ptr<float>() + i * D);
+  }
+  metrics_.text_cache(hits, j->n, static_cast<int64_t>(cache_.size()));
+  return out;
 }
 
 Tensor EmbedQueue::embed_image_bytes(const std::string& bytes, const std::string& name) {

@@ -25,7 +25,14 @@ RunFn setup(CLI::App& app) {
   app.add_option("--api-key", o->api_key, "require \"Authorization: Bearer KEY\" on /v1/ endpoints");
   app.add_option("--model", o->model_dir, "the index's model (default: the folder recorded in the index)");
   app.add_option("--max-body-mb", *mb, "largest request body accepted, MiB (default 16)")->check(CLI::PositiveNumber);
-  app.add_option("--max-batch", o->max_batch, "rows per model batch (default 64)")->check(CLI::PositiveNumber);
+  app.add_option("--max-batch", o->max_batch,
+                 "most inputs per model batch; requests that arrive while one runs share the next (default 64)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-queue", o->max_queue,
+                 "most inputs waiting for the model; a request over it gets 503 with Retry-After at once (default 256)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--text-cache", o->text_cache, "recent text embeddings kept in memory (default 4096; 0 = none)")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--max-connections", o->max_connections,
                  "connections served at once, one thread each; more get 503 (default 64)")
       ->check(CLI::PositiveNumber);
