@@ -110,9 +110,9 @@ void EmbedQueue::model_loop() {
   }
 }
 
-// Texts padded to a few fixed shapes (rows to a power of two, tokens to a multiple of 16): the
-// model caches its kernels per shape, and request batches would otherwise bring a new shape
-// almost every time. Padding tokens are masked and padding rows dropped, so the embeddings are
+// Texts padded to a few fixed shapes (rows to a power of two up to 8, then to a multiple of 8;
+// tokens to a multiple of 16): the model caches its kernels per shape, and request batches would
+// otherwise bring a new shape almost every time. Padding tokens are masked and padding rows dropped, so the embeddings are
 // those of embed_texts.
 Tensor EmbedQueue::embed_text_bucketed(const std::vector<std::string>& texts) {
   std::vector<int32_t> ids, mask;
@@ -121,7 +121,8 @@ Tensor EmbedQueue::embed_text_bucketed(const std::vector<std::string>& texts) {
   const int64_t B = static_cast<int64_t>(texts.size());
   const int64_t Lb = std::min<int64_t>(std::max<int64_t>(L, emb_.max_text_tokens()), (L + 15) / 16 * 16);
   int64_t Bb = 1;
-  while (Bb < B) Bb *= 2;
+  while (Bb < B && Bb < 8) Bb *= 2;
+  if (B > 8) Bb = (B + 7) / 8 * 8;  // a batch of 17 computes 24 rows, not 32
   const int32_t pad = emb_.tokenizer().pad_id();
   std::vector<int32_t> pid(static_cast<size_t>(Bb * Lb), pad), pm(static_cast<size_t>(Bb * Lb), 0);
   for (int64_t b = 0; b < Bb; ++b) {
