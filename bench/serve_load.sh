@@ -22,7 +22,7 @@ command -v wrk > /dev/null || { echo "wrk is not installed (apt-get install wrk)
 "$CLIPKIT" init --arch clip-vit-base-patch32 --out "$WORK/model" > /dev/null
 "$CLIPKIT" index build --model "$WORK/model" --coco "$HERE/tests/data/datasets/coco-tiny" --index "$WORK/idx" > /dev/null 2>&1
 TOWER=$("$CLIPKIT" bench embed --model "$WORK/model" --no-images --batch-size 32 --iters 8 --json |
-        python3 -c 'import json,sys; print(json.load(sys.stdin)["texts_per_s"])')
+        python3 -c 'import json,sys; j = json.load(sys.stdin); print(j["texts_per_s"], j["text_tokens"])')
 
 # every connection comes from 127.0.0.1: allow them all from one address (and the probes beside them)
 serve() {  # serve [ARGS...]: starts the server, sets PID and URL
@@ -38,10 +38,14 @@ cat > "$WORK/search.lua" <<'LUA'
 local queries = {"a red circle", "two shapes on a beige background", "a yellow star to the right of a square",
                  "a small blue triangle", "a purple diamond on a gradient", "a large orange square in the center"}
 local i = 0
-setup = function(thread) thread:set("id", tostring(thread)) end
+local threads = 0
+setup = function(thread)  -- a number per wrk thread, so that no two threads send the same text
+  threads = threads + 1
+  thread:set("id", threads)
+end
 request = function()
   i = i + 1
-  local body = '{"text": "' .. queries[(i % #queries) + 1] .. ' ' .. id .. ' ' .. i .. '", "k": 10}'
+  local body = '{"text": "' .. queries[(i % #queries) + 1] .. ' ' .. id .. '-' .. i .. '", "k": 10}'
   return wrk.format("POST", "/v1/search", {["Content-Type"] = "application/json"}, body)
 end
 done = function(summary, latency, requests)
@@ -75,13 +79,13 @@ stop
 
 python3 - "$LOAD" "$TOWER" "$BATCHES" "$ROWS" "$WORK/probes" "$REJECTED" "$CONNS" "$QUEUE" <<'PY'
 import json, sys
-load, tower = json.loads(sys.argv[1]), float(sys.argv[2])
+load, (tower, tower_tokens) = json.loads(sys.argv[1]), map(float, sys.argv[2].split())
 batches, rows = int(sys.argv[3]), int(sys.argv[4])
 probes = [l.split() for l in open(sys.argv[5]) if l.strip()]
 r503 = sorted(float(t) * 1e3 for c, t in probes if c == "503")
 r200 = sorted(float(t) * 1e3 for c, t in probes if c == "200")
 pct = lambda v, p: v[min(len(v) - 1, int(p * len(v)))] if v else None
-out = {"connections": int(sys.argv[7]), **load, "text_tower_batch32_texts_per_s": round(tower, 1),
+out = {"connections": int(sys.argv[7]), **load, "text_tower_batch32_texts_per_s": round(tower, 1), "text_tower_tokens": int(tower_tokens),
        "throughput_vs_tower": round(load["requests_per_s"] / tower, 3), "mean_model_batch": round(rows / max(1, batches), 1),
        "over_limit": {"max_queue": int(sys.argv[8]), "probes": len(probes), "probes_503": len(r503),
                       "ms_503_p50": pct(r503, 0.5), "ms_503_p99": pct(r503, 0.99), "ms_503_max": r503[-1] if r503 else None,
