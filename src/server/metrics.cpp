@@ -17,7 +17,10 @@ void Metrics::other(int status) {
   requests_[{"other", status}]++;
 }
 
-void Metrics::model_batch(bool text, int64_t rows) {
+void Metrics::model_batch(bool text, int64_t rows, double seconds) {
+  double cur = busy_s_.load();
+  while (!busy_s_.compare_exchange_weak(cur, cur + seconds)) {
+  }
   (text ? batches_text_ : batches_image_)++;
   (text ? rows_text_ : rows_image_) += rows;
   int b = 0;
@@ -59,6 +62,9 @@ std::string Metrics::render(int64_t index_images, int64_t index_generation) cons
     s += fmt::format("clipkit_model_batch_size_sum{{kind=\"{}\"}} {}\n", kind, (text ? rows_text_ : rows_image_).load());
     s += fmt::format("clipkit_model_batch_size_count{{kind=\"{}\"}} {}\n", kind, cum);
   }
+  s += "# HELP clipkit_model_busy_seconds_total Time the model spent running batches (its utilization).\n";
+  s += "# TYPE clipkit_model_busy_seconds_total counter\n";
+  s += fmt::format("clipkit_model_busy_seconds_total {:.6f}\n", busy_s_.load());
   s += "# HELP clipkit_model_queue_depth Inputs waiting for the model.\n# TYPE clipkit_model_queue_depth gauge\n";
   s += fmt::format("clipkit_model_queue_depth {}\n", queue_depth_.load());
   s += "# HELP clipkit_model_queue_rejections_total Requests refused with 503 because the model queue was full.\n";

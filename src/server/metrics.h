@@ -16,8 +16,8 @@ class Metrics {
   void request(const std::string& endpoint, int status, double seconds);
   // A request answered by the HTTP library itself (no route, body too large, bad request line).
   void other(int status);
-  // One model batch of `rows` inputs.
-  void model_batch(bool text, int64_t rows);
+  // One model batch of `rows` inputs that took `seconds`.
+  void model_batch(bool text, int64_t rows, double seconds);
   // Inputs waiting for the model now.
   void queue_depth(int64_t rows) { queue_depth_ = rows; }
   // A request refused because the queue was full (503).
@@ -38,6 +38,7 @@ class Metrics {
   std::atomic<int64_t> batches_text_{0}, batches_image_{0}, rows_text_{0}, rows_image_{0};
   static constexpr int kBuckets = 9;  // batch sizes <= 1, 2, 4, ..., 256
   std::atomic<int64_t> batch_le_[2][kBuckets + 1];  // [image, text][bucket or +Inf] (zero: C++20 atomics)
+  std::atomic<double> busy_s_{0};
   std::atomic<int64_t> queue_depth_{0}, rejections_{0}, cache_hits_{0}, cache_misses_{0}, cache_entries_{0};
 };
 
