@@ -1,14 +1,15 @@
 // The service's one way to the model: request threads hand texts or preprocessed images to a
 // queue, and one model thread takes every waiting request of the same kind (up to max_batch rows)
 // as one model batch, so concurrent requests share forward passes. Batches form adaptively: an
-// idle model thread starts on a lone request at once (no waiting for company), and whatever
-// arrives while a batch runs is taken together by the next one. At most max_queue inputs wait:
-// a request that would make more is refused at once with ApiError 503 + Retry-After, so latency
-// stays bounded instead of growing with the load. Texts are looked up in an LRU cache of recent
-// text embeddings (text_cache.h) first; only the misses go to the model. Uploaded images are decoded on
-// the request threads, at most max_decodes at a time and each within max_pixels, so that no
-// number of concurrent requests can make decoding take more than about
-// max_decodes x max_pixels x 3 bytes.
+// idle model thread starts on a lone request at once (no fixed wait for company); whatever
+// arrives while a batch runs is taken together by the next one, and right after a busy batch the
+// thread gives its requests' senders a moment (at most a quarter of that batch's time) to send
+// again, rather than start a batch of one. At most max_queue inputs wait: a request that would
+// make more is refused at once with ApiError 503 + Retry-After, so latency stays bounded instead
+// of growing with the load. Texts are looked up in an LRU cache of recent text embeddings
+// (text_cache.h) first; only the misses go to the model. Uploaded images are decoded on the
+// request threads, at most max_decodes at a time and each within max_pixels, so that no number of
+// concurrent requests can make decoding take more than about max_decodes x max_pixels x 3 bytes.
 #pragma once
 #include <condition_variable>
 #include <deque>
