@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs every Debian package listed in deps/debian-packages.txt that is missing.
+# Installs every Debian package listed in deps/debian-packages.txt that is missing, and the npm
+# packages the tests run (tests/openai_client).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # A line is "package" or "package cmd=NAME": the latter counts as present when the command NAME is
@@ -16,4 +17,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The official OpenAI Node client that tests POST /v1/embeddings (tests/openai_client), pinned by its
+# package-lock.json; git-ignored node_modules beside it.
+if [ ! -f tests/openai_client/node_modules/openai/package.json ]; then
+  (cd tests/openai_client && npm ci --ignore-scripts --no-audit --no-fund --silent)
 fi

@@ -10,9 +10,14 @@
 
 namespace clipkit::server {
 
+// `param`: the request field at fault ("" when none), given back as the error's "param";
+// retry_after_s > 0: sent as the Retry-After header (a 503 for a full queue).
 struct ApiError : std::runtime_error {
   int status;
-  ApiError(int s, const std::string& m) : std::runtime_error(m), status(s) {}
+  std::string param;
+  int retry_after_s = 0;
+  ApiError(int s, const std::string& m, std::string p = "", int retry_after = 0)
+      : std::runtime_error(m), status(s), param(std::move(p)), retry_after_s(retry_after) {}
 };
 
 // body[key]: a non-empty list of strings (or, with allow_csv, one "a,b,c" string) of at most max.

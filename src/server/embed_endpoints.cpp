@@ -23,7 +23,7 @@ json rows_json(const Tensor& t) {
 void EmbedEndpoints::embed_text(const httplib::Request& req, httplib::Response& res) const {
   auto body = parse_body(req);
   auto texts = string_list(body, "texts", s_.o.max_texts);
-  send_json(res, 200, {{"embeddings", rows_json(s_.queue.embed_texts(std::move(texts)))}});
+  send_json(res, 200, {{"embeddings", rows_json(s_.queue.embed_texts(texts))}});
 }
 
 void EmbedEndpoints::embed_image(const httplib::Request& req, httplib::Response& res) const {

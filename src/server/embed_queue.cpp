@@ -1,7 +1,10 @@
 #include "server/embed_queue.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <string_view>
+#include <unordered_map>
 
 #include "core/error.h"
 #include "core/parallel.h"
@@ -30,7 +33,11 @@ struct QueueEncoder final : apps::Encoder {
 }  // namespace
 
 EmbedQueue::EmbedQueue(const pipeline::Embedder& emb, const Limits& l, Metrics& metrics)
-    : emb_(emb), l_(l), metrics_(metrics), decodes_(std::max(1, l.max_decodes)) {
+    : emb_(emb),
+      l_(l),
+      metrics_(metrics),
+      decodes_(std::max(1, l.max_decodes)),
+      cache_(static_cast<size_t>(std::max(0, l.text_cache))) {
   encoder_ = std::make_unique<QueueEncoder>(this);
   thread_ = std::thread([this] { model_loop(); });
 }
@@ -45,13 +52,24 @@ EmbedQueue::~EmbedQueue() {
 }
 
 void EmbedQueue::model_loop() {
+  using Clock = std::chrono::steady_clock;
   set_num_threads(l_.model_threads);
+  size_t last_jobs = 0;  // the previous batch: its requests, when it ended, how long it took
+  Clock::time_point last_end;
+  Clock::duration last_took{};
   while (true) {
     std::vector<std::shared_ptr<Job>> batch;
     {
       std::unique_lock<std::mutex> l(mu_);
       cv_.wait(l, [&] { return quit_ || !queue_.empty(); });
       if (quit_ && queue_.empty()) return;
+      // Busy: a batch of several requests ended a moment ago, and their senders send again within
+      // moments (each has only just been answered); rather than start a batch of one or two, wait
+      // for half as many requests as that batch had, at most a quarter of its time after it ended. Idle (a
+      // single client, or a request after a pause): start at once.
+      const auto gather_until = last_end + last_took / 4;
+      if (last_jobs > 2 && queue_.size() < last_jobs / 2 && Clock::now() < gather_until)
+        cv_.wait_until(l, gather_until, [&] { return quit_ || queue_.size() >= last_jobs / 2; });
       // take the oldest job and every waiting job of the same kind that fits in one batch
       batch.push_back(queue_.front());
       queue_.pop_front();
@@ -65,7 +83,10 @@ void EmbedQueue::model_loop() {
           ++it;
         }
       }
+      queued_rows_ -= rows;
+      metrics_.queue_depth(queued_rows_);
     }
+    const auto t0 = Clock::now();
     try {
       pipeline::EmbedOptions eo;
       Tensor all;
@@ -87,7 +108,7 @@ void EmbedQueue::model_loop() {
         eo.batch_size = static_cast<int>(std::max<int64_t>(1, rows));
         all = emb_.embed_pixels(px.data(), rows, eo);
       }
-      metrics_.model_batch(batch[0]->text, rows);
+      metrics_.model_batch(batch[0]->text, rows, std::chrono::duration<double>(Clock::now() - t0).count());
       const int64_t D = all.dim(1);
       int64_t r = 0;
       for (auto& j : batch) {
@@ -99,12 +120,15 @@ void EmbedQueue::model_loop() {
     } catch (...) {
       for (auto& j : batch) j->done.set_exception(std::current_exception());
     }
+    last_end = Clock::now();
+    last_took = last_end - t0;
+    last_jobs = batch.size();
   }
 }
 
-// Texts padded to a few fixed shapes (rows to a power of two, tokens to a multiple of 16): the
-// model caches its kernels per shape, and request batches would otherwise bring a new shape
-// almost every time. Padding tokens are masked and padding rows dropped, so the embeddings are
+// Texts padded to a few fixed shapes (rows to a power of two up to 8, then to a multiple of 8;
+// tokens to a multiple of 16): the model caches its kernels per shape, and request batches would
+// otherwise bring a new shape almost every time. Padding tokens are masked and padding rows dropped, so the embeddings are
 // those of embed_texts.
 Tensor EmbedQueue::embed_text_bucketed(const std::vector<std::string>& texts) {
   std::vector<int32_t> ids, mask;
@@ -113,7 +137,8 @@ Tensor EmbedQueue::embed_text_bucketed(const std::vector<std::string>& texts) {
   const int64_t B = static_cast<int64_t>(texts.size());
   const int64_t Lb = std::min<int64_t>(std::max<int64_t>(L, emb_.max_text_tokens()), (L + 15) / 16 * 16);
   int64_t Bb = 1;
-  while (Bb < B) Bb *= 2;
+  while (Bb < B && Bb < 8) Bb *= 2;
+  if (B > 8) Bb = (B + 7) / 8 * 8;  // a batch of 17 computes 24 rows, not 32
   const int32_t pad = emb_.tokenizer().pad_id();
   std::vector<int32_t> pid(static_cast<size_t>(Bb * Lb), pad), pm(static_cast<size_t>(Bb * Lb), 0);
   for (int64_t b = 0; b < Bb; ++b) {
@@ -132,19 +157,58 @@ Tensor EmbedQueue::run(std::shared_ptr<Job> j) {
   auto f = j->done.get_future();
   {
     std::lock_guard<std::mutex> l(mu_);
+    // a job alone may exceed the limit (it runs as one batch); none joins a queue that would
+    if (queued_rows_ > 0 && queued_rows_ + j->n > l_.max_queue) {
+      metrics_.queue_rejected();
+      throw ApiError(503,
+                     fmt::format("the server is busy: {} inputs are waiting for the model (limit {}); retry shortly",
+                                 queued_rows_, l_.max_queue),
+                     "", /*retry_after=*/1);
+    }
+    queued_rows_ += j->n;
+    metrics_.queue_depth(queued_rows_);
     queue_.push_back(std::move(j));
   }
   cv_.notify_one();
   return f.get();
 }
 
-Tensor EmbedQueue::embed_texts(std::vector<std::string> texts) {
+Tensor EmbedQueue::embed_texts(const std::vector<std::string>& texts) {
   if (!emb_.model().has_text()) throw ApiError(400, "this model has no text tower");
+  const int64_t D = emb_.dim(), n = static_cast<int64_t>(texts.size());
+  Tensor out = Tensor::empty(DType::F32, {n, D});
+  // the texts not in the cache, each once, and the rows that wait for each
   auto j = std::make_shared<Job>();
   j->text = true;
-  j->n = static_cast<int64_t>(texts.size());
-  j->texts = std::move(texts);
-  return run(std::move(j));
+  std::vector<std::vector<int64_t>> rows_of;
+  std::unordered_map<std::string_view, size_t> missing;
+  int64_t hits = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const std::string& t = texts[static_cast<size_t>(i)];
+    if (cache_.capacity() > 0 && cache_.get(t, out.ptr<float>() + i * D, D)) {
+      ++hits;
+      continue;
+    }
+    auto [it, added] = missing.emplace(t, j->texts.size());
+    if (added) {
+      j->texts.push_back(t);
+      rows_of.emplace_back();
+    }
+    rows_of[it->second].push_back(i);
+  }
+  if (j->texts.empty()) {
+    metrics_.text_cache(hits, 0, static_cast<int64_t>(cache_.size()));
+    return out;
+  }
+  j->n = static_cast<int64_t>(j->texts.size());
+  Tensor got = run(j);
+  for (size_t m = 0; m < rows_of.size(); ++m) {
+    const float* row = got.ptr<float>() + static_cast<int64_t>(m) * D;
+    cache_.put(j->texts[m], row, D);
+    for (int64_t i : rows_of[m]) std::copy_n(row, D, out.ptr<float>() + i * D);
+  }
+  metrics_.text_cache(hits, j->n, static_cast<int64_t>(cache_.size()));
+  return out;
 }
 
 Tensor EmbedQueue::embed_image_bytes(const std::string& bytes, const std::string& name) {

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "core/json.h"
+#include "server/json_http.h"
 
 namespace clipkit::server {
 
@@ -205,7 +206,7 @@ class HttpTransport::Stream final : public httplib::Stream {
 
 // A whole JSON error response written straight to the stream (no request to answer through httplib).
 void HttpTransport::write_error(Stream& strm, int status, const std::string& message) {
-  const std::string body = json_text(nlohmann::json{{"error", {{"status", status}, {"message", message}}}});
+  const std::string body = json_text(error_body(status, message));
   const std::string head = fmt::format(
       "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\n{}Connection: close\r\nContent-Length: {}\r\n\r\n", status,
       status == 503 ? "Service Unavailable" : "Request Timeout", status == 503 ? "Retry-After: 1\r\n" : "", body.size());

@@ -32,8 +32,20 @@ void send_json(httplib::Response& res, int status, const json& j) {
   res.set_content(json_text(j), "application/json");
 }
 
-void send_error(httplib::Response& res, int status, const std::string& msg) {
-  send_json(res, status, {{"error", {{"status", status}, {"message", msg}}}});
+json error_body(int status, const std::string& msg, const std::string& param) {
+  // OpenAI's types: invalid_request_error for what the client can fix, authentication_error for a
+  // missing or wrong key, server_error for the rest (a full queue is "overloaded", as OpenAI says)
+  const char* type = status == 401 ? "authentication_error" : status < 500 ? "invalid_request_error" : "server_error";
+  json code = nullptr;
+  if (status == 401) code = "invalid_api_key";
+  if (status == 503) code = "overloaded";
+  return {{"error",
+           {{"status", status}, {"message", msg}, {"type", type}, {"param", param.empty() ? json(nullptr) : json(param)},
+            {"code", code}}}};
+}
+
+void send_error(httplib::Response& res, int status, const std::string& msg, const std::string& param) {
+  send_json(res, status, error_body(status, msg, param));
 }
 
 json parse_body(const httplib::Request& req) {

@@ -1,5 +1,6 @@
 // JSON in and out of HTTP: a request's JSON body or multipart form fields as one JSON object, the
-// image or video bytes it carries, and JSON responses (errors as {"error": {"status", "message"}}).
+// image or video bytes it carries, and JSON responses. Errors are {"error": {"status", "message",
+// "type", "param", "code"}}: clipkit's two fields and OpenAI's four, so OpenAI clients read them too.
 // Every string a request brings must be UTF-8 text (a 400 names the field otherwise); responses are
 // written with json_text, which never fails.
 #pragma once
@@ -11,7 +12,9 @@
 namespace clipkit::server {
 
 void send_json(httplib::Response& res, int status, const nlohmann::json& j);
-void send_error(httplib::Response& res, int status, const std::string& message);
+// The error object of every error response; param: the request field at fault ("" = null).
+nlohmann::json error_body(int status, const std::string& message, const std::string& param = "");
+void send_error(httplib::Response& res, int status, const std::string& message, const std::string& param = "");
 
 // The body as a JSON object; ApiError 400 when empty, not JSON (or nested too deep), not an
 // object, or holding a string that is not UTF-8.

@@ -37,7 +37,8 @@ void answer_exception(const std::string& where, httplib::Response& res, std::exc
   try {
     std::rethrow_exception(ep);
   } catch (const ApiError& e) {
-    send_error(res, e.status, e.what());
+    send_error(res, e.status, e.what(), e.param);
+    if (e.retry_after_s > 0) res.set_header("Retry-After", std::to_string(e.retry_after_s));
   } catch (const Error& e) {
     send_error(res, 400, e.what());
   } catch (const std::bad_alloc&) {

@@ -14,6 +14,7 @@
 #include "server/library_handle.h"
 #include "server/metrics.h"
 #include "server/middleware.h"
+#include "server/openai_endpoints.h"
 #include "server/search_endpoints.h"
 #include "server/service.h"
 #include "server/status_endpoints.h"
@@ -44,7 +45,7 @@ TransportLimits transport_limits(const ServerOptions& o) {
 }
 
 EmbedQueue::Limits queue_limits(const ServerOptions& o) {
-  return {o.max_batch, o.model_threads, o.max_image_pixels, o.max_decodes};
+  return {o.max_batch, o.model_threads, o.max_image_pixels, o.max_decodes, o.max_queue, o.text_cache};
 }
 
 }  // namespace
@@ -61,6 +62,7 @@ struct Server::Impl {
   EmbedEndpoints embed;
   SearchEndpoints search;
   AppEndpoints apps;
+  OpenAiEndpoints openai;
   HttpTransport http;
   int bound_port = -1;
 
@@ -75,6 +77,7 @@ struct Server::Impl {
         embed(service),
         search(service),
         apps(service, app_limits(o, *emb)),
+        openai(service),
         http(transport_limits(o), [this](int status) { metrics.other(status); }) {
     routes();
   }
@@ -93,6 +96,7 @@ struct Server::Impl {
     route("GET", "/metrics", "/metrics", false, status, &StatusEndpoints::metrics);
     route("POST", "/v1/embed/text", "/v1/embed/text", true, embed, &EmbedEndpoints::embed_text);
     route("POST", "/v1/embed/image", "/v1/embed/image", true, embed, &EmbedEndpoints::embed_image);
+    route("POST", "/v1/embeddings", "/v1/embeddings", true, openai, &OpenAiEndpoints::embeddings);
     route("POST", "/v1/compare", "/v1/compare", true, embed, &EmbedEndpoints::compare);
     route("POST", "/v1/search", "/v1/search", true, search, &SearchEndpoints::search);
     route("GET", "/v1/images/", "/v1/images", true, search, &SearchEndpoints::image, /*numeric_id=*/true);

@@ -1,7 +1,7 @@
 // clipkit serve: the JSON API and the web page over one index (cpp-httplib).
 //
 // Endpoints (docs/api.md): GET / (page), GET /healthz, GET /metrics (Prometheus), POST /v1/embed/text,
-// POST /v1/embed/image, POST /v1/search, POST /v1/compare, GET /v1/images/{id}, and the applications
+// POST /v1/embed/image, POST /v1/embeddings (OpenAI's), POST /v1/search, POST /v1/compare, GET /v1/images/{id}, and the applications
 // POST /v1/classify, /v1/retrieve, /v1/dedup, /v1/video.
 // The parts, one file each: http_transport.h (connections: limits, deadlines), middleware.h (the
 // route table; what is checked before a body is read; bodies read within limits; errors as JSON;
@@ -11,7 +11,7 @@
 // queue, so concurrent requests share model batches and the model runs on one thread with the
 // OpenMP pool under it), json_http.h (JSON bodies, multipart forms, uploads, JSON responses),
 // query_input.h, and the endpoint families status_endpoints.h, embed_endpoints.h,
-// search_endpoints.h, app_endpoints.h. docs/security.md says what is enforced where.
+// search_endpoints.h, app_endpoints.h, openai_endpoints.h. docs/security.md says what is enforced where.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -36,6 +36,8 @@ struct ServerOptions {
   int max_prompts = 256;    // per /v1/compare request
   int64_t max_k = 1000;
   int max_batch = 64;       // rows per model batch
+  int max_queue = 256;      // inputs waiting for the model; a request over it gets 503 + Retry-After
+  int text_cache = 4096;    // recent text embeddings kept (0 = no cache)
   int model_threads = 0;    // OpenMP threads for the model (0 = all cores)
   // connections
   int max_connections = 64;             // served at once, each on its own thread; more get 503

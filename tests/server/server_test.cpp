@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <thread>
 
@@ -264,6 +266,113 @@ TEST_F(ServerTest, ConcurrentTextRequestsShareModelBatches) {
   EXPECT_EQ(rows, 48);
   std::printf("  48 concurrent text queries ran in %lld model batches\n", static_cast<long long>(batches));
   EXPECT_LT(batches, 48);  // some requests shared a batch
+}
+
+// POST /v1/embeddings with the bodies the official OpenAI Node client (openai 6.30.1) sent, recorded
+// byte for byte: its default asks for base64 (float32 little-endian) and a single string may come
+// alone; rows equal the embedder's, usage counts the texts' tokens.
+TEST_F(ServerTest, OpenAiEmbeddingsAnswerRecordedClientBodies) {
+  auto c = client();
+  auto e = pipeline::Embedder::load(test::data_path("models/tiny-clip"));
+  const Tensor ref = e->embed_texts({"a red circle", "two shapes"}, {});
+  const int64_t D = ref.dim(1);
+  std::vector<int32_t> ids, mask;
+  int64_t L;
+  e->tokenize({"a red circle", "two shapes"}, &ids, &mask, &L);
+  const int64_t tokens = std::count(mask.begin(), mask.end(), 1);
+  auto r = c.Post("/v1/embeddings",
+                  R"({"model":"text-embedding-3-small","input":["a red circle","two shapes"],"encoding_format":"base64"})",
+                  "application/json");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  auto j = body(r);
+  EXPECT_EQ(j["object"], "list");
+  EXPECT_EQ(j["model"], "text-embedding-3-small");
+  EXPECT_EQ(j["usage"]["prompt_tokens"], tokens);
+  EXPECT_EQ(j["usage"]["total_tokens"], tokens);
+  ASSERT_EQ(j["data"].size(), 2u);
+  for (int64_t i = 0; i < 2; ++i) {
+    const auto& d = j["data"][static_cast<size_t>(i)];
+    EXPECT_EQ(d["object"], "embedding");
+    EXPECT_EQ(d["index"], i);
+    std::string bytes;
+    ASSERT_TRUE(base64_decode(d["embedding"].get<std::string>(), &bytes));
+    ASSERT_EQ(bytes.size(), static_cast<size_t>(D) * 4);
+    std::vector<float> v(static_cast<size_t>(D));
+    std::memcpy(v.data(), bytes.data(), bytes.size());
+    for (int64_t k = 0; k < D; ++k) EXPECT_NEAR(v[static_cast<size_t>(k)], ref.ptr<float>()[i * D + k], 1e-5);
+  }
+  auto f = post(c, "/v1/embeddings",
+                json::parse(R"({"model":"text-embedding-3-small","input":"a red circle","encoding_format":"float"})"), 200);
+  ASSERT_EQ(f["data"].size(), 1u);
+  ASSERT_EQ(f["data"][0]["embedding"].size(), static_cast<size_t>(D));
+  for (int64_t k = 0; k < D; ++k) EXPECT_NEAR(f["data"][0]["embedding"][static_cast<size_t>(k)].get<float>(), ref.ptr<float>()[k], 1e-5);
+}
+
+// An input that is an image data URL is embedded as /v1/embed/image embeds the same bytes; texts
+// around it keep their places; without "model" the served model's folder names it.
+TEST_F(ServerTest, OpenAiEmbeddingsTakeImagesAsDataUrls) {
+  auto c = client();
+  const std::string img = read_file(test::data_path("images/chelsea.jpg"));
+  auto want = post(c, "/v1/embed/image", {{"image_base64", b64(img)}}, 200)["embeddings"][0];
+  auto t = post(c, "/v1/embed/text", {{"texts", {"a cat"}}}, 200)["embeddings"][0];
+  auto j = post(c, "/v1/embeddings", {{"input", {"a cat", "data:image/jpeg;base64," + b64(img)}}}, 200);
+  EXPECT_EQ(j["model"], "tiny-clip");
+  ASSERT_EQ(j["data"].size(), 2u);
+  EXPECT_EQ(j["data"][1]["index"], 1);
+  ASSERT_EQ(j["data"][1]["embedding"].size(), want.size());
+  for (size_t k = 0; k < want.size(); ++k) {
+    EXPECT_FLOAT_EQ(j["data"][1]["embedding"][k].get<float>(), want[k].get<float>());
+    EXPECT_FLOAT_EQ(j["data"][0]["embedding"][k].get<float>(), t[k].get<float>());
+  }
+}
+
+// Invalid input gets OpenAI's error object (message, type, param, code) with the right status,
+// under the same key, body and pixel limits as every endpoint.
+TEST_F(ServerTest, OpenAiEmbeddingsErrorsAreOpenAiErrorObjects) {
+  struct Case {
+    std::string body;
+    int status;
+    std::string param, says;
+  };
+  const std::string png_header = b64(std::string("\x89PNG\r\n\x1a\n", 8));
+  const Case cases[] = {
+      {R"({"model": "m"})", 400, "input", "missing \"input\""},
+      {R"({"model": "m", "input": 5})", 400, "input", "string or a list of strings"},
+      {R"({"model": "m", "input": [[1, 2, 3]]})", 400, "input", "token ids"},
+      {R"({"model": "m", "input": []})", 400, "input", "empty"},
+      {R"({"model": "m", "input": ["a","a","a","a","a","a","a","a","a"]})", 413, "input", "at most 8"},
+      {R"({"model": 7, "input": "a"})", 400, "model", "must be a string"},
+      {R"({"model": "m", "input": "a", "encoding_format": "int8"})", 400, "encoding_format", "\"base64\""},
+      {R"({"model": "m", "input": "a", "dimensions": 16})", 400, "dimensions", "must be 48"},
+      {R"({"model": "m", "input": "data:image/png,rawbytes"})", 400, "input", "without base64"},
+      {R"({"model": "m", "input": ["a", "data:image/png;base64,!!!"]})", 400, "input", "\"input\"[1] is an image data URL that is not valid base64"},
+      {R"({"model": "m", "input": "data:image/png;base64,)" + png_header + R"("})", 400, "input", "cannot read the image"},
+      {"{not json", 400, "", "not valid JSON"},
+  };
+  auto c = client();
+  for (auto& t : cases) {
+    auto r = c.Post("/v1/embeddings", t.body, "application/json");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, t.status) << t.body << " -> " << r->body;
+    auto j = json::parse(r->body, nullptr, false);
+    ASSERT_TRUE(j.contains("error")) << r->body;
+    const auto& e = j["error"];
+    EXPECT_NE(e["message"].get<std::string>().find(t.says), std::string::npos) << r->body;
+    EXPECT_EQ(e["type"], "invalid_request_error") << r->body;
+    EXPECT_EQ(e["param"], t.param.empty() ? json(nullptr) : json(t.param)) << r->body;
+    EXPECT_TRUE(e.contains("code")) << r->body;
+  }
+  auto r = client(false).Post("/v1/embeddings", R"({"model": "m", "input": "a"})", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 401);
+  EXPECT_EQ(body(r)["error"]["type"], "authentication_error");
+  EXPECT_EQ(body(r)["error"]["code"], "invalid_api_key");
+  // the body limit (256 KiB here) holds for images in "input" too
+  auto big = c.Post("/v1/embeddings", json{{"input", "data:image/jpeg;base64," + std::string(300 * 1024, 'A')}}.dump(),
+                    "application/json");
+  ASSERT_TRUE(big);
+  EXPECT_EQ(big->status, 413);
 }
 
 // /v1/classify gives what the zero-shot classifier gives for the same image, from JSON or a form.

@@ -26,7 +26,11 @@ RunFn setup(CLI::App& app) {
   app.add_option("--api-key", o->api_key, "require \"Authorization: Bearer KEY\" on /v1/ endpoints");
   add_model_flag(app, o->model_dir, ModelUse::Optional);
   add_number_flag(app, "--max-body-mb", *mb, "largest request body accepted, MiB", 0, 1 << 20, true);
-  add_int_flag(app, "--max-batch", o->max_batch, "rows per model batch", 1);
+  add_int_flag(app, "--max-batch", o->max_batch,
+               "most inputs per model batch; requests that arrive while one runs share the next", 1);
+  add_int_flag(app, "--max-queue", o->max_queue,
+               "most inputs waiting for the model; a request over it gets 503 with Retry-After at once", 1);
+  add_int_flag(app, "--text-cache", o->text_cache, "recent text embeddings kept in memory (0 = none)", 0);
   add_int_flag(app, "--max-connections", o->max_connections, "connections served at once, one thread each; more get 503", 1);
   app.add_option("--http-threads", o->max_connections, "")->check(CLI::PositiveNumber)->group("");  // old name
   add_int_flag(app, "--max-connections-per-client", o->max_connections_per_client, "connections one address may hold", 1);
