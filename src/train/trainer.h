@@ -2,6 +2,7 @@
 // HF Trainer semantics (AdamW, linear/cosine schedule with warmup, clipping, decay groups),
 // data parallel over MPI ranks, checkpoints each epoch and exact resume.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -34,12 +35,16 @@ struct TrainOptions {
   int embed_batch_size = 32;
   int64_t save_steps = 0;        // also checkpoint every N steps (0 = only at epoch ends)
   int64_t stop_after_steps = 0;  // testing: stop (as if interrupted) after N steps
+  // When set and true (Ctrl-C in the Python package): write a checkpoint at the next step boundary
+  // and return with TrainResult::interrupted; `resume` continues from it.
+  const std::atomic<bool>* stop = nullptr;
   image::ImageBackend image_backend = image::ImageBackend::Pil;
 };
 
 struct TrainResult {
   int64_t steps = 0;
   double last_loss = 0;
+  bool interrupted = false;  // stopped by TrainOptions::stop (a checkpoint of the last step is in `out`)
   nlohmann::json eval_before, eval_after;
 };
 

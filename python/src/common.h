@@ -1,0 +1,42 @@
+// Shared by the binding files: the exceptions Python sees, numpy arrays over C++ buffers, and the
+// compute-thread setting applied on the calling thread.
+#pragma once
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <stdexcept>
+#include <string>
+
+#include "core/tensor.h"
+#include "pipeline/embedder.h"
+
+namespace clipkit::py {
+
+namespace pyb = pybind11;
+
+// Raised as clipkit.FileNotFoundError (a clipkit.Error and a builtins.FileNotFoundError).
+struct NotFound : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+// Raised as clipkit.ValueError (a clipkit.Error and a builtins.ValueError): bad arguments, or a
+// checkpoint whose configuration clipkit does not support.
+struct BadValue : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// A numpy array viewing the tensor's buffer, which the array keeps alive (no copy).
+pyb::array to_numpy(Tensor t);
+
+// A _clipkit.Model's embedder and compute threads (TypeError when `model` is not one), and a new
+// _clipkit.Model owning `e`.
+const pipeline::Embedder& embedder_of(pyb::handle model);
+int threads_of(pyb::handle model);
+pyb::object wrap_embedder(std::unique_ptr<pipeline::Embedder> e, int threads);
+
+// The registration functions of each binding file.
+void bind_errors(pyb::module_& m);
+void bind_model(pyb::module_& m);
+void bind_index(pyb::module_& m);
+void bind_train(pyb::module_& m);
+
+}  // namespace clipkit::py
