@@ -4,6 +4,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <mutex>
 #include <stdexcept>
 #include <string>
 
@@ -23,6 +24,12 @@ struct NotFound : std::runtime_error {
 struct BadValue : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+
+// Held (with the GIL released) around every forward pass, training run and index embedding: one
+// oneDNN primitive must not run on two threads at once (its scratchpad is the library's, and
+// primitives are shared by shape across models), so concurrent Python callers take turns on the
+// model while their decoding and tokenizing still run side by side.
+std::mutex& compute_mutex();
 
 // A numpy array viewing the tensor's buffer, which the array keeps alive (no copy).
 pyb::array to_numpy(Tensor t);

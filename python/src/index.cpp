@@ -57,7 +57,9 @@ std::vector<std::pair<std::string, std::string>> embed_items(const pipeline::Emb
   o.batch_size = batch_size;
   o.replace_other_runs = true;  // the index's own work folder
   Progress p("embed", static_cast<int64_t>(items.size()), "images");
+  std::unique_lock<std::mutex> lock(compute_mutex());
   auto r = pipeline::bulk_embed(e, items, work_dir, o, &p);
+  lock.unlock();
   p.finish();
   if (!r.complete) fail("{}: embedding stopped early; run the same call again to resume", work_dir);
   index::load_embeddings(work_dir, x, recs, id);

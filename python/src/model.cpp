@@ -190,6 +190,7 @@ class Model {
     {
       pyb::gil_scoped_release nogil;
       set_num_threads(threads_);
+      std::lock_guard<std::mutex> lock(compute_mutex());
       t = texts.empty() ? Tensor::empty(DType::F32, {0, dim()}) : emb_->embed_texts(texts, o);
     }
     return to_numpy(std::move(t));
@@ -211,6 +212,7 @@ class Model {
     {
       pyb::gil_scoped_release nogil;
       set_num_threads(threads_);
+      std::lock_guard<std::mutex> lock(compute_mutex());
       t = N == 0 ? Tensor::empty(DType::F32, {0, dim()}) : emb_->embed_pixels(px, N, o);
     }
     return to_numpy(std::move(t));
@@ -237,7 +239,10 @@ class Model {
         const int64_t n = std::min<int64_t>(o.batch_size, static_cast<int64_t>(src.size() - b));
         px.resize(static_cast<size_t>(n * per));
         const int64_t good = load_batch(src, b, n, emb_->preprocess_config(), d, per, px.data(), &kept, &skipped);
-        if (good > 0) parts.push_back(emb_->embed_pixels(px.data(), good, o));
+        if (good > 0) {
+          std::lock_guard<std::mutex> lock(compute_mutex());
+          parts.push_back(emb_->embed_pixels(px.data(), good, o));
+        }
       }
       out = parts.size() == 1 ? std::move(parts[0]) : pipeline::concat_rows(parts, dim());
     }

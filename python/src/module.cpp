@@ -6,6 +6,11 @@
 
 namespace clipkit::py {
 
+std::mutex& compute_mutex() {
+  static std::mutex m;
+  return m;
+}
+
 pyb::array to_numpy(Tensor t) {
   pyb::dtype dt;
   switch (t.dtype) {
