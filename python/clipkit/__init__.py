@@ -78,13 +78,19 @@ def _check_errors(errors):
         raise ValueError(f'errors must be "raise" or "skip", got {errors!r}')
 
 
-def _raise_skipped(images, skipped):
-    """errors="raise": one exception naming every unreadable input (FileNotFoundError when they are
-    all missing files)."""
-    lines = [reason for _, reason in skipped]
-    msg = f"{len(skipped)} of {len(images)} images could not be read: " + "; ".join(lines)
-    missing = all(isinstance(images[i], str) and not os.path.exists(images[i]) for i, _ in skipped)
-    raise (FileNotFoundError if missing else Error)(msg)
+def _rows(images, result, errors):
+    """(rows, kept, skipped) from the C++ side -> the rows; with errors="raise" one exception naming
+    every unreadable input (FileNotFoundError when they are all missing files), with "skip" an
+    Embeddings array carrying kept and skipped."""
+    x, kept, skipped = result
+    if skipped and errors == "raise":
+        msg = f"{len(skipped)} of {len(images)} images could not be read: " + "; ".join(r for _, r in skipped)
+        missing = all(isinstance(images[i], str) and not os.path.exists(images[i]) for i, _ in skipped)
+        raise (FileNotFoundError if missing else Error)(msg)
+    if errors == "skip":
+        x = x.view(Embeddings)
+        x.kept, x.skipped = list(kept), list(skipped)
+    return x
 
 
 class Model:
@@ -146,13 +152,7 @@ class Model:
         array of the readable ones with .kept and .skipped."""
         _check_errors(errors)
         items = _image_list(images)
-        x, kept, skipped = self._m.embed_images(items, batch_size, normalize, exif_transpose)
-        if skipped and errors == "raise":
-            _raise_skipped(items, skipped)
-        if errors == "skip":
-            x = x.view(Embeddings)
-            x.kept, x.skipped = list(kept), list(skipped)
-        return x
+        return _rows(items, self._m.embed_images(items, batch_size, normalize, exif_transpose), errors)
 
     def embed_texts(self, texts, batch_size=32, normalize=True, max_length=None):
         """Embeddings float32 (N, embed_dim) of texts (a str or a list of str). max_length
@@ -187,13 +187,7 @@ class Model:
         embed_pixels takes). Inputs and errors= as in embed_images."""
         _check_errors(errors)
         items = _image_list(images)
-        x, kept, skipped = self._m.preprocess(items, exif_transpose)
-        if skipped and errors == "raise":
-            _raise_skipped(items, skipped)
-        if errors == "skip":
-            x = x.view(Embeddings)
-            x.kept, x.skipped = list(kept), list(skipped)
-        return x
+        return _rows(items, self._m.preprocess(items, exif_transpose), errors)
 
     def similarity(self, images, texts, batch_size=32):
         """HF's logits_per_image float32 (N_images, N_texts): exp(logit_scale) times the cosine

@@ -9,6 +9,8 @@
 #include <string>
 
 #include "core/tensor.h"
+#include "image/preprocess.h"
+#include "ops/precision.h"
 #include "pipeline/embedder.h"
 
 namespace clipkit::py {
@@ -30,6 +32,10 @@ struct BadValue : std::runtime_error {
 // primitives are shared by shape across models), so concurrent Python callers take turns on the
 // model while their decoding and tokenizing still run side by side.
 std::mutex& compute_mutex();
+
+// "fp32" | "bf16", and "pil" | "torchvision" (image_backend=), as ValueError otherwise.
+ops::Precision precision_arg(const std::string& name);
+image::ImageBackend image_backend_arg(const std::string& name);
 
 // A numpy array viewing the tensor's buffer, which the array keeps alive (no copy).
 pyb::array to_numpy(Tensor t);

@@ -142,12 +142,7 @@ class Index {
 
   // The library's model, loaded as `clipkit search` loads it (model_dir "" = the folder index.json names).
   pyb::object query_model(const std::string& model_dir, const std::string& precision, int threads) {
-    ops::Precision prec;
-    try {
-      prec = ops::precision_from_name(precision);
-    } catch (const Error& e) {
-      throw BadValue(e.what());
-    }
+    const ops::Precision prec = precision_arg(precision);
     std::unique_ptr<pipeline::Embedder> e;
     {
       pyb::gil_scoped_release nogil;

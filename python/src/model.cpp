@@ -131,33 +131,32 @@ using Skipped = std::vector<std::pair<int64_t, std::string>>;
 class Model {
  public:
   Model(const std::string& dir, const std::string& device, const std::string& precision, int threads)
-      : threads_(threads) {
+      : Model(load(dir, device, precision, threads), threads) {}
+  Model(std::unique_ptr<pipeline::Embedder> e, int threads)
+      : emb_(std::move(e)), threads_(threads), config_json_(read_file((fs::path(emb_->model().dir()) / "config.json").string())) {}
+
+  // clipkit.load: FileNotFoundError for a missing folder or config.json, ValueError for arguments and
+  // configurations clipkit does not take (model type, fields), clipkit.Error for the rest.
+  static std::unique_ptr<pipeline::Embedder> load(const std::string& dir, const std::string& device,
+                                                  const std::string& precision, int threads) {
     if (device != "cpu")
       throw BadValue("device \"" + device + "\": this build of clipkit's Python package embeds on the CPU only (device=\"cpu\")");
     if (threads < 0) throw BadValue("threads must be >= 0 (0 = all cores), got " + std::to_string(threads));
-    ops::Precision prec;
-    try {
-      prec = ops::precision_from_name(precision);
-    } catch (const Error& e) {
-      throw BadValue(e.what());
-    }
+    const ops::Precision prec = precision_arg(precision);
     try {
       pyb::gil_scoped_release nogil;
-      emb_ = pipeline::Embedder::load(dir, {prec});
+      return pipeline::Embedder::load(dir, {prec});
     } catch (const Error& e) {
       const fs::path config = fs::path(dir) / "config.json";
       if (!fs::is_directory(dir) || !fs::exists(config)) throw NotFound(e.what());
       try {
         model::ModelConfig::from_file(config.string());
       } catch (const Error&) {
-        throw BadValue(e.what());  // a configuration clipkit does not support (model type, fields)
+        throw BadValue(e.what());
       }
       throw;
     }
-    config_json_ = read_file((fs::path(dir) / "config.json").string());
   }
-  Model(std::unique_ptr<pipeline::Embedder> e, int threads)
-      : emb_(std::move(e)), threads_(threads), config_json_(read_file((fs::path(emb_->model().dir()) / "config.json").string())) {}
 
   int64_t dim() const { return emb_->dim(); }
   int image_size() const { return emb_->model().image_size(); }
@@ -172,13 +171,7 @@ class Model {
   int threads() const { return threads_; }
 
   void set_image_backend(const std::string& name) {
-    image::ImageBackend b;
-    try {
-      b = image::image_backend_from_name(name, "image_backend");
-    } catch (const Error& e) {
-      throw BadValue(e.what());
-    }
-    emb_->set_image_backend(b);
+    emb_->set_image_backend(image_backend_arg(name));
   }
   std::string image_backend() const { return image::image_backend_name(emb_->preprocess_config().backend); }
 

@@ -11,6 +11,22 @@ std::mutex& compute_mutex() {
   return m;
 }
 
+ops::Precision precision_arg(const std::string& name) {
+  try {
+    return ops::precision_from_name(name);
+  } catch (const Error& e) {
+    throw BadValue(e.what());
+  }
+}
+
+image::ImageBackend image_backend_arg(const std::string& name) {
+  try {
+    return image::image_backend_from_name(name, "image_backend");
+  } catch (const Error& e) {
+    throw BadValue(e.what());
+  }
+}
+
 pyb::array to_numpy(Tensor t) {
   pyb::dtype dt;
   switch (t.dtype) {

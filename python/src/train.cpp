@@ -76,20 +76,14 @@ void apply_flags(const pyb::dict& flags, train::TrainOptions* o, int* threads) {
     else if (n == "threads") *threads = value_of<int>(n, v);
     else if (n == "embed_batch_size") o->embed_batch_size = value_of<int>(n, v);
     else if (n == "precision") o->precision = value_of<std::string>(n, v);
-    else if (n == "image_backend") {
-      try {
-        o->image_backend = image::image_backend_from_name(value_of<std::string>(n, v), "image_backend");
-      } catch (const Error& e) {
-        throw BadValue(e.what());
-      }
-    } else {
+    else if (n == "image_backend") o->image_backend = image_backend_arg(value_of<std::string>(n, v));
+    else {
       throw pyb::type_error("train() got an unexpected keyword argument '" + n + "' (the keywords are `clipkit train`'s flags, e.g. max_steps=)");
     }
   }
   if (o->batch_size < 1) throw BadValue("batch_size must be >= 1, got " + std::to_string(o->batch_size));
   if (o->embed_batch_size < 1) throw BadValue("embed_batch_size must be >= 1, got " + std::to_string(o->embed_batch_size));
-  if (o->precision != "fp32" && o->precision != "bf16")
-    throw BadValue("precision must be \"fp32\" or \"bf16\", got \"" + o->precision + "\"");
+  precision_arg(o->precision);  // checked here: ValueError before anything runs
 }
 
 // -> the final metrics as JSON text: {"steps", "last_loss", "interrupted", "eval_before", "eval_after", "out"}
