@@ -299,17 +299,12 @@ TrainResult train_full(const TrainOptions& o, Comm& comm) {
       if (lead) log_line(metrics, meter.line(step, steps_per_epoch, lr_res.loss, gnorm, lr, m->logit_scale));
       prog.set_suffix(fmt::format("loss {:.4f}  {:.1f} samples/s", lr_res.loss, meter.samples_per_s()));
       prog.add(1);
-      if (o.stop && o.stop->load() && step < total) {  // interrupted: checkpoint this step, resumable
-        save(epoch, json());
+      const bool interrupted = o.stop && o.stop->load() && step < total;  // checkpointed here, resumable
+      if (interrupted || (o.save_steps > 0 && step % o.save_steps == 0 && step < total)) save(epoch, json());
+      if (interrupted || (o.stop_after_steps > 0 && step >= o.stop_after_steps)) {
         comm.barrier();
         res.steps = step;
-        res.interrupted = true;
-        return res;
-      }
-      if (o.save_steps > 0 && step % o.save_steps == 0 && step < total) save(epoch, json());
-      if (o.stop_after_steps > 0 && step >= o.stop_after_steps) {
-        comm.barrier();
-        res.steps = step;
+        res.interrupted = interrupted;
         return res;
       }
     }
