@@ -229,5 +229,6 @@ def test_the_gil_is_released_during_compute(tiny):
         t.join()
     finally:
         sys.setswitchinterval(old)
-    # about one tick per ms of the embedding when the GIL is free; at most one per 1 s switch otherwise
-    assert ticks_during > max(5, elapsed * 100), (ticks_during, elapsed)
+    # about one tick per ms of the embedding when the GIL is free (fewer on a loaded machine); at most
+    # one per 1 s switch interval otherwise
+    assert ticks_during > max(5, elapsed * 20), (ticks_during, elapsed)
