@@ -14,6 +14,8 @@ function(clipkit_module name dir)
   endforeach()
   file(GLOB srcs CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/${dir}/*.cpp)
   add_library(${name} STATIC ${srcs})
+  # position-independent: the Python extension module (python/) links these into a shared object
+  set_target_properties(${name} PROPERTIES POSITION_INDEPENDENT_CODE ON)
   target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/src)
   target_link_libraries(${name} PUBLIC ${M_DEPS})
 endfunction()

@@ -239,10 +239,12 @@ TrainResult train(const TrainOptions& o, Comm& comm) {
                            {"samples_per_s", rate}});
       prog.set_suffix(fmt::format("loss {:.4f}  {:.1f} samples/s", loss.loss, rate));
       prog.add(1);
-      if (o.save_steps > 0 && step % o.save_steps == 0 && step < total) save(epoch, json());
-      if (o.stop_after_steps > 0 && step >= o.stop_after_steps) {  // simulated interruption (tests)
+      const bool interrupted = o.stop && o.stop->load() && step < total;  // checkpointed here, resumable
+      if (interrupted || (o.save_steps > 0 && step % o.save_steps == 0 && step < total)) save(epoch, json());
+      if (interrupted || (o.stop_after_steps > 0 && step >= o.stop_after_steps)) {  // (stop_after_steps: tests)
         comm.barrier();
         res.steps = step;
+        res.interrupted = interrupted;
         return res;
       }
     }

@@ -4,6 +4,7 @@
 // setting: a frozen tower's embeddings come from its cached outputs (projections only when both
 // are frozen), a trained tower's from its forward pass.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -37,12 +38,16 @@ struct TrainOptions {
   int64_t save_steps = 0;        // also checkpoint every N steps (0 = only at epoch ends)
   int save_total_limit = 0;      // keep at most N checkpoint-* folders, oldest deleted first (0 = all)
   int64_t stop_after_steps = 0;  // testing: stop (as if interrupted) after N steps
+  // When set and true (Ctrl-C in the Python package): write a checkpoint at the next step boundary
+  // and return with TrainResult::interrupted; `resume` continues from it.
+  const std::atomic<bool>* stop = nullptr;
   image::ImageBackend image_backend = image::ImageBackend::Pil;
 };
 
 struct TrainResult {
   int64_t steps = 0;
   double last_loss = 0;
+  bool interrupted = false;  // stopped by TrainOptions::stop (a checkpoint of the last step is in `out`)
   nlohmann::json eval_before, eval_after;
 };
 
