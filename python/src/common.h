@@ -10,7 +10,7 @@
 
 #include "core/tensor.h"
 #include "image/preprocess.h"
-#include "ops/precision.h"
+#include "backend/backend.h"
 #include "pipeline/embedder.h"
 
 namespace clipkit::py {
@@ -34,7 +34,7 @@ struct BadValue : std::runtime_error {
 std::mutex& compute_mutex();
 
 // "fp32" | "bf16", and "pil" | "torchvision" (image_backend=), as ValueError otherwise.
-ops::Precision precision_arg(const std::string& name);
+backend::Precision precision_arg(const std::string& name);
 image::ImageBackend image_backend_arg(const std::string& name);
 
 // A numpy array viewing the tensor's buffer, which the array keeps alive (no copy).

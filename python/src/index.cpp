@@ -15,7 +15,7 @@
 #include "core/parallel.h"
 #include "index/library.h"
 #include "index/query.h"
-#include "ops/precision.h"
+#include "backend/backend.h"
 #include "pipeline/bulk_embed.h"
 
 namespace clipkit::py {
@@ -142,7 +142,7 @@ class Index {
 
   // The library's model, loaded as `clipkit search` loads it (model_dir "" = the folder index.json names).
   pyb::object query_model(const std::string& model_dir, const std::string& precision, int threads) {
-    const ops::Precision prec = precision_arg(precision);
+    const backend::Precision prec = precision_arg(precision);
     std::unique_ptr<pipeline::Embedder> e;
     {
       pyb::gil_scoped_release nogil;

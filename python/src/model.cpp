@@ -17,7 +17,7 @@
 #include "io/atomic_file.h"
 #include "model/clip_model.h"
 #include "model/config.h"
-#include "ops/precision.h"
+#include "backend/backend.h"
 #include "pipeline/embedder.h"
 
 namespace clipkit::py {
@@ -139,13 +139,19 @@ class Model {
   // configurations clipkit does not take (model type, fields), clipkit.Error for the rest.
   static std::unique_ptr<pipeline::Embedder> load(const std::string& dir, const std::string& device,
                                                   const std::string& precision, int threads) {
-    if (device != "cpu")
-      throw BadValue("device \"" + device + "\": this build of clipkit's Python package embeds on the CPU only (device=\"cpu\")");
     if (threads < 0) throw BadValue("threads must be >= 0 (0 = all cores), got " + std::to_string(threads));
-    const ops::Precision prec = precision_arg(precision);
+    const backend::Precision prec = precision_arg(precision);
+    model::LoadOptions lo;
+    lo.precision = prec;
+    try {
+      lo.device = backend::resolve_device(device);  // "auto": cuda when built and a GPU is present
+      backend::backend_for(lo.device);                // an unknown or unbuilt device: ValueError
+    } catch (const Error& e) {
+      throw BadValue(e.what());
+    }
     try {
       pyb::gil_scoped_release nogil;
-      return pipeline::Embedder::load(dir, {prec});
+      return pipeline::Embedder::load(dir, lo);
     } catch (const Error& e) {
       const fs::path config = fs::path(dir) / "config.json";
       if (!fs::is_directory(dir) || !fs::exists(config)) throw NotFound(e.what());
@@ -165,7 +171,7 @@ class Model {
   const std::string& config_json() const { return config_json_; }
   const std::string& dir() const { return emb_->model().dir(); }
   std::string architecture() const { return emb_->model().architecture(); }
-  std::string precision() const { return ops::precision_name(emb_->model().precision()); }
+  std::string precision() const { return backend::precision_name(emb_->model().precision()); }
   bool has_vision() const { return emb_->model().has_vision(); }
   bool has_text() const { return emb_->model().has_text(); }
   int threads() const { return threads_; }

@@ -11,9 +11,9 @@ std::mutex& compute_mutex() {
   return m;
 }
 
-ops::Precision precision_arg(const std::string& name) {
+backend::Precision precision_arg(const std::string& name) {
   try {
-    return ops::precision_from_name(name);
+    return backend::precision_from_name(name);
   } catch (const Error& e) {
     throw BadValue(e.what());
   }
