@@ -30,7 +30,7 @@ def has_device_flag(binary):
     text = r.stdout + r.stderr
     if "--device" not in text:
         return False, "this clipkit has no --device"
-    built = re.search(r"built: ([^)]*)\)", text)  # --device's help names the backends built
+    built = re.search(r"built: ([^;)]*)", text)  # --device's help names the backends built
     if built and "cuda" not in built.group(1).split(", "):
         return False, f"this clipkit was built without the cuda backend (built: {built.group(1)})"
     return True, ""

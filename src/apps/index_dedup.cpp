@@ -9,6 +9,7 @@
 
 #include "apps/similarity.h"
 #include "core/error.h"
+#include "io/tar_reader.h"
 #include "pipeline/embedding_rows.h"
 
 namespace clipkit::apps {
@@ -193,6 +194,10 @@ IndexDedupScan dedup_candidates(const index::Library& lib, const IndexDedupOptio
         it.height = r.height;
         it.bytes = r.bytes;
         it.hash = parse_hash(j);
+        try {  // format, losslessness and age for the keep rule (only duplicate groups' members are read)
+          describe_file_bytes(io::read_path_bytes(r.path), &it);
+        } catch (const Error&) {  // gone since it was embedded: compared as recorded
+        }
         out.scan.items.push_back(std::move(it));
         out.records.push_back(std::move(r));
       },

@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "core/json.h"
 #include "io/npy.h"
 
 namespace clipkit::pipeline {
@@ -99,8 +100,8 @@ void for_each_record(const EmbeddingShards& s, const std::function<void(int64_t,
           continue;
         }
       }
-      auto j = nlohmann::json::parse(line, nullptr, false);
-      if (j.is_discarded()) fail("{}: line {} is not valid JSON", path, line_no);
+      nlohmann::json j;  // core/json.h: names written from non-UTF-8 bytes read back exactly
+      if (!try_parse_json(line, &j)) fail("{}: line {} is not valid JSON", path, line_no);
       fn(row, j);
       ++row;
     }

@@ -62,7 +62,7 @@ TEST(FlagsCli, BadValuesAreRefusedAtOnceWithOneLine) {
       {"serve --index " + dir + "/nowhere --port 70000", "--port must be between 0 and 65535, got 70000"},
       {"dedup --folder " + kCoco + "/val2017 --report " + dir + "/r.json", "--model is required (except with --index)"},
       {"embed --model " + kModel + " --text hi --texts f.txt --out " + dir + "/x.npy",
-       "give only one of --pixels, --images, --image-list, --text, --texts, --folder or --coco (got --text and --texts)"},
+       "give only one of --pixels, --images, --image-list, --text, --texts, --folder, --coco or --data (got --text and --texts)"},
       {"index info", "--index is required"},
       {"data shapes --out " + dir + "/s --size 8", "--size must be between 16 and 1024, got 8"},
   };

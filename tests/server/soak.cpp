@@ -93,10 +93,10 @@ TEST(ServerSoak, ThirtyTwoConnectionsOfMixedRequests) {
         const Req& r = mix[rng() % mix.size()];
         const bool reused = c && r.good;
         if (!reused) c = std::make_unique<RawConnection>(serve.port());  // bad requests may close it
-        std::string resp = c->ok() && c->send(r.raw) ? c->read_response(30) : "";
+        std::string resp = c->ok() && c->send(r.raw) ? c->read_response(90) : "";
         if (resp.empty() && reused) {  // the server closed the idle keep-alive connection: a new one
           c = std::make_unique<RawConnection>(serve.port());
-          resp = c->ok() && c->send(r.raw) ? c->read_response(30) : "";
+          resp = c->ok() && c->send(r.raw) ? c->read_response(90) : "";
         }
         const int st = status_of(resp);
         if (r.good) {

@@ -53,8 +53,8 @@ RunFn setup_train(CLI::App& app) {
   app.add_flag("--no-eval", *no_eval, "skip per-epoch evaluation");
   app.add_flag("--resume", o->resume, "continue from the newest checkpoint-N in --out");
   add_int_flag(app, "--save-steps", o->save_steps, "also checkpoint every N steps (0 = only at epoch ends)", int64_t{0});
-  app.add_option("--save-total-limit", o->save_total_limit,
-                 "keep at most N checkpoint-* folders, deleting the oldest (0 = keep all)")->capture_default_str();
+  add_int_flag(app, "--save-total-limit", o->save_total_limit,
+               "keep at most N checkpoint-* folders, deleting the oldest (0 = keep all)", 0);
   app.add_option("--stop-after-steps", o->stop_after_steps, "stop after N steps, as if interrupted (for testing resume)")
       ->group("");
   app.add_option("--cache-dir", o->cache_dir, "frozen-tower feature cache (\"\" = OUT/cache)");

@@ -227,8 +227,7 @@ CLI::Option* add_device_option(CLI::App& app, std::string& device) {
   std::string built;
   for (auto& d : backend::built_devices()) built += (built.empty() ? "" : ", ") + d;
   return app.add_option("--device", device,
-                        "compute device: auto (cuda when built and a GPU is present, else cpu) or one of those built (" +
-                            built + ")")
+                        "compute device (built: " + built + "; auto = cuda when built and a GPU is present, else cpu)")
       ->capture_default_str();
 }
 
