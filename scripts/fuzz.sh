@@ -7,8 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-30}
 shift || true
+# (warnings stay warnings here: the GCC builds hold the tree to -Werror; this one exists to fuzz)
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
-      -DCLIPKIT_FUZZ=ON -DCLIPKIT_TESTS=OFF -DCLIPKIT_BENCH=OFF >/dev/null
+      -DCLIPKIT_FUZZ=ON -DCLIPKIT_WERROR=OFF -DCLIPKIT_TESTS=OFF -DCLIPKIT_BENCH=OFF >/dev/null
 cmake --build build-fuzz -j "$(nproc)" --target fuzz_all
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
