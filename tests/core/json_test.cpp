@@ -75,7 +75,7 @@ TEST(Json, BadJsonNamesTheSource) {
 
 TEST(Json, TextMatchesNlohmannDumpOnUtf8) {
   json j = {{"path", "/a/b c.jpg"}, {"n", 3}, {"f", 0.1}, {"neg", -2.5e-8}, {"big", 18446744073709551615ull},
-            {"t", true}, {"z", nullptr}, {"u", "caf\xc3\xa9 \xf0\x9f\x98\x80 \x7f"}, {"ctl", std::string("a\x01\n\t\"\\/\0b", 11)},
+            {"t", true}, {"z", nullptr}, {"u", "caf\xc3\xa9 \xf0\x9f\x98\x80 \x7f"}, {"ctl", std::string("a\x01\n\t\"\\/\0b", 9)},
             {"arr", {1, {2, 3}, json::array(), json::object()}}, {"obj", {{"x", {{"y", json::array()}}}}}};
   for (int indent : {-1, 0, 1, 2, 4}) EXPECT_EQ(json_text(j, indent), j.dump(indent)) << indent;
   nlohmann::ordered_json o = {{"row", 1}, {"file", "x"}};
