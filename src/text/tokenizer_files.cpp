@@ -203,7 +203,9 @@ std::vector<std::pair<std::string, std::string>> parse_merges_txt(const std::str
   return merges;
 }
 
-TokenizerSpec load_tokenizer_spec(const std::string& dir, const std::string& type) {
+namespace {
+
+TokenizerSpec read_tokenizer_spec(const std::string& dir, const std::string& type) {
   if (!type.empty() && type != "clip" && type != "gpt2" && type != "roberta")
     fail("unknown tokenizer type \"{}\" (expected clip, gpt2 or roberta)", type);
   if (!fs::is_directory(dir)) fail("{}: not a directory", dir);
@@ -320,6 +322,18 @@ TokenizerSpec load_tokenizer_spec(const std::string& dir, const std::string& typ
     spec.added_tokens.push_back(a);
   }
   return spec;
+}
+
+}  // namespace
+
+// Fields of the wrong JSON type (a string where a bool is read, ...) become an Error naming the
+// folder, like every other problem of these files.
+TokenizerSpec load_tokenizer_spec(const std::string& dir, const std::string& type) {
+  try {
+    return read_tokenizer_spec(dir, type);
+  } catch (const nlohmann::json::exception& e) {
+    fail("{}: tokenizer files: {}", dir, e.what());
+  }
 }
 
 }  // namespace clipkit::text
