@@ -24,7 +24,7 @@ for t in "${targets[@]}"; do
   work=$(mktemp -d)
   mkdir -p "fuzz/regressions/$t"
   dict=()
-  [ -f "fuzz/$t.dict" ] && dict=(-dict="fuzz/$t.dict")
+  [ -f "fuzz/$t.dict" ] && dict=(-dict="$PWD/fuzz/$t.dict")  # (libFuzzer runs in a temp folder)
   log=build-fuzz/fuzz_$t.log
   if (cd "$work" && "$OLDPWD/build-fuzz/fuzz/fuzz_$t" "${dict[@]}" -max_total_time="$secs" -timeout=20 -rss_limit_mb=3072 \
         -max_len=65536 -print_final_stats=1 "$work" "$OLDPWD/fuzz/seeds/$seeds" "$OLDPWD/fuzz/regressions/$t") >"$log" 2>&1; then
