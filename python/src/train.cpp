@@ -102,7 +102,7 @@ std::string run_train(const std::string& model, const std::string& data, const s
     try {
       set_num_threads(threads);
       std::lock_guard<std::mutex> lock(compute_mutex());
-      auto comm = train::make_comm(nullptr, nullptr);
+      auto comm = dist::make_comm(nullptr, nullptr);
       r = train::train(o, *comm);
     } catch (...) {
       failure = std::current_exception();

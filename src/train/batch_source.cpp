@@ -19,7 +19,7 @@ std::vector<int64_t> epoch_order(int64_t n, uint64_t seed, int64_t epoch, bool s
 }
 
 CaptionBatches::CaptionBatches(const pipeline::Embedder& emb, const data::CaptionDataset& ds,
-                               const CaptionOptions& o, Comm& comm)
+                               const CaptionOptions& o, dist::Comm& comm)
     : emb_(emb), o_(o) {
   const bool lead = comm.rank() == 0 && o.report;
   std::map<std::string, int64_t> index;

@@ -10,7 +10,7 @@
 
 #include "data/caption_dataset.h"
 #include "pipeline/embedder.h"
-#include "train/comm.h"
+#include "dist/comm.h"
 #include "train/feature_cache.h"
 
 namespace clipkit::train {
@@ -50,7 +50,7 @@ struct CaptionOptions {
 // images drop their rows (reported on stderr by the lead rank).
 class CaptionBatches : public BatchSource {
  public:
-  CaptionBatches(const pipeline::Embedder& emb, const data::CaptionDataset& ds, const CaptionOptions& o, Comm& comm);
+  CaptionBatches(const pipeline::Embedder& emb, const data::CaptionDataset& ds, const CaptionOptions& o, dist::Comm& comm);
   int64_t size() const override { return static_cast<int64_t>(rows_.size()); }
   void read(int64_t epoch, int64_t begin, int64_t end, Batch& b) override;
 

@@ -52,7 +52,7 @@ std::string features_key(const pipeline::Embedder& emb, const data::CaptionDatas
 }
 
 Features compute_features(const pipeline::Embedder& emb, const data::CaptionDataset& ds, const FeatureOptions& o,
-                          Comm& comm) {
+                          dist::Comm& comm) {
   const auto& m = emb.model();
   if (!m.has_vision() || !m.has_text()) fail("{}: training needs a model with both towers", m.dir());
   const int64_t Cv = m.config().vision->hidden_size, Ct = m.config().text->hidden_size;

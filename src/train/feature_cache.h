@@ -8,7 +8,7 @@
 #include "core/progress.h"
 #include "data/caption_dataset.h"
 #include "pipeline/embedder.h"
-#include "train/comm.h"
+#include "dist/comm.h"
 
 namespace clipkit::train {
 
@@ -29,7 +29,7 @@ struct FeatureOptions {
 
 // Computes (split across ranks) or loads the features of every row of `ds`.
 Features compute_features(const pipeline::Embedder& emb, const data::CaptionDataset& ds, const FeatureOptions& o,
-                          Comm& comm);
+                          dist::Comm& comm);
 
 // A stable 64-bit key (hex) of everything the features depend on.
 std::string features_key(const pipeline::Embedder& emb, const data::CaptionDataset& ds, const FeatureOptions& o);

@@ -60,7 +60,7 @@ void report_eval(const std::string& metrics, const json& ev, int64_t epoch) {
                ev["t2i_r5"].get<double>(), ev["t2i_r10"].get<double>());
 }
 
-void validate(const TrainOptions& o, const Comm& comm) {
+void validate(const TrainOptions& o, const dist::Comm& comm) {
   if (o.epochs < 0) fail("--epochs must be ≥ 0, got {}", o.epochs);
   if (o.max_steps == 0 || o.max_steps < -1)
     fail("--max-steps must be ≥ 1, got {} (the default, -1, trains for --epochs)", o.max_steps);
@@ -71,7 +71,7 @@ void validate(const TrainOptions& o, const Comm& comm) {
 
 // This rank's embeddings [n_mine, P] of a global batch of `rows` samples -> the whole batch [rows, P]
 // in global order (ranks hold consecutive slices of `share` rows, zero-padded for the all-gather).
-backend::Tensor gather_batch(Comm& comm, backend::Backend& be, const backend::Tensor& mine, int64_t rows, int64_t share) {
+backend::Tensor gather_batch(dist::Comm& comm, backend::Backend& be, const backend::Tensor& mine, int64_t rows, int64_t share) {
   const int ranks = comm.size();
   if (ranks == 1) return mine;
   backend::Arena& arena = be.thread_arena();
@@ -92,7 +92,7 @@ backend::Tensor gather_batch(Comm& comm, backend::Backend& be, const backend::Te
 
 }  // namespace
 
-TrainResult train(const TrainOptions& o, Comm& comm) {
+TrainResult train(const TrainOptions& o, dist::Comm& comm) {
   validate(o, comm);
   const bool lead = comm.rank() == 0;
   model::LoadOptions lo;
@@ -265,7 +265,7 @@ TrainResult train(const TrainOptions& o, Comm& comm) {
   return res;
 }
 
-json evaluate(const EvalOptions& o, Comm& comm) {
+json evaluate(const EvalOptions& o, dist::Comm& comm) {
   model::LoadOptions lo;
   lo.precision = backend::precision_from_name(o.precision);
   lo.device = o.device;

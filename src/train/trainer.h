@@ -10,7 +10,7 @@
 #include <string>
 
 #include "image/preprocess.h"
-#include "train/comm.h"
+#include "dist/comm.h"
 
 namespace clipkit::train {
 
@@ -51,7 +51,7 @@ struct TrainResult {
   nlohmann::json eval_before, eval_after;
 };
 
-TrainResult train(const TrainOptions& o, Comm& comm);
+TrainResult train(const TrainOptions& o, dist::Comm& comm);
 
 struct EvalOptions {
   std::string model_dir, data, split = "val", cache_dir;
@@ -62,6 +62,6 @@ struct EvalOptions {
   image::ImageBackend image_backend = image::ImageBackend::Pil;
 };
 // {"split", "images", "captions", "loss", "i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10"}
-nlohmann::json evaluate(const EvalOptions& o, Comm& comm);
+nlohmann::json evaluate(const EvalOptions& o, dist::Comm& comm);
 
 }  // namespace clipkit::train

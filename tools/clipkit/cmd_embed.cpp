@@ -70,7 +70,7 @@ RunFn setup(CLI::App& app) {
       if (!o->pixels.empty() || !o->texts.empty() || !o->texts_file.empty())
         fail("--shards works on images (--folder, --coco, --data, --images, --image-list), not on pixels or texts");
       if (o->no_normalize) fail("--no-normalize is not supported with shards");
-      auto comm = train::make_comm(nullptr, nullptr);  // one process, or a rank of mpirun
+      auto comm = dist::make_comm(nullptr, nullptr);  // one process, or a rank of mpirun
       ComputeOptions c = o->compute;
       c.threads = threads_per_rank(c.threads);
       apply_compute_options(c);

@@ -62,7 +62,7 @@ int threads_per_rank(int requested) {
 }
 
 int run_bulk_embed(const pipeline::Embedder& e, const BulkInputs& in, const std::string& out_dir, const BulkFlags& f,
-                   const ComputeOptions& c, bool exif_transpose, train::Comm& comm, bool json) {
+                   const ComputeOptions& c, bool exif_transpose, dist::Comm& comm, bool json) {
   const bool lead = comm.rank() == 0;
   double failed = 0;
   std::string error;

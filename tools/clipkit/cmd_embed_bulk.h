@@ -8,7 +8,7 @@
 
 #include "command.h"
 #include "pipeline/bulk_embed.h"
-#include "train/comm.h"
+#include "dist/comm.h"
 
 namespace clipkit::cli {
 
@@ -45,6 +45,6 @@ int threads_per_rank(int requested);
 // and prints the summary as JSON on stdout). Returns kOk, kSkippedInputs, or kError when stopped
 // early (test hook) or when a rank failed.
 int run_bulk_embed(const pipeline::Embedder& e, const BulkInputs& in, const std::string& out_dir, const BulkFlags& f,
-                   const ComputeOptions& c, bool exif_transpose, train::Comm& comm, bool json = false);
+                   const ComputeOptions& c, bool exif_transpose, dist::Comm& comm, bool json = false);
 
 }  // namespace clipkit::cli

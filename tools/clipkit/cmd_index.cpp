@@ -71,7 +71,7 @@ void add_index_flag(CLI::App* c, Opts& o, const std::string& help) {
 
 // The embeddings folder to index: --embeddings, or the image inputs embedded (resumably, each rank
 // its share) into work_dir.
-std::string embeddings_for(Opts& o, const std::string& model_dir, const std::string& work_dir, train::Comm& comm,
+std::string embeddings_for(Opts& o, const std::string& model_dir, const std::string& work_dir, dist::Comm& comm,
                            int* rc) {
   if (!o.embeddings.empty()) return o.embeddings;
   auto e = pipeline::Embedder::load(model_dir, load_options(o.compute));
@@ -86,7 +86,7 @@ std::string embeddings_for(Opts& o, const std::string& model_dir, const std::str
 // Embeds the image inputs (or reads --embeddings) and returns rows + records + their model.
 void gather(Opts& o, const std::string& model_dir, const std::string& work_dir, Tensor* x,
             std::vector<index::ImageRecord>* recs, pipeline::ModelIdentity* id, int* rc) {
-  train::Comm one;
+  dist::Comm one;
   const std::string dir = embeddings_for(o, model_dir, work_dir, one, rc);
   index::load_embeddings(dir, x, recs, id);
   if (!model_dir.empty()) {
@@ -168,7 +168,7 @@ RunFn setup(CLI::App& app) {
   return [o, build, add, rm, info]() -> int {
     int rc = kOk;
     if (build->parsed()) {
-      auto comm = train::make_comm(nullptr, nullptr);  // one process, or a rank of mpirun
+      auto comm = dist::make_comm(nullptr, nullptr);  // one process, or a rank of mpirun
       ComputeOptions c = o->compute;
       c.threads = threads_per_rank(c.threads);
       apply_compute_options(c);

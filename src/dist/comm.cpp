@@ -1,4 +1,4 @@
-#include "train/comm.h"
+#include "dist/comm.h"
 
 #include <cstdlib>
 #include <cstring>
@@ -9,7 +9,7 @@
 #include <mpi.h>
 #endif
 
-namespace clipkit::train {
+namespace clipkit::dist {
 
 void Comm::allgather(const float* in, int64_t n, float* out) {
   if (out != in) std::memcpy(out, in, sizeof(float) * n);
@@ -81,4 +81,4 @@ std::unique_ptr<Comm> make_comm(int*, char***) {
 }
 #endif
 
-}  // namespace clipkit::train
+}  // namespace clipkit::dist

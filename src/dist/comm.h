@@ -10,7 +10,7 @@
 
 #include "backend/tensor.h"
 
-namespace clipkit::train {
+namespace clipkit::dist {
 
 class Comm {
  public:
@@ -37,4 +37,4 @@ std::unique_ptr<Comm> make_comm(int* argc, char*** argv);
 bool launched_by_mpirun();
 bool built_with_mpi();
 
-}  // namespace clipkit::train
+}  // namespace clipkit::dist
