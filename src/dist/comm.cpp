@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 
 #include "core/error.h"
 
@@ -31,6 +32,12 @@ void check(int rc, const char* what) {
   if (rc != MPI_SUCCESS) fail("MPI {} failed (error {})", what, rc);
 }
 
+// MPI counts are int: a larger message is an error, never a silently truncated count.
+int count(int64_t n, const char* what) {
+  if (n < 0 || n > std::numeric_limits<int>::max()) fail("MPI {} of {} elements: more than an int count holds", what, n);
+  return static_cast<int>(n);
+}
+
 class MpiComm : public Comm {
  public:
   MpiComm(int* argc, char*** argv) {
@@ -48,16 +55,16 @@ class MpiComm : public Comm {
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   void allgather(const float* in, int64_t n, float* out) override {
-    check(MPI_Allgather(in, static_cast<int>(n), MPI_FLOAT, out, static_cast<int>(n), MPI_FLOAT, MPI_COMM_WORLD), "allgather");
+    check(MPI_Allgather(in, count(n, "allgather"), MPI_FLOAT, out, count(n, "allgather"), MPI_FLOAT, MPI_COMM_WORLD), "allgather");
   }
   void allreduce_sum(float* x, int64_t n) override {
-    check(MPI_Allreduce(MPI_IN_PLACE, x, static_cast<int>(n), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD), "allreduce");
+    check(MPI_Allreduce(MPI_IN_PLACE, x, count(n, "allreduce"), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD), "allreduce");
   }
   void allreduce_sum(double* x, int64_t n) override {
-    check(MPI_Allreduce(MPI_IN_PLACE, x, static_cast<int>(n), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD), "allreduce");
+    check(MPI_Allreduce(MPI_IN_PLACE, x, count(n, "allreduce"), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD), "allreduce");
   }
   void broadcast(void* buf, int64_t bytes, int root) override {
-    check(MPI_Bcast(buf, static_cast<int>(bytes), MPI_BYTE, root, MPI_COMM_WORLD), "broadcast");
+    check(MPI_Bcast(buf, count(bytes, "broadcast"), MPI_BYTE, root, MPI_COMM_WORLD), "broadcast");
   }
   void barrier() override { MPI_Barrier(MPI_COMM_WORLD); }
 
