@@ -4,13 +4,15 @@
 # throughput measured in the same run (`clipkit bench embed`); then the same load against a server
 # whose queue holds only QUEUE inputs, timing the 503s it answers (curl probes while wrk runs).
 # ViT-B/32 (random weights), the coco-tiny index. Every query is distinct (no text-cache hits).
-#   bench/serve_load.sh [CLIPKIT] [SECONDS] [CONNECTIONS] [QUEUE]
+#   bench/serve_load.sh [CLIPKIT] [SECONDS] [CONNECTIONS] [QUEUE] [PRECISION]
+# PRECISION (fp32, bf16, ...) is the server's --precision and the text tower's in `bench embed`.
 # Run quiet: /work/tools/quiet bench/serve_load.sh (or flock /tmp/clipkit-bench.lock ...)
 set -euo pipefail
 CLIPKIT=${1:-build/tools/clipkit/clipkit}
 SECS=${2:-15}
 CONNS=${3:-32}
 QUEUE=${4:-4}
+PREC=${5:-fp32}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d /tmp/clipkit-load.XXXXXX)
 cleanup() {
@@ -21,12 +23,12 @@ trap cleanup EXIT
 command -v wrk > /dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 "$CLIPKIT" init --arch clip-vit-base-patch32 --out "$WORK/model" > /dev/null
 "$CLIPKIT" index build --model "$WORK/model" --coco "$HERE/tests/data/datasets/coco-tiny" --index "$WORK/idx" > /dev/null 2>&1
-TOWER=$("$CLIPKIT" bench embed --model "$WORK/model" --no-images --batch-size 32 --iters 8 --json |
+TOWER=$("$CLIPKIT" bench embed --model "$WORK/model" --precision "$PREC" --no-images --batch-size 32 --iters 8 --json |
         python3 -c 'import json,sys; j = json.load(sys.stdin); print(j["texts_per_s"], j["text_tokens"])')
 
 # every connection comes from 127.0.0.1: allow them all from one address (and the probes beside them)
 serve() {  # serve [ARGS...]: starts the server, sets PID and URL
-  "$CLIPKIT" serve --index "$WORK/idx" --host 127.0.0.1 --port 0 --max-connections-per-client $((CONNS + 4)) "$@" > "$WORK/out" 2> "$WORK/err" &
+  "$CLIPKIT" serve --index "$WORK/idx" --precision "$PREC" --host 127.0.0.1 --port 0 --max-connections-per-client $((CONNS + 4)) "$@" > "$WORK/out" 2> "$WORK/err" &
   PID=$!
   for _ in $(seq 300); do grep -q listening "$WORK/out" 2> /dev/null && break; sleep 0.1; done
   URL=$(sed -n 's/^listening on //p' "$WORK/out")
@@ -77,7 +79,7 @@ wait "$WRK"
 REJECTED=$(metric clipkit_model_queue_rejections_total)
 stop
 
-python3 - "$LOAD" "$TOWER" "$BATCHES" "$ROWS" "$WORK/probes" "$REJECTED" "$CONNS" "$QUEUE" <<'PY'
+python3 - "$LOAD" "$TOWER" "$BATCHES" "$ROWS" "$WORK/probes" "$REJECTED" "$CONNS" "$QUEUE" "$PREC" <<'PY'
 import json, sys
 load, (tower, tower_tokens) = json.loads(sys.argv[1]), map(float, sys.argv[2].split())
 batches, rows = int(sys.argv[3]), int(sys.argv[4])
@@ -85,7 +87,7 @@ probes = [l.split() for l in open(sys.argv[5]) if l.strip()]
 r503 = sorted(float(t) * 1e3 for c, t in probes if c == "503")
 r200 = sorted(float(t) * 1e3 for c, t in probes if c == "200")
 pct = lambda v, p: v[min(len(v) - 1, int(p * len(v)))] if v else None
-out = {"connections": int(sys.argv[7]), **load, "text_tower_batch32_texts_per_s": round(tower, 1), "text_tower_tokens": int(tower_tokens),
+out = {"connections": int(sys.argv[7]), "precision": sys.argv[9], **load, "text_tower_batch32_texts_per_s": round(tower, 1), "text_tower_tokens": int(tower_tokens),
        "throughput_vs_tower": round(load["requests_per_s"] / tower, 3), "mean_model_batch": round(rows / max(1, batches), 1),
        "over_limit": {"max_queue": int(sys.argv[8]), "probes": len(probes), "probes_503": len(r503),
                       "ms_503_p50": pct(r503, 0.5), "ms_503_p99": pct(r503, 0.99), "ms_503_max": r503[-1] if r503 else None,
