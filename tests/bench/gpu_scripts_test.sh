@@ -92,7 +92,7 @@ for f in ("parity/embed_clip-vit-b32.safetensors", "parity/embed_dual-b32-rb.saf
 PY
   ;;
 rows)
-  data=$3
+  data=$(cd "$3" && pwd)  # the links below need an absolute path
   w=$tmp/work
   mkdir -p "$w/models" "$w/parity"
   ln -s "$data/models/tiny-clip" "$w/models/clip-vit-b32"
