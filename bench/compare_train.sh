@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Full fine-tuning throughput (both towers trainable): clipkit's bench/train_bench next to the
+# Full fine-tuning throughput (both towers trainable): clipkit's `clipkit bench train` next to the
 # PyTorch peer (bench/peers/torch_train_bench.py: same architecture, same batch, same synthetic
 # inputs; eager fp32 and bf16 autocast), captions padded to 128 and dynamically padded, in one run.
 # usage: bench/compare_train.sh [DUAL_MODEL_DIR] [--batch-size 32] [--steps 2] [--warmup 1] [--threads N]
@@ -7,11 +7,10 @@
 # PyTorch's eager bf16 speed rises over its first steps: --warmup 3 --steps 6 compares warmed-up runs.
 # Without a model dir it composes random ViT-B/32 + roberta-base towers under build-bench/.
 # Takes the bench lock itself for each measurement (bench/bench_lock.sh): do not wrap it in flock.
-# Env: CLIPKIT (CLI), TRAIN_BENCH (build/bench/train_bench), PYTHON (/usr/bin/python3).
+# Env: CLIPKIT (CLI: its `bench train`), PYTHON (/usr/bin/python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${CLIPKIT:-build/tools/clipkit/clipkit}
-tb=${TRAIN_BENCH:-build/bench/train_bench}
 py=${PYTHON:-/usr/bin/python3}
 model=""
 batch=32
@@ -38,7 +37,7 @@ fi
 . bench/bench_lock.sh
 lock=bench_locked
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
-ck=$($lock "$tb" --model "$model" --batch-size "$batch" --steps "$steps" --warmup "$warmup" --threads "$threads" \
+ck=$($lock "$bin" bench train --model "$model" --batch-size "$batch" --steps "$steps" --warmup "$warmup" --threads "$threads" \
         --precision "$precisions" --padding "$paddings" --json)
 pt=()
 for prec in ${precisions//,/ }; do

@@ -13,7 +13,8 @@
 # (default /tmp/clipkit-gpu). Needs: CMake, Ninja, a C++ compiler, the CUDA toolkit (nvcc), .gpudeps/
 # (bench/gpu/gather_deps.sh, made on a Debian machine), python3 with torch, transformers and Pillow.
 # CLIPKIT_GPU_SKIP_BUILD=1 reuses build-gpu/; CLIPKIT_GPU_HF_ARGS adds arguments to hf_side.py ("--smoke
-# --cpu": the whole flow at toy sizes, as checked on a machine without a GPU). Exit status: 0 when the build and every GPU test passed
+# --cpu": the whole flow at toy sizes, as checked on a machine without a GPU), CLIPKIT_GPU_CK_ARGS to
+# clipkit_side.py ("--device cpu --smoke" with it). Exit status: 0 when the build and every GPU test passed
 # and the HF side ran; else 1 (the table is printed either way).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -43,6 +44,11 @@ rm -f "$work/parts/gpu_tests.json"
 if [ $build_ok = 1 ]; then
   build-gpu/tests/gpu_tests --gtest_output=json:"$work/parts/gpu_tests.json" > "$out/tests.log" 2>&1 || status=1
   grep -E "tests ran|^\[  PASSED  \]|^\[  SKIPPED \] [0-9]+ test|^\[  FAILED  \]" "$out/tests.log" | head -30
+  # multi-GPU data parallel = one process (skips, exit 77, on a one-GPU machine or without mpirun)
+  rc=0
+  tests/dist/two_gpus_train_test.sh build-gpu/tools/clipkit/clipkit tests/data >> "$out/tests.log" 2>&1 || rc=$?
+  case $rc in 0) echo "gpu_check: two GPUs = one: ok" ;; 77) echo "gpu_check: two GPUs = one: $(tail -1 "$out/tests.log")" ;;
+              *) echo "gpu_check: two GPUs = one: FAILED (tests.log)"; status=1 ;; esac
 fi
 
 phase "HF side: models, embedding, JPEG files, latency, training steps, parity dumps"
@@ -61,7 +67,8 @@ else
 fi
 
 phase "clipkit side"
-"$py" bench/gpu/clipkit_side.py --bin build-gpu/tools/clipkit/clipkit --work "$work" --out "$work/parts/clipkit.json"
+"$py" bench/gpu/clipkit_side.py --bin build-gpu/tools/clipkit/clipkit --work "$work" --out "$work/parts/clipkit.json" \
+  ${CLIPKIT_GPU_CK_ARGS:-}
 
 phase "report"
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)

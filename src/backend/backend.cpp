@@ -1,6 +1,7 @@
 #include "backend/backend.h"
 
 #include <algorithm>
+#include <atomic>
 
 #include <map>
 #include <mutex>
@@ -96,6 +97,12 @@ Backend& backend_for(const std::string& device) {
   }
   return *(r.made[device] = f->second());
 }
+
+namespace {
+std::atomic<int> g_local_device{0};
+}  // namespace
+void set_local_device(int ordinal) { g_local_device = ordinal; }
+int local_device() { return g_local_device; }
 
 std::string resolve_device(const std::string& device) {
   if (device != "auto") return device;

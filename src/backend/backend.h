@@ -186,6 +186,11 @@ struct BackendRegistrar {
 // The backend of a device (made on first use); throws Error for an unknown or unbuilt device.
 Backend& backend_for(const std::string& device);
 std::vector<std::string> built_devices();
+// The device ordinal this process's backends open on a machine with several (the launcher's local
+// rank under mpirun, set by the CLI before any backend is made; 0 by default). A backend made earlier
+// keeps its device.
+void set_local_device(int ordinal);
+int local_device();
 // "auto" resolved: cuda when it is built and a GPU is usable, else cpu when built, else the first
 // device built. Any other name is returned as it is.
 std::string resolve_device(const std::string& device);

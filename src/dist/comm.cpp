@@ -5,6 +5,8 @@
 #include <limits>
 
 #include "core/error.h"
+#include "dist/launch.h"
+#include "dist/nccl_comm.h"
 
 #ifdef CLIPKIT_HAVE_MPI
 #include <mpi.h>
@@ -87,5 +89,22 @@ std::unique_ptr<Comm> make_comm(int*, char***) {
   return std::make_unique<Comm>();
 }
 #endif
+
+
+std::unique_ptr<Comm> make_comm(const CommOptions& o) {
+  const LaunchEnv env = launch_env();
+  if (o.device != "cuda" || env.size < 2) return make_comm(nullptr, nullptr);
+  if (!built_with_nccl())
+    fail("--device cuda with {} ranks needs NCCL, and this clipkit was built without it (the CUDA toolkit's "
+         "libnccl and nccl.h were not found when it was configured)", env.size);
+  CommOptions eff = o;
+  if (const char* d = std::getenv("CLIPKIT_NCCL_DIR"); d && *d) eff.rendezvous_dir = d;
+  if (const char* t = std::getenv("CLIPKIT_NCCL_TIMEOUT"); t && *t) {
+    char* end = nullptr;
+    eff.rendezvous_timeout_s = std::strtod(t, &end);
+    if (end == t || *end || eff.rendezvous_timeout_s <= 0) fail("CLIPKIT_NCCL_TIMEOUT={} is not a number of seconds > 0", t);
+  }
+  return make_nccl_comm(env, eff);
+}
 
 }  // namespace clipkit::dist

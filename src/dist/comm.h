@@ -1,11 +1,12 @@
 // Collective communication for data-parallel training. One process: every call is a no-op copy.
 // Under `mpirun` (OpenMPI), the MPI implementation is used when clipkit was built with MPI.
 // The trainer's collectives take backend tensors (embeddings, gradients); this MPI path hands their
-// device addresses to MPI, which suits host-memory backends (and CUDA-aware MPI): the seam where
-// an NCCL communicator takes over for CUDA.
+// device addresses to MPI, which suits host-memory backends; on the cuda device the NCCL
+// communicator (dist/nccl_comm.h) takes over: make_comm(CommOptions) picks it.
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "backend/tensor.h"
@@ -34,6 +35,17 @@ class Comm {
 
 // MPI if launched by mpirun and built with it, else the single-process Comm.
 std::unique_ptr<Comm> make_comm(int* argc, char*** argv);
+
+// The Comm for a command computing on `device`: NCCL (dist/nccl_comm.h) when the device is cuda and
+// the launcher started more than one rank (MPI or not), else make_comm above. `rendezvous_dir`: where
+// the NCCL id is exchanged when built without MPI (the run's --out; CLIPKIT_NCCL_DIR overrides it).
+struct CommOptions {
+  std::string device = "cpu";
+  std::string rendezvous_dir;
+  double rendezvous_timeout_s = 300;  // CLIPKIT_NCCL_TIMEOUT overrides it (seconds)
+};
+std::unique_ptr<Comm> make_comm(const CommOptions& o);
+bool built_with_nccl();
 bool launched_by_mpirun();
 bool built_with_mpi();
 

@@ -5,6 +5,12 @@
 #                                          --device or without the cuda backend; report.py merges rows, computes ratios and targets
 #   gpu_scripts_test.sh hf                 hf_side.py --smoke on the CPU, every section (skipped, exit
 #                                          77, where python3 has no torch)
+#   gpu_scripts_test.sh rows CLIPKIT_BIN DATA
+#                                          clipkit_side.py --device cpu --smoke: every clipkit row's
+#                                          commands run on the tiny fixtures laid out as hf_side.py's
+#                                          --work (models, jpegs, parity dumps made from the float64
+#                                          references of tests/data/reference), and the parity rows
+#                                          meet their targets against those references
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 tmp=$(mktemp -d)
@@ -85,6 +91,65 @@ for f in ("parity/embed_clip-vit-b32.safetensors", "parity/embed_dual-b32-rb.saf
     assert os.path.getsize(os.path.join(w, f)) > 0, f
 PY
   ;;
-*) echo "usage: gpu_scripts_test.sh hook CLIPKIT_BIN | hf" >&2; exit 2 ;;
+rows)
+  data=$(cd "$3" && pwd)  # the links below need an absolute path
+  w=$tmp/work
+  mkdir -p "$w/models" "$w/parity"
+  ln -s "$data/models/tiny-clip" "$w/models/clip-vit-b32"
+  ln -s "$data/models/tiny-clip" "$w/models/clip-vit-l14"
+  ln -s "$data/models/tiny-clip-roberta" "$w/models/dual-b32-rb"
+  ln -s "$data/datasets/coco-tiny/train2017" "$w/jpegs"
+  # hf_side.py's parity dumps, from the references (HF's float64 mirrors): embeddings of stored inputs,
+  # and one step's gradients of every parameter of the dual encoder (the sparse embedding row made dense)
+  "$py" - "$repo/bench/peers" "$data/reference" "$w/parity" <<'PY'
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import numpy as np
+from safetensors_np import read_safetensors, write_safetensors
+ref, out = sys.argv[2], sys.argv[3]
+for name, model in (("clip-vit-b32", "tiny-clip"), ("dual-b32-rb", "tiny-clip-roberta")):
+    t = read_safetensors(f"{ref}/models/{model}.safetensors")[0]
+    write_safetensors(f"{out}/embed_{name}.safetensors", {
+        "pixel_values": t["pixel_values"], "input_ids": t["input_ids"], "attention_mask": t["attention_mask"],
+        "image_embeds": t["image_embeds_unnormalized"].astype(np.float32),
+        "text_embeds": t["text_embeds_unnormalized"].astype(np.float32)})
+g, meta = read_safetensors(f"{ref}/train/gradients.safetensors")
+p = "tiny-clip-roberta/"
+d = {"input.pixel_values": g[p + "pixel_values"], "input.input_ids": g[p + "input_ids"],
+     "input.attention_mask": g[p + "attention_mask"], "loss": g[p + "loss"]}
+for k, v in g.items():
+    if not k.startswith(p + "grad.") or k.endswith(".values"):
+        continue
+    n = k[len(p + "grad."):]
+    if n.endswith(".rows"):
+        n = n[:-len(".rows")]
+        rows, vals = v, g[k[:-len(".rows")] + ".values"]
+        shape = json.loads(meta["sparse." + p + "grad." + n].split("dense shape ")[1].split(" stored")[0])
+        dense = np.zeros(shape, np.float32)
+        dense[rows] = vals
+        d[n] = dense
+    else:
+        d[n] = v.astype(np.float32)
+write_safetensors(f"{out}/grads_dual-b32-rb.safetensors", d)
+PY
+  "$py" "$repo/bench/gpu/clipkit_side.py" --bin "$2" --work "$w" --out "$tmp/ck.json" --device cpu --smoke
+  "$py" - "$tmp/ck.json" <<'PY' || fail "clipkit rows on the cpu"
+import json, sys
+rows = {r["key"]: r for r in json.load(open(sys.argv[1]))["rows"]}
+bad = {k: r["status"] for k, r in rows.items() if r["status"] != "ok"}
+assert not bad, bad
+for k in ("image_b32", "image_l14", "jpeg_b32", "text_b32", "latency_b32", "train_pad128", "train_dynamic"):
+    assert rows[k]["value"] > 0, rows[k]
+assert rows["jpeg_b32"]["files"] == 150, rows["jpeg_b32"]
+assert rows["train_dynamic"]["tokens"] == 12, rows["train_dynamic"]
+assert rows["parity_embed_fp32"]["value"] <= 1e-4, rows["parity_embed_fp32"]
+assert 0.99 <= rows["parity_embed_bf16"]["value"] < 1, rows["parity_embed_bf16"]
+g = rows["parity_grads_bf16"]
+assert g["tensors"] == 81 and 0 < g["value"] < 0.05 and g["worst_tensor_rel_l2"] < 0.2, g
+assert abs(g["loss"] - g["hf_loss"]) < 1e-2, g
+print({k: rows[k]["value"] for k in rows})
+PY
+  ;;
+*) echo "usage: gpu_scripts_test.sh hook CLIPKIT_BIN | hf | rows CLIPKIT_BIN DATA" >&2; exit 2 ;;
 esac
 echo "gpu_scripts_test $1: ok"

@@ -124,7 +124,10 @@ TEST(FlagsCli, HelpOfEverySubcommandSharesTheVocabulary) {
   const std::string model = "--model TEXT", json_flag = "--json", threads = "--threads INT=0",
                     batch = "--batch-size INT=32", precision = "--precision TEXT=fp32", k = "-k,--k INT=";
   std::map<std::string, std::vector<std::string>> want = {
-      {"bench embed", {model, threads, batch, precision, json_flag}},
+      {"bench embed", {model, threads, batch, precision, json_flag, "--folder TEXT"}},
+      {"bench parity", {model, threads, batch, precision, "--inputs TEXT", "--out TEXT", "--grads"}},
+      {"bench train", {model, threads, batch, json_flag, "--precision TEXT=fp32,bf16", "--padding TEXT=128,dynamic",
+                       "--steps INT=2", "--warmup INT=1", "--device"}},
       {"classify", {model, threads, batch, precision, json_flag, "--images TEXT ...", "--folder TEXT"}},
       {"compare", {model, threads, batch, precision, json_flag, "--images TEXT ..."}},
       {"compose", {"--vision-model TEXT", "--text-model TEXT", json_flag}},

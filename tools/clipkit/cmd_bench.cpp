@@ -1,14 +1,21 @@
-// clipkit bench embed --model DIR [--batch-size 32] [--precision fp32|bf16] [--iters N] [--json]
+// clipkit bench embed --model DIR [--batch-size 32] [--precision fp32|bf16] [--iters N] [--folder DIR] [--json]
 // Throughput of image embedding from preprocessed tensors and of text embedding, achieved GFLOP/s,
-// and the fraction of this machine's matmul peak measured in the same run (the roofline).
+// and the fraction of this machine's matmul peak measured in the same run (the roofline); with
+// --folder, also image files -> embeddings over the whole folder (decoding and preprocessing on
+// --threads workers, all cores by default), after one untimed batch.
+// clipkit bench train: cmd_bench_train.cpp.
 #include <chrono>
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "cmd_bench_parity.h"
+#include "cmd_bench_train.h"
 #include "command.h"
+#include "core/error.h"
 #include "core/json.h"
 #include "core/parallel.h"
 #include "model/flops.h"
+#include "pipeline/bulk_embed.h"
 #include "pipeline/embedder.h"
 
 namespace clipkit::cli {
@@ -33,7 +40,7 @@ std::vector<std::string> bench_captions(int n) {
 }
 
 struct Opts {
-  std::string model;
+  std::string model, folder;
   int iters = 3;
   bool json = false, no_text = false, no_images = false;
   ComputeOptions compute;
@@ -46,6 +53,7 @@ RunFn setup_embed(CLI::App& app) {
   add_json_flag(app, o->json);
   app.add_flag("--no-text", o->no_text, "skip the text tower");
   app.add_flag("--no-images", o->no_images, "skip the vision tower");
+  add_folder_flag(app, o->folder, "also time the image files of this folder (recursive) -> embeddings");
   add_compute_options(app, o->compute);
   return [o]() {
     apply_compute_options(o->compute);
@@ -76,6 +84,24 @@ RunFn setup_embed(CLI::App& app) {
       j["image_roofline_fraction"] = gf / peak;
       j["image_roofline_images_per_s"] = peak * 1e9 / model::vision_flops(*m.config().vision, m.embed_dim());
     }
+    if (!o->folder.empty()) {
+      if (!m.has_vision()) fail("--folder: {} has no vision tower", o->model);
+      std::vector<std::string> paths;
+      for (auto& item : pipeline::list_image_folder(o->folder)) paths.push_back(item.path);
+      if (paths.empty()) fail("--folder {}: no image files", o->folder);
+      std::vector<std::string> first(paths.begin(), paths.begin() + std::min<size_t>(paths.size(), static_cast<size_t>(B)));
+      std::vector<int64_t> kept;
+      std::vector<pipeline::SkippedInput> skipped;
+      emb->embed_image_files(first, eo, &kept, &skipped);  // warm-up
+      kept.clear();
+      skipped.clear();
+      auto t0 = clock_type::now();
+      emb->embed_image_files(paths, eo, &kept, &skipped);
+      const double s = seconds_since(t0);
+      j["files"] = paths.size();
+      j["files_embedded"] = kept.size();
+      j["files_per_s"] = static_cast<double>(paths.size()) / s;
+    }
     if (m.has_text() && !o->no_text) {
       auto caps = bench_captions(B);
       std::vector<int32_t> ids, mask;
@@ -102,6 +128,9 @@ RunFn setup_embed(CLI::App& app) {
       std::printf("images                  %8.1f img/s   %7.1f GFLOP/s  %5.1f%% of peak  (roofline %.1f img/s)\n",
                   j["images_per_s"].get<double>(), j["image_gflops"].get<double>(),
                   100 * j["image_roofline_fraction"].get<double>(), j["image_roofline_images_per_s"].get<double>());
+    if (j.contains("files_per_s"))
+      std::printf("image files             %8.1f img/s   (%lld files of %s)\n", j["files_per_s"].get<double>(),
+                  static_cast<long long>(j["files"].get<int64_t>()), o->folder.c_str());
     if (j.contains("texts_per_s"))
       std::printf("texts (%2lld tokens)       %8.1f txt/s   %7.1f GFLOP/s  %5.1f%% of peak\n",
                   static_cast<long long>(j["text_tokens"].get<int64_t>()), j["texts_per_s"].get<double>(),
@@ -113,11 +142,19 @@ RunFn setup_embed(CLI::App& app) {
 RunFn setup(CLI::App& app) {
   app.require_subcommand(1);
   auto* e = app.add_subcommand("embed", "image and text embedding throughput vs the matmul roofline");
+  auto* t = app.add_subcommand("train", "full fine-tuning steps per second (both towers, AdamW) on one device");
+  auto* p = app.add_subcommand("parity", "embeddings or one step's gradients of given inputs, to compare with HF's");
   auto run_embed = std::make_shared<RunFn>(setup_embed(*e));
-  return [e, run_embed]() { return e->parsed() ? (*run_embed)() : kUsage; };
+  auto run_train = std::make_shared<RunFn>(setup_bench_train(*t));
+  auto run_parity = std::make_shared<RunFn>(setup_bench_parity(*p));
+  return [=]() {
+    if (e->parsed()) return (*run_embed)();
+    if (t->parsed()) return (*run_train)();
+    return p->parsed() ? (*run_parity)() : kUsage;
+  };
 }
 
-CommandRegistrar reg("bench", "Benchmarks (embed)", setup);
+CommandRegistrar reg("bench", "Benchmarks (embed, train) and the GPU parity dumps (parity)", setup);
 
 }  // namespace
 }  // namespace clipkit::cli

@@ -73,7 +73,7 @@ RunFn setup_train(CLI::App& app) {
     o->device = backend::resolve_device(c->device);
     o->embed_batch_size = c->batch_size;
     o->image_backend = image_backend(*backend);
-    auto comm = dist::make_comm(nullptr, nullptr);
+    auto comm = dist::make_comm(dist::CommOptions{o->device, o->out});  // NCCL for --device cuda under mpirun
     auto r = train::train(*o, *comm);
     if (comm->rank() == 0) {
       std::fprintf(stderr, "clipkit train: %lld steps, last loss %.4f; model in %s\n", static_cast<long long>(r.steps),
@@ -116,7 +116,7 @@ RunFn setup_eval(CLI::App& app) {
     o->precision = c->precision;
     o->device = backend::resolve_device(c->device);
     o->image_backend = image_backend(*backend);
-    auto comm = dist::make_comm(nullptr, nullptr);
+    auto comm = dist::make_comm(dist::CommOptions{o->device, o->cache_dir});
     auto j = train::evaluate(*o, *comm);
     if (comm->rank() != 0) return kOk;
     if (*json_out) {

@@ -5,6 +5,7 @@
 #include <map>
 
 #include "backend/backend.h"
+#include "dist/launch.h"
 #include "core/parallel.h"
 #include "io/model_location.h"
 
@@ -238,6 +239,9 @@ model::LoadOptions load_options(const ComputeOptions& o) {
   return l;
 }
 
-void apply_compute_options(const ComputeOptions& o) { set_num_threads(o.threads); }
+void apply_compute_options(const ComputeOptions& o) {
+  set_num_threads(o.threads);
+  backend::set_local_device(dist::launch_env().local_rank);  // one GPU per rank under mpirun, before any backend is made
+}
 
 }  // namespace clipkit::cli

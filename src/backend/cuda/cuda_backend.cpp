@@ -27,6 +27,7 @@
 #include "backend/cuda/memory.h"
 #include "backend/cuda/optimizer.h"
 #include "backend/cuda/patch_embed.h"
+#include "backend/cuda/cuda_backend.h"
 #include "core/error.h"
 
 namespace clipkit::cuda {
@@ -51,6 +52,7 @@ class CudaBackend final : public backend::Backend {
   CudaBackend() : ctx_(open_device()) {}
 
   std::string name() const override { return "cuda"; }
+  const Context& context() const { return ctx_; }
 
   // ---- memory ----
   std::shared_ptr<void> allocate(size_t bytes) override {
@@ -296,8 +298,9 @@ class CudaBackend final : public backend::Backend {
 
  private:
   static int open_device() {
-    if (device_count() == 0) fail("--device cuda: no usable CUDA device ({})", no_device_reason());
-    return 0;
+    const int n = device_count();
+    if (n == 0) fail("--device cuda: no usable CUDA device ({})", no_device_reason());
+    return backend::local_device() % n;  // a rank per GPU under mpirun (dist/nccl_comm.h checks there are enough)
   }
   // bf16(W) of the current version
   const uint16_t* bf16_weight(const backend::LinearWeights& w) {
@@ -353,5 +356,11 @@ const backend::BackendRegistrar registrar("cuda", [] {
   return std::unique_ptr<backend::Backend>(std::make_unique<CudaBackend>());
 });
 
+const CudaBackend& the_backend() { return static_cast<const CudaBackend&>(backend::backend_for("cuda")); }
+
 }  // namespace
+
+cudaStream_t backend_stream() { return the_backend().context().stream(); }
+int backend_device() { return the_backend().context().device(); }
+
 }  // namespace clipkit::cuda
