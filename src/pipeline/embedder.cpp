@@ -189,7 +189,7 @@ Tensor Embedder::embed_image_files(const std::vector<std::string>& paths, const 
     Decoded d = next.get();
     // the other buffer's batch (k - 1) is done: image_features returned after downloading its result
     if (b + bs < paths.size()) next = std::async(std::launch::async, decode, b + bs, buffer(k + 1));
-    skipped->insert(skipped->end(), d.skipped.begin(), d.skipped.end());
+    if (skipped) skipped->insert(skipped->end(), d.skipped.begin(), d.skipped.end());
     kept->insert(kept->end(), d.kept.begin(), d.kept.end());
     const int64_t good = static_cast<int64_t>(d.kept.size());
     if (good > 0) {
