@@ -5,6 +5,7 @@
 
 #include <map>
 #include <mutex>
+#include <new>
 
 #include "core/error.h"
 
@@ -45,6 +46,30 @@ Tensor Backend::alloc(DType t, Shape s) {
   auto mem = allocate(bytes ? bytes : 1);
   void* p = mem.get();
   return Tensor(t, std::move(s), p, std::move(mem));
+}
+
+std::shared_ptr<void> Backend::host_buffer(size_t bytes) {
+  return std::shared_ptr<void>(::operator new(bytes ? bytes : 1, std::align_val_t{64}),
+                               [](void* p) { ::operator delete(p, std::align_val_t{64}); });
+}
+
+namespace {
+class DirectPass final : public CapturedPass {
+ public:
+  explicit DirectPass(std::function<void()> f) : f_(std::move(f)) {}
+  bool run() override {
+    f_();
+    return true;
+  }
+
+ private:
+  std::function<void()> f_;
+};
+}  // namespace
+
+std::unique_ptr<CapturedPass> Backend::capture(std::function<void()> pass) {
+  pass();
+  return std::make_unique<DirectPass>(std::move(pass));
 }
 
 Arena& Backend::thread_arena() {

@@ -9,6 +9,7 @@
 //   * Every op is deterministic: the same inputs give the same bits on any thread count.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -100,6 +101,18 @@ struct ClipLossResult {
   double loss = 0, dlogit_scale = 0;
 };
 
+// A pass recorded once and replayed (CUDA graphs; Backend::capture). run() runs the pass's
+// function again for its host side (index arrays, results copied out) while the device replays
+// the recorded work instead of issuing it op by op.
+class CapturedPass {
+ public:
+  virtual ~CapturedPass() = default;
+  // Runs the pass once more. false when the replay did not fit what was recorded (another input
+  // buffer or shape, index arrays with other values, device memory reallocated since the capture):
+  // the pass then ran directly (its results are right) and the caller drops this object.
+  virtual bool run() = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -117,6 +130,19 @@ class Backend {
   virtual void copy(const Tensor& src, const Tensor& dst) = 0;  // same dtype and size
   virtual void zero(const Tensor& t) = 0;
   virtual void synchronize() = 0;  // waits for every op issued so far
+  // Host memory for the inputs of passes (staging): page-locked on CUDA, so input()/upload() from
+  // it are asynchronous (the buffer must stay unchanged until the pass's first download returns),
+  // and a captured pass re-reads it on every replay. Plain host memory on the CPU.
+  virtual std::shared_ptr<void> host_buffer(size_t bytes);
+
+  // ---- captured passes ----
+  // Runs `pass` (backend ops on this thread, downloads included) once, with its results, and
+  // returns it recorded for replay, or null when this device cannot record it (the pass has then
+  // run directly). A replay re-reads inputs from host_buffer() memory and checks that every other
+  // input holds what it held when recorded. The CPU runs the function directly on every run().
+  virtual std::unique_ptr<CapturedPass> capture(std::function<void()> pass);
+  // Whether capture() records (false: it runs passes directly, and callers need not stage for it).
+  virtual bool records_passes() const { return false; }
 
   // ---- weights and linear layers ----
   virtual std::unique_ptr<PreparedWeight> prepare_weight(WeightUse use, Precision p) = 0;
@@ -139,7 +165,7 @@ class Backend {
   // out [B*L, C] = softmax(q k^T / sqrt(D) + masks) v per head; causal: query i sees keys <= i;
   // key_mask I32 [B, L] (0 = padding key). Masked keys get exactly zero weight. With `saved`
   // (training) the probabilities are kept in the arena and dropout applies to them (element
-  // ((b*H + h)*L + i)*L + j of the mask stream). qkv and out are F32, or both BF16 in training.
+  // ((b*H + h)*L + i)*L + j of the mask stream). qkv and out are F32, or both of operand_dtype (BF16).
   virtual void attention(const Tensor& qkv, const Tensor& out, const AttentionShape& s, bool causal,
                          const Tensor* key_mask, const Dropout& drop, Arena& arena, AttentionSaved* saved) = 0;
   // dqkv [B*L, 3C] (overwritten) from dout [B*L, C] (F32).

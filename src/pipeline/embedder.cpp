@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <future>
 
 #include "core/error.h"
 #include "core/parallel.h"
@@ -113,12 +114,27 @@ Tensor Embedder::embed_texts(const std::vector<std::string>& texts, const EmbedO
   return concat_rows(parts, dim());
 }
 
+Tensor Embedder::image_batch(const float* pixels, int64_t n) const {
+  backend::Backend& be = model_->backend();
+  if (!be.records_passes() || n > PassCache::kDefaultMaxBatch) return model_->image_features(pixels, n);
+  std::lock_guard<std::mutex> lock(small_mu_);  // the staging slots are shared (the device serializes anyway)
+  if (!passes_) passes_ = std::make_unique<PassCache>(be);
+  const size_t bytes = sizeof(float) * static_cast<size_t>(n * 3 * model_->image_size() * model_->image_size());
+  SmallBatch& slot = small_[n];  // map nodes stay put: the pass keeps this address
+  if (!slot.pixels) slot.pixels = be.host_buffer(bytes);
+  std::memcpy(slot.pixels.get(), pixels, bytes);
+  passes_->run("image/" + std::to_string(n), n, [this, s = &slot, n] {
+    s->out = model_->image_features(static_cast<const float*>(s->pixels.get()), n);
+  });
+  return slot.out;
+}
+
 Tensor Embedder::embed_pixels(const float* pixels, int64_t N, const EmbedOptions& o, Progress* p) const {
   const int64_t S = model_->image_size(), per = 3 * S * S;
   std::vector<Tensor> parts;
   for (int64_t b = 0; b < N; b += o.batch_size) {
     int64_t n = std::min<int64_t>(o.batch_size, N - b);
-    Tensor f = model_->image_features(pixels + b * per, n);
+    Tensor f = image_batch(pixels + b * per, n);
     if (o.normalize) model::l2_normalize_rows(f.ptr<float>(), f.dim(0), f.dim(1));
     parts.push_back(std::move(f));
     if (p) p->add(n);
@@ -130,38 +146,58 @@ Tensor Embedder::embed_image_files(const std::vector<std::string>& paths, const 
                                    std::vector<int64_t>* kept, std::vector<SkippedInput>* skipped, Progress* p) const {
   if (!model_->has_vision()) fail("{}: this model has no vision tower", model_->dir());
   const int64_t S = model_->image_size(), per = 3 * S * S;
-  std::vector<Tensor> parts;
-  kept->clear();
-  for (size_t b = 0; b < paths.size(); b += static_cast<size_t>(o.batch_size)) {
-    const int64_t n = std::min<int64_t>(o.batch_size, static_cast<int64_t>(paths.size() - b));
-    std::vector<float> px(static_cast<size_t>(n * per));
+  const size_t bs = static_cast<size_t>(std::max(1, o.batch_size));
+  // Two staging buffers (page-locked on a GPU): batch k+1 is decoded into one on a worker thread
+  // (its own parallel decode) while batch k runs on the device from the other.
+  const size_t bytes = sizeof(float) * std::max<size_t>(1, std::min(bs, paths.size())) * static_cast<size_t>(per);
+  std::shared_ptr<void> staging[2] = {model_->backend().host_buffer(bytes), model_->backend().host_buffer(bytes)};
+  struct Decoded {
+    std::vector<int64_t> kept;
+    std::vector<SkippedInput> skipped;
+  };
+  const int threads = num_threads();  // the caller's setting (a worker thread starts with OpenMP's default)
+  auto decode = [&](size_t b, float* px) {
+    const int64_t n = std::min<int64_t>(static_cast<int64_t>(bs), static_cast<int64_t>(paths.size() - b));
     std::vector<std::string> err(static_cast<size_t>(n));
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
     for (int64_t i = 0; i < n; ++i) {
       try {
-        image::load_and_preprocess(paths[b + i], pre_, px.data() + i * per, o.decode);
+        image::load_and_preprocess(paths[b + i], pre_, px + i * per, o.decode);
       } catch (const std::exception& e) {
         err[static_cast<size_t>(i)] = e.what();
         if (err[static_cast<size_t>(i)].empty()) err[static_cast<size_t>(i)] = "unreadable";
       }
     }
-    // compact the readable rows to the front
-    int64_t good = 0;
+    Decoded d;  // the readable rows compacted to the front
     for (int64_t i = 0; i < n; ++i) {
       if (!err[static_cast<size_t>(i)].empty()) {
-        skipped->push_back({paths[b + i], err[static_cast<size_t>(i)]});
+        d.skipped.push_back({paths[b + i], err[static_cast<size_t>(i)]});
         continue;
       }
-      if (good != i) std::memmove(px.data() + good * per, px.data() + i * per, sizeof(float) * per);
-      kept->push_back(static_cast<int64_t>(b) + i);
-      ++good;
+      const int64_t good = static_cast<int64_t>(d.kept.size());
+      if (good != i) std::memmove(px + good * per, px + i * per, sizeof(float) * per);
+      d.kept.push_back(static_cast<int64_t>(b) + i);
     }
+    return d;
+  };
+  auto buffer = [&](size_t k) { return static_cast<float*>(staging[k % 2].get()); };
+  std::vector<Tensor> parts;
+  kept->clear();
+  std::future<Decoded> next;
+  if (!paths.empty()) next = std::async(std::launch::async, decode, size_t{0}, buffer(0));
+  for (size_t b = 0, k = 0; b < paths.size(); b += bs, ++k) {
+    Decoded d = next.get();
+    // the other buffer's batch (k - 1) is done: image_features returned after downloading its result
+    if (b + bs < paths.size()) next = std::async(std::launch::async, decode, b + bs, buffer(k + 1));
+    if (skipped) skipped->insert(skipped->end(), d.skipped.begin(), d.skipped.end());
+    kept->insert(kept->end(), d.kept.begin(), d.kept.end());
+    const int64_t good = static_cast<int64_t>(d.kept.size());
     if (good > 0) {
-      Tensor f = model_->image_features(px.data(), good);
+      Tensor f = image_batch(buffer(k), good);
       if (o.normalize) model::l2_normalize_rows(f.ptr<float>(), f.dim(0), f.dim(1));
       parts.push_back(std::move(f));
     }
-    if (p) p->add(n);
+    if (p) p->add(static_cast<int64_t>(d.kept.size() + d.skipped.size()));
   }
   return concat_rows(parts, dim());
 }

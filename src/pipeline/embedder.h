@@ -1,13 +1,16 @@
 // A model with its tokenizer and image preprocessing: texts, pixel tensors or image files in,
 // embeddings out. The CLI, server and trainer all embed through this.
 #pragma once
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "core/progress.h"
 #include "image/preprocess.h"
 #include "model/clip_model.h"
+#include "pipeline/pass_cache.h"
 #include "text/tokenizer.h"
 
 namespace clipkit::pipeline {
@@ -55,6 +58,17 @@ class Embedder {
                            std::vector<SkippedInput>* skipped, Progress* p = nullptr) const;
 
  private:
+  // image_features, through a captured pass for small batches (pass_cache.h): the batch is copied
+  // into that batch size's staging buffer and the result taken from its slot.
+  Tensor image_batch(const float* pixels, int64_t n) const;
+  struct SmallBatch {
+    std::shared_ptr<void> pixels;  // Backend::host_buffer
+    Tensor out;
+  };
+  mutable std::mutex small_mu_;
+  mutable std::map<int64_t, SmallBatch> small_;
+  mutable std::unique_ptr<PassCache> passes_;
+
   std::unique_ptr<model::ClipModel> model_;
   std::unique_ptr<text::Tokenizer> tok_;
   std::string tok_error_;

@@ -416,6 +416,69 @@ TEST_P(BackendOps, ArenaScopes) {
   EXPECT_GE(arena.high_water(), (size_t{5} << 22));
 }
 
+// A captured pass (CUDA graph, or the function itself on the CPU) gives the pass's results on every
+// run: live inputs re-read from host_buffer() memory, index arrays checked against the recording
+// (other values: the replay is refused and the pass runs directly), a pass that waits, a pass whose
+// arena grows after the capture.
+TEST_P(BackendOps, CapturedPassesGiveThePassesResults) {
+  const int64_t R = 6, C = 40;
+  auto staging = be().host_buffer(sizeof(float) * R * C);
+  float* in = static_cast<float*>(staging.get());
+  std::vector<int32_t> order = {5, 0, 3, 3, 1, 2};
+  std::vector<float> out(static_cast<size_t>(R * C));
+  bool wait = false;
+  int64_t extra = 0;  // arena bytes a pass allocates first (another size after the capture)
+  auto pass = [&] {
+    Arena& a = be().thread_arena();
+    Arena::Scope scope(a);
+    if (extra) a.alloc(DType::F32, {extra});
+    Tensor x = be().input(a, in, DType::F32, {R, C});
+    Tensor ids = be().input(a, order.data(), DType::I32, {R});
+    Tensor y = a.alloc(DType::F32, {R, C});
+    be().gather_rows(x, ids, y);
+    be().add(x, y);
+    if (wait) be().synchronize();
+    be().download(y, out.data());
+  };
+  auto fill = [&](uint32_t seed) {
+    const std::vector<float> v = randn(static_cast<size_t>(R * C), seed);
+    std::memcpy(in, v.data(), v.size() * sizeof(float));
+  };
+  auto check = [&](const char* what) {
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t c = 0; c < C; ++c)
+        ASSERT_EQ(out[r * C + c], in[order[r] * C + c] + in[r * C + c]) << what << " row " << r << " col " << c;
+  };
+  fill(1);
+  pass();  // the arena settles
+  std::unique_ptr<CapturedPass> g = be().capture(pass);
+  check("the capturing run");
+  ASSERT_TRUE(g) << "a pass of plain ops is recorded";
+  for (uint32_t seed : {2u, 3u}) {
+    fill(seed);
+    std::fill(out.begin(), out.end(), -1.0f);
+    EXPECT_TRUE(g->run());
+    check("a replay with new staging contents");
+  }
+  order = {0, 1, 2, 3, 4, 5};  // an index array with other values: run directly
+  fill(4);
+  g->run();
+  check("a replay with other index values");
+  extra = int64_t{8} << 20;  // the arena grows (32 MiB): the recording's addresses are gone
+  g->run();
+  check("a replay after the arena grew");
+  extra = 0;
+  wait = true;  // a pass that waits for the device is not recorded, but runs
+  fill(5);
+  std::unique_ptr<CapturedPass> g2 = be().capture(pass);
+  check("a capture of a waiting pass");
+  if (g2) {
+    fill(6);
+    g2->run();
+    check("a replay of a waiting pass");
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Devices, BackendOps, ::testing::ValuesIn(built_devices()),
                          [](const auto& info) { return info.param; });
 

@@ -10,11 +10,15 @@
 //     arena (stream-ordered, so the host buffer may change once input() returns).
 #include <cuda_runtime_api.h>
 
+#include <cstring>
+#include <functional>
 #include <mutex>
+#include <string>
 
 #include "backend/backend.h"
 #include "backend/cuda/activation.h"
 #include "backend/cuda/attention.h"
+#include "backend/cuda/capture.h"
 #include "backend/cuda/check.h"
 #include "backend/cuda/clip_loss.h"
 #include "backend/cuda/context.h"
@@ -22,6 +26,7 @@
 #include "backend/cuda/dropout.h"
 #include "backend/cuda/embedding.h"
 #include "backend/cuda/epilogue.h"
+#include "backend/cuda/fused_attention.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/layernorm.h"
 #include "backend/cuda/memory.h"
@@ -47,6 +52,21 @@ struct CudaWeight : backend::PreparedWeight {
 CudaWeight& cuda_weight(const backend::LinearWeights& w) { return static_cast<CudaWeight&>(w.prepared); }
 const float* bias_of(const backend::LinearWeights& w) { return w.b.defined() ? w.b.as<float>() : nullptr; }
 
+class CudaBackend;
+
+// A pass recorded as a CUDA graph (capture.h): its function, its log and the instantiated graph.
+struct GraphPass final : backend::CapturedPass {
+  GraphPass(CudaBackend& b, std::function<void()> f, std::unique_ptr<CaptureLog> l, cudaGraphExec_t e, uint64_t g)
+      : be(b), pass(std::move(f)), log(std::move(l)), exec(e), generation(g) {}
+  ~GraphPass() override { cudaGraphExecDestroy(exec); }
+  bool run() override;
+  CudaBackend& be;
+  std::function<void()> pass;
+  std::unique_ptr<CaptureLog> log;
+  cudaGraphExec_t exec;
+  uint64_t generation;  // device memory and weights as recorded
+};
+
 class CudaBackend final : public backend::Backend {
  public:
   CudaBackend() : ctx_(open_device()) {}
@@ -61,10 +81,25 @@ class CudaBackend final : public backend::Backend {
   }
   void upload(const void* host, const Tensor& dst) override {
     std::lock_guard<std::recursive_mutex> lock(mu_);
+    if (mode_ == Mode::Replaying) {
+      log_->check_input(host, dst.data(), dst.nbytes());
+      return log_->advance_input();
+    }
+    if (mode_ == Mode::Recording)
+      host = log_->record_input(host, dst.data(), dst.nbytes(), staging_.contains(host, dst.nbytes()));
     copy_to_device(dst.data(), host, dst.nbytes(), ctx_.stream());
   }
   void download(const Tensor& src, void* host) override {
     std::lock_guard<std::recursive_mutex> lock(mu_);
+    if (mode_ == Mode::Recording)  // into a page-locked copy; the replays deliver it
+      return copy_to_host(log_->record_download(src.data(), src.nbytes()), src.data(), src.nbytes(), ctx_.stream());
+    if (mode_ == Mode::Replaying) {
+      const void* from = log_->check_download(src.data(), src.nbytes());
+      log_->advance_download();
+      ctx_.sync();  // the graph is done
+      std::memcpy(host, from, src.nbytes());
+      return;
+    }
     copy_to_host(host, src.data(), src.nbytes(), ctx_.stream());
     ctx_.sync();
   }
@@ -76,28 +111,47 @@ class CudaBackend final : public backend::Backend {
   void copy(const Tensor& src, const Tensor& dst) override {
     if (src.nbytes() != dst.nbytes()) fail("cuda copy: {} bytes into {}", src.nbytes(), dst.nbytes());
     std::lock_guard<std::recursive_mutex> lock(mu_);
+    if (replaying()) return;
     if (!src.same_storage(dst)) copy_on_device(dst.data(), src.data(), src.nbytes(), ctx_.stream());
   }
   void zero(const Tensor& t) override {
     std::lock_guard<std::recursive_mutex> lock(mu_);
+    if (replaying()) return;
     fill_zero(t.data(), t.nbytes(), ctx_.stream());
   }
   void synchronize() override {
     std::lock_guard<std::recursive_mutex> lock(mu_);
+    if (mode_ == Mode::Recording) throw ReplayMismatch("synchronize inside a captured pass");
     ctx_.sync();
   }
+
+  // ---- staging and captured passes (capture.h) ----
+  std::shared_ptr<void> host_buffer(size_t bytes) override {
+    void* p = detail::pinned_alloc(bytes ? bytes : 1);
+    staging_.add(p, bytes);
+    return std::shared_ptr<void>(p, [this](void* q) {
+      staging_.remove(q);
+      detail::pinned_free(q);
+    });
+  }
+  std::unique_ptr<backend::CapturedPass> capture(std::function<void()> pass) override;
+  bool records_passes() const override { return true; }
+  bool replay(GraphPass& g);
 
   // ---- weights and linear layers ----
   std::unique_ptr<backend::PreparedWeight> prepare_weight(backend::WeightUse use, backend::Precision p) override {
     return std::make_unique<CudaWeight>(use, p);
   }
-  DType operand_dtype(backend::Precision p, bool training) override {
-    return training && p == backend::Precision::BF16 ? DType::BF16 : DType::F32;
+  // bf16 passes keep matmul-only activations in bf16, in inference too (unlike the CPU): the
+  // fused attention reads and writes bf16, and the products read them without a conversion.
+  DType operand_dtype(backend::Precision p, bool) override {
+    return p == backend::Precision::BF16 ? DType::BF16 : DType::F32;
   }
 
   void linear(const Tensor& x, const backend::LinearWeights& w, const backend::Epilogue& e, const Tensor& y,
               const Tensor* x_saved) override {
     std::lock_guard<std::recursive_mutex> lock(mu_);
+    if (replaying()) return;
     CudaWeight& cw = cuda_weight(w);
     const int64_t N = w.w.dim(0), K = w.w.dim(1), M = x.rows();
     if (x.cols() != K || y.rows() != M || y.cols() != N)
@@ -136,6 +190,7 @@ class CudaBackend final : public backend::Backend {
                        const Tensor& dy, const Tensor* dx, bool accumulate_dx, const Tensor* dW, const Tensor* db,
                        bool first_write) override {
     std::lock_guard<std::recursive_mutex> lock(mu_);
+    if (replaying()) return;
     CudaWeight& cw = cuda_weight(w);
     if (cw.use != backend::WeightUse::Training) fail("cuda linear_backward: the weight was prepared for inference");
     const int64_t N = w.w.dim(0), K = w.w.dim(1), M = dy.rows();
@@ -165,11 +220,14 @@ class CudaBackend final : public backend::Backend {
                  const Tensor* key_mask, const backend::Dropout& drop, backend::Arena& arena,
                  backend::AttentionSaved* saved) override {
     std::lock_guard<std::recursive_mutex> lock(mu_);
+    if (replaying()) return;
     const int32_t* km = key_mask ? key_mask->as<int32_t>() : nullptr;
     if (qkv.dtype() != out.dtype()) fail("cuda attention: qkv and out must have one dtype");
     const bool bf16 = qkv.dtype() == DType::BF16;
     if (!saved) {
       if (drop.on()) fail("cuda attention: dropout needs the saved probabilities (training)");
+      if (bf16 && fused_attention_fits(s, qkv.data(), out.data()))
+        return fused_attention_forward(qkv.as<uint16_t>(), out.as<uint16_t>(), s, causal, km, ctx_);
       if (bf16)
         return attention_forward_bf16(qkv.as<uint16_t>(), out.as<uint16_t>(), s, causal, km, nullptr, nullptr, {},
                                       ctx_);
@@ -187,6 +245,7 @@ class CudaBackend final : public backend::Backend {
   void attention_backward(const Tensor& dout, const backend::AttentionSaved& saved, const Tensor& dqkv,
                           const backend::AttentionShape& s, const backend::Dropout& drop) override {
     std::lock_guard<std::recursive_mutex> lock(mu_);
+    if (replaying()) return;
     if (saved.qkv.dtype() == DType::F32)
       return cuda::attention_backward(dout.as<float>(), saved.qkv.as<float>(), saved.probs.as<float>(),
                                       dqkv.as<float>(), s, drop, ctx_);
@@ -197,6 +256,7 @@ class CudaBackend final : public backend::Backend {
   void layernorm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps, const Tensor& y,
                  const Tensor* stats) override {
     std::lock_guard<std::recursive_mutex> lock(mu_);
+    if (replaying()) return;
     const int64_t M = x.rows();
     float* mean = stats ? stats->as<float>() : nullptr;
     layernorm_forward(x.as<float>(), gamma.as<float>(), beta.as<float>(), y.as<float>(), M, x.cols(), eps, mean,
@@ -206,6 +266,7 @@ class CudaBackend final : public backend::Backend {
   void layernorm_backward(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& stats,
                           const Tensor* dx, bool accumulate_dx, const Tensor* dgamma, const Tensor* dbeta) override {
     std::lock_guard<std::recursive_mutex> lock(mu_);
+    if (replaying()) return;
     const int64_t M = x.rows(), C = x.cols();
     ArenaScope scope(ctx_.scratch());
     DeviceArena& ws = ctx_.scratch();
@@ -227,6 +288,7 @@ class CudaBackend final : public backend::Backend {
   void dropout(const Tensor& x, const backend::Dropout& d) override {
     if (!d.on()) return;
     std::lock_guard<std::recursive_mutex> lock(mu_);
+    if (replaying()) return;
     if (d.rows && d.rows->numel() != x.rows()) fail("cuda dropout: {} row ids for {} rows", d.rows->numel(), x.rows());
     dropout_apply(x.as<float>(), x.as<float>(), x.rows(), x.cols(), d.rows ? d.rows->as<int32_t>() : nullptr, d.p,
                   d.seed, d.site, ctx_);
@@ -235,37 +297,45 @@ class CudaBackend final : public backend::Backend {
   void add(const Tensor& src, const Tensor& dst) override {
     if (src.numel() != dst.numel()) fail("cuda add: {} elements into {}", src.numel(), dst.numel());
     std::lock_guard<std::recursive_mutex> lock(mu_);
+    if (replaying()) return;
     add_rows(src.as<float>(), dst.as<float>(), dst.rows(), dst.cols());
   }
 
   // ---- gathers and scatters by index ----
   void embedding(const Tensor& table, const Tensor& ids, const Tensor& y, bool accumulate) override {
     std::lock_guard<std::recursive_mutex> lock(mu_);
+    if (replaying()) return;
     embedding_forward(table.as<float>(), table.rows(), ids.as<int32_t>(), ids.numel(), table.cols(), y.as<float>(),
                       accumulate, ctx_);
   }
   void embedding_backward(const Tensor& dy, const Tensor& ids, const Tensor& dtable, int32_t skip_id) override {
     std::lock_guard<std::recursive_mutex> lock(mu_);
+    if (replaying()) return;
     cuda::embedding_backward(dy.as<float>(), ids.as<int32_t>(), ids.numel(), dtable.cols(), dtable.as<float>(),
                              dtable.rows(), skip_id, ctx_);
   }
   void gather_rows(const Tensor& src, const Tensor& idx, const Tensor& dst) override {
     std::lock_guard<std::recursive_mutex> lock(mu_);
+    if (replaying()) return;
     cuda::gather_rows(src.data(), idx.as<int32_t>(), idx.numel(), src.cols(), dtype_size(src.dtype()), dst.data(),
                       ctx_);
   }
   void scatter_rows(const Tensor& src, const Tensor& idx, const Tensor& dst, bool zero_rest) override {
     std::lock_guard<std::recursive_mutex> lock(mu_);
+    if (replaying()) return;
     cuda::scatter_rows(src.data(), idx.as<int32_t>(), idx.numel(), dst.rows(), dst.cols(), dtype_size(dst.dtype()),
                        dst.data(), zero_rest, ctx_);
   }
   void scatter_add_rows(const Tensor& src, const Tensor& idx, const Tensor& dst) override {
     std::lock_guard<std::recursive_mutex> lock(mu_);  // in row order, deterministically: embedding's backward
+    if (replaying()) return;
     cuda::embedding_backward(src.as<float>(), idx.as<int32_t>(), idx.numel(), dst.cols(), dst.as<float>(), dst.rows(),
                              -1, ctx_);
   }
   void im2col(const Tensor& pixels, const backend::PatchShape& s, const Tensor& cols) override {
     std::lock_guard<std::recursive_mutex> lock(mu_);
+    if (replaying()) return;
+    if (replaying()) return;
     im2col_patches(pixels.as<float>(), s, cols.as<float>(), ctx_);
   }
 
@@ -273,6 +343,7 @@ class CudaBackend final : public backend::Backend {
   backend::ClipLossResult clip_loss(const Tensor& img, const Tensor& txt, const Tensor& logit_scale,
                                     const Tensor* dimg, const Tensor* dtxt) override {
     std::lock_guard<std::recursive_mutex> lock(mu_);
+    direct_only("clip_loss");
     ArenaScope scope(ctx_.scratch());
     double* result = ctx_.scratch().alloc<double>(2);
     cuda::clip_loss(img.as<float>(), txt.as<float>(), img.rows(), img.cols(), logit_scale.as<float>(),
@@ -281,6 +352,7 @@ class CudaBackend final : public backend::Backend {
   }
   double grad_norm(const std::vector<Tensor>& grads) override {
     std::lock_guard<std::recursive_mutex> lock(mu_);
+    direct_only("grad_norm");
     ArenaScope scope(ctx_.scratch());
     double* total = ctx_.scratch().alloc<double>(1);
     cuda::grad_norm(grads, total, ctx_);
@@ -291,6 +363,8 @@ class CudaBackend final : public backend::Backend {
   }
   void adamw(const std::vector<backend::OptimizerSlot>& slots, const backend::AdamWStep& s) override {
     std::lock_guard<std::recursive_mutex> lock(mu_);
+    direct_only("adamw");
+    ++weights_generation_;  // the weights change: graphs that read them are recorded again
     cuda::adamw(slots, s, ctx_);
   }
 
@@ -318,8 +392,20 @@ class CudaBackend final : public backend::Backend {
     bias_act(src, N, nullptr, M, N, false, Act::None, nullptr, dst, N, DType::F32, true, ctx_);
   }
 
+  enum class Mode { Direct, Recording, Replaying };
+  // Replaying: the graph does the device work; ops return at once, host traffic is checked.
+  bool replaying() const { return mode_ == Mode::Replaying; }
+  void direct_only(const char* op) const {
+    if (mode_ != Mode::Direct) throw ReplayMismatch(std::string(op) + " inside a captured pass");
+  }
+  uint64_t generation() const { return device_memory_generation() + weights_generation_; }
+
   std::recursive_mutex mu_;
   Context ctx_;
+  Mode mode_ = Mode::Direct;
+  CaptureLog* log_ = nullptr;
+  HostRanges staging_;
+  uint64_t weights_generation_ = 0;
   double peak_[2] = {0, 0};
 };
 
@@ -351,6 +437,73 @@ double CudaBackend::matmul_peak_gflops(backend::Precision p) {
   peak = 2.0 * n * n * n * runs / (static_cast<double>(ms) * 1e-3) / 1e9;
   return peak;
 }
+
+// Records the pass on the stream (relaxed mode: an arena that grows during the pass cudaMallocs,
+// which invalidates the recording through the generation instead of failing the capture), then
+// replays it once for its results. Anything that goes wrong while recording -- an op that waits,
+// a launch the graph cannot hold -- drops the recording and the pass runs directly (an error of
+// the pass itself is raised there).
+std::unique_ptr<backend::CapturedPass> CudaBackend::capture(std::function<void()> pass) {
+  std::lock_guard<std::recursive_mutex> lock(mu_);
+  if (mode_ != Mode::Direct) {  // nested: not recorded on its own
+    pass();
+    return nullptr;
+  }
+  auto log = std::make_unique<CaptureLog>(CaptureLog::Allocator{detail::pinned_alloc, detail::pinned_free});
+  const uint64_t gen = generation();
+  CLIPKIT_CUDA_CHECK(cudaStreamBeginCapture(ctx_.stream(), cudaStreamCaptureModeRelaxed));
+  mode_ = Mode::Recording;
+  log_ = log.get();
+  bool ok = true;
+  try {
+    pass();
+  } catch (...) {
+    ok = false;
+  }
+  mode_ = Mode::Direct;
+  log_ = nullptr;
+  cudaGraph_t graph = nullptr;
+  ok = cudaStreamEndCapture(ctx_.stream(), &graph) == cudaSuccess && ok && generation() == gen;
+  cudaGraphExec_t exec = nullptr;
+  if (ok && cudaGraphInstantiate(&exec, graph, 0) != cudaSuccess) exec = nullptr;
+  if (graph) cudaGraphDestroy(graph);
+  cudaGetLastError();  // a failed capture's error is not the next op's
+  if (!exec) {
+    pass();
+    return nullptr;
+  }
+  auto g = std::make_unique<GraphPass>(*this, std::move(pass), std::move(log), exec, gen);
+  if (!g->run()) return nullptr;
+  return g;
+}
+
+bool CudaBackend::replay(GraphPass& g) {
+  std::lock_guard<std::recursive_mutex> lock(mu_);
+  bool fits = mode_ == Mode::Direct && generation() == g.generation;
+  if (fits) {
+    CLIPKIT_CUDA_CHECK(cudaGraphLaunch(g.exec, ctx_.stream()));
+    mode_ = Mode::Replaying;
+    log_ = g.log.get();
+    log_->begin_replay();
+    try {
+      g.pass();
+      log_->end_replay();
+    } catch (const ReplayMismatch&) {
+      fits = false;
+    } catch (...) {
+      mode_ = Mode::Direct;
+      log_ = nullptr;
+      throw;
+    }
+    mode_ = Mode::Direct;
+    log_ = nullptr;
+    ctx_.sync();
+  }
+  if (!fits) g.pass();  // the graph's results (if it ran) are overwritten: stream order
+  return fits;
+}
+
+bool GraphPass::run() { return be.replay(*this); }
 
 const backend::BackendRegistrar registrar("cuda", [] {
   return std::unique_ptr<backend::Backend>(std::make_unique<CudaBackend>());

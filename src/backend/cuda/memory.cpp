@@ -1,5 +1,7 @@
 #include "backend/cuda/memory.h"
 
+#include <atomic>
+
 #include "backend/cuda/check.h"
 #include "core/error.h"
 
@@ -10,15 +12,23 @@ namespace {
   cudaGetLastError();  // a failed allocation leaves an error behind: clear it
   fail("CUDA: {} of {:.1f} MiB failed: {} ({})", what, bytes / 1048576.0, cudaGetErrorString(e), cudaGetErrorName(e));
 }
+
+std::atomic<uint64_t> generation{0};
 }  // namespace
+
+uint64_t device_memory_generation() { return generation.load(); }
 
 namespace detail {
 void* device_alloc(size_t bytes) {
   void* p = nullptr;
   if (const cudaError_t e = cudaMalloc(&p, bytes); e != cudaSuccess) alloc_failed("cudaMalloc", bytes, e);
+  ++generation;
   return p;
 }
-void device_free(void* p) { cudaFree(p); }
+void device_free(void* p) {
+  ++generation;
+  cudaFree(p);
+}
 void* pinned_alloc(size_t bytes) {
   void* p = nullptr;
   if (const cudaError_t e = cudaHostAlloc(&p, bytes, cudaHostAllocDefault); e != cudaSuccess)

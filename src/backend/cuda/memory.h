@@ -20,6 +20,10 @@ void* pinned_alloc(size_t bytes);
 void pinned_free(void* p);
 }  // namespace detail
 
+// Counts every device_alloc and device_free of the process: a captured graph addresses device
+// memory directly and is replayed only while this is what it was at the end of the capture.
+uint64_t device_memory_generation();
+
 // Move-only ownership of `bytes` from Alloc, given back to Free.
 template <void* (*Alloc)(size_t), void (*Free)(void*)>
 class OwnedMemory {

@@ -2,6 +2,7 @@
 // reference.h) at CLIP's sequence lengths (50 vision tokens at /32, 77 text tokens with causal and
 // padding masks, 257 at ViT-L/14) and beyond one register row (300), with and without dropout.
 #include "backend/cuda/attention.h"
+#include "backend/cuda/fused_attention.h"
 #include "core/error.h"
 #include "cuda_test_util.h"
 #include "fd_util.h"
@@ -105,6 +106,61 @@ TEST_F(CudaAttention, TextCausalAndPaddingMasksFp32AndBf16) {
     check({{4, 20, 3, 8}, false, true, 0.1f}, bf16);
     check({{2, 300, 2, 16}, false, true, 0.0f}, bf16);
   }
+}
+
+// The fused inference kernel (fused_attention.h) against the float64 reference and the batched-GEMM
+// bf16 path, on odd lengths (one query, part of one tile, CLIP's 50/77/257, past four tiles), head
+// sizes 16..128, several heads, causal and padding masks, and a sequence whose keys are all padding.
+class CudaFusedAttention : public CudaAttention {
+ protected:
+  void check_fused(const backend::AttentionShape& s, bool causal, bool padded, bool all_padding = false) {
+    SCOPED_TRACE(::testing::Message() << "fused B " << s.B << " L " << s.L << " H " << s.H << " D " << s.D
+                                      << " causal " << causal << " padded " << padded << " all_padding " << all_padding);
+    const int64_t n_qkv = s.B * s.L * 3 * s.C(), n_out = s.B * s.L * s.C();
+    const std::vector<float> qkv = from_bf16_host(to_bf16_host(random_vec(static_cast<size_t>(n_qkv), 43, 1.5f)));
+    std::vector<int32_t> mask = key_mask({s, causal, padded, 0.0f});
+    if (all_padding) std::fill(mask.begin(), mask.begin() + s.L, 0);  // sequence 0: no key at all
+    const std::vector<double> out_ref = attn_ref(to_f64(qkv), s, causal, mask, {});
+    auto dq = up(to_bf16_host(qkv));
+    auto dmask = up(mask.empty() ? std::vector<int32_t>(1, 1) : mask);
+    const int32_t* km = mask.empty() ? nullptr : dmask.p();
+    auto out = poisoned<uint16_t>(n_out), gemm_out = poisoned<uint16_t>(n_out);
+    ASSERT_TRUE(fused_attention_fits(s, dq.p(), out.p()));
+    fused_attention_forward(dq.p(), out.p(), s, causal, km, ctx());
+    attention_forward_bf16(dq.p(), gemm_out.p(), s, causal, km, nullptr, nullptr, {}, ctx());
+    const std::vector<float> got = from_bf16_host(down(out)), other = from_bf16_host(down(gemm_out));
+    EXPECT_REL_ERR("fused out", got, out_ref, kBf16Tol);
+    EXPECT_REL_ERR("fused vs batched-GEMM bf16", got, to_f64(other), kBf16Tol);
+    for (size_t i = 0; i < got.size(); ++i) {
+      if (out_ref[i] == 0.0) {
+        ASSERT_EQ(got[i], 0.0f) << "element " << i << " of a row without keys";
+      }
+    }
+  }
+};
+
+TEST_F(CudaFusedAttention, OddLengthsAndHeadSizes) {
+  for (int64_t L : {1, 7, 50, 64, 65, 77, 257, 300})
+    for (int64_t D : {16, 64}) check_fused({2, L, 3, D}, false, false);
+  for (int64_t D : {32, 48, 80, 96, 112, 128}) check_fused({2, 50, 2, D}, false, false);
+  check_fused({1, 514, 12, 64}, false, true);  // RoBERTa's longest
+  check_fused({64, 50, 12, 64}, false, false);  // ViT-B/32 at a real batch
+}
+
+TEST_F(CudaFusedAttention, CausalAndPaddingMasks) {
+  for (int64_t L : {1, 7, 77, 130}) {
+    check_fused({3, L, 2, 64}, true, false);
+    check_fused({3, L, 2, 64}, true, true);
+    check_fused({3, L, 2, 32}, false, true);
+  }
+  check_fused({3, 77, 8, 64}, true, true, /*all_padding=*/true);
+  check_fused({3, 300, 2, 80}, false, true, /*all_padding=*/true);
+}
+
+TEST_F(CudaFusedAttention, TheBackendsInferencePathIsFusedAndMatches) {
+  // what CudaBackend::attention takes for a bf16 inference pass (no saved probabilities)
+  const backend::AttentionShape s{4, 77, 8, 64};
+  check_fused(s, true, true);
 }
 
 TEST_F(CudaAttention, DropoutWithoutProbsIsRefused) {

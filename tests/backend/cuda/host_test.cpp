@@ -10,8 +10,10 @@
 
 #include "backend/cpu/dropout.h"
 #include "backend/cuda/arena.h"
+#include "backend/cuda/capture.h"
 #include "backend/cuda/check.h"
 #include "backend/cuda/dropout.h"
+#include "backend/cuda/fused_attention.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/optimizer.h"
 #include "backend/dropout_hash.h"
@@ -209,6 +211,94 @@ TEST(CudaHost, AttentionBackwardReferenceMatchesFiniteDifferences) {
       for (size_t i = 0; i < fd.size(); ++i) e = std::max(e, std::fabs(fd[i] - an[i]));
       EXPECT_LT(e, 1e-7) << "causal " << causal << " p " << p;
     }
+}
+
+}  // namespace
+}  // namespace clipkit::cuda
+
+namespace clipkit::cuda {
+namespace {
+
+// Which problems CudaBackend hands to the fused inference attention (the rest keep the batched-GEMM path).
+TEST(CudaHost, FusedAttentionTakesHeadSizesUpTo128AndAlignedTensors) {
+  alignas(16) static uint16_t buf[64];
+  for (int64_t D : {16, 32, 48, 64, 80, 96, 112, 128}) {
+    EXPECT_TRUE(fused_attention_fits({2, 50, 12, D}, buf, buf)) << D;
+    EXPECT_GT(fused_attention_smem_bytes(D), 0u);
+    EXPECT_LE(fused_attention_smem_bytes(D), size_t{227} << 10) << "over sm_90's shared memory per block";
+  }
+  for (int64_t D : {0, 8, 24, 60, 144, 256}) EXPECT_FALSE(fused_attention_fits({2, 50, 12, D}, buf, buf)) << D;
+  for (int64_t L : {1, 7, 77, 257, 514, 4096}) EXPECT_TRUE(fused_attention_fits({1, L, 1, 64}, buf, buf)) << L;
+  EXPECT_FALSE(fused_attention_fits({0, 50, 12, 64}, buf, buf));
+  EXPECT_FALSE(fused_attention_fits({1, 0, 12, 64}, buf, buf));
+  EXPECT_FALSE(fused_attention_fits({2, 50, 12, 64}, buf + 1, buf));
+  EXPECT_FALSE(fused_attention_fits({2, 50, 12, 64}, buf, buf + 4));
+}
+
+}  // namespace
+}  // namespace clipkit::cuda
+
+namespace clipkit::cuda {
+namespace {
+
+TEST(CudaHost, HostRangesTellStagingMemory) {
+  std::vector<char> a(100), b(50);
+  HostRanges r;
+  r.add(a.data(), a.size());
+  r.add(b.data(), b.size());
+  EXPECT_TRUE(r.contains(a.data(), 100));
+  EXPECT_TRUE(r.contains(a.data() + 40, 60));
+  EXPECT_FALSE(r.contains(a.data() + 40, 61));
+  EXPECT_TRUE(r.contains(b.data() + 49, 1));
+  int elsewhere = 0;
+  EXPECT_FALSE(r.contains(&elsewhere, sizeof elsewhere));
+  r.remove(a.data());
+  EXPECT_FALSE(r.contains(a.data(), 1));
+  EXPECT_TRUE(r.contains(b.data(), 50));
+}
+
+// The recorded pass's host traffic, and what a replay may and may not differ in.
+TEST(CudaHost, CaptureLogChecksReplaysAgainstTheRecording) {
+  CaptureLog log({std::malloc, std::free});
+  std::vector<float> staging(8, 1.0f);
+  std::vector<int32_t> ids = {3, 1, 2};
+  char dev[256];  // stands for device addresses
+  EXPECT_EQ(log.record_input(staging.data(), dev, 32, /*live=*/true), staging.data());
+  const void* snap = log.record_input(ids.data(), dev + 64, 12, /*live=*/false);
+  ASSERT_NE(snap, static_cast<const void*>(ids.data()));
+  ids[0] = 7;  // the snapshot keeps the recorded values
+  EXPECT_EQ(static_cast<const int32_t*>(snap)[0], 3);
+  void* copy = log.record_download(dev + 128, 16);
+  std::memset(copy, 0x3f, 16);
+  EXPECT_EQ(log.inputs(), 2u);
+  EXPECT_EQ(log.downloads(), 1u);
+
+  auto replay = [&](const void* live, const void* dst, const std::vector<int32_t>& idx, const void* src,
+                    size_t dbytes) {
+    log.begin_replay();
+    log.check_input(live, dst, 32);
+    log.advance_input();
+    log.check_input(idx.data(), dev + 64, 12);
+    log.advance_input();
+    const void* c = log.check_download(src, dbytes);
+    log.advance_download();
+    log.end_replay();
+    return c;
+  };
+  std::vector<float> other(8);
+  EXPECT_EQ(replay(staging.data(), dev, {3, 1, 2}, dev + 128, 16), copy);  // new staging contents are fine
+  EXPECT_THROW(replay(other.data(), dev, {3, 1, 2}, dev + 128, 16), ReplayMismatch);  // another live buffer
+  EXPECT_THROW(replay(staging.data(), dev + 32, {3, 1, 2}, dev + 128, 16), ReplayMismatch);  // the arena moved
+  EXPECT_THROW(replay(staging.data(), dev, {3, 1, 9}, dev + 128, 16), ReplayMismatch);  // other index values
+  EXPECT_THROW(replay(staging.data(), dev, {3, 1, 2}, dev + 144, 16), ReplayMismatch);  // another result
+  EXPECT_THROW(replay(staging.data(), dev, {3, 1, 2}, dev + 128, 8), ReplayMismatch);
+  log.begin_replay();  // a pass that stops short, or does more
+  log.check_input(staging.data(), dev, 32);
+  log.advance_input();
+  EXPECT_THROW(log.end_replay(), ReplayMismatch);
+  log.begin_replay();
+  for (int i = 0; i < 2; ++i) log.advance_input();
+  EXPECT_THROW(log.check_input(staging.data(), dev, 32), ReplayMismatch);
 }
 
 }  // namespace
