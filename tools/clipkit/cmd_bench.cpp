@@ -1,4 +1,4 @@
-// clipkit bench embed --model DIR [--batch-size 32] [--precision fp32|bf16] [--iters N] [--json]
+// clipkit bench embed --model DIR [--batch-size 32] [--precision fp32|bf16|int8] [--iters N] [--json]
 // Throughput of image embedding from preprocessed tensors and of text embedding, achieved GFLOP/s,
 // and the fraction of this machine's matmul peak measured in the same run (the roofline).
 #include <chrono>
