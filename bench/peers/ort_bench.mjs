@@ -32,7 +32,7 @@ function parseArgs(argv) {
     if (!key) { rest.push(argv[i]); continue; }
     if (i + 1 >= argv.length) throw new Error(`${argv[i]} needs a value`);
     const v = argv[++i];
-    opts[key] = ['part', 'check'].includes(key) ? v : Number.parseInt(v, 10);
+    opts[key] = ['part', 'check', 'precision'].includes(key) ? v : Number.parseInt(v, 10);
     if (typeof opts[key] === 'number' && !(opts[key] >= 0)) throw new Error(`${argv[i - 1]}: bad number ${v}`);
   }
   if (rest.length !== 1 || rest[0].startsWith('--')) {
