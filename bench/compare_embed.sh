@@ -7,10 +7,12 @@
 # of load hits all of them alike), and reports the medians.
 #
 # Runs, each under the bench lock (bench/bench_lock.sh; do not wrap this script in flock):
-#   clipkit bench embed --json   fp32 batch 32, bf16 batch 32 (images + texts), fp32 batch 1 (images)
+#   clipkit bench embed --json   fp32, bf16 and int8 batch 32 (images + texts), fp32 batch 1 (images)
 #   PyTorch (torch_clip.py)      fp32 eager and bf16 autocast, batch 32 (+ fp32 batch 1)
 #   ONNX Runtime (onnxruntime-node, model exported by torch.onnx.export from the same weights)
-#                                fp32 batch 32 and batch 1
+#                                fp32 batch 32 and batch 1; int8 batch 32 on a dynamically quantized copy
+#                                of the same export (quantize_onnx.py: DynamicQuantizeLinear +
+#                                MatMulInteger, int8 weights per output column; needs python3-onnx)
 # then prints one table (img/s, txt/s, GFLOP/s, fraction of clipkit's measured matmul peak) and the
 # ratios clipkit / peer with the targets. Every engine gets the same thread count (--threads).
 # The peers need bench/peers/setup.sh once (Debian python3-torch + OpenBLAS, npm onnxruntime-node).
@@ -106,6 +108,15 @@ if ((have_ort)); then
       "$python" "$peers/export_onnx.py" "$model" "$cache/$part.onnx" --part "$part" --threads "$threads" >&2 ||
         note "ONNX export of the $part tower failed"
     fi
+    # the int8 peer: remade when the quantizer changes
+    if [[ -s $cache/$part.onnx && ! ( $cache/$part.int8.onnx -nt $peers/quantize_onnx.py ) ]]; then
+      if ! "$python" -c 'import onnx' 2>/dev/null; then
+        note "$python cannot import onnx (Debian python3-onnx): skipping ONNX Runtime int8"
+      else
+        "$python" "$peers/quantize_onnx.py" "$cache/$part.onnx" "$cache/$part.int8.onnx" >&2 ||
+          note "int8 quantization of the $part export failed"
+      fi
+    fi
   done
 fi
 
@@ -117,6 +128,7 @@ for ((round = 1; round <= repeats; round++)); do
     ck=("$clipkit" bench embed --model "$model" --threads "$threads" --json)
     measure clipkit-fp32-b32-both "${ck[@]}" --batch-size 32 --precision fp32 "${text_flag[@]}"
     measure clipkit-bf16-b32-both "${ck[@]}" --batch-size 32 --precision bf16 "${text_flag[@]}"
+    measure clipkit-int8-b32-both "${ck[@]}" --batch-size 32 --precision int8 "${text_flag[@]}"
     measure clipkit-fp32-b1-vision "${ck[@]}" --batch-size 1 --precision fp32 --iters 10 --no-text
     # The peers' captions get clipkit's padded length, so every engine does the same text work.
     if ((round == 1)) && [[ -s $results/clipkit-fp32-b32-both.1.json ]]; then
@@ -142,8 +154,16 @@ for ((round = 1; round <= repeats; round++)); do
       measure ort-fp32-b1-vision "${ob[@]}" "$cache/vision.onnx" --part vision --batch-size 1 --image-size "$image_size" \
         --warmup 3 --iters 10
     fi
+    if [[ -s $cache/vision.int8.onnx ]]; then
+      measure ort-int8-b32-vision "${ob[@]}" "$cache/vision.int8.onnx" --precision int8 --part vision --batch-size 32 \
+        --image-size "$image_size"
+    fi
     if ((text)) && [[ -s $cache/text.onnx ]]; then
       measure ort-fp32-b32-text "${ob[@]}" "$cache/text.onnx" --part text --batch-size 32 --seq-len "$seq_len"
+    fi
+    if ((text)) && [[ -s $cache/text.int8.onnx ]]; then
+      measure ort-int8-b32-text "${ob[@]}" "$cache/text.int8.onnx" --precision int8 --part text --batch-size 32 \
+        --seq-len "$seq_len"
     fi
   fi
 done

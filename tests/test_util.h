@@ -2,6 +2,7 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <string>
@@ -32,6 +33,22 @@ inline double max_abs(const Tensor& ref) {
   double m = 0;
   for (int64_t i = 0; i < r.numel(); ++i) m = std::max(m, std::fabs(r.ptr<double>()[i]));
   return m;
+}
+
+// The smallest cosine similarity between a row of got [N, D] (F32) and the same row of ref (any float dtype).
+inline double min_row_cosine(const Tensor& got, const Tensor& ref) {
+  Tensor r = ref.to_f64();
+  const int64_t N = got.dim(0), D = got.dim(1);
+  double worst = 1;
+  for (int64_t n = 0; n < N; ++n) {
+    double dot = 0, a = 0, b = 0;
+    for (int64_t d = 0; d < D; ++d) {
+      double x = got.ptr<float>()[n * D + d], y = r.ptr<double>()[n * D + d];
+      dot += x * y; a += x * x; b += y * y;
+    }
+    worst = std::min(worst, dot / std::sqrt(a * b));
+  }
+  return worst;
 }
 
 #define EXPECT_CLOSE_TO_REF(name, got, ref, tol)                                                                 \

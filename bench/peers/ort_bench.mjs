@@ -3,8 +3,9 @@
 // one JSON object.
 //
 //   node ort_bench.mjs MODEL.onnx [--part vision|text] [--batch-size 32] [--image-size 224]
-//                      [--seq-len 20] [--threads 2] [--warmup 2] [--iters 3]
+//                      [--seq-len 20] [--threads 2] [--warmup 2] [--iters 3] [--precision fp32]
 //   node ort_bench.mjs MODEL.onnx --part vision|text --check REFERENCE.safetensors
+// (--precision only labels the result: int8 for a model made by quantize_onnx.py)
 //
 // Inputs are the same as torch_bench.py's: random pixel values, or synthetic captions of
 // seq-len-8..seq-len tokens padded to the longest of the batch (clip_config.bench_captions; the
@@ -20,10 +21,10 @@ const ort = require('onnxruntime-node');
 const ortVersion = require('onnxruntime-node/package.json').version;
 
 function parseArgs(argv) {
-  const opts = { part: 'vision', batchSize: 32, imageSize: 224, seqLen: 20, threads: 2, warmup: 2, iters: 3 };
+  const opts = { part: 'vision', precision: 'fp32', batchSize: 32, imageSize: 224, seqLen: 20, threads: 2, warmup: 2, iters: 3 };
   const names = {
     '--part': 'part', '--batch-size': 'batchSize', '--image-size': 'imageSize', '--seq-len': 'seqLen', '--threads': 'threads',
-    '--warmup': 'warmup', '--iters': 'iters', '--check': 'check',
+    '--warmup': 'warmup', '--iters': 'iters', '--check': 'check', '--precision': 'precision',
   };
   const rest = [];
   for (let i = 0; i < argv.length; i++) {
@@ -31,7 +32,7 @@ function parseArgs(argv) {
     if (!key) { rest.push(argv[i]); continue; }
     if (i + 1 >= argv.length) throw new Error(`${argv[i]} needs a value`);
     const v = argv[++i];
-    opts[key] = ['part', 'check'].includes(key) ? v : Number.parseInt(v, 10);
+    opts[key] = ['part', 'check', 'precision'].includes(key) ? v : Number.parseInt(v, 10);
     if (typeof opts[key] === 'number' && !(opts[key] >= 0)) throw new Error(`${argv[i - 1]}: bad number ${v}`);
   }
   if (rest.length !== 1 || rest[0].startsWith('--')) {
@@ -142,7 +143,7 @@ async function main() {
   const med = sorted.length % 2 ? sorted[(sorted.length - 1) / 2]
     : (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2;
   const res = {
-    engine: 'onnxruntime', version: ortVersion, part: opts.part, precision: 'fp32', batch_size: n,
+    engine: 'onnxruntime', version: ortVersion, part: opts.part, precision: opts.precision, batch_size: n,
     threads: opts.threads, [opts.part === 'vision' ? 'images_per_s' : 'texts_per_s']: n / med,
     seconds_per_batch: times.map((x) => Math.round(x * 1e4) / 1e4), embed_dim: emb.dims[1],
   };

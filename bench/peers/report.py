@@ -25,9 +25,13 @@ TARGETS = [
     ("clipkit-fp32-b32", "torch-fp32-b32", "images", 2.0, "PyTorch fp32 eager, batch 32"),
     ("clipkit-fp32-b1", "ort-fp32-b1", "images", 1.0, "ONNX Runtime fp32, batch 1"),
     ("clipkit-bf16-b32", "torch-bf16-b32", "images", 1.3, "PyTorch bf16 autocast, batch 32"),
+    ("clipkit-int8-b32", "clipkit-bf16-b32", "images", 1.5, "clipkit bf16, batch 32"),
+    ("clipkit-int8-b32", "ort-int8-b32", "images", 1.2, "ONNX Runtime int8, batch 32"),
     ("clipkit-fp32-b32", "ort-fp32-b32", "texts", None, "ONNX Runtime fp32, batch 32"),
     ("clipkit-fp32-b32", "torch-fp32-b32", "texts", None, "PyTorch fp32 eager, batch 32"),
     ("clipkit-bf16-b32", "torch-bf16-b32", "texts", None, "PyTorch bf16 autocast, batch 32"),
+    ("clipkit-int8-b32", "clipkit-bf16-b32", "texts", 1.5, "clipkit bf16, batch 32"),
+    ("clipkit-int8-b32", "ort-int8-b32", "texts", 1.2, "ONNX Runtime int8, batch 32"),
 ]
 
 

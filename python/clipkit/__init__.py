@@ -200,7 +200,7 @@ class Model:
 
 def load(path, device="cpu", precision="fp32", threads=0):
     """Loads an HF checkpoint folder (CLIPModel, or VisionTextDualEncoder = CLIP ViT + RoBERTa).
-    precision: "fp32" or "bf16" (matmuls); threads: compute threads, 0 = all cores.
+    precision: "fp32", "bf16" or "int8" (matmuls; int8 on the CPU); threads: compute threads, 0 = all cores.
     Raises FileNotFoundError (no such folder / config.json), ValueError (a model type or setting
     clipkit does not support), clipkit.Error (anything else wrong with the files)."""
     return Model(_clipkit.Model(os.fspath(path), device, precision, threads))

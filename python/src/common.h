@@ -33,7 +33,7 @@ struct BadValue : std::runtime_error {
 // model while their decoding and tokenizing still run side by side.
 std::mutex& compute_mutex();
 
-// "fp32" | "bf16", and "pil" | "torchvision" (image_backend=), as ValueError otherwise.
+// "fp32" | "bf16" | "int8", and "pil" | "torchvision" (image_backend=), as ValueError otherwise.
 backend::Precision precision_arg(const std::string& name);
 image::ImageBackend image_backend_arg(const std::string& name);
 

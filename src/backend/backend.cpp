@@ -14,10 +14,13 @@ namespace clipkit::backend {
 Precision precision_from_name(const std::string& s) {
   if (s == "fp32" || s == "f32" || s == "float32") return Precision::F32;
   if (s == "bf16" || s == "bfloat16") return Precision::BF16;
-  fail("unknown precision \"{}\" (use fp32 or bf16)", s);
+  if (s == "int8") return Precision::INT8;
+  fail("unknown precision \"{}\" (use fp32, bf16 or int8)", s);
 }
 
-const char* precision_name(Precision p) { return p == Precision::F32 ? "fp32" : "bf16"; }
+const char* precision_name(Precision p) {
+  return p == Precision::F32 ? "fp32" : p == Precision::BF16 ? "bf16" : "int8";
+}
 
 bool act_from_name(const std::string& s, Act* out) {
   if (s == "quick_gelu") *out = Act::QuickGelu;

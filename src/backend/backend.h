@@ -3,6 +3,7 @@
 // implementation of it. docs/design.md states each op's contract; in short:
 //   * Tensors are row-major and contiguous; "rows" are all dimensions but the last.
 //   * Ops pick their kernel by the dtypes they are given (F32, or BF16 operands of bf16 matmuls);
+//     int8 is a kind of prepared inference weight (its activations stay F32 between ops);
 //     precision is a property of a prepared weight (prepare_weight) and of the dtype the model
 //     asks for matmul operands (operand_dtype), never of model code.
 //   * Results overwrite their outputs unless an op says it accumulates; index tensors are I32.
@@ -20,8 +21,9 @@
 namespace clipkit::backend {
 
 // Matmul precision. Layer norms, softmax, activations, losses and all accumulation stay fp32.
-enum class Precision { F32, BF16 };
-Precision precision_from_name(const std::string& s);  // "fp32" | "bf16"; throws Error otherwise
+// INT8 (inference only, CPU): weights quantized per output channel, activations per token.
+enum class Precision { F32, BF16, INT8 };
+Precision precision_from_name(const std::string& s);  // "fp32" | "bf16" | "int8"; throws Error otherwise
 const char* precision_name(Precision p);
 
 // Activations, as fused into a linear layer's epilogue.
@@ -31,7 +33,9 @@ bool act_from_name(const std::string& s, Act* out);  // HF hidden_act names
 const char* act_name(Act a);
 
 // How a weight is kept on the device: for inference (immutable; the CPU packs it in oneDNN's
-// layout) or for training (the fp32 master changes every step; bf16 copies are remade per version).
+// layout, quantized for INT8) or for training (the fp32 master changes every step; bf16 copies are
+// remade per version). prepare_weight throws Error for a precision the backend or use lacks
+// (INT8 training; INT8 on CUDA).
 enum class WeightUse { Inference, Training };
 class PreparedWeight {
  public:

@@ -68,22 +68,6 @@ void check_model(const std::string& name, bool embeds_only_bf16 = false) {
   (void)embeds_only_bf16;
 }
 
-// cosine similarity of each row of got [N, D] with ref (f64)
-double min_row_cosine(const clipkit::Tensor& got, const clipkit::Tensor& ref64) {
-  clipkit::Tensor r = ref64.to_f64();
-  const int64_t N = got.dim(0), D = got.dim(1);
-  double worst = 1;
-  for (int64_t n = 0; n < N; ++n) {
-    double dot = 0, a = 0, b = 0;
-    for (int64_t d = 0; d < D; ++d) {
-      double x = got.ptr<float>()[n * D + d], y = r.ptr<double>()[n * D + d];
-      dot += x * y; a += x * x; b += y * y;
-    }
-    worst = std::min(worst, dot / std::sqrt(a * b));
-  }
-  return worst;
-}
-
 TEST(ClipParity, TinyClipFp32) { check_model("tiny-clip"); }
 TEST(ClipParity, TinyClipRobertaFp32) { check_model("tiny-clip-roberta"); }
 
@@ -95,8 +79,8 @@ TEST(ClipParity, Bf16EmbeddingsCosine) {
     clipkit::Tensor img = m->image_features(px.ptr<float>(), px.dim(0));
     auto in = text_inputs(ref);
     clipkit::Tensor tf = m->text_features(in.ids.data(), in.mask.data(), in.B, in.L);
-    double ci = min_row_cosine(img, ref.get("image_embeds_unnormalized"));
-    double ct = min_row_cosine(tf, ref.get("text_embeds_unnormalized"));
+    double ci = test::min_row_cosine(img, ref.get("image_embeds_unnormalized"));
+    double ct = test::min_row_cosine(tf, ref.get("text_embeds_unnormalized"));
     std::printf("  %s bf16: min cosine image %.6f text %.6f\n", name.c_str(), ci, ct);
     EXPECT_GE(ci, 0.999) << name;
     EXPECT_GE(ct, 0.999) << name;

@@ -1,4 +1,4 @@
-// clipkit bench embed --model DIR [--batch-size 32] [--precision fp32|bf16] [--iters N] [--folder DIR] [--json]
+// clipkit bench embed --model DIR [--batch-size 32] [--precision fp32|bf16|int8] [--iters N] [--folder DIR] [--json]
 // Throughput of image embedding from preprocessed tensors and of text embedding, achieved GFLOP/s,
 // and the fraction of this machine's matmul peak measured in the same run (the roofline); with
 // --folder, also image files -> embeddings over the whole folder (decoding and preprocessing on

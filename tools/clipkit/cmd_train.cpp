@@ -60,7 +60,8 @@ RunFn setup_train(CLI::App& app) {
   app.add_option("--cache-dir", o->cache_dir, "frozen-tower feature cache (\"\" = OUT/cache)");
   add_threads_flag(app, c->threads);
   add_int_flag(app, "--embed-batch-size", c->batch_size, "batch size of the frozen towers' embedding pass", 1);
-  add_precision_flag(app, c->precision, "matmul precision: fp32, or bf16 (fp32 master weights and optimizer state)");
+  add_precision_flag(app, c->precision, "matmul precision: fp32, or bf16 (fp32 master weights and optimizer state)",
+                     false);
   add_device_option(app, c->device);
   add_json_flag(app, *json, "print the result as JSON: {\"steps\", \"last_loss\", \"out\", \"eval_before\", \"eval_after\"}");
   add_image_backend_option(app, *backend);

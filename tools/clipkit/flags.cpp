@@ -143,13 +143,18 @@ CLI::Option* add_threads_flag(CLI::App& app, int& threads) {
   return add_int_flag(app, "--threads", threads, "compute threads (0 = all cores)", 0, 4096);
 }
 
-CLI::Option* add_precision_flag(CLI::App& app, std::string& precision, const std::string& help) {
+CLI::Option* add_precision_flag(CLI::App& app, std::string& precision, const std::string& help, bool int8) {
   auto* o = app.add_option("--precision", precision,
-                           help.empty() ? "matmul precision: fp32, or bf16 (fp32 accumulation)" : help)
+                           !help.empty() ? help
+                           : int8 ? "matmul precision: fp32, bf16 (fp32 accumulation) or int8 (CPU: int8 weights "
+                                    "per output channel, activations per token)"
+                                  : "matmul precision: fp32, or bf16 (fp32 accumulation)")
                 ->capture_default_str();
-  add_check(app, [&precision] {
-    if (precision != "fp32" && precision != "bf16")
-      usage_error(fmt::format("--precision must be fp32 or bf16, got \"{}\"", precision));
+  add_check(app, [&precision, int8] {
+    if (precision == "int8" && !int8)
+      usage_error("--precision int8 is for inference (embed, index, serve); train in fp32 or bf16");
+    if (precision != "fp32" && precision != "bf16" && precision != "int8")
+      usage_error(fmt::format("--precision must be fp32, bf16{}, got \"{}\"", int8 ? " or int8" : "", precision));
   });
   return o;
 }

@@ -58,7 +58,9 @@ CLI::Option* add_k_flag(CLI::App& app, int& k, const std::string& help = "how ma
 CLI::Option* add_batch_size_flag(CLI::App& app, int& batch_size,
                                  const std::string& help = "images or texts per model batch");
 CLI::Option* add_threads_flag(CLI::App& app, int& threads);
-CLI::Option* add_precision_flag(CLI::App& app, std::string& precision, const std::string& help = "");
+// --precision fp32|bf16|int8 (int8 = false: training, which refuses int8 with a usage error).
+CLI::Option* add_precision_flag(CLI::App& app, std::string& precision, const std::string& help = "",
+                                bool int8 = true);
 CLI::Option* add_json_flag(CLI::App& app, bool& json, const std::string& help = "print the result as JSON");
 
 // --text TEXT | --image FILE: what to look for (hidden aliases --query, --query-image). Exactly one

@@ -1,5 +1,5 @@
-// Activation kernels over n floats (the training path's unfused epilogues; inference fuses them
-// into the matmul as oneDNN post-ops).
+// Activation kernels over n floats (the training path's unfused epilogues; fp32/bf16 inference fuses
+// them into the matmul as oneDNN post-ops, int8 inference runs act_forward_dequant).
 //   quick_gelu(x) = x * sigmoid(1.702 x)   gelu(x) = x * Phi(x)   gelu_new: tanh approximation
 //   relu(x) = max(x, 0)   tanh(x)
 #pragma once
@@ -18,5 +18,11 @@ void act_backward(const float* x, const float* dy, float* dx, int64_t n, Act a);
 // rounding). The forward writes y = bf16(act(x)), the input of the next (bf16) matmul.
 void act_forward_bf16(const float* x, uint16_t* y, int64_t n, Act a);
 void act_backward_bf16(const float* x, const float* dy, float* dx, int64_t n, Act a);
+
+// The int8 matmul's epilogue, with the same vectorized activations: y [M, N] = act(acc[m, n] *
+// row_scale[m] * col_scale[n] + bias[n]), or y += that with accumulate. bias may be null; acc may
+// be y itself when not accumulating.
+void act_forward_dequant(const float* acc, const float* row_scale, const float* col_scale, const float* bias,
+                         int64_t M, int64_t N, float* y, Act a, bool accumulate);
 
 }  // namespace clipkit::backend::cpu

@@ -1,6 +1,6 @@
 // The CPU backend: backend.h's ops over host memory, through oneDNN and OpenMP kernels.
 //   * Inference weights (WeightUse::Inference) go through PackedLinear: packed once in oneDNN's
-//     layout, bias/activation/residual fused as post-ops.
+//     layout (quantized for int8), bias/activation/residual fused as post-ops (int8: its epilogue).
 //   * Training weights keep their PyTorch layout (plain_linear.h); bf16 copies of W are remade
 //     once per version and the bf16 copy of x is kept for the backward (x_saved); the epilogue
 //     runs as separate passes, so the pre-activation can be saved.
@@ -96,6 +96,8 @@ class CpuBackend final : public Backend {
   void synchronize() override {}
 
   std::unique_ptr<PreparedWeight> prepare_weight(WeightUse use, Precision p) override {
+    if (use == WeightUse::Training && p == Precision::INT8)
+      fail("int8 precision is for inference (embed, index, serve); train in fp32 or bf16");
     return std::make_unique<CpuWeight>(use, p);
   }
   DType operand_dtype(Precision p, bool training) override {

@@ -8,7 +8,9 @@
 #include "core/profile.h"
 #include "core/parallel.h"
 #include "backend/cpu/dnnl_context.h"
+#include "backend/cpu/activation.h"
 #include "backend/cpu/gemm.h"
+#include "backend/cpu/quantize.h"
 #include "backend/cpu/workspace.h"
 
 namespace clipkit::backend::cpu {
@@ -24,6 +26,7 @@ struct PackedLinear::Impl {
   std::map<std::tuple<int64_t, bool, int>, Prim> by_m;            // primitive per (M, epilogue)
   std::vector<std::pair<dnnl::memory::desc, dnnl::memory>> packed;  // packed weights per layout
   dnnl::memory bias;
+  std::vector<float> wscale;  // int8: the scale of each output channel (row of W)
 };
 
 PackedLinear::PackedLinear(const float* W, const float* bias, int64_t N, int64_t K, Precision p)
@@ -51,29 +54,33 @@ dnnl::primitive_attr epilogue_attr(Act act, bool accumulate) {
 }  // namespace
 
 void PackedLinear::forward(const float* x, int64_t M, float* y, Act act, bool accumulate) const {
-  ProfileScope prof(prec_ == Precision::BF16 ? "matmul bf16" : "matmul fp32");
+  const bool int8 = prec_ == Precision::INT8;
+  ProfileScope prof(int8 ? "matmul int8" : prec_ == Precision::BF16 ? "matmul bf16" : "matmul fp32");
   if (M == 0) return;
   auto& eng = cpu_engine();
   auto& strm = cpu_stream();
-  const dt wdt = prec_ == Precision::BF16 ? dt::bf16 : dt::f32;
+  const dt wdt = int8 ? dt::s8 : prec_ == Precision::BF16 ? dt::bf16 : dt::f32;
   const dnnl::memory::desc src_md({M, K_}, wdt, tag::ab);
   const dnnl::memory::desc dst_md({M, N_}, dt::f32, tag::ab);
   const dnnl::memory::desc bias_md({1, N_}, dt::f32, tag::ab);
+  const bool fused_bias = b_ && !int8;  // int8 adds the bias after scaling, in its epilogue
   Impl::Prim prim;  // dnnl handles are reference-counted: a copy stays valid if the cache is cleared
   dnnl::memory wei, bias_mem;
+  const float* wscale = nullptr;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!impl_) {
       impl_ = std::make_unique<Impl>();
-      if (b_) impl_->bias = dnnl::memory(bias_md, eng, const_cast<float*>(b_));
+      if (fused_bias) impl_->bias = dnnl::memory(bias_md, eng, const_cast<float*>(b_));
     }
-    const auto key = std::make_tuple(M, accumulate, static_cast<int>(act));
+    const auto key = int8 ? std::make_tuple(M, false, 0) : std::make_tuple(M, accumulate, static_cast<int>(act));
     auto it = impl_->by_m.find(key);
     if (it == impl_->by_m.end()) {
       if (impl_->by_m.size() > 256) impl_->by_m.clear();  // bound the cache (text batches vary in length)
       dnnl::memory::desc wei_any({K_, N_}, wdt, tag::any);
-      auto d = b_ ? dnnl::matmul::desc(src_md, wei_any, bias_md, dst_md) : dnnl::matmul::desc(src_md, wei_any, dst_md);
-      dnnl::matmul::primitive_desc pd(d, epilogue_attr(act, accumulate), eng);
+      auto d = fused_bias ? dnnl::matmul::desc(src_md, wei_any, bias_md, dst_md)
+                          : dnnl::matmul::desc(src_md, wei_any, dst_md);
+      dnnl::matmul::primitive_desc pd(d, int8 ? dnnl::primitive_attr() : epilogue_attr(act, accumulate), eng);
       it = impl_->by_m.emplace(key, Impl::Prim{dnnl::matmul(pd), pd.weights_desc()}).first;
     }
     prim = it->second;
@@ -81,27 +88,45 @@ void PackedLinear::forward(const float* x, int64_t M, float* y, Act act, bool ac
       if (md == prim.wei_md) wei = mem;
     if (!wei) {
       // W [N, K] row-major is W^T [K, N] in "ba" order; reorder (and convert) into the packed layout.
-      dnnl::memory user({{K_, N_}, dt::f32, tag::ba}, eng, const_cast<float*>(W_));
+      std::vector<int8_t> wq;
+      if (int8) {
+        wq.resize(static_cast<size_t>(N_ * K_));
+        std::vector<float> scale(static_cast<size_t>(N_));
+        quantize_rows_s8(W_, N_, K_, wq.data(), scale.data());
+        if (impl_->wscale.empty()) impl_->wscale = std::move(scale);  // (the same for every layout)
+      }
+      dnnl::memory user({{K_, N_}, int8 ? dt::s8 : dt::f32, tag::ba}, eng,
+                        int8 ? static_cast<void*>(wq.data()) : const_cast<float*>(W_));
       wei = dnnl::memory(prim.wei_md, eng);
       dnnl::reorder(user, wei).execute(strm, user, wei);
       strm.wait();
       impl_->packed.emplace_back(prim.wei_md, wei);
     }
     bias_mem = impl_->bias;
+    wscale = impl_->wscale.data();
   }
+  auto& ws = Workspace::local();
   const void* src = x;
+  float* row_scale = nullptr;
   if (prec_ == Precision::BF16) {
-    uint16_t* xb = Workspace::local().get_bf16(kLinearInputBf16, M * K_);
+    uint16_t* xb = ws.get_bf16(kLinearInputBf16, M * K_);
     ProfileScope prof_cvt("to_bf16");
     to_bf16(x, xb, M * K_);
     src = xb;
+  } else if (int8) {
+    int8_t* xq = ws.get_s8(kLinearInputInt8, M * K_);
+    row_scale = ws.get(kLinearRowScales, static_cast<size_t>(M));
+    quantize_rows_s8(x, M, K_, xq, row_scale);
+    src = xq;
   }
+  float* out = int8 && accumulate ? ws.get(kLinearAccInt8, static_cast<size_t>(M * N_)) : y;
   dnnl::memory src_m(src_md, eng, const_cast<void*>(src));
-  dnnl::memory dst_m(dst_md, eng, y);
+  dnnl::memory dst_m(dst_md, eng, out);
   std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src_m}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst_m}};
-  if (b_) args[DNNL_ARG_BIAS] = bias_mem;
+  if (fused_bias) args[DNNL_ARG_BIAS] = bias_mem;
   prim.prim.execute(strm, args);
   strm.wait();
+  if (int8) act_forward_dequant(out, row_scale, wscale, b_, M, N_, y, act, accumulate);
 }
 
 }  // namespace clipkit::backend::cpu

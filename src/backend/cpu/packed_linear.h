@@ -3,6 +3,9 @@
 // precision) and the bias, activation and residual add fused as post-ops. Primitives are cached
 // per (M, epilogue); packed weights per layout (normally one). W and b are read, not copied: they
 // must outlive this object and not change (a change of the master makes a new PackedLinear).
+// INT8: W is quantized once per output channel (quantize.h) and x per row on every call; oneDNN
+// multiplies s8 x s8 into exact integer sums (fp32), and act_forward_dequant applies both scales,
+// the bias, the activation and the residual (oneDNN 2.6 has no fast per-row scale post-op).
 #pragma once
 #include <cstdint>
 #include <map>
@@ -23,7 +26,7 @@ class PackedLinear {
   ~PackedLinear();
 
   // y = act(x W^T + b), or y += act(x W^T + b) with accumulate (oneDNN's sum post-op). x is fp32
-  // (converted to bf16 per call for bf16 precision).
+  // (converted to bf16 / quantized to int8 per call for bf16 / int8 precision).
   void forward(const float* x, int64_t M, float* y, Act act = Act::None, bool accumulate = false) const;
 
  private:

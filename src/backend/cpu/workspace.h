@@ -12,6 +12,7 @@ namespace clipkit::backend::cpu {
 // Every user of the workspace, one slot each.
 enum WorkspaceSlot : int {
   kLinearInputBf16,   // packed_linear: bf16(x) per call
+  kLinearInputInt8, kLinearRowScales, kLinearAccInt8,  // packed_linear int8: x quantized, its scales, x Wq^T
   kAttentionScores,   // attention: [B, H, L, L] scores of the inference kernel
   kGemmA, kGemmB,     // gemm: bf16 copies of both operands
   kDyBf16,            // plain_linear: bf16(dy)
@@ -29,6 +30,7 @@ class Workspace {
   uint16_t* get_bf16(int slot, int64_t n) {
     return reinterpret_cast<uint16_t*>(get(slot, static_cast<size_t>(n + 1) / 2));
   }
+  int8_t* get_s8(int slot, int64_t n) { return reinterpret_cast<int8_t*>(get(slot, static_cast<size_t>(n + 3) / 4)); }
   static Workspace& local();
 
  private:

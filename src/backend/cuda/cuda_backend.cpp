@@ -140,6 +140,7 @@ class CudaBackend final : public backend::Backend {
 
   // ---- weights and linear layers ----
   std::unique_ptr<backend::PreparedWeight> prepare_weight(backend::WeightUse use, backend::Precision p) override {
+    if (p == backend::Precision::INT8) fail("int8 precision runs on the CPU (--device cpu); use fp32 or bf16 on CUDA");
     return std::make_unique<CudaWeight>(use, p);
   }
   // bf16 passes keep matmul-only activations in bf16, in inference too (unlike the CPU): the
