@@ -48,6 +48,8 @@ void apply_flags(const pyb::dict& flags, train::TrainOptions* o, int* threads) {
     const std::string n = k.cast<std::string>();
     if (n == "split") o->split = value_of<std::string>(n, v);
     else if (n == "eval_split") o->eval_split = value_of<std::string>(n, v);
+    else if (n == "eval_data") o->eval_data = value_of<std::string>(n, v);
+    else if (n == "caption_key") o->caption_key = value_of<std::string>(n, v);
     else if (n == "epochs") o->epochs = value_of<int>(n, v);
     else if (n == "max_steps") o->max_steps = value_of<int64_t>(n, v);
     else if (n == "batch_size") o->batch_size = value_of<int>(n, v);

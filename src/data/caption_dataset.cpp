@@ -13,6 +13,7 @@
 #include "core/json.h"
 #include "core/parallel.h"
 #include "data/dataset_internal.h"
+#include "data/webdataset.h"
 #include "io/atomic_file.h"
 
 namespace clipkit::data {
@@ -33,6 +34,12 @@ std::string LoadReport::summary() const {
     s += fmt::format("{}{} x {}", sep, k.count, k.what);
     sep = ", ";
   }
+  return s;
+}
+
+std::string LoadReport::details(const std::string& indent) const {
+  std::string s = summary() + "\n";
+  for (const auto& p : problems) s += indent + p + "\n";
   return s;
 }
 
@@ -234,8 +241,10 @@ std::string coco_image_dir_for(const std::string& json_path, const std::string& 
 
 }  // namespace
 
-CaptionDataset load_captions(const std::string& path_or_root, const std::string& split, bool check_images_exist) {
+CaptionDataset load_captions(const std::string& path_or_root, const std::string& split, bool check_images_exist,
+                             const std::string& caption_key) {
   const std::string& p = path_or_root;
+  if (is_shard_spec(p)) return load_shard_captions(p, caption_key);  // taken whole, as a table
   if (detail::is_directory(p)) {
     if (!detail::is_directory(detail::join_path(p, "annotations")))
       fail("{}: not a COCO 2017 folder (no annotations/ subfolder); pass a COCO root or a .csv/.jsonl file", p);

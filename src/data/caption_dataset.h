@@ -38,6 +38,7 @@ struct LoadReport {
   std::vector<ProblemKind> kinds;     // the same, structured
   const ProblemKind* find(const std::string& kind) const;  // nullptr if that kind never occurred
   std::string summary() const;  // "200 rows, 0 skipped" / "10 rows, 5 skipped: 5 x image file missing"
+  std::string details(const std::string& indent) const;  // summary, then each problem line indented; "\n"-ended
 };
 
 struct CaptionDataset {
@@ -69,9 +70,11 @@ CaptionDataset load_caption_table(const std::string& path, const std::string& im
 
 // Picks the loader: a folder with annotations/ -> load_coco(split); a .csv/.tsv/.jsonl file ->
 // table; a .json file -> COCO captions file if it has "annotations" (images in the sibling
-// {split}2017/ folder when it sits in annotations/, else its own folder), otherwise a table.
+// {split}2017/ folder when it sits in annotations/, else its own folder), otherwise a table;
+// WebDataset shards (is_shard_spec: "shards/{00000..00127}.tar") -> their samples, captions from
+// `caption_key` (webdataset.h); like a table, the shards are taken whole whatever the split.
 CaptionDataset load_captions(const std::string& path_or_root, const std::string& split,
-                             bool check_images_exist = true);
+                             bool check_images_exist = true, const std::string& caption_key = "txt");
 
 // Throws clipkit::Error ("<source>: no usable caption rows ... -- nothing to <purpose>") when the
 // dataset is empty (e.g. "annotations": [] or every row skipped). Training and eval call this.

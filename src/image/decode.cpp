@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "image/decode_internal.h"
 #include "image/image.h"
+#include "io/tar_reader.h"
 
 namespace clipkit::image {
 
@@ -115,7 +116,13 @@ Image decode_memory(const uint8_t* data, size_t n, const std::string& name, cons
 
 Image decode_file(const std::string& path, const DecodeOptions& o) {
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) fail("{}: cannot open: {}", path, std::strerror(errno));
+  if (::stat(path.c_str(), &st) != 0) {
+    const int err = errno;
+    std::string archive, member;
+    if (!io::split_archive_path(path, &archive, &member)) fail("{}: cannot open: {}", path, std::strerror(err));
+    const std::string bytes = io::read_path_bytes(path);  // a member of a WebDataset shard
+    return decode_memory(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), path, o);
+  }
   if (S_ISDIR(st.st_mode)) fail("{}: is a directory, not an image", path);
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (!f) fail("{}: cannot open: {}", path, std::strerror(errno));

@@ -33,8 +33,9 @@ const char* format_name(Format f);
 // The format from the first bytes of a file (needs at most 16 bytes).
 Format sniff_format(const uint8_t* data, size_t n);
 
-// Throw clipkit::Error "<path>: <reason>" on any bad input (unreadable, empty, truncated,
-// unsupported, corrupt, over the pixel limit).
+// A path is a file, or a member of a .tar archive named through it ("shards/00000.tar/KEY.jpg",
+// io::read_path_bytes). Throw clipkit::Error "<path>: <reason>" on any bad input (unreadable,
+// empty, truncated, unsupported, corrupt, over the pixel limit).
 Image decode_file(const std::string& path, const DecodeOptions& o = {});
 Image decode_memory(const uint8_t* data, size_t n, const std::string& name_for_errors,
                     const DecodeOptions& o = {});

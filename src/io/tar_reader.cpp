@@ -7,6 +7,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
 
 #include "core/error.h"
 #include "io/atomic_file.h"
@@ -402,6 +406,47 @@ bool split_archive_path(const std::string& path, std::string* archive, std::stri
   return false;
 }
 
+namespace {
+
+// Where each member of an archive is (the first of a name wins, as the stream readers keep it), so
+// that reading many members by path scans an archive once. The last few archives are kept, keyed
+// by path, size and modification time.
+struct MemberTable {
+  std::map<std::string, TarMember> members;
+  off_t bytes = 0;  // the archive's size (a truncated member ends past it)
+  int64_t mtime_ns = 0;
+};
+
+std::shared_ptr<const MemberTable> member_table(const std::string& archive) {
+  static std::mutex mu;
+  static std::list<std::pair<std::string, std::shared_ptr<const MemberTable>>> recent;  // newest first
+  constexpr size_t kKept = 8;
+  struct stat st {};
+  if (::stat(archive.c_str(), &st) != 0) fail("{}: cannot open: {}", archive, std::strerror(errno));
+  const int64_t mtime_ns = int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    for (auto it = recent.begin(); it != recent.end(); ++it)
+      if (it->first == archive && it->second->bytes == st.st_size && it->second->mtime_ns == mtime_ns) {
+        recent.splice(recent.begin(), recent, it);
+        return it->second;
+      }
+  }
+  auto t = std::make_shared<MemberTable>();
+  t->bytes = st.st_size;
+  t->mtime_ns = mtime_ns;
+  FileSource src(archive);
+  TarReader r(src);
+  TarMember m;
+  while (r.next(&m)) t->members.emplace(m.name, m);
+  std::lock_guard<std::mutex> lock(mu);
+  recent.emplace_front(archive, t);
+  if (recent.size() > kKept) recent.pop_back();
+  return t;
+}
+
+}  // namespace
+
 std::string read_path_bytes(const std::string& path, int64_t offset_hint, int64_t size_hint) {
   struct stat st {};
   if (::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode)) return read_file(path);
@@ -409,16 +454,12 @@ std::string read_path_bytes(const std::string& path, int64_t offset_hint, int64_
   if (!split_archive_path(path, &archive, &member)) fail("{}: no such file", path);
   if (offset_hint >= 0 && size_hint >= 0)
     return read_member_at(archive, static_cast<uint64_t>(offset_hint), static_cast<uint64_t>(size_hint));
-  FileSource src(archive);
-  TarReader r(src);
-  TarMember m;
-  while (r.next(&m)) {
-    if (m.name != member) continue;
-    std::string d;
-    if (!r.read_data(&d)) fail("{}: member \"{}\" is truncated", archive, member);
-    return d;
-  }
-  fail("{}: no member \"{}\" in the archive", archive, member);
+  const std::shared_ptr<const MemberTable> table = member_table(archive);
+  auto it = table->members.find(member);
+  if (it == table->members.end()) fail("{}: no member \"{}\" in the archive", archive, member);
+  if (it->second.data_offset + it->second.size > static_cast<uint64_t>(table->bytes))
+    fail("{}: member \"{}\" is truncated", archive, member);
+  return read_member_at(archive, it->second.data_offset, it->second.size);
 }
 
 // ---- writer ----

@@ -5,6 +5,7 @@
 #include <numeric>
 #include <random>
 
+#include "core/error.h"
 #include "image/batch.h"
 
 namespace clipkit::train {
@@ -58,6 +59,7 @@ CaptionBatches::CaptionBatches(const pipeline::Embedder& emb, const data::Captio
         row_image_.push_back(row_img[r]);
       }
   for (int64_t r : rows_) captions_.push_back(ds.rows[static_cast<size_t>(r)].caption);
+  if (rows_.empty()) fail("{}: no usable rows (every image was unreadable)", ds.root);
 }
 
 void CaptionBatches::read(int64_t epoch, int64_t begin, int64_t end, Batch& b) {

@@ -1,7 +1,5 @@
-// Where the trainer's batches come from. A batch holds, per tower, either what the tower reads
-// (pixels; token ids and mask) or, for a frozen tower, its cached pooled outputs (feature_cache.h).
-// The loop only asks a BatchSource for positions of an epoch's sample order, so a streaming source
-// (shards with a shuffle buffer) plugs in beside CaptionBatches, the random-access one.
+// The trainer's random-access batch source over a caption dataset (pipeline/training_batches.h
+// says what a batch source is; WebDataset shards stream through pipeline/shard_training.h).
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -10,30 +8,15 @@
 
 #include "data/caption_dataset.h"
 #include "pipeline/embedder.h"
+#include "pipeline/training_batches.h"
 #include "dist/comm.h"
 #include "train/feature_cache.h"
 
 namespace clipkit::train {
 
-// One tower's input for n samples (host memory).
-struct TowerInput {
-  int64_t n = 0, L = 0;
-  std::vector<float> features;     // [n, C]: a frozen tower's pooled outputs
-  std::vector<float> pixels;       // [n, 3, S, S]
-  std::vector<int32_t> ids, mask;  // [n, L]
-};
-
-struct Batch {
-  TowerInput images, texts;
-};
-
-class BatchSource {
- public:
-  virtual ~BatchSource() = default;
-  virtual int64_t size() const = 0;  // samples per epoch
-  // Samples [begin, end) of `epoch`'s order (a rank's share of a global batch; begin grows within an epoch).
-  virtual void read(int64_t epoch, int64_t begin, int64_t end, Batch& b) = 0;
-};
+using pipeline::Batch;
+using pipeline::BatchSource;
+using pipeline::TowerInput;
 
 struct CaptionOptions {
   bool features_vision = false, features_text = false;  // the towers whose outputs come from the cache

@@ -10,8 +10,10 @@
 #include "core/error.h"
 #include "core/json.h"
 #include "core/progress.h"
+#include "data/webdataset.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
+#include "pipeline/shard_training.h"
 #include "train/batch_source.h"
 #include "train/checkpoint.h"
 #include "train/evaluation.h"
@@ -110,11 +112,9 @@ TrainResult train(const TrainOptions& o, dist::Comm& comm) {
   emb->set_image_backend(o.image_backend);
   model::ClipModel& clip = emb->model();
   if (!clip.has_vision() || !clip.has_text()) fail("{}: training needs a dual encoder (vision and text towers)", o.model_dir);
-  auto ds = data::load_captions(o.data, o.split);
+  auto ds = data::load_captions(o.data, o.split, true, o.caption_key);
   data::require_rows(ds, "train on");
-  if (lead) std::fprintf(stderr, "clipkit train: %s split: %s\n", ds.split.c_str(), ds.report.summary().c_str());
-  if (lead)
-    for (auto& p : ds.report.problems) std::fprintf(stderr, "  %s\n", p.c_str());
+  if (lead) std::fprintf(stderr, "clipkit train: %s split: %s", ds.split.c_str(), ds.report.details("  ").c_str());
   fs::create_directories(o.out);
   CaptionOptions co;
   co.features_vision = o.freeze_vision;
@@ -125,12 +125,16 @@ TrainResult train(const TrainOptions& o, dist::Comm& comm) {
   co.pixel_cache_mb = o.pixel_cache_mb;
   co.shuffle = o.shuffle;
   co.seed = o.seed;
-  CaptionBatches source(*emb, ds, co, comm);
-  if (source.size() == 0) fail("{}: no usable rows (every image was unreadable)", o.data);
+  std::unique_ptr<BatchSource> source = pipeline::shard_training_batches(  // WebDataset shards: streamed
+      *emb, o.data, {.seed = o.seed, .shuffle = o.shuffle, .caption_key = o.caption_key}, o.max_seq_length,
+      o.freeze_vision || o.freeze_text);
+  if (!source) source = std::make_unique<CaptionBatches>(*emb, ds, co, comm);
   std::optional<CaptionBatches> eval_source;
-  if (o.eval) {
+  if (o.eval && o.eval_data.empty() && data::is_shard_spec(o.data)) {
+    if (lead) std::fprintf(stderr, "clipkit train: no evaluation split (shards hold none; give --eval-data)\n");
+  } else if (o.eval) {
     try {
-      auto eds = data::load_captions(o.data, o.eval_split);
+      auto eds = data::load_captions(o.eval_data.empty() ? o.data : o.eval_data, o.eval_split, true, o.caption_key);
       if (!eds.rows.empty()) eval_source.emplace(*emb, eds, co, comm);
     } catch (const Error& e) {
       if (lead) std::fprintf(stderr, "clipkit train: no evaluation split (%s)\n", e.what());
@@ -144,7 +148,7 @@ TrainResult train(const TrainOptions& o, dist::Comm& comm) {
                  opt.params().size(), o.precision.c_str(), o.gradient_checkpointing ? ", gradient checkpointing" : "");
 
   // steps: HF keeps the last partial batch of an epoch; --max-steps overrides
-  const int64_t samples = source.size(), batch_size = o.batch_size;
+  const int64_t samples = source->size(), batch_size = o.batch_size;
   const int64_t steps_per_epoch = (samples + batch_size - 1) / batch_size;
   const int64_t total = o.max_steps > 0 ? o.max_steps : steps_per_epoch * o.epochs;
   const int64_t epochs = (total + steps_per_epoch - 1) / steps_per_epoch;
@@ -202,7 +206,7 @@ TrainResult train(const TrainOptions& o, dist::Comm& comm) {
       const int64_t first = in_epoch * batch_size, rows = std::min(batch_size, samples - first);
       const int64_t share = (rows + ranks - 1) / ranks, mine_begin = std::min(rows, rank * share);
       const int64_t mine_end = std::min(rows, mine_begin + share);
-      source.read(epoch, first + mine_begin, first + mine_end, batch);
+      source->read(epoch, first + mine_begin, first + mine_end, batch);
       clip.zero_grad();
       const bool has_rows = mine_end > mine_begin;
       backend::Tensor img, txt;
@@ -273,7 +277,7 @@ json evaluate(const EvalOptions& o, dist::Comm& comm) {
   emb->set_image_backend(o.image_backend);
   if (!emb->model().has_projections() || !emb->model().has_vision() || !emb->model().has_text())
     fail("{}: model has no projection layers", o.model_dir);
-  auto ds = data::load_captions(o.data, o.split);
+  auto ds = data::load_captions(o.data, o.split, true, o.caption_key);
   data::require_rows(ds, "evaluate");
   CaptionOptions co;
   co.features_vision = co.features_text = true;
@@ -282,7 +286,6 @@ json evaluate(const EvalOptions& o, dist::Comm& comm) {
   co.features.cache_dir = o.cache_dir;
   co.report = false;
   CaptionBatches source(*emb, ds, co, comm);
-  if (source.size() == 0) fail("{}: no usable rows", o.data);
   json j = evaluate_split(emb->model(), source, o.batch_size, o.embed_batch_size, ds.split);
   j["skipped_images"] = ds.unique_images().size() - static_cast<size_t>(j["images"].get<int64_t>());
   return j;

@@ -17,7 +17,9 @@ namespace clipkit::train {
 struct TrainOptions {
   std::string model_dir, data, out;
   std::string split = "train", eval_split = "val";
+  std::string eval_data;  // evaluated each epoch (its eval_split) instead of data's eval_split
   std::string cache_dir;  // default: <out>/cache
+  std::string caption_key = "txt";  // WebDataset shards: captions from KEY.txt, or this field of KEY.json
   int epochs = 3;          // 0: no steps, the model is written as it is (as HF's Trainer does)
   int64_t max_steps = -1;  // > 0: stop after N optimizer steps, schedule computed over N (-1: --epochs)
   int batch_size = 8;      // global batch (split across ranks); HF per_device_train_batch_size default
@@ -54,7 +56,7 @@ struct TrainResult {
 TrainResult train(const TrainOptions& o, dist::Comm& comm);
 
 struct EvalOptions {
-  std::string model_dir, data, split = "val", cache_dir;
+  std::string model_dir, data, split = "val", cache_dir, caption_key = "txt";
   int batch_size = 8;  // loss is averaged over batches of this size, as HF's eval loop does
   int64_t max_seq_length = 128;
   std::string precision = "fp32", device = "cpu";

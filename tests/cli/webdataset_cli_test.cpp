@@ -3,8 +3,6 @@
 // resumed, per-rank index builds merged, dedup over shards.
 #include <gtest/gtest.h>
 
-#include <fmt/format.h>
-
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -28,23 +26,6 @@ using json = nlohmann::json;
 const std::string kModel = data_path("models/tiny-clip");
 const std::string kVal = data_path("datasets/coco-tiny/val2017");
 
-// The 40 coco-tiny val images with their first caption, in file-name order, as samples.
-std::vector<test::ShardSampleSpec> coco_samples() {
-  auto ds = data::load_coco(data_path("datasets/coco-tiny"), "val");
-  std::map<std::string, std::string> caption;
-  for (auto& r : ds.rows) caption.emplace(r.file_name, r.caption);
-  std::vector<test::ShardSampleSpec> out;
-  for (auto& [file, cap] : caption) {
-    const std::string key = file.substr(0, file.size() - 4);
-    out.push_back({key, {{"jpg", read_file(kVal + "/" + file)}, {"txt", cap}, {"json", json{{"caption", cap}, {"url", "http://x/" + file}}.dump()}}});
-  }
-  return out;
-}
-
-std::string spec(const std::string& dir, int shards) {
-  return "'" + dir + "/{00000.." + fmt::format("{:05d}", shards - 1) + "}.tar'";
-}
-
 void expect_same_folder(const std::string& a, const std::string& b) {
   auto ma = json::parse(read_file(a + "/manifest.json")), mb = json::parse(read_file(b + "/manifest.json"));
   EXPECT_EQ(ma["shards"], mb["shards"]);
@@ -62,13 +43,13 @@ void expect_same_folder(const std::string& a, const std::string& b) {
 
 TEST(WebDatasetCli, DataCheckCountsDamage) {
   auto dir = test::temp_dir("wds_check");
-  auto s = coco_samples();
+  auto s = test::coco_val_samples();
   s.resize(12);
   s.push_back({"no-image", {{"txt", "a caption alone"}}});
   auto files = test::write_shards(dir, s, 5);  // 00000..00002
   std::string bytes = read_file(files[1]);
   write_file_atomic(files[1], bytes.substr(0, bytes.size() / 2));  // truncated
-  auto r = run_clipkit("data check --data " + spec(dir, 3) + " --json");
+  auto r = run_clipkit("data check --data " + test::shard_spec(dir, 3) + " --json");
   EXPECT_EQ(r.status, 3) << r.err;
   auto j = json::parse(r.out);
   EXPECT_GE(j["rows"].get<int>(), 7);
@@ -87,7 +68,7 @@ TEST(WebDatasetCli, DataCheckCountsDamage) {
 
 TEST(WebDatasetCli, EmbeddingShardsEqualsEmbeddingTheFolder) {
   auto dir = test::temp_dir("wds_embed");
-  test::write_shards(dir + "/shards", coco_samples(), 16);  // 3 shards
+  test::write_shards(dir + "/shards", test::coco_val_samples(), 16);  // 3 shards
   const std::string common = " --model " + kModel + " --shard-size 15 --batch-size 4 --threads 1";
   auto f = run_clipkit("embed --folder " + kVal + common + " --out " + dir + "/folder");
   ASSERT_EQ(f.status, 0) << f.err;
@@ -109,10 +90,10 @@ TEST(WebDatasetCli, EmbeddingShardsEqualsEmbeddingTheFolder) {
 TEST(WebDatasetCli, MpirunEmbedEqualsOneProcessAndSurvivesAKilledRank) {
   if (!test::have_mpirun()) GTEST_SKIP() << "mpirun not installed";
   auto dir = test::temp_dir("wds_mpi");
-  auto s = coco_samples();
+  auto s = test::coco_val_samples();
   s.insert(s.begin() + 17, {"corrupt", {{"jpg", "this is not a JPEG"}, {"txt", "broken"}}});
   test::write_shards(dir + "/shards", s, 10);  // 41 samples, 5 shards
-  const std::string args = " embed --model " + kModel + " --data " + spec(dir + "/shards", 5) +
+  const std::string args = " embed --model " + kModel + " --data " + test::shard_spec(dir + "/shards", 5) +
                            " --shard-size 7 --batch-size 4 --threads 1";
   auto one = run_clipkit(args + " --out " + dir + "/one");
   ASSERT_EQ(one.status, 3) << one.err;  // the corrupt image is listed and skipped
@@ -139,8 +120,8 @@ TEST(WebDatasetCli, MpirunEmbedEqualsOneProcessAndSurvivesAKilledRank) {
 TEST(WebDatasetCli, PerRankIndexBuildsMergeToTheOneProcessIndex) {
   if (!test::have_mpirun()) GTEST_SKIP() << "mpirun not installed";
   auto dir = test::temp_dir("wds_index");
-  test::write_shards(dir + "/shards", coco_samples(), 10);
-  auto e = run_clipkit("embed --model " + kModel + " --data " + spec(dir + "/shards", 4) + " --shard-size 9 --out " +
+  test::write_shards(dir + "/shards", test::coco_val_samples(), 10);
+  auto e = run_clipkit("embed --model " + kModel + " --data " + test::shard_spec(dir + "/shards", 4) + " --shard-size 9 --out " +
                        dir + "/emb");
   ASSERT_EQ(e.status, 0) << e.err;
   const std::string args = " index build --model " + kModel + " --embeddings " + dir +
@@ -166,7 +147,7 @@ TEST(WebDatasetCli, PerRankIndexBuildsMergeToTheOneProcessIndex) {
 
 TEST(WebDatasetCli, DedupFindsCopiesInsideShardsAndThroughTheirIndex) {
   auto dir = test::temp_dir("wds_dedup");
-  auto s = coco_samples();
+  auto s = test::coco_val_samples();
   s.resize(20);
   s.push_back({"copy-of-3", s[3].members});  // byte-identical image under another key
   test::write_shards(dir + "/shards", s, 8);

@@ -202,6 +202,15 @@ TEST(TarReader, NamesMembersThroughTheArchivePath) {
   EXPECT_THROW(read_path_bytes(tar + "/missing.jpg"), Error);
   EXPECT_THROW(read_path_bytes((dir / "nothing.jpg").string()), Error);
   EXPECT_THROW(read_member_at(tar, 1 << 20, 10), Error);
+  // the member table of an archive is kept between reads, and made again when the archive changes
+  TarWriter w2;
+  w2.add("k/000001.jpg", "another JPEG");
+  write_file_atomic(tar, w2.finish());
+  EXPECT_EQ(read_path_bytes(tar + "/k/000001.jpg"), "another JPEG");
+  EXPECT_THROW(read_path_bytes(tar + "/000002.txt"), Error);
+  std::string cut = read_file(tar);
+  write_file_atomic(tar, cut.substr(0, 515));  // the member's data is cut
+  EXPECT_THROW(read_path_bytes(tar + "/k/000001.jpg"), Error);
   fs::remove_all(dir);
 }
 

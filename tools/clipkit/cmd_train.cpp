@@ -1,8 +1,9 @@
-// clipkit train --model DIR --data ROOT|FILE --out DIR [run_clip-style flags]
-// clipkit eval --model DIR --data ROOT|FILE [--split val] [--json]
+// clipkit train --model DIR --data ROOT|FILE|SHARDS --out DIR [--eval-data ROOT|FILE|SHARDS] [run_clip-style flags]
+// clipkit eval --model DIR --data ROOT|FILE|SHARDS [--split val] [--json]
 // Under `mpirun -np N clipkit train ...` the global batch is split across the N processes.
 #include <nlohmann/json.hpp>
 
+#include "cmd_embed_bulk.h"
 #include "command.h"
 #include "image_backend_flag.h"
 #include "core/json.h"
@@ -18,7 +19,14 @@ RunFn setup_train(CLI::App& app) {
   c->batch_size = 32;  // for the frozen towers' embedding pass
   add_model_flag(app, o->model_dir, ModelUse::Required,
                  "HF dual-encoder checkpoint (e.g. from clipkit compose): a folder, hub id or cache folder");
-  app.add_option("--data", o->data, "COCO root (annotations/captions_{split}2017.json) or a CSV/JSONL file")->required();
+  app.add_option("--data", o->data,
+                 "COCO root (annotations/captions_{split}2017.json), a CSV/JSONL file, or WebDataset shards "
+                 "('shards/{00000..00127}.tar', globs): streamed through a shuffle buffer across shards")
+      ->required();
+  app.add_option("--eval-data", o->eval_data,
+                 "evaluate each epoch on this dataset (its --eval-split) instead of --data's --eval-split; "
+                 "with WebDataset --data, per-epoch evaluation needs it");
+  add_caption_key_flag(app, o->caption_key);
   app.add_option("--out", o->out, "output folder: final HF checkpoint, checkpoint-N/, metrics.jsonl")->required();
   app.add_option("--split", o->split, "training split")->capture_default_str();
   app.add_option("--eval-split", o->eval_split, "evaluation split (evaluated each epoch if present)")->capture_default_str();
@@ -101,8 +109,9 @@ RunFn setup_eval(CLI::App& app) {
   auto json_out = std::make_shared<bool>(false);
   add_model_flag(app, o->model_dir, ModelUse::Required,
                  "HF dual-encoder checkpoint: a folder, hub id or cache folder");
-  app.add_option("--data", o->data, "COCO root or CSV/JSONL file")->required();
+  app.add_option("--data", o->data, "COCO root, CSV/JSONL file, or WebDataset shards (evaluated as the split)")->required();
   app.add_option("--split", o->split, "split")->capture_default_str();
+  add_caption_key_flag(app, o->caption_key);
   add_batch_size_flag(app, o->batch_size, "batch size the loss is averaged over");
   add_int_flag(app, "--max-seq-length", o->max_seq_length, "caption token limit", int64_t{2});
   app.add_option("--cache-dir", o->cache_dir, "reuse a feature cache");
