@@ -13,7 +13,7 @@
 #include <random>
 #include <string>
 
-#include "data/caption_dataset.h"
+#include "dataset/caption_dataset.h"
 
 namespace {
 
@@ -73,7 +73,7 @@ void BM_LoadCoco(benchmark::State& state) {
   const bool check = state.range(0) != 0;
   int64_t rows = 0;
   for (auto _ : state) {
-    auto ds = clipkit::data::load_coco(root, "train", check);
+    auto ds = clipkit::dataset::load_coco(root, "train", check);
     rows = static_cast<int64_t>(ds.rows.size());
     benchmark::DoNotOptimize(ds.rows.data());
   }
@@ -86,7 +86,7 @@ void BM_LoadCsv(benchmark::State& state) {
   const std::string path = dataset_root() + "/train.csv";
   int64_t rows = 0;
   for (auto _ : state) {
-    auto ds = clipkit::data::load_caption_table(path);
+    auto ds = clipkit::dataset::load_caption_table(path);
     rows = static_cast<int64_t>(ds.rows.size());
     benchmark::DoNotOptimize(ds.rows.data());
   }

@@ -16,8 +16,8 @@
 #include "core/error.h"
 #include "core/hash.h"
 #include "core/json.h"
-#include "data/caption_dataset.h"
-#include "data/webdataset.h"
+#include "dataset/caption_dataset.h"
+#include "dataset/webdataset.h"
 #include "image/batch.h"
 #include "image/image.h"
 #include "io/atomic_file.h"
@@ -158,7 +158,7 @@ std::vector<BulkItem> list_coco(const std::string& root, const std::string& spli
   if (dropped_rows) *dropped_rows = 0;
   std::vector<std::string> splits;
   if (!split.empty()) {
-    splits.push_back(data::normalize_split(split));
+    splits.push_back(dataset::normalize_split(split));
   } else {
     for (const char* s : {"train", "val"})
       if (fs::exists(fs::path(root) / "annotations" / (std::string("captions_") + s + "2017.json"))) splits.push_back(s);
@@ -166,7 +166,7 @@ std::vector<BulkItem> list_coco(const std::string& root, const std::string& spli
   }
   std::vector<BulkItem> out;
   for (auto& s : splits) {
-    auto ds = data::load_coco(root, s, true);
+    auto ds = dataset::load_coco(root, s, true);
     if (dropped)
       for (auto& p : ds.report.problems) dropped->push_back(s + ": " + p);
     if (dropped_rows) *dropped_rows += ds.report.skipped;
@@ -188,13 +188,13 @@ std::vector<BulkItem> list_coco(const std::string& root, const std::string& spli
   return out;
 }
 
-std::vector<BulkItem> list_shards(const std::string& spec, const std::string& caption_key, data::LoadReport* report) {
-  data::ShardOptions so;
+std::vector<BulkItem> list_shards(const std::string& spec, const std::string& caption_key, dataset::LoadReport* report) {
+  dataset::ShardOptions so;
   so.caption_key = caption_key;
   so.require_caption = false;  // embedding needs the image only; a caption is metadata
   so.read_images = false;
   std::vector<BulkItem> out;
-  auto rep = data::for_each_shard_sample(data::expand_shard_spec(spec), so, [&](data::ShardSample& s) {
+  auto rep = dataset::for_each_shard_sample(dataset::expand_shard_spec(spec), so, [&](dataset::ShardSample& s) {
     BulkItem b;
     b.path = absolute_path(s.path());
     b.archive = absolute_path(s.shard);

@@ -23,7 +23,7 @@
 #include "core/hash.h"
 #include "core/progress.h"
 #include "core/tensor.h"
-#include "data/caption_dataset.h"
+#include "dataset/caption_dataset.h"
 #include "pipeline/embedder.h"
 
 namespace clipkit::pipeline {
@@ -77,7 +77,7 @@ std::vector<BulkItem> list_coco(const std::string& root, const std::string& spli
 // ("SHARD.tar/MEMBER"), key, shard, caption (from caption_key, when present), json (KEY.json).
 // Problems met (corrupt or truncated archives, samples without image) go to *report when given.
 std::vector<BulkItem> list_shards(const std::string& spec, const std::string& caption_key = "txt",
-                                  data::LoadReport* report = nullptr);
+                                  dataset::LoadReport* report = nullptr);
 
 struct BulkEmbedOptions {
   int batch_size = 32;

@@ -10,7 +10,7 @@
 
 namespace clipkit::pipeline {
 
-ShardBatches::ShardBatches(const Embedder& emb, std::vector<std::string> shards, data::ShardBatchOptions o,
+ShardBatches::ShardBatches(const Embedder& emb, std::vector<std::string> shards, dataset::ShardBatchOptions o,
                            int64_t max_seq_length)
     : emb_(emb), src_(std::move(shards), std::move(o)), max_seq_length_(max_seq_length), size_(src_.epoch_size()) {}
 
@@ -21,7 +21,7 @@ void ShardBatches::read(int64_t epoch, int64_t begin, int64_t end, Batch& b) {
     cursor_ = 0;
   }
   src_.skip_batches(begin - cursor_, 1);
-  std::vector<data::BatchSample> got;
+  std::vector<dataset::BatchSample> got;
   if (end > begin) src_.next_batch(end - begin, &got);
   cursor_ = begin + static_cast<int64_t>(got.size());
   const int64_t n = static_cast<int64_t>(got.size());
@@ -52,10 +52,10 @@ void ShardBatches::read(int64_t epoch, int64_t begin, int64_t end, Batch& b) {
 }
 
 std::unique_ptr<BatchSource> shard_training_batches(const Embedder& emb, const std::string& data,
-                                                    const data::ShardBatchOptions& o, int64_t max_seq_length,
+                                                    const dataset::ShardBatchOptions& o, int64_t max_seq_length,
                                                     bool cached_features) {
-  if (cached_features || !data::is_shard_spec(data)) return nullptr;
-  return std::make_unique<ShardBatches>(emb, data::expand_shard_spec(data), o, max_seq_length);
+  if (cached_features || !dataset::is_shard_spec(data)) return nullptr;
+  return std::make_unique<ShardBatches>(emb, dataset::expand_shard_spec(data), o, max_seq_length);
 }
 
 }  // namespace clipkit::pipeline

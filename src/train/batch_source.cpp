@@ -19,7 +19,7 @@ std::vector<int64_t> epoch_order(int64_t n, uint64_t seed, int64_t epoch, bool s
   return o;
 }
 
-CaptionBatches::CaptionBatches(const pipeline::Embedder& emb, const data::CaptionDataset& ds,
+CaptionBatches::CaptionBatches(const pipeline::Embedder& emb, const dataset::CaptionDataset& ds,
                                const CaptionOptions& o, dist::Comm& comm)
     : emb_(emb), o_(o) {
   const bool lead = comm.rank() == 0 && o.report;

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "data/caption_dataset.h"
+#include "dataset/caption_dataset.h"
 #include "pipeline/embedder.h"
 #include "pipeline/training_batches.h"
 #include "dist/comm.h"
@@ -33,7 +33,7 @@ struct CaptionOptions {
 // images drop their rows (reported on stderr by the lead rank).
 class CaptionBatches : public BatchSource {
  public:
-  CaptionBatches(const pipeline::Embedder& emb, const data::CaptionDataset& ds, const CaptionOptions& o, dist::Comm& comm);
+  CaptionBatches(const pipeline::Embedder& emb, const dataset::CaptionDataset& ds, const CaptionOptions& o, dist::Comm& comm);
   int64_t size() const override { return static_cast<int64_t>(rows_.size()); }
   void read(int64_t epoch, int64_t begin, int64_t end, Batch& b) override;
 

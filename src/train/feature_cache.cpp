@@ -32,7 +32,7 @@ void hash_file_identity(Fnv& f, const fs::path& p) {
 
 }  // namespace
 
-std::string features_key(const pipeline::Embedder& emb, const data::CaptionDataset& ds, const FeatureOptions& o) {
+std::string features_key(const pipeline::Embedder& emb, const dataset::CaptionDataset& ds, const FeatureOptions& o) {
   Fnv f;
   f.add("clipkit-features-v1");
   const fs::path dir = emb.model().dir();
@@ -51,7 +51,7 @@ std::string features_key(const pipeline::Embedder& emb, const data::CaptionDatas
   return f.hex();
 }
 
-Features compute_features(const pipeline::Embedder& emb, const data::CaptionDataset& ds, const FeatureOptions& o,
+Features compute_features(const pipeline::Embedder& emb, const dataset::CaptionDataset& ds, const FeatureOptions& o,
                           dist::Comm& comm) {
   const auto& m = emb.model();
   if (!m.has_vision() || !m.has_text()) fail("{}: training needs a model with both towers", m.dir());

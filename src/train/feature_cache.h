@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "core/progress.h"
-#include "data/caption_dataset.h"
+#include "dataset/caption_dataset.h"
 #include "pipeline/embedder.h"
 #include "dist/comm.h"
 
@@ -28,10 +28,10 @@ struct FeatureOptions {
 };
 
 // Computes (split across ranks) or loads the features of every row of `ds`.
-Features compute_features(const pipeline::Embedder& emb, const data::CaptionDataset& ds, const FeatureOptions& o,
+Features compute_features(const pipeline::Embedder& emb, const dataset::CaptionDataset& ds, const FeatureOptions& o,
                           dist::Comm& comm);
 
 // A stable 64-bit key (hex) of everything the features depend on.
-std::string features_key(const pipeline::Embedder& emb, const data::CaptionDataset& ds, const FeatureOptions& o);
+std::string features_key(const pipeline::Embedder& emb, const dataset::CaptionDataset& ds, const FeatureOptions& o);
 
 }  // namespace clipkit::train

@@ -10,7 +10,7 @@
 #include "core/error.h"
 #include "core/json.h"
 #include "core/progress.h"
-#include "data/webdataset.h"
+#include "dataset/webdataset.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
 #include "pipeline/shard_training.h"
@@ -112,8 +112,8 @@ TrainResult train(const TrainOptions& o, dist::Comm& comm) {
   emb->set_image_backend(o.image_backend);
   model::ClipModel& clip = emb->model();
   if (!clip.has_vision() || !clip.has_text()) fail("{}: training needs a dual encoder (vision and text towers)", o.model_dir);
-  auto ds = data::load_captions(o.data, o.split, true, o.caption_key);
-  data::require_rows(ds, "train on");
+  auto ds = dataset::load_captions(o.data, o.split, true, o.caption_key);
+  dataset::require_rows(ds, "train on");
   if (lead) std::fprintf(stderr, "clipkit train: %s split: %s", ds.split.c_str(), ds.report.details("  ").c_str());
   fs::create_directories(o.out);
   CaptionOptions co;
@@ -130,11 +130,11 @@ TrainResult train(const TrainOptions& o, dist::Comm& comm) {
       o.freeze_vision || o.freeze_text);
   if (!source) source = std::make_unique<CaptionBatches>(*emb, ds, co, comm);
   std::optional<CaptionBatches> eval_source;
-  if (o.eval && o.eval_data.empty() && data::is_shard_spec(o.data)) {
+  if (o.eval && o.eval_data.empty() && dataset::is_shard_spec(o.data)) {
     if (lead) std::fprintf(stderr, "clipkit train: no evaluation split (shards hold none; give --eval-data)\n");
   } else if (o.eval) {
     try {
-      auto eds = data::load_captions(o.eval_data.empty() ? o.data : o.eval_data, o.eval_split, true, o.caption_key);
+      auto eds = dataset::load_captions(o.eval_data.empty() ? o.data : o.eval_data, o.eval_split, true, o.caption_key);
       if (!eds.rows.empty()) eval_source.emplace(*emb, eds, co, comm);
     } catch (const Error& e) {
       if (lead) std::fprintf(stderr, "clipkit train: no evaluation split (%s)\n", e.what());
@@ -277,8 +277,8 @@ json evaluate(const EvalOptions& o, dist::Comm& comm) {
   emb->set_image_backend(o.image_backend);
   if (!emb->model().has_projections() || !emb->model().has_vision() || !emb->model().has_text())
     fail("{}: model has no projection layers", o.model_dir);
-  auto ds = data::load_captions(o.data, o.split, true, o.caption_key);
-  data::require_rows(ds, "evaluate");
+  auto ds = dataset::load_captions(o.data, o.split, true, o.caption_key);
+  dataset::require_rows(ds, "evaluate");
   CaptionOptions co;
   co.features_vision = co.features_text = true;
   co.features.batch_size = o.embed_batch_size;

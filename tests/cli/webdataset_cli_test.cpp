@@ -9,7 +9,7 @@
 #include <set>
 
 #include "cli_util.h"
-#include "data/caption_dataset.h"
+#include "dataset/caption_dataset.h"
 #include "io/atomic_file.h"
 #include "shard_util.h"
 #include "test_util.h"

@@ -7,10 +7,10 @@
 #include <string>
 
 #include "core/error.h"
-#include "data/caption_dataset.h"
-#include "data/csv_reader.h"
+#include "dataset/caption_dataset.h"
+#include "dataset/csv_reader.h"
 
-using namespace clipkit::data;
+using namespace clipkit::dataset;
 namespace fs = std::filesystem;
 
 namespace {

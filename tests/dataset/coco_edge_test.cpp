@@ -8,9 +8,9 @@
 #include <string>
 
 #include "core/error.h"
-#include "data/caption_dataset.h"
+#include "dataset/caption_dataset.h"
 
-using namespace clipkit::data;
+using namespace clipkit::dataset;
 namespace fs = std::filesystem;
 
 namespace {

@@ -9,9 +9,9 @@
 #include <string>
 
 #include "core/error.h"
-#include "data/caption_dataset.h"
+#include "dataset/caption_dataset.h"
 
-using namespace clipkit::data;
+using namespace clipkit::dataset;
 using nlohmann::json;
 
 namespace {

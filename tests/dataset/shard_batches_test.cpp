@@ -1,4 +1,4 @@
-#include "data/shard_batches.h"
+#include "dataset/shard_batches.h"
 
 #include <gtest/gtest.h>
 
@@ -7,11 +7,11 @@
 #include <set>
 
 #include "core/error.h"
-#include "data/caption_dataset.h"
+#include "dataset/caption_dataset.h"
 #include "io/atomic_file.h"
 #include "shard_util.h"
 
-namespace clipkit::data {
+namespace clipkit::dataset {
 namespace {
 
 namespace fs = std::filesystem;
@@ -147,4 +147,4 @@ TEST(ShardBatches, ResumingAtAStepSkipsWithoutReadingImages) {
 }
 
 }  // namespace
-}  // namespace clipkit::data
+}  // namespace clipkit::dataset

@@ -1,4 +1,4 @@
-#include "data/webdataset.h"
+#include "dataset/webdataset.h"
 
 #include <gtest/gtest.h>
 
@@ -7,7 +7,7 @@
 #include "core/error.h"
 #include "shard_util.h"
 
-namespace clipkit::data {
+namespace clipkit::dataset {
 namespace {
 
 namespace fs = std::filesystem;
@@ -168,4 +168,4 @@ TEST(ShardCaptions, RowsForDataCheck) {
 }
 
 }  // namespace
-}  // namespace clipkit::data
+}  // namespace clipkit::dataset

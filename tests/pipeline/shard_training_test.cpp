@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
-#include "data/caption_dataset.h"
+#include "dataset/caption_dataset.h"
 #include "io/atomic_file.h"
 #include "shard_util.h"
 #include "test_util.h"
@@ -46,7 +46,7 @@ TEST(ShardBatches, ALaterPositionReadsOnlyItsOwnImages) {
   Shards f;
   auto emb = Embedder::load(data_path("models/tiny-clip"));
   for (bool shuffle : {false, true}) {
-    data::ShardBatchOptions o;
+    dataset::ShardBatchOptions o;
     o.shuffle = shuffle;
     o.seed = 7;
     o.shuffle_buffer = 12;

@@ -15,8 +15,8 @@
 #include "command.h"
 #include "core/error.h"
 #include "core/json.h"
-#include "data/caption_dataset.h"
-#include "data/webdataset.h"
+#include "dataset/caption_dataset.h"
+#include "dataset/webdataset.h"
 
 namespace clipkit::cli {
 namespace {
@@ -28,7 +28,7 @@ struct DataCheckOptions {
   int show = 0;
 };
 
-nlohmann::json row_json(const data::CaptionRow& r) {
+nlohmann::json row_json(const dataset::CaptionRow& r) {
   return {{"image_id", r.image_id}, {"caption_id", r.caption_id}, {"caption", r.caption},
           {"height", r.height},     {"width", r.width},           {"file_name", r.file_name},
           {"coco_url", r.coco_url}, {"image_path", r.image_path}};
@@ -36,11 +36,11 @@ nlohmann::json row_json(const data::CaptionRow& r) {
 
 int run_check(const DataCheckOptions& o) {
   const bool custom_columns = o.image_column != "image_path" || o.caption_column != "caption";
-  data::CaptionDataset ds =
-      data::is_shard_spec(o.data) ? data::load_shard_captions(o.data, o.caption_key)
-      : !o.images.empty()         ? data::load_coco_annotations(o.data, o.images, !o.no_image_check)
-      : custom_columns  ? data::load_caption_table(o.data, o.image_column, o.caption_column, !o.no_image_check)
-                        : data::load_captions(o.data, o.split, !o.no_image_check);
+  dataset::CaptionDataset ds =
+      dataset::is_shard_spec(o.data) ? dataset::load_shard_captions(o.data, o.caption_key)
+      : !o.images.empty()         ? dataset::load_coco_annotations(o.data, o.images, !o.no_image_check)
+      : custom_columns  ? dataset::load_caption_table(o.data, o.image_column, o.caption_column, !o.no_image_check)
+                        : dataset::load_captions(o.data, o.split, !o.no_image_check);
   const int64_t images = static_cast<int64_t>(ds.unique_images().size());
   const int show = std::min<int>(o.show, static_cast<int>(ds.rows.size()));
   if (o.json) {
@@ -64,7 +64,7 @@ int run_check(const DataCheckOptions& o) {
   }
   // Problems go to stderr in both modes, so a script reading stdout still sees what was skipped.
   for (const auto& p : ds.report.problems) std::fprintf(stderr, "clipkit: %s\n", p.c_str());
-  data::require_rows(ds, "train on");
+  dataset::require_rows(ds, "train on");
   return ds.report.skipped > 0 ? kSkippedInputs : kOk;
 }
 

@@ -17,7 +17,7 @@
 #include "image_backend_flag.h"
 #include "core/error.h"
 #include "core/json.h"
-#include "data/caption_dataset.h"
+#include "dataset/caption_dataset.h"
 #include "io/atomic_file.h"
 #include "pipeline/bulk_embed.h"
 #include "pipeline/embedder.h"
@@ -83,7 +83,7 @@ RunFn setup(CLI::App& app) {
       for (auto& p : apps::list_image_files(o->folder)) inputs.push_back({p, ""}), roots.push_back(o->folder);
     for (auto& p : o->images) inputs.push_back({p, ""}), roots.push_back(fs::path(p).parent_path().string());
     if (!o->data.empty()) {
-      data::LoadReport rep;
+      dataset::LoadReport rep;
       for (auto& it : pipeline::list_shards(o->data, "txt", &rep))
         inputs.push_back({it.path, "", it.offset, it.size}), roots.push_back(it.archive);
       for (auto& k : rep.kinds)
@@ -101,7 +101,7 @@ RunFn setup(CLI::App& app) {
       for (const char* split : {"train", "val"}) {
         if (!fs::exists(fs::path(o->coco) / "annotations" / fmt::format("captions_{}2017.json", split))) continue;
         ++found;
-        auto ds = data::load_coco(o->coco, split);
+        auto ds = dataset::load_coco(o->coco, split);
         for (int64_t r : ds.unique_images())
           inputs.push_back({ds.rows[static_cast<size_t>(r)].image_path, split}), roots.push_back(o->coco);
       }

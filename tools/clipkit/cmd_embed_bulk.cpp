@@ -33,7 +33,7 @@ std::vector<pipeline::BulkItem> list_bulk_inputs(const BulkInputs& in, std::vect
   if (!in.coco.empty()) return pipeline::list_coco(in.coco, in.split, dropped, dropped_rows);
   if (!in.image_list.empty()) return pipeline::list_image_file(in.image_list);
   if (!in.data.empty()) {
-    data::LoadReport r;
+    dataset::LoadReport r;
     auto items = pipeline::list_shards(in.data, in.caption_key, &r);
     for (auto& k : r.kinds)
       if (k.kind != "no_caption") {

@@ -1,19 +1,19 @@
 // clipkit data shapes --out DIR [--train N] [--val M] [--size 64] [--captions-per-image 2]
 //                     [--two-shapes 0.3] [--zeroshot-per-class 4] [--seed S] [--json]
 // Writes the generated captioned-shapes data set (COCO 2017 layout + zero-shot class folders), see
-// src/data/shapes.h. Deterministic from the seed.
+// src/dataset/shapes.h. Deterministic from the seed.
 #include "cmd_shapes.h"
 
 #include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>
 
-#include "data/shapes.h"
+#include "dataset/shapes.h"
 
 namespace clipkit::cli {
 
 Subcommand add_data_shapes(CLI::App& data) {
-  auto o = std::make_shared<data::ShapesOptions>();
+  auto o = std::make_shared<dataset::ShapesOptions>();
   auto out = std::make_shared<std::string>();
   auto json = std::make_shared<bool>(false);
   CLI::App* s = data.add_subcommand("shapes", "generate a captioned-shapes data set (COCO layout) for from-scratch training");
@@ -27,7 +27,7 @@ Subcommand add_data_shapes(CLI::App& data) {
   s->add_option("--seed", o->seed, "random seed")->capture_default_str();
   add_json_flag(*s, *json);
   return {s, [o, out, json]() {
-            auto r = data::write_shapes_dataset(*out, *o);
+            auto r = dataset::write_shapes_dataset(*out, *o);
             if (*json) {
               std::printf("%s\n", nlohmann::json{{"out", *out}, {"train_images", r.train_images},
                                                  {"train_captions", r.train_captions}, {"val_images", r.val_images},

@@ -1,9 +1,9 @@
-#include "data/shard_batches.h"
+#include "dataset/shard_batches.h"
 
 #include "core/error.h"
 #include "io/tar_reader.h"
 
-namespace clipkit::data {
+namespace clipkit::dataset {
 
 ShardBatchSource::ShardBatchSource(std::vector<std::string> shards, ShardBatchOptions o)
     : shards_(std::move(shards)), o_(std::move(o)) {
@@ -114,4 +114,4 @@ void ShardBatchSource::skip_batches(int64_t batches, int64_t batch) {
 
 LoadReport ShardBatchSource::report() const { return stream_->report(); }
 
-}  // namespace clipkit::data
+}  // namespace clipkit::dataset

@@ -1,4 +1,4 @@
-#include "data/shapes.h"
+#include "dataset/shapes.h"
 
 #include <algorithm>
 #include <cmath>
@@ -11,7 +11,7 @@
 #include "image/encode.h"
 #include "io/atomic_file.h"
 
-namespace clipkit::data {
+namespace clipkit::dataset {
 namespace {
 
 namespace fs = std::filesystem;
@@ -209,4 +209,4 @@ ShapesSummary write_shapes_dataset(const std::string& dir, const ShapesOptions& 
   return sum;
 }
 
-}  // namespace clipkit::data
+}  // namespace clipkit::dataset

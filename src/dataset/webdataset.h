@@ -21,9 +21,9 @@
 #include <string>
 #include <vector>
 
-#include "data/caption_dataset.h"
+#include "dataset/caption_dataset.h"
 
-namespace clipkit::data {
+namespace clipkit::dataset {
 
 // Expands a shard spec into archive paths, in spec order (braces in order, each glob sorted).
 // Throws Error naming the pattern when a glob matches nothing or a named file does not exist.
@@ -84,4 +84,4 @@ LoadReport for_each_shard_sample(const std::vector<std::string>& shards, const S
 // for callers that want rows in memory. root = the spec, source = the first shard.
 CaptionDataset load_shard_captions(const std::string& spec, const std::string& caption_key = "txt");
 
-}  // namespace clipkit::data
+}  // namespace clipkit::dataset

@@ -18,9 +18,9 @@
 #include <string>
 #include <vector>
 
-#include "data/webdataset.h"
+#include "dataset/webdataset.h"
 
-namespace clipkit::data {
+namespace clipkit::dataset {
 
 struct ShardBatchOptions {
   uint64_t seed = 42;
@@ -76,4 +76,4 @@ class ShardBatchSource {
   uint64_t next_rand();
 };
 
-}  // namespace clipkit::data
+}  // namespace clipkit::dataset

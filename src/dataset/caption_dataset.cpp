@@ -1,5 +1,5 @@
 // Common parts of the caption loaders: reports, paths, existence checks, and load_captions().
-#include "data/caption_dataset.h"
+#include "dataset/caption_dataset.h"
 
 #include <fmt/format.h>
 #include <sys/stat.h>
@@ -12,11 +12,11 @@
 #include "core/error.h"
 #include "core/json.h"
 #include "core/parallel.h"
-#include "data/dataset_internal.h"
-#include "data/webdataset.h"
+#include "dataset/dataset_internal.h"
+#include "dataset/webdataset.h"
 #include "io/atomic_file.h"
 
-namespace clipkit::data {
+namespace clipkit::dataset {
 
 // ---- report -------------------------------------------------------------------------------------
 
@@ -280,4 +280,4 @@ CaptionDataset load_captions(const std::string& path_or_root, const std::string&
   fail("{}: unknown dataset format '{}' (expected a COCO folder, .csv, .tsv, .jsonl or .json)", p, ext);
 }
 
-}  // namespace clipkit::data
+}  // namespace clipkit::dataset

@@ -17,7 +17,7 @@
 
 #include "image/image.h"
 
-namespace clipkit::data {
+namespace clipkit::dataset {
 
 const std::vector<std::string>& shape_colours();    // red green blue yellow purple white
 const std::vector<std::string>& shape_kinds();      // circle square triangle
@@ -50,4 +50,4 @@ struct ShapesSummary {
 // for bad options or unwritable files.
 ShapesSummary write_shapes_dataset(const std::string& dir, const ShapesOptions& o);
 
-}  // namespace clipkit::data
+}  // namespace clipkit::dataset

@@ -1,6 +1,6 @@
-#include "data/csv_reader.h"
+#include "dataset/csv_reader.h"
 
-namespace clipkit::data {
+namespace clipkit::dataset {
 
 CsvReader::CsvReader(std::string_view text, char delimiter) : text_(text), delim_(delimiter) {
   if (text_.substr(0, 3) == "\xEF\xBB\xBF") pos_ = 3;  // UTF-8 byte order mark
@@ -62,4 +62,4 @@ bool CsvReader::next(std::vector<std::string>& fields, std::string& error) {
   }
 }
 
-}  // namespace clipkit::data
+}  // namespace clipkit::dataset

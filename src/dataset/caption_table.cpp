@@ -11,12 +11,12 @@
 
 #include "core/error.h"
 #include "core/json.h"
-#include "data/caption_dataset.h"
-#include "data/csv_reader.h"
-#include "data/dataset_internal.h"
+#include "dataset/caption_dataset.h"
+#include "dataset/csv_reader.h"
+#include "dataset/dataset_internal.h"
 #include "io/atomic_file.h"
 
-namespace clipkit::data::detail {
+namespace clipkit::dataset::detail {
 
 namespace {
 
@@ -262,9 +262,9 @@ CaptionDataset table_from_json(json& doc, const std::string& path, const std::st
   return finish_table(pending, report, path, check_images_exist);
 }
 
-}  // namespace clipkit::data::detail
+}  // namespace clipkit::dataset::detail
 
-namespace clipkit::data {
+namespace clipkit::dataset {
 
 CaptionDataset load_caption_table(const std::string& path, const std::string& image_column,
                                   const std::string& caption_column, bool check_images_exist) {
@@ -284,4 +284,4 @@ CaptionDataset load_caption_table(const std::string& path, const std::string& im
   return detail::load_jsonl(path, text, image_column, caption_column, check_images_exist);
 }
 
-}  // namespace clipkit::data
+}  // namespace clipkit::dataset

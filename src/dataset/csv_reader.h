@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-namespace clipkit::data {
+namespace clipkit::dataset {
 
 class CsvReader {
  public:
@@ -26,4 +26,4 @@ class CsvReader {
   int64_t cur_line_ = 1, record_line_ = 0;
 };
 
-}  // namespace clipkit::data
+}  // namespace clipkit::dataset

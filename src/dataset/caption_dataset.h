@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-namespace clipkit::data {
+namespace clipkit::dataset {
 
 struct CaptionRow {
   int64_t image_id = -1;
@@ -83,4 +83,4 @@ void require_rows(const CaptionDataset& ds, const std::string& purpose = "train 
 // "train2017" / "validation" -> "train" / "val"; other names pass through unchanged.
 std::string normalize_split(const std::string& split);
 
-}  // namespace clipkit::data
+}  // namespace clipkit::dataset

@@ -13,10 +13,10 @@
 #include "core/error.h"
 #include "core/json.h"
 #include "core/parallel.h"
-#include "data/caption_dataset.h"
-#include "data/dataset_internal.h"
+#include "dataset/caption_dataset.h"
+#include "dataset/dataset_internal.h"
 
-namespace clipkit::data::detail {
+namespace clipkit::dataset::detail {
 
 namespace {
 
@@ -417,4 +417,4 @@ CaptionDataset coco_rows(CocoParseResult& parsed, const std::string& path, const
   return ds;
 }
 
-}  // namespace clipkit::data::detail
+}  // namespace clipkit::dataset::detail

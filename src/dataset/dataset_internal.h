@@ -10,9 +10,9 @@
 #include <string_view>
 #include <vector>
 
-#include "data/caption_dataset.h"
+#include "dataset/caption_dataset.h"
 
-namespace clipkit::data::detail {
+namespace clipkit::dataset::detail {
 
 inline constexpr size_t kMaxExamples = 3;
 
@@ -73,4 +73,4 @@ std::string describe_value(const nlohmann::json& v);
 // Lower-case extension including the dot (".csv"), "" if none.
 std::string extension_lower(std::string_view path);
 
-}  // namespace clipkit::data::detail
+}  // namespace clipkit::dataset::detail

@@ -1,4 +1,4 @@
-#include "data/webdataset.h"
+#include "dataset/webdataset.h"
 
 #include <glob.h>
 
@@ -7,10 +7,10 @@
 #include <optional>
 
 #include "core/error.h"
-#include "data/dataset_internal.h"
+#include "dataset/dataset_internal.h"
 #include "io/tar_reader.h"
 
-namespace clipkit::data {
+namespace clipkit::dataset {
 
 namespace {
 
@@ -422,4 +422,4 @@ CaptionDataset load_shard_captions(const std::string& spec, const std::string& c
   return ds;
 }
 
-}  // namespace clipkit::data
+}  // namespace clipkit::dataset
