@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-#include "data/caption_dataset.h"
+#include "dataset/caption_dataset.h"
 #include "io/atomic_file.h"
 #include "io/tar_reader.h"
 #include "test_util.h"
@@ -54,7 +54,7 @@ inline std::string shard_spec(const std::string& dir, int shards) {
 // img2dataset's layout: KEY.jpg, KEY.txt, KEY.json {"caption", "url"}.
 inline std::vector<ShardSampleSpec> coco_val_samples() {
   const std::string root = data_path("datasets/coco-tiny");
-  auto ds = data::load_coco(root, "val");
+  auto ds = dataset::load_coco(root, "val");
   std::map<std::string, std::string> caption;
   for (auto& r : ds.rows) caption.emplace(r.file_name, r.caption);
   std::vector<ShardSampleSpec> out;

@@ -184,6 +184,27 @@ faiss::InvertedLists* copy_lists(const std::vector<const faiss::InvertedLists*>&
   return od;
 }
 
+// Gives every in-memory list of ivf the capacity of its merged size (its entries plus those of
+// the same list in each part file, read through a mapping). Merging appends part after part, and
+// std::vector grows geometrically: without this the lists' slack averaged half their size again
+// (a 10M x 512 IVF4096,SQ8 build peaked at 8.0 GiB for a 4.85 GiB index).
+void reserve_merged_lists(faiss::IndexIVF* ivf, const std::vector<std::string>& files) {
+  auto* lists = dynamic_cast<faiss::ArrayInvertedLists*>(ivf->invlists);
+  if (!lists) return;
+  std::vector<size_t> total(ivf->nlist);
+  for (size_t l = 0; l < ivf->nlist; ++l) total[l] = lists->list_size(l);
+  for (auto& f : files) {
+    std::unique_ptr<faiss::Index> part(faiss::read_index(f.c_str(), faiss::IO_FLAG_MMAP));
+    auto* p = faiss::ivflib::try_extract_index_ivf(part.get());
+    if (!p || p->nlist != ivf->nlist || p->code_size != ivf->code_size) fail("{}: not a part of this index", f);
+    for (size_t l = 0; l < ivf->nlist; ++l) total[l] += p->invlists->list_size(l);
+  }
+  for (size_t l = 0; l < ivf->nlist; ++l) {
+    lists->codes[l].reserve(total[l] * ivf->code_size);
+    lists->ids[l].reserve(total[l]);
+  }
+}
+
 }  // namespace
 
 std::string VectorIndex::storage_file() const {
@@ -233,6 +254,7 @@ void VectorIndex::append_parts(const std::vector<std::string>& files, const std:
       if (idx_.get() != ivf) idx_->ntotal = ivf->ntotal;
       return;
     }
+    if (ivf) reserve_merged_lists(ivf, files);
     for (auto& f : files) {
       auto part = load(f);
       if (ivf) {

@@ -2,7 +2,10 @@
 // on 100,000 random vectors, remove works, files round-trip through FAISS's own reader.
 #include "index/vector_index.h"
 
+#include <faiss/IVFlib.h>
 #include <faiss/Index.h>
+#include <faiss/IndexIVF.h>
+#include <faiss/invlists/InvertedLists.h>
 #include <faiss/index_io.h>
 #include <gtest/gtest.h>
 
@@ -184,6 +187,45 @@ TEST(VectorIndex, FilesAreFaissFilesAndRoundTrip) {
   { std::FILE* f = std::fopen((dir + "/junk.faiss").c_str(), "w"); std::fputs("not faiss", f); std::fclose(f); }
   EXPECT_THROW(VectorIndex::load(dir + "/junk.faiss"), Error);
   EXPECT_THROW(VectorIndex::create(d, "NotAFactory"), Error);
+  std::filesystem::remove_all(dir);
+}
+
+
+// Merging parts into the trained structure leaves every in-memory list without growth slack
+// (capacity = size), and the merged index answers as one built in a single process.
+TEST(VectorIndex, MergedPartsHoldNoListSlack) {
+  auto dir = test::temp_dir("vecidx_parts");
+  const int64_t n = 6000, d = 16, nq = 10, k = 5;
+  auto x = random_unit(n, d, 11);
+  auto trained = VectorIndex::create(d, "IVF16,SQ8");
+  trained->train(x.data(), n);
+  trained->save(dir + "/trained.faiss");
+  std::vector<std::string> parts;
+  for (int64_t p = 0; p < 3; ++p) {
+    auto v = VectorIndex::load(dir + "/trained.faiss");
+    auto ids = iota_ids(n / 3, p * (n / 3));
+    v->add(x.data() + p * (n / 3) * d, ids.data(), n / 3);
+    parts.push_back(dir + "/part" + std::to_string(p) + ".faiss");
+    v->save(parts.back());
+  }
+  auto merged = VectorIndex::load(dir + "/trained.faiss");
+  merged->append_parts(parts, "");
+  ASSERT_EQ(merged->size(), n);
+  auto* lists = dynamic_cast<faiss::ArrayInvertedLists*>(faiss::ivflib::extract_index_ivf(merged->raw())->invlists);
+  ASSERT_NE(lists, nullptr);
+  for (size_t l = 0; l < lists->nlist; ++l) {
+    EXPECT_EQ(lists->codes[l].capacity(), lists->codes[l].size()) << "list " << l;
+    EXPECT_EQ(lists->ids[l].capacity(), lists->ids[l].size()) << "list " << l;
+  }
+  auto one = VectorIndex::load(dir + "/trained.faiss");
+  auto ids = iota_ids(n);
+  one->add(x.data(), ids.data(), n);
+  std::vector<float> s1(nq * k), s2(nq * k);
+  std::vector<int64_t> g1(nq * k), g2(nq * k);
+  one->search(x.data(), nq, k, s1.data(), g1.data());
+  merged->search(x.data(), nq, k, s2.data(), g2.data());
+  EXPECT_EQ(g1, g2);
+  EXPECT_EQ(s1, s2);
   std::filesystem::remove_all(dir);
 }
 
