@@ -98,7 +98,10 @@ TEST(FullTrainCli, TwoProcessesEqualOneProcess) {
   for (const char* t : kTowerTensors) {
     double d = max_diff(dir + "/one/model.safetensors", dir + "/two/model.safetensors", t);
     std::printf("  %s: max |1 proc - 2 procs| = %.3g\n", t, d);
-    EXPECT_LT(d, 1e-5) << t;
+    // 3 AdamW steps at lr 1e-3 move a weight by up to 3e-3; the two runs differ only in the order
+    // of fp32 sums (rows split across ranks), which oneDNN's kernels for the CPU at hand decide:
+    // 1% of that movement (AVX-512 kernels give <= 1e-5, AVX2 ones up to 1.1e-5 on the patch embedding)
+    EXPECT_LT(d, 0.01 * 3 * 1e-3) << t;
   }
   fs::remove_all(dir);
 }

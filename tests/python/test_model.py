@@ -45,7 +45,8 @@ def test_embed_texts_equals_the_cli(dual, tmp_path):
     raw = dual.embed_texts(texts, normalize=False, max_length=5)
     ref = cli_embed(tmp_path, DUAL, *sum((["--text", t] for t in texts), []), "--no-normalize", "--max-length", 5)
     assert np.array_equal(raw, ref)
-    assert np.array_equal(dual.embed_texts("a photo of a cat"), x[:1])
+    # alone vs in a batch: the same within fp32 rounding (oneDNN's kernels may block rows differently)
+    np.testing.assert_allclose(dual.embed_texts("a photo of a cat"), x[:1], rtol=0, atol=1e-6)
 
 
 def test_embed_pixels_equals_the_cli_and_preprocess_feeds_it(tiny, tmp_path):
@@ -77,10 +78,16 @@ def test_every_kind_of_image_input_gives_the_same_embedding(tiny):
     rgb = read_safetensors_gz(DATA / "reference" / "preprocess" / "astronaut.png.rgb.safetensors.gz")
     arr = next(iter(rgb.values()))
     pil = Image.open(path)
-    x = tiny.embed_images([path, data, pil, arr, pil.convert("RGB")])
+    inputs = [path, data, pil, arr, pil.convert("RGB")]
+    px = [tiny.preprocess([i]) for i in inputs]
     for i in range(1, 5):
-        assert np.array_equal(x[i], x[0]), i
-    assert np.array_equal(tiny.embed_images(path), x[:1])  # one image alone
+        assert np.array_equal(px[i], px[0]), i  # the same pixels, bit for bit
+    x = tiny.embed_images(inputs)
+    # the same embedding within fp32 rounding: on some CPUs oneDNN's kernels round a row by its
+    # position in the batch (AVX2's sgemm: rows 0 and 2 of one batch differ by ~6e-8)
+    for i in range(1, 5):
+        np.testing.assert_allclose(x[i], x[0], rtol=0, atol=1e-6, err_msg=str(i))
+    np.testing.assert_allclose(tiny.embed_images(path), x[:1], rtol=0, atol=1e-6)  # one image alone
 
 
 def test_tokenize_equals_the_reference_model_inputs(tiny, dual):

@@ -11,6 +11,7 @@
 #include "core/profile.h"
 #include "core/tensor.h"
 #include "backend/cpu/dnnl_context.h"
+#include "backend/cpu/dnnl_matmul.h"
 #include "backend/cpu/dropout.h"
 #include "backend/flop_count.h"
 #include "backend/cpu/gemm.h"
@@ -28,7 +29,7 @@ using dims = dnnl::memory::dims;
 //   forward   S = Q K^T            O = P V               (O written as bf16 into [B, L, C])
 //   backward  dP = dO V^T          dV = P^T dO           dQ = dS K          dK = dS^T Q
 struct Prims {
-  dnnl::matmul qk, pv, dp, dv, dq, dk;
+  Matmul qk, pv, dp, dv, dq, dk;
   dnnl::memory::desc head, head_t, scores_f32, scores, scores_t, ctx, grad;
 };
 
@@ -42,9 +43,8 @@ Prims build_prims(int64_t B, int64_t L, int64_t H, int64_t D) {
   p.scores_t = dnnl::memory::desc(dims{B, H, L, L}, dt::bf16, dims{H * L * L, L * L, 1, L});
   p.ctx = dnnl::memory::desc(dims{B, H, L, D}, dt::bf16, dims{L * C, D, C, 1});        // O or dO in [B, L, C]
   p.grad = dnnl::memory::desc(dims{B, H, L, D}, dt::f32, dims{L * C3, D, C3, 1});      // dq, dk or dv in [B, L, 3C]
-  auto& eng = cpu_engine();
   auto mm = [&](const dnnl::memory::desc& a, const dnnl::memory::desc& b, const dnnl::memory::desc& c) {
-    return dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(a, b, c), eng));
+    return Matmul(a, b, c);
   };
   p.qk = mm(p.head, p.head_t, p.scores_f32);
   p.pv = mm(p.scores, p.head, p.ctx);
@@ -58,15 +58,6 @@ Prims build_prims(int64_t B, int64_t L, int64_t H, int64_t D) {
 Prims prims(int64_t B, int64_t L, int64_t H, int64_t D) {
   static PrimitiveCache<std::tuple<int64_t, int64_t, int64_t, int64_t>, Prims> cache(128);
   return cache.get({B, L, H, D}, [&] { return build_prims(B, L, H, D); });
-}
-
-void run(const dnnl::matmul& m, const dnnl::memory::desc& a, const void* pa, const dnnl::memory::desc& b,
-         const void* pb, const dnnl::memory::desc& c, void* pc) {
-  auto& eng = cpu_engine();
-  auto& strm = cpu_stream();
-  dnnl::memory am(a, eng, const_cast<void*>(pa)), bm(b, eng, const_cast<void*>(pb)), cm(c, eng, pc);
-  m.execute(strm, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
-  strm.wait();
 }
 
 // Row softmax of S * scale in place over probs with the masks applied (masked keys get exactly
@@ -153,10 +144,10 @@ void attention_forward_bf16(const uint16_t* qkv_b, uint16_t* out_b, const Attent
   const Prims p = prims(s.B, s.L, s.H, s.D);
   const DropoutMask mask(drop.p, drop.seed, drop.site);
   count_flops(4 * s.B * s.H * s.L * s.L * s.D);
-  run(p.qk, p.head, qkv_b, p.head_t, qkv_b + C, p.scores_f32, probs);  // S = Q K^T
+  p.qk.execute(qkv_b, qkv_b + C, probs);      // S = Q K^T
   if (drop.on()) softmax_rows<true>(probs, probs_b, s, causal, key_mask, mask);
   else softmax_rows<false>(probs, probs_b, s, causal, key_mask, mask);
-  run(p.pv, p.scores, probs_b, p.head, qkv_b + 2 * C, p.ctx, out_b);  // O = P_d V
+  p.pv.execute(probs_b, qkv_b + 2 * C, out_b);  // O = P_d V
 }
 
 void attention_backward_bf16(const float* dout, const uint16_t* qkv_b, const float* probs, const uint16_t* probs_b,
@@ -170,12 +161,12 @@ void attention_backward_bf16(const float* dout, const uint16_t* qkv_b, const flo
   float* dP = Workspace::local().get(kDprobs, static_cast<size_t>(B * H * L * L));
   uint16_t* dS = Workspace::local().get_bf16(kDscoresBf16, B * H * L * L);
   count_flops(8 * B * H * L * L * D);
-  run(p.dp, p.ctx, dout_b, p.head_t, qkv_b + 2 * C, p.scores_f32, dP);  // dP_d = dO V^T
+  p.dp.execute(dout_b, qkv_b + 2 * C, dP);  // dP_d = dO V^T
   if (drop.on()) softmax_backward_rows<true>(probs, dP, dS, s, mask);
   else softmax_backward_rows<false>(probs, dP, dS, s, mask);
-  run(p.dv, p.scores_t, probs_b, p.ctx, dout_b, p.grad, dqkv + 2 * C);  // dV = P_d^T dO
-  run(p.dq, p.scores, dS, p.head, qkv_b + C, p.grad, dqkv);             // dQ = dS K
-  run(p.dk, p.scores_t, dS, p.head, qkv_b, p.grad, dqkv + C);           // dK = dS^T Q
+  p.dv.execute(probs_b, dout_b, dqkv + 2 * C);  // dV = P_d^T dO
+  p.dq.execute(dS, qkv_b + C, dqkv);            // dQ = dS K
+  p.dk.execute(dS, qkv_b, dqkv + C);            // dK = dS^T Q
 }
 
 }  // namespace clipkit::backend::cpu

@@ -2,10 +2,12 @@
 
 #include <dnnl.hpp>
 #include <tuple>
-#include <unordered_map>
 
 #include "core/error.h"
 #include "backend/cpu/dnnl_context.h"
+#include "backend/cpu/dnnl_matmul.h"
+#include "backend/cpu/gemm.h"
+#include "backend/cpu/workspace.h"
 #include "backend/flop_count.h"
 
 namespace clipkit::backend::cpu {
@@ -16,31 +18,21 @@ using dims = dnnl::memory::dims;
 // M, N, K, trans_a, trans_b, lda, ldb, ldc, accumulate, bias, bf16 C
 using Key = std::tuple<int64_t, int64_t, int64_t, bool, bool, int64_t, int64_t, int64_t, bool, bool, bool>;
 
-struct Prim {
-  dnnl::matmul mm;
-  dnnl::memory::desc a, b, c, bias;
-};
-
-// The primitive for one shape/layout.
-Prim build_prim(const Key& key) {
+// The matmul for one shape/layout.
+Matmul build_prim(const Key& key) {
   const auto [M, N, K, ta, tb, lda, ldb, ldc, acc, has_bias, c_bf16] = key;
-  Prim p;
-  p.a = dnnl::memory::desc({M, K}, dt::bf16, ta ? dims{1, lda} : dims{lda, 1});
-  p.b = dnnl::memory::desc({K, N}, dt::bf16, tb ? dims{1, ldb} : dims{ldb, 1});
-  p.c = dnnl::memory::desc({M, N}, c_bf16 ? dt::bf16 : dt::f32, dims{ldc, 1});
-  p.bias = dnnl::memory::desc({1, N}, dt::f32, dims{N, 1});
+  const dnnl::memory::desc a({M, K}, dt::bf16, ta ? dims{1, lda} : dims{lda, 1});
+  const dnnl::memory::desc b({K, N}, dt::bf16, tb ? dims{1, ldb} : dims{ldb, 1});
+  const dnnl::memory::desc c({M, N}, c_bf16 ? dt::bf16 : dt::f32, dims{ldc, 1});
   dnnl::post_ops po;
   if (acc) po.append_sum(1.0f);
   dnnl::primitive_attr attr;
   attr.set_post_ops(po);
-  auto& eng = cpu_engine();
-  auto d = has_bias ? dnnl::matmul::desc(p.a, p.b, p.bias, p.c) : dnnl::matmul::desc(p.a, p.b, p.c);
-  p.mm = dnnl::matmul(dnnl::matmul::primitive_desc(d, attr, eng));
-  return p;
+  return Matmul(a, b, c, has_bias ? dnnl::memory::desc({1, N}, dt::f32, dims{N, 1}) : dnnl::memory::desc(), attr);
 }
 
-Prim prim_for(const Key& key) {
-  static PrimitiveCache<Key, Prim> cache(512);
+Matmul prim_for(const Key& key) {
+  static PrimitiveCache<Key, Matmul> cache(512);
   return cache.get(key, [&] { return build_prim(key); });
 }
 
@@ -75,6 +67,15 @@ WeightGradPrim weight_grad_prim(int64_t M, int64_t N, int64_t K) {
 void weight_grad_bf16(int64_t M, int64_t N, int64_t K, const uint16_t* dy, const uint16_t* x, float* dW) {
   if (N == 0 || K == 0) return;
   CLIPKIT_ASSERT(M > 0);
+  if (!bf16_matmul_native()) {  // dW = dy^T x in fp32 on the widened operands (dnnl_matmul.h)
+    auto& ws = Workspace::local();
+    float* dyf = ws.get(kWeightGradF32, static_cast<size_t>(M * N));
+    float* xf = ws.get(kMatmulSrcF32, static_cast<size_t>(M * K));
+    widen_bf16(dy, dyf, M * N);
+    widen_bf16(x, xf, M * K);
+    sgemm(true, false, N, K, M, 1.0f, dyf, N, xf, K, 0.0f, dW, K);
+    return;
+  }
   const WeightGradPrim p = weight_grad_prim(M, N, K);
   count_flops(2 * M * N * K);
   auto& eng = cpu_engine();
@@ -91,15 +92,9 @@ void run_matmul(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const uint16_
   CLIPKIT_ASSERT(beta == 0.0f || beta == 1.0f);
   if (M == 0 || N == 0) return;
   CLIPKIT_ASSERT(K > 0);
-  const Prim p = prim_for(Key{M, N, K, ta, tb, lda, ldb, ldc, beta != 0.0f, bias != nullptr, c_bf16});
+  const Matmul m = prim_for(Key{M, N, K, ta, tb, lda, ldb, ldc, beta != 0.0f, bias != nullptr, c_bf16});
   count_flops(2 * M * N * K);
-  auto& eng = cpu_engine();
-  dnnl::memory am(p.a, eng, const_cast<uint16_t*>(A)), bm(p.b, eng, const_cast<uint16_t*>(B)), cm(p.c, eng, C);
-  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}};
-  if (bias) args[DNNL_ARG_BIAS] = dnnl::memory(p.bias, eng, const_cast<float*>(bias));
-  auto& strm = cpu_stream();
-  p.mm.execute(strm, args);
-  strm.wait();
+  m.execute(A, B, C, bias);
 }
 
 }  // namespace

@@ -7,7 +7,9 @@
 #include "core/error.h"
 #include "core/profile.h"
 #include "core/parallel.h"
+#include "core/tensor.h"
 #include "backend/cpu/dnnl_context.h"
+#include "backend/cpu/dnnl_matmul.h"
 #include "backend/cpu/activation.h"
 #include "backend/cpu/gemm.h"
 #include "backend/cpu/quantize.h"
@@ -59,7 +61,11 @@ void PackedLinear::forward(const float* x, int64_t M, float* y, Act act, bool ac
   if (M == 0) return;
   auto& eng = cpu_engine();
   auto& strm = cpu_stream();
-  const dt wdt = int8 ? dt::s8 : prec_ == Precision::BF16 ? dt::bf16 : dt::f32;
+  // Without native bf16 / s8 kernels (an AVX2-only CPU, dnnl_matmul.h), the same product runs in
+  // fp32 on the operands' bf16 or int8 values widened to fp32.
+  const bool bf16 = prec_ == Precision::BF16;
+  const bool widened = (bf16 && !bf16_matmul_native()) || (int8 && !int8_matmul_native());
+  const dt wdt = widened ? dt::f32 : int8 ? dt::s8 : bf16 ? dt::bf16 : dt::f32;
   const dnnl::memory::desc src_md({M, K_}, wdt, tag::ab);
   const dnnl::memory::desc dst_md({M, N_}, dt::f32, tag::ab);
   const dnnl::memory::desc bias_md({1, N_}, dt::f32, tag::ab);
@@ -95,8 +101,14 @@ void PackedLinear::forward(const float* x, int64_t M, float* y, Act act, bool ac
         quantize_rows_s8(W_, N_, K_, wq.data(), scale.data());
         if (impl_->wscale.empty()) impl_->wscale = std::move(scale);  // (the same for every layout)
       }
-      dnnl::memory user({{K_, N_}, int8 ? dt::s8 : dt::f32, tag::ba}, eng,
-                        int8 ? static_cast<void*>(wq.data()) : const_cast<float*>(W_));
+      std::vector<float> wf;  // widened: the bf16 or int8 weight values in fp32
+      if (widened) {
+        wf.resize(static_cast<size_t>(N_ * K_));
+        for (size_t i = 0; i < wf.size(); ++i) wf[i] = int8 ? static_cast<float>(wq[i]) : bf16_to_f32(f32_to_bf16(W_[i]));
+      }
+      const bool s8 = int8 && !widened;
+      dnnl::memory user({{K_, N_}, s8 ? dt::s8 : dt::f32, tag::ba}, eng,
+                        widened ? static_cast<void*>(wf.data()) : s8 ? static_cast<void*>(wq.data()) : const_cast<float*>(W_));
       wei = dnnl::memory(prim.wei_md, eng);
       dnnl::reorder(user, wei).execute(strm, user, wei);
       strm.wait();
@@ -108,16 +120,28 @@ void PackedLinear::forward(const float* x, int64_t M, float* y, Act act, bool ac
   auto& ws = Workspace::local();
   const void* src = x;
   float* row_scale = nullptr;
-  if (prec_ == Precision::BF16) {
+  if (bf16) {
     uint16_t* xb = ws.get_bf16(kLinearInputBf16, M * K_);
     ProfileScope prof_cvt("to_bf16");
     to_bf16(x, xb, M * K_);
     src = xb;
+    if (widened) {
+      float* xf = ws.get(kMatmulSrcF32, static_cast<size_t>(M * K_));
+      widen_bf16(xb, xf, M * K_);
+      src = xf;
+    }
   } else if (int8) {
     int8_t* xq = ws.get_s8(kLinearInputInt8, M * K_);
     row_scale = ws.get(kLinearRowScales, static_cast<size_t>(M));
     quantize_rows_s8(x, M, K_, xq, row_scale);
     src = xq;
+    if (widened) {
+      float* xf = ws.get(kMatmulSrcF32, static_cast<size_t>(M * K_));
+      parallel_for(M * K_, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) xf[i] = static_cast<float>(xq[i]);
+      }, 1 << 14);
+      src = xf;
+    }
   }
   float* out = int8 && accumulate ? ws.get(kLinearAccInt8, static_cast<size_t>(M * N_)) : y;
   dnnl::memory src_m(src_md, eng, const_cast<void*>(src));

@@ -1,0 +1,39 @@
+// A oneDNN matmul whose operands may be bf16, on any x86-64 CPU. oneDNN runs bf16 matmuls only
+// where the CPU has AVX-512 (natively with AVX512_BF16 or AMX); on an AVX2-only CPU (AMD Zen 2/3,
+// older Intel) it has no bf16 kernel at all. There Matmul runs the same product in fp32 on the
+// bf16 operands widened to fp32: a product of two bf16 numbers is exact in fp32, so the result
+// differs from a native bf16 kernel's (which also accumulates in fp32) only in the order of the
+// sums. bf16 results are rounded from the fp32 product as the native kernel rounds them.
+#pragma once
+#include <cstdint>
+#include <dnnl.hpp>
+
+namespace clipkit::backend::cpu {
+
+// Whether this CPU's oneDNN has bf16 / exact s8 x s8 (VNNI) matmul kernels (probed once). Where it
+// has not, bf16 and int8 products run in fp32 on the operands' values (int8: the integer sums are
+// exact below 2^24 and rounded to fp32's 24 bits above).
+bool bf16_matmul_native();
+bool int8_matmul_native();
+
+class Matmul {
+ public:
+  Matmul() = default;
+  // src [.., M, K], weights [.., K, N], dst [.., M, N] with any strides (no "any" layouts);
+  // bias (f32) optional; attr may carry post-ops (a sum post-op reads dst's old values).
+  Matmul(const dnnl::memory::desc& src, const dnnl::memory::desc& weights, const dnnl::memory::desc& dst,
+         const dnnl::memory::desc& bias = {}, const dnnl::primitive_attr& attr = {});
+  void execute(const void* src, const void* weights, void* dst, const void* bias = nullptr) const;
+
+ private:
+  dnnl::matmul prim_;
+  dnnl::memory::desc src_, wei_, dst_, bias_;      // as the caller describes them
+  dnnl::memory::desc run_src_, run_wei_, run_dst_;  // as the primitive runs them (f32 when emulated)
+};
+
+// The same strides and dims as md, in fp32 (bf16 descriptions widened for the emulation).
+dnnl::memory::desc as_f32(const dnnl::memory::desc& md);
+// y[i] = float(x[i]) for n bf16 values.
+void widen_bf16(const uint16_t* x, float* y, int64_t n);
+
+}  // namespace clipkit::backend::cpu
