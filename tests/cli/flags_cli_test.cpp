@@ -57,7 +57,7 @@ TEST(FlagsCli, BadValuesAreRefusedAtOnceWithOneLine) {
       {"search --index " + dir + "/nowhere", "give --text TEXT or --image FILE"},
       {"search --index " + dir + "/nowhere --image " + dir + "/missing.jpg", "--image " + dir + "/missing.jpg: no such file"},
       {"embed --model " + kModel + " --text hi --out " + dir + "/x.npy --precision fp16",
-       "--precision must be fp32 or bf16, got \"fp16\""},
+       "--precision must be fp32, bf16 or int8, got \"fp16\""},
       {"video --model " + kModel + " x.mp4 --labels a --scene-threshold 1.5", "--scene-threshold must be in (0, 1), got 1.5"},
       {"serve --index " + dir + "/nowhere --port 70000", "--port must be between 0 and 65535, got 70000"},
       {"dedup --folder " + kCoco + "/val2017 --report " + dir + "/r.json", "--model is required (except with --index)"},
