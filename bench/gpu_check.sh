@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # bench/gpu_check.sh -- issue 16's check on a bare GPU machine (docs/gpu.md says how to run it with
 # the device tool): configures and builds the standalone GPU build with every core, runs the GPU
-# tests, times HF transformers (bench/gpu/hf_side.py) and clipkit (bench/gpu/clipkit_side.py, the
-# hook that issue 16 part 2 fills in) on the same card, prints one table and writes JSON. Made to
+# tests, times HF transformers (bench/gpu/hf_side.py) and clipkit (bench/gpu/clipkit_side.py,
+# every clipkit row) on the same card, prints one table and writes JSON. Made to
 # finish in under 8 minutes on an H200 with 16 cores: the torch.compile row gets what is left of a
 # 7.5-minute budget (at most CLIPKIT_GPU_COMPILE_TIMEOUT seconds) and is skipped, saying so, below 60 s.
 #

@@ -1,6 +1,6 @@
 # The CUDA toolchain for -DCLIPKIT_CUDA=ON: nvcc (the toolkit's, /usr/local/cuda by default), native
 # code for compute capability 9.0 (H100/H200) plus its PTX (so a newer GPU JIT-compiles it), cuBLASLt
-# and cuBLAS; NCCL when the toolkit has it (multi-GPU data parallel, issue 16 part 2).
+# and cuBLAS; NCCL when the toolkit has it (multi-GPU data parallel: src/dist/nccl_comm).
 if(NOT CMAKE_CUDA_COMPILER AND NOT DEFINED ENV{CUDACXX} AND EXISTS /usr/local/cuda/bin/nvcc)
   set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
 endif()

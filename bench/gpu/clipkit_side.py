@@ -31,7 +31,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from rows import PARITY, ROWS  # noqa: E402
 
-PART2 = "issue 16 part 2 (clipkit bench/embed/train --device cuda)"
+PART2 = "a clipkit CLI with the cuda device (the standalone GPU build: scripts/build.sh cuda)"
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "peers"))
 
 
