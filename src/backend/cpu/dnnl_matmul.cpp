@@ -49,6 +49,19 @@ dnnl::memory::desc as_f32(const dnnl::memory::desc& md) {
   return dnnl::memory::desc(md.dims(), dt::f32, strides);
 }
 
+// The elements a strided description reaches from its first: 1 + sum (dim - 1) * stride (not
+// get_size(), which counts whole outer strides and so runs past a view that starts mid-buffer,
+// like k and v inside the [B, L, 3C] qkv buffer).
+int64_t span_elems(const dnnl::memory::desc& md) {
+  const auto& blk = md.data.format_desc.blocking;
+  int64_t span = 1;
+  for (int i = 0; i < md.data.ndims; ++i) {
+    if (md.data.dims[i] == 0) return 0;
+    span += (md.data.dims[i] - 1) * blk.strides[i];
+  }
+  return span;
+}
+
 void widen_bf16(const uint16_t* x, float* y, int64_t n) {
   parallel_for(n, [&](int64_t b, int64_t e) {
 #pragma omp simd
@@ -78,7 +91,7 @@ void Matmul::execute(const void* src, const void* weights, void* dst, const void
   auto& ws = Workspace::local();
   auto widened = [&](const dnnl::memory::desc& user, const dnnl::memory::desc& run, const void* p, int slot) -> void* {
     if (user.data_type() == run.data_type()) return const_cast<void*>(p);
-    const int64_t n = static_cast<int64_t>(user.get_size() / sizeof(uint16_t));
+    const int64_t n = span_elems(user);
     float* w = ws.get(slot, static_cast<size_t>(n));
     widen_bf16(static_cast<const uint16_t*>(p), w, n);  // (for dst: its old values, for a sum post-op and the gaps)
     return w;
@@ -91,7 +104,7 @@ void Matmul::execute(const void* src, const void* weights, void* dst, const void
   if (bias) args[DNNL_ARG_BIAS] = dnnl::memory(bias_, eng, const_cast<void*>(bias));
   prim_.execute(strm, args);
   strm.wait();
-  if (d != dst) to_bf16(static_cast<const float*>(d), static_cast<uint16_t*>(dst), static_cast<int64_t>(dst_.get_size() / 2));
+  if (d != dst) to_bf16(static_cast<const float*>(d), static_cast<uint16_t*>(dst), span_elems(dst_));
 }
 
 }  // namespace clipkit::backend::cpu
