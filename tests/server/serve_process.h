@@ -3,6 +3,7 @@
 // endless chunked bodies, bytes that are not HTTP), and the test index they serve.
 #pragma once
 #include <arpa/inet.h>
+#include <cerrno>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -113,10 +114,12 @@ class RawConnection {
     a.sin_port = htons(static_cast<uint16_t>(port));
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+      error_ = errno;
       ::close(fd_);
       fd_ = -1;
     }
   }
+  int error() const { return error_; }  // connect's errno when !ok()
   ~RawConnection() {
     if (fd_ >= 0) ::close(fd_);
   }
@@ -174,6 +177,7 @@ class RawConnection {
   }
 
   int fd_ = -1;
+  int error_ = 0;
 };
 
 // A request as bytes, with the test key "k3y" unless `key` is false; a POST gets Content-Type and

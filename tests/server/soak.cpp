@@ -7,7 +7,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -93,17 +95,33 @@ TEST(ServerSoak, ThirtyTwoConnectionsOfMixedRequests) {
         const Req& r = mix[rng() % mix.size()];
         const bool reused = c && r.good;
         if (!reused) c = std::make_unique<RawConnection>(serve.port());  // bad requests may close it
-        std::string resp = c->ok() && c->send(r.raw) ? c->read_response(90) : "";
+        // what became of a request that got no response (for the failure notes)
+        auto attempt = [&](std::string* why) {
+          if (!c->ok()) return *why = "connect failed: " + std::string(std::strerror(c->error())), std::string();
+          if (!c->send(r.raw)) return *why = "send failed", std::string();
+          const auto t0 = std::chrono::steady_clock::now();
+          std::string got = c->read_response(90);
+          if (got.empty()) {
+            char b[64];
+            std::snprintf(b, sizeof b, "no bytes in %.1f s",
+                          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+            *why = b;
+          }
+          return got;
+        };
+        std::string why;
+        std::string resp = attempt(&why);
         if (resp.empty() && reused) {  // the server closed the idle keep-alive connection: a new one
           c = std::make_unique<RawConnection>(serve.port());
-          resp = c->ok() && c->send(r.raw) ? c->read_response(90) : "";
+          resp = attempt(&why);
         }
         const int st = status_of(resp);
         if (r.good) {
           ++good;
           if (st < 200 || st >= 500) {
             ++good_failed;
-            note(std::to_string(st) + " for " + r.raw.substr(0, 60) + " -> " + test::body_of(resp).substr(0, 200));
+            note(std::to_string(st) + " for " + r.raw.substr(0, 60) + " -> " +
+                 (resp.empty() ? why + (reused ? " (after a kept-alive connection)" : "") : test::body_of(resp).substr(0, 200)));
             c.reset();
           }
         } else {
