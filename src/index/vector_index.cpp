@@ -184,6 +184,15 @@ faiss::InvertedLists* copy_lists(const std::vector<const faiss::InvertedLists*>&
   return od;
 }
 
+// A part file of ivf's structure, mapped rather than loaded (its lists stay in the page cache), and
+// its IVF; an Error naming the file when it is not a part of ivf.
+std::pair<std::unique_ptr<faiss::Index>, const faiss::IndexIVF*> map_part(const std::string& f, const faiss::IndexIVF& ivf) {
+  std::unique_ptr<faiss::Index> part(faiss::read_index(f.c_str(), faiss::IO_FLAG_MMAP));
+  const auto* p = faiss::ivflib::try_extract_index_ivf(part.get());
+  if (!p || p->nlist != ivf.nlist || p->code_size != ivf.code_size) fail("{}: not a part of this index", f);
+  return {std::move(part), p};
+}
+
 // Gives every in-memory list of ivf the capacity of its merged size (its entries plus those of
 // the same list in each part file, read through a mapping). Merging appends part after part, and
 // std::vector grows geometrically: without this the lists' slack averaged half their size again
@@ -194,9 +203,7 @@ void reserve_merged_lists(faiss::IndexIVF* ivf, const std::vector<std::string>& 
   std::vector<size_t> total(ivf->nlist);
   for (size_t l = 0; l < ivf->nlist; ++l) total[l] = lists->list_size(l);
   for (auto& f : files) {
-    std::unique_ptr<faiss::Index> part(faiss::read_index(f.c_str(), faiss::IO_FLAG_MMAP));
-    auto* p = faiss::ivflib::try_extract_index_ivf(part.get());
-    if (!p || p->nlist != ivf->nlist || p->code_size != ivf->code_size) fail("{}: not a part of this index", f);
+    const auto [part, p] = map_part(f, *ivf);
     for (size_t l = 0; l < ivf->nlist; ++l) total[l] += p->invlists->list_size(l);
   }
   for (size_t l = 0; l < ivf->nlist; ++l) {
@@ -238,14 +245,13 @@ void VectorIndex::append_parts(const std::vector<std::string>& files, const std:
     if (!lists_file.empty()) {
       if (!ivf) fail("{}: only IVF structures keep their lists on disk", factory_);
       if (ivf->ntotal != 0) fail("{}: lists can be moved to disk only while merging into an empty index", factory_);
-      // all parts at once, mapped rather than loaded: memory stays bounded by the page cache
+      // all parts at once, mapped: memory stays bounded by the page cache
       std::vector<std::unique_ptr<faiss::Index>> parts;
       std::vector<const faiss::InvertedLists*> lists = {ivf->invlists};
       int64_t added = 0;
       for (auto& f : files) {
-        parts.emplace_back(faiss::read_index(f.c_str(), faiss::IO_FLAG_MMAP));
-        auto* p = faiss::ivflib::try_extract_index_ivf(parts.back().get());
-        if (!p || p->nlist != ivf->nlist || p->code_size != ivf->code_size) fail("{}: not a part of this index", f);
+        auto [part, p] = map_part(f, *ivf);
+        parts.push_back(std::move(part));
         lists.push_back(p->invlists);
         added += p->ntotal;
       }
