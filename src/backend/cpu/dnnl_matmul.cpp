@@ -1,6 +1,5 @@
 #include "backend/cpu/dnnl_matmul.h"
 
-#include <cstdlib>
 #include <unordered_map>
 
 #include "backend/cpu/dnnl_context.h"
@@ -25,24 +24,7 @@ bool can_build(dt a, dt b, tag wtag) {
   }
 }
 
-}  // namespace
-
-bool bf16_matmul_native() {
-  static const bool native = can_build(dt::bf16, dt::bf16, tag::ab);
-  return native;
-}
-
-// Without VNNI, oneDNN multiplies int8 with vpmaddubsw, whose int16 pair sums saturate: results
-// off by up to 10% of their size here (AMD Zen 3), so only VNNI CPUs count as native.
-bool int8_matmul_native() {
-  static const bool native = [] {
-    const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
-    const auto has = [&](dnnl::cpu_isa i) { return (isa & static_cast<unsigned>(i)) == static_cast<unsigned>(i); };
-    return (has(dnnl::cpu_isa::avx512_core_vnni) || has(dnnl::cpu_isa::avx2_vnni)) && can_build(dt::s8, dt::s8, tag::any);
-  }();
-  return native;
-}
-
+// The same dims and strides as md, in fp32 (a bf16 operand widened for the emulation).
 dnnl::memory::desc as_f32(const dnnl::memory::desc& md) {
   const auto& blk = md.data.format_desc.blocking;
   dnnl::memory::dims strides(blk.strides, blk.strides + md.data.ndims);
@@ -60,6 +42,24 @@ int64_t span_elems(const dnnl::memory::desc& md) {
     span += (md.data.dims[i] - 1) * blk.strides[i];
   }
   return span;
+}
+
+}  // namespace
+
+bool bf16_matmul_native() {
+  static const bool native = can_build(dt::bf16, dt::bf16, tag::ab);
+  return native;
+}
+
+// Without VNNI, oneDNN multiplies int8 with vpmaddubsw, whose int16 pair sums saturate: results
+// off by up to 10% of their size here (AMD Zen 3), so only VNNI CPUs count as native.
+bool int8_matmul_native() {
+  static const bool native = [] {
+    const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+    const auto has = [&](dnnl::cpu_isa i) { return (isa & static_cast<unsigned>(i)) == static_cast<unsigned>(i); };
+    return (has(dnnl::cpu_isa::avx512_core_vnni) || has(dnnl::cpu_isa::avx2_vnni)) && can_build(dt::s8, dt::s8, tag::any);
+  }();
+  return native;
 }
 
 void widen_bf16(const uint16_t* x, float* y, int64_t n) {

@@ -31,10 +31,6 @@ class Matmul {
   dnnl::memory::desc run_src_, run_wei_, run_dst_;  // as the primitive runs them (f32 when emulated)
 };
 
-// The same strides and dims as md, in fp32 (bf16 descriptions widened for the emulation).
-dnnl::memory::desc as_f32(const dnnl::memory::desc& md);
-// How many elements a strided description spans from its first one.
-int64_t span_elems(const dnnl::memory::desc& md);
 // y[i] = float(x[i]) for n bf16 values.
 void widen_bf16(const uint16_t* x, float* y, int64_t n);
 

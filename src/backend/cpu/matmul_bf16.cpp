@@ -6,8 +6,6 @@
 #include "core/error.h"
 #include "backend/cpu/dnnl_context.h"
 #include "backend/cpu/dnnl_matmul.h"
-#include "backend/cpu/gemm.h"
-#include "backend/cpu/workspace.h"
 #include "backend/flop_count.h"
 
 namespace clipkit::backend::cpu {
@@ -67,15 +65,9 @@ WeightGradPrim weight_grad_prim(int64_t M, int64_t N, int64_t K) {
 void weight_grad_bf16(int64_t M, int64_t N, int64_t K, const uint16_t* dy, const uint16_t* x, float* dW) {
   if (N == 0 || K == 0) return;
   CLIPKIT_ASSERT(M > 0);
-  if (!bf16_matmul_native()) {  // dW = dy^T x in fp32 on the widened operands (dnnl_matmul.h)
-    auto& ws = Workspace::local();
-    float* dyf = ws.get(kWeightGradF32, static_cast<size_t>(M * N));
-    float* xf = ws.get(kMatmulSrcF32, static_cast<size_t>(M * K));
-    widen_bf16(dy, dyf, M * N);
-    widen_bf16(x, xf, M * K);
-    sgemm(true, false, N, K, M, 1.0f, dyf, N, xf, K, 0.0f, dW, K);
-    return;
-  }
+  // without bf16 kernels there is no bf16 inner product either: dW = dy^T x as a matmul, which
+  // Matmul emulates (dnnl_matmul.h)
+  if (!bf16_matmul_native()) return matmul_bf16(true, false, N, K, M, dy, N, x, K, 0.0f, dW, K);
   const WeightGradPrim p = weight_grad_prim(M, N, K);
   count_flops(2 * M * N * K);
   auto& eng = cpu_engine();

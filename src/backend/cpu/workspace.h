@@ -21,7 +21,6 @@ enum WorkspaceSlot : int {
   kLinearProduct,     // cpu_backend: a product added into its destination afterwards
   kNormDx, kNormDgamma, kNormDbeta,  // cpu_backend: layer-norm gradients nobody asked for
   kMatmulSrcF32, kMatmulWeightsF32, kMatmulDstF32,  // dnnl_matmul: bf16 operands widened (CPUs without bf16)
-  kWeightGradF32,     // matmul_bf16: dy widened for the emulated weight gradient
   kSlotCount
 };
 
