@@ -97,8 +97,14 @@ TEST(ServerSoak, ThirtyTwoConnectionsOfMixedRequests) {
         if (!reused) c = std::make_unique<RawConnection>(serve.port());  // bad requests may close it
         // what became of a request that got no response (for the failure notes)
         auto attempt = [&](std::string* why) {
-          if (!c->ok()) return *why = "connect failed: " + std::string(std::strerror(c->error())), std::string();
-          if (!c->send(r.raw)) return *why = "send failed", std::string();
+          if (!c->ok()) {
+            *why = "connect failed: " + std::string(std::strerror(c->error()));
+            return std::string();
+          }
+          if (!c->send(r.raw)) {
+            *why = "send failed";
+            return std::string();
+          }
           const auto t0 = std::chrono::steady_clock::now();
           std::string got = c->read_response(90);
           if (got.empty()) {
