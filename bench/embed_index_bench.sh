@@ -1,9 +1,12 @@
 #!/bin/bash
-# End-to-end images/s from JPEG files to a built index, ViT-B/32 (random weights), fp32 and bf16.
+# End-to-end images/s from JPEG files to a built index, ViT-B/32 (random weights), against the
+# model-only rate of the same model measured in the same run (`clipkit bench embed`, pixels given).
 #   bench/embed_index_bench.sh [CLIPKIT] [N_IMAGES] [DECODE_THREADS]
+# Environment: PRECISIONS (default "fp32 bf16"; int8 too where the CPU has VNNI).
 # Makes N JPEG files (copies of the COCO-format test images, distinct paths), then times
-# `clipkit index build --images` (decode + preprocess on worker threads, model, shards, FAISS,
-# SQLite). Run under the bench lock: flock /tmp/clipkit-bench.lock bench/embed_index_bench.sh
+# `clipkit index build --images` (start-up, decode + preprocess on worker threads, model, shards,
+# FAISS, SQLite) as a process. "vs_model_only" is the end-to-end rate over the model-only rate.
+# Run under the bench lock: flock /tmp/clipkit-bench.lock bench/embed_index_bench.sh
 set -euo pipefail
 CLIPKIT=${1:-build/tools/clipkit/clipkit}
 N=${2:-512}
@@ -17,12 +20,14 @@ mapfile -t SRC < <(ls "$HERE"/tests/data/datasets/coco-tiny/{train2017,val2017}/
 for ((i = 0; i < N; i++)); do
   cp "${SRC[$((i % ${#SRC[@]}))]}" "$WORK/images/$(printf %06d $i).jpg"
 done
-for prec in fp32 bf16; do
+for prec in ${PRECISIONS:-fp32 bf16}; do
+  model_only=$("$CLIPKIT" bench embed --model "$WORK/model" --precision "$prec" --no-text --batch-size 32 --iters 8 --json |
+               python3 -c 'import json,sys; print(json.load(sys.stdin)["images_per_s"])')
   rm -rf "$WORK/idx"
   t0=$(date +%s.%N)
   "$CLIPKIT" index build --model "$WORK/model" --images "$WORK/images" --index "$WORK/idx" \
-    --precision $prec --batch-size 32 --decode-threads "$DT" > /dev/null 2> "$WORK/log"
+    --precision "$prec" --batch-size 32 --decode-threads "$DT" > /dev/null 2> "$WORK/log"
   t1=$(date +%s.%N)
   embed_rate=$(sed -n 's/.*; \([0-9.]*\) images\/s this run/\1/p' "$WORK/log")
-  python3 -c "import sys; n=$N; s=$t1-$t0; print('{\"precision\": \"$prec\", \"images\": %d, \"seconds\": %.2f, \"images_per_s_end_to_end\": %.1f, \"images_per_s_embedding\": %s, \"decode_threads\": $DT}' % (n, s, n/s, '$embed_rate'))"
+  python3 -c "n=$N; s=$t1-$t0; m=$model_only; print('{\"precision\": \"$prec\", \"images\": %d, \"seconds\": %.2f, \"images_per_s_end_to_end\": %.1f, \"images_per_s_embedding\": %s, \"images_per_s_model_only\": %.1f, \"vs_model_only\": %.3f, \"decode_threads\": $DT}' % (n, s, n/s, '$embed_rate', m, n/s/m))"
 done

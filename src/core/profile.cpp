@@ -2,11 +2,11 @@
 
 #include <time.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <mutex>
-#include <string>
 
 namespace clipkit {
 namespace {
@@ -17,16 +17,23 @@ int64_t now_ns(clockid_t c) {
   return ts.tv_sec * 1000000000ll + ts.tv_nsec;
 }
 
+struct Counter {
+  int64_t wall = 0, cpu = 0, calls = 0;
+  bool nested = false;
+};
+
 struct Table {
   std::mutex mu;
-  std::map<std::string, std::pair<int64_t, int64_t>> rows;  // name -> (wall ns, cpu ns)
+  std::map<std::string, Counter> rows;
   ~Table() {
     if (rows.empty()) return;
     int64_t tw = 0, tc = 0;
-    for (auto& [n, v] : rows) tw += v.first, tc += v.second;
+    for (auto& [n, v] : rows)
+      if (!v.nested) tw += v.wall, tc += v.cpu;
     std::fprintf(stderr, "\n%-24s %10s %10s %6s\n", "op", "wall ms", "cpu ms", "cpu %");
     for (auto& [n, v] : rows)
-      std::fprintf(stderr, "%-24s %10.1f %10.1f %6.1f\n", n.c_str(), v.first / 1e6, v.second / 1e6, 100.0 * v.second / tc);
+      std::fprintf(stderr, "%-24s %10.1f %10.1f %6.1f%s\n", n.c_str(), v.wall / 1e6, v.cpu / 1e6, 100.0 * v.cpu / tc,
+                   v.nested ? "  (nested)" : "");
     std::fprintf(stderr, "%-24s %10.1f %10.1f\n", "total", tw / 1e6, tc / 1e6);
   }
 };
@@ -36,18 +43,33 @@ Table& table() {
   return t;
 }
 
-}  // namespace
-
-bool profiling_enabled() {
-  static const bool on = [] {
+std::atomic<bool>& enabled() {
+  static std::atomic<bool> on{[] {
     const char* e = std::getenv("CLIPKIT_PROFILE");
     return e && *e && *e != '0';
-  }();
+  }()};
   return on;
+}
+
+thread_local int t_depth = 0;
+
+}  // namespace
+
+bool profiling_enabled() { return enabled().load(std::memory_order_relaxed); }
+void profile_enable() { enabled().store(true); }
+
+std::vector<ProfileRow> profile_take() {
+  auto& t = table();
+  std::lock_guard<std::mutex> lock(t.mu);
+  std::vector<ProfileRow> out;
+  for (auto& [n, v] : t.rows) out.push_back({n, v.wall / 1e6, v.cpu / 1e6, v.calls, v.nested});
+  t.rows.clear();
+  return out;
 }
 
 ProfileScope::ProfileScope(const char* name) : name_(profiling_enabled() ? name : nullptr) {
   if (!name_) return;
+  nested_ = t_depth++ > 0;
   wall0_ = now_ns(CLOCK_MONOTONIC);
   cpu0_ = now_ns(CLOCK_PROCESS_CPUTIME_ID);
 }
@@ -55,11 +77,14 @@ ProfileScope::ProfileScope(const char* name) : name_(profiling_enabled() ? name 
 ProfileScope::~ProfileScope() {
   if (!name_) return;
   const int64_t w = now_ns(CLOCK_MONOTONIC) - wall0_, c = now_ns(CLOCK_PROCESS_CPUTIME_ID) - cpu0_;
+  --t_depth;
   auto& t = table();
   std::lock_guard<std::mutex> lock(t.mu);
   auto& r = t.rows[name_];
-  r.first += w;
-  r.second += c;
+  r.wall += w;
+  r.cpu += c;
+  r.calls += 1;
+  r.nested = r.nested || nested_;
 }
 
 }  // namespace clipkit

@@ -1,13 +1,28 @@
-// Opt-in op profiler: with CLIPKIT_PROFILE=1 in the environment, each ProfileScope adds its wall
-// time and the process CPU time to a named counter, and a table is printed to stderr at exit.
+// Opt-in op profiler: with CLIPKIT_PROFILE=1 in the environment (or profile_enable()), each
+// ProfileScope adds its wall time and the process CPU time to a named counter. A scope opened
+// inside another on the same thread is "nested": it is part of its parent's time. The table is
+// printed to stderr at exit, unless profile_take() took the counters first (`clipkit bench train
+// --profile` takes them per row, for the timed steps only).
 // CPU time divided by the thread count estimates what the op costs on an otherwise idle machine
 // (run with OMP_WAIT_POLICY=passive so waiting threads don't burn CPU).
 #pragma once
 #include <cstdint>
+#include <string>
+#include <vector>
 
 namespace clipkit {
 
 bool profiling_enabled();
+void profile_enable();
+
+struct ProfileRow {
+  std::string name;
+  double wall_ms = 0, cpu_ms = 0;
+  int64_t calls = 0;
+  bool nested = false;  // opened inside another scope (its time is in that one's too)
+};
+// The counters so far, by name, and zeroes them.
+std::vector<ProfileRow> profile_take();
 
 class ProfileScope {
  public:
@@ -16,6 +31,7 @@ class ProfileScope {
 
  private:
   const char* name_;
+  bool nested_ = false;
   int64_t wall0_ = 0, cpu0_ = 0;
 };
 

@@ -108,6 +108,47 @@ TEST_F(SafeTensorsTest, NonFiniteWeightsAreNamed) {
   EXPECT_NO_THROW(Checkpoint(path("ck")).require_finite());
 }
 
+// The scan runs in blocks over threads: the first bad element is the one named, in every dtype,
+// and the largest finite values, subnormals and negative zero pass.
+TEST_F(SafeTensorsTest, FirstNonFiniteElementIsNamedAcrossBlocks) {
+  const int64_t n = 300000;  // several 4096-element blocks and 65536-element thread chunks
+  auto check = [&](Tensor t, const std::string& want) {
+    write_safetensors(path("ck/model.safetensors"), {{"w", t}});
+    try {
+      Checkpoint(path("ck")).require_finite();
+      EXPECT_EQ(want, "") << "nothing found";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+      EXPECT_NE(want, "") << e.what();
+    }
+  };
+  fs::create_directories(path("ck"));
+  Tensor f = Tensor::zeros(DType::F32, {n});
+  f.ptr<float>()[1] = std::numeric_limits<float>::max();
+  f.ptr<float>()[2] = -std::numeric_limits<float>::max();
+  f.ptr<float>()[3] = std::numeric_limits<float>::denorm_min();
+  f.ptr<float>()[4] = -0.0f;
+  check(f, "");
+  f.ptr<float>()[270001] = std::numeric_limits<float>::quiet_NaN();
+  f.ptr<float>()[150001] = -std::numeric_limits<float>::infinity();
+  check(f, "at element 150001");
+  Tensor d = Tensor::zeros(DType::F64, {n});
+  d.ptr<double>()[1] = std::numeric_limits<double>::max();
+  check(d, "");
+  d.ptr<double>()[n - 1] = std::numeric_limits<double>::infinity();
+  check(d, "at element 299999");
+  Tensor h = Tensor::zeros(DType::F16, {n});
+  h.ptr<uint16_t>()[7] = 0x7bff;  // the largest finite half
+  check(h, "");
+  h.ptr<uint16_t>()[70000] = 0xfc00;  // -inf
+  check(h, "at element 70000");
+  Tensor b = Tensor::zeros(DType::BF16, {n});
+  b.ptr<uint16_t>()[9] = 0x7f7f;  // the largest finite bfloat16
+  check(b, "");
+  b.ptr<uint16_t>()[4096] = 0xffc1;  // a negative NaN
+  check(b, "at element 4096");
+}
+
 TEST_F(SafeTensorsTest, BytesInMemoryAreValidatedTheSameWay) {
   std::string s = read_file(raw("x.safetensors", R"({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}})", 8));
   EXPECT_EQ(SafeTensorsFile::from_bytes(s, "mem").get("a").numel(), 2);

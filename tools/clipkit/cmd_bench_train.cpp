@@ -10,7 +10,9 @@
 // does not depend on the values): random pixels, random token ids with caption lengths 10..20
 // tokens (COCO-like), the same as bench/peers/torch_train_bench.py and bench/gpu/hf_side.py use.
 // RoBERTa's dropout is on by default (train mode, as the HF Trainer runs it). --json: one line, an
-// array of rows. (This was bench/train_bench before issue 16: the CLI has it in every build,
+// array of rows. --profile: where a timed step's time goes, op by op (core/profile.h's scopes over
+// the timed steps only; what no scope covers is "outside the named ops"), after each row and in
+// its JSON ("ops"). (This was bench/train_bench before issue 16: the CLI has it in every build,
 // the standalone GPU build included.)
 #include <algorithm>
 #include <chrono>
@@ -23,6 +25,7 @@
 #include "core/error.h"
 #include "core/json.h"
 #include "core/parallel.h"
+#include "core/profile.h"
 #include "model/clip_model.h"
 #include "model/flops.h"
 #include "train/optimizer.h"
@@ -44,8 +47,35 @@ std::vector<std::string> split(const std::string& s) {
 struct Opts {
   std::string model, precisions = "fp32,bf16", paddings = "128,dynamic", device = "auto";
   int batch = 32, steps = 2, warmup = 1, threads = 0;
-  bool json = false, no_dropout = false;
+  bool json = false, no_dropout = false, profile = false;
 };
+
+// The timed steps' op table: ms per step and share of the step, nested scopes under their parent.
+nlohmann::json op_breakdown(const std::vector<ProfileRow>& prof, double step_ms, int steps, bool print) {
+  nlohmann::json ops = nlohmann::json::array();
+  std::vector<ProfileRow> rows = prof;
+  std::stable_sort(rows.begin(), rows.end(), [](const ProfileRow& a, const ProfileRow& b) {
+    return a.nested != b.nested ? !a.nested : a.wall_ms > b.wall_ms;
+  });
+  double named = 0;
+  if (print) std::printf("  %-28s %10s %8s %8s\n", "op", "ms/step", "% step", "calls");
+  for (const auto& r : rows) {
+    const double ms = r.wall_ms / steps;
+    if (!r.nested) named += ms;
+    ops.push_back({{"op", r.name}, {"ms_per_step", ms}, {"share", ms / step_ms}, {"calls_per_step", r.calls / steps},
+                   {"nested", r.nested}});
+    if (print)
+      std::printf("  %-28s %10.1f %7.1f%% %8lld%s\n", r.name.c_str(), ms, 100 * ms / step_ms,
+                  static_cast<long long>(r.calls / steps), r.nested ? "  (inside another op)" : "");
+  }
+  ops.push_back({{"op", "outside the named ops"}, {"ms_per_step", step_ms - named}, {"share", 1 - named / step_ms},
+                 {"nested", false}});
+  if (print) {
+    std::printf("  %-28s %10.1f %7.1f%%\n", "outside the named ops", step_ms - named, 100 * (1 - named / step_ms));
+    std::printf("  %-28s %10.1f\n", "step (mean of the timed)", step_ms);
+  }
+  return ops;
+}
 
 // the rows of one precision: a step timed at each padding
 void bench_precision(const Opts& o, const std::string& pname, nlohmann::json& rows) {
@@ -94,6 +124,8 @@ void bench_precision(const Opts& o, const std::string& pname, nlohmann::json& ro
       opt.step(1e-5, train::clip_coefficient(opt.grad_norm(), 1.0));  // grad_norm waits for the device
     };
     for (int w = 0; w < o.warmup; ++w) step(static_cast<uint64_t>(w));
+    be.synchronize();
+    if (o.profile) profile_take();  // the warm-up's and the load's counts are not the step's
     std::vector<double> times;
     int64_t step_flops = 0;  // matmul FLOPs one step performed (the ops' count)
     for (int s = 0; s < o.steps; ++s) {
@@ -104,6 +136,10 @@ void bench_precision(const Opts& o, const std::string& pname, nlohmann::json& ro
       times.push_back(since(t0));
       step_flops = backend::flops_counted();
     }
+    std::vector<ProfileRow> prof;
+    if (o.profile) prof = profile_take();
+    double total = 0;
+    for (double x : times) total += x;
     std::sort(times.begin(), times.end());
     const double t = times[times.size() / 2];
     const double fwd = B * (model::vision_flops(vc, P) + model::text_flops(tc, L, P));
@@ -117,6 +153,7 @@ void bench_precision(const Opts& o, const std::string& pname, nlohmann::json& ro
       std::printf("%-5s pad %-8s L=%3lld  %7.2f samples/s  step %6.3f s  model %7.1f GFLOP/s  performed %7.1f "
                   "GFLOP/s = %5.1f%% of %.0f GFLOP/s peak\n",
                   pname.c_str(), pad.c_str(), static_cast<long long>(L), B / t, t, gflops, done, 100 * done / peak, peak);
+    if (o.profile) rows.back()["ops"] = op_breakdown(prof, 1e3 * total / o.steps, o.steps, !o.json);
     std::fflush(stdout);
   }
 }
@@ -136,7 +173,10 @@ RunFn setup_bench_train(CLI::App& app) {
   add_threads_flag(app, o->threads);
   add_device_option(app, o->device);
   add_json_flag(app, o->json, "one line: an array of rows");
+  app.add_flag("--profile", o->profile,
+               "after each row, where the timed steps' time goes: ms per step of each op (and in the JSON: \"ops\")");
   return [o]() {
+    if (o->profile) profile_enable();
     if (o->batch < 2) fail("--batch-size must be ≥ 2 for the contrastive loss, got {}", o->batch);
     for (const auto& pad : split(o->paddings))
       if (pad != "dynamic" && (pad.empty() || pad.find_first_not_of("0123456789") != std::string::npos || std::stoll(pad) < 2))

@@ -1,5 +1,6 @@
-// Activation kernels over n floats (the training path's unfused epilogues; fp32/bf16 inference fuses
-// them into the matmul as oneDNN post-ops, int8 inference runs act_forward_dequant).
+// Activation kernels over n floats, vectorized (the training path's unfused epilogues; fp32/bf16
+// inference fuses them into the matmul as oneDNN post-ops, int8 inference runs act_forward_dequant).
+// Relative error a few 1e-7 against the exact functions (tests/backend/cpu/activation_test.cpp).
 //   quick_gelu(x) = x * sigmoid(1.702 x)   gelu(x) = x * Phi(x)   gelu_new: tanh approximation
 //   relu(x) = max(x, 0)   tanh(x)
 #pragma once
@@ -14,10 +15,9 @@ void act_forward(const float* x, float* y, int64_t n, Act a);
 // dx = dy * act'(x)  (x is the pre-activation input; dx may alias dy)
 void act_backward(const float* x, const float* dy, float* dx, int64_t n, Act a);
 
-// The bf16 training path: vectorized approximations (relative error a few 1e-7, far below bf16
-// rounding). The forward writes y = bf16(act(x)), the input of the next (bf16) matmul.
+// The bf16 training path's forward: y = bf16(act(x)), the input of the next (bf16) matmul. (Its
+// backward is act_backward: the gradient stays fp32.)
 void act_forward_bf16(const float* x, uint16_t* y, int64_t n, Act a);
-void act_backward_bf16(const float* x, const float* dy, float* dx, int64_t n, Act a);
 
 // The int8 matmul's epilogue, with the same vectorized activations: y [M, N] = act(acc[m, n] *
 // row_scale[m] * col_scale[n] + bias[n]), or y += that with accumulate. bias may be null; acc may

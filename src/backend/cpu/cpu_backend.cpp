@@ -167,8 +167,7 @@ class CpuBackend final : public Backend {
     float* g = dy.as<float>();
     if (e.act != Act::None) {
       CLIPKIT_ASSERT(e.preact);
-      if (cw.precision == Precision::BF16) act_backward_bf16(e.preact->as<float>(), g, g, M * N, e.act);
-      else act_backward(e.preact->as<float>(), g, g, M * N, e.act);
+      act_backward(e.preact->as<float>(), g, g, M * N, e.act);
     }
     float* pdx = dx ? dx->as<float>() : nullptr;
     float* pdW = dW ? dW->as<float>() : nullptr;

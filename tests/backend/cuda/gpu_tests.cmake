@@ -6,7 +6,7 @@
 # from their sources so that the standalone GPU build (no oneDNN) has them too.
 set(_cpu ${PROJECT_SOURCE_DIR}/src/backend/cpu)
 add_library(clipkit_cpu_ref STATIC
-  ${_cpu}/activation.cpp ${_cpu}/activation_bf16.cpp ${_cpu}/clip_loss.cpp ${_cpu}/dropout.cpp ${_cpu}/embedding.cpp
+  ${_cpu}/activation.cpp ${_cpu}/clip_loss.cpp ${_cpu}/dropout.cpp ${_cpu}/embedding.cpp
   ${_cpu}/im2col.cpp ${_cpu}/layernorm.cpp ${_cpu}/optimizer.cpp)
 target_include_directories(clipkit_cpu_ref PUBLIC ${PROJECT_SOURCE_DIR}/src)
 target_link_libraries(clipkit_cpu_ref PUBLIC clipkit_backend)

@@ -1,0 +1,71 @@
+// clipkit bench train on the tiny dual encoder: the rows, and --profile's op table (issue 20: where
+// a training step's time goes).
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "cli_util.h"
+#include "test_util.h"
+
+namespace clipkit {
+namespace {
+
+using test::data_path;
+using test::run_clipkit;
+
+TEST(BenchTrainCli, ProfileSplitsTheTimedStepsByOp) {
+  const std::string model = data_path("models/tiny-clip-roberta");
+  auto r = run_clipkit("bench train --model " + model +
+                       " --batch-size 4 --warmup 1 --steps 2 --precision fp32,bf16 --padding dynamic --profile --json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto rows = nlohmann::json::parse(r.out);
+  ASSERT_EQ(rows.size(), 2u);
+  for (const auto& row : rows) {
+    const std::string prec = row.at("precision");
+    ASSERT_TRUE(row.contains("ops")) << prec;
+    std::set<std::string> names;
+    double named = 0, outside = -1;
+    for (const auto& op : row.at("ops")) {
+      const std::string name = op.at("op");
+      names.insert(name);
+      const double ms = op.at("ms_per_step");
+      if (name == "outside the named ops") {
+        outside = ms;
+        continue;
+      }
+      EXPECT_GE(ms, 0) << name;
+      EXPECT_GE(op.at("calls_per_step").get<int64_t>(), 1) << name;
+      if (!op.at("nested").get<bool>()) named += ms;
+    }
+    const std::string sfx = prec == "bf16" ? " bf16" : "";
+    // every linear layer runs forward and backward once per step; the optimizer once
+    EXPECT_TRUE(names.count("linear fwd" + sfx)) << prec << ": " << row.at("ops").dump();
+    EXPECT_TRUE(names.count("linear bwd" + sfx)) << prec;
+    EXPECT_TRUE(names.count("adamw")) << prec;
+    for (const auto& op : row.at("ops")) {
+      if (op.at("op") == "adamw") {
+        EXPECT_EQ(op.at("calls_per_step").get<int64_t>(), 1);
+      }
+    }
+    // the named ops never add up to more than the step (nested scopes are not counted twice), and
+    // the table covers the timed steps only (the warm-up's first-call costs are not in it)
+    // (step_s is the median of the two timed steps, here the slower one; the table's step is their mean)
+    const double step_ms = 1e3 * row.at("step_s").get<double>();
+    EXPECT_GE(outside, 0) << prec;
+    EXPECT_LE(named, step_ms) << prec;
+    if (prec == "bf16") {  // the dy conversion is a scope inside the backward's
+      bool nested_seen = false;
+      for (const auto& op : row.at("ops"))
+        if (op.at("op") == "linear bwd dy+db") nested_seen = op.at("nested").get<bool>();
+      EXPECT_TRUE(nested_seen) << row.at("ops").dump();
+    }
+  }
+  // without --profile there is no table
+  r = run_clipkit("bench train --model " + model + " --batch-size 4 --warmup 0 --steps 1 --precision fp32 --padding 8 --json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_FALSE(nlohmann::json::parse(r.out)[0].contains("ops"));
+}
+
+}  // namespace
+}  // namespace clipkit
