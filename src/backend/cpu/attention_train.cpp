@@ -151,25 +151,29 @@ void softmax_backward_rows(const float* probs, const float* dP, Out* dS, const A
   }, 16);
 }
 
+// S = Q K^T into probs; P = softmax (probs) and the operand P_d (pd: bf16 always, fp32 only with
+// dropout, else P_d is probs); O = P_d V. Op is the operand type: float or uint16_t (bf16).
+template <typename Op>
+void train_forward(const Op* qkv, Op* out, const AttentionShape& s, bool causal, const int32_t* key_mask,
+                   float* probs, Op* pd, const Dropout& drop) {
+  const int64_t C = s.C();
+  const Prims p = prims(s.B, s.L, s.H, s.D, std::is_same_v<Op, float> ? dt::f32 : dt::bf16);
+  const DropoutMask mask(drop.p, drop.seed, drop.site);
+  count_flops(4 * s.B * s.H * s.L * s.L * s.D);
+  p.qk.execute(qkv, qkv + C, probs);  // S = Q K^T
+  if (drop.on()) softmax_rows<true, Op>(probs, pd, s, causal, key_mask, mask);
+  else softmax_rows<false, Op>(probs, pd, s, causal, key_mask, mask);
+  p.pv.execute(pd ? static_cast<const void*>(pd) : probs, qkv + 2 * C, out);  // O = P_d V
+}
+
 }  // namespace
 
 void attention_forward_train(const float* qkv, float* out, const AttentionShape& s, bool causal,
                              const int32_t* key_mask, float* probs, const Dropout& drop) {
   ProfileScope prof("attention train fwd");
-  const int64_t C = s.C();
-  const Prims p = prims(s.B, s.L, s.H, s.D, dt::f32);
-  const DropoutMask mask(drop.p, drop.seed, drop.site);
-  count_flops(4 * s.B * s.H * s.L * s.L * s.D);
-  p.qk.execute(qkv, qkv + C, probs);  // S = Q K^T
-  const float* pd = probs;
-  if (drop.on()) {
-    float* pdrop = Workspace::local().get(kProbsDropped, static_cast<size_t>(s.B * s.H * s.L * s.L));
-    softmax_rows<true, float>(probs, pdrop, s, causal, key_mask, mask);
-    pd = pdrop;
-  } else {
-    softmax_rows<false, float>(probs, nullptr, s, causal, key_mask, mask);
-  }
-  p.pv.execute(pd, qkv + 2 * C, out);  // O = P_d V
+  // P_d is probs itself without dropout; with it, a buffer of its own (the backward regenerates it)
+  float* pd = drop.on() ? Workspace::local().get(kProbsDropped, static_cast<size_t>(s.B * s.H * s.L * s.L)) : nullptr;
+  train_forward<float>(qkv, out, s, causal, key_mask, probs, pd, drop);
 }
 
 void attention_backward(const float* dout, const float* qkv, const float* probs, float* dqkv, const AttentionShape& s,
@@ -201,14 +205,7 @@ void attention_backward(const float* dout, const float* qkv, const float* probs,
 void attention_forward_bf16(const uint16_t* qkv_b, uint16_t* out_b, const AttentionShape& s, bool causal,
                             const int32_t* key_mask, float* probs, uint16_t* probs_b, const Dropout& drop) {
   ProfileScope prof("attention fwd bf16");
-  const int64_t C = s.C();
-  const Prims p = prims(s.B, s.L, s.H, s.D, dt::bf16);
-  const DropoutMask mask(drop.p, drop.seed, drop.site);
-  count_flops(4 * s.B * s.H * s.L * s.L * s.D);
-  p.qk.execute(qkv_b, qkv_b + C, probs);      // S = Q K^T
-  if (drop.on()) softmax_rows<true, uint16_t>(probs, probs_b, s, causal, key_mask, mask);
-  else softmax_rows<false, uint16_t>(probs, probs_b, s, causal, key_mask, mask);
-  p.pv.execute(probs_b, qkv_b + 2 * C, out_b);  // O = P_d V
+  train_forward<uint16_t>(qkv_b, out_b, s, causal, key_mask, probs, probs_b, drop);
 }
 
 void attention_backward_bf16(const float* dout, const uint16_t* qkv_b, const float* probs, const uint16_t* probs_b,
