@@ -99,9 +99,12 @@ TEST(FullTrainCli, TwoProcessesEqualOneProcess) {
     double d = max_diff(dir + "/one/model.safetensors", dir + "/two/model.safetensors", t);
     std::printf("  %s: max |1 proc - 2 procs| = %.3g\n", t, d);
     // 3 AdamW steps at lr 1e-3 move a weight by up to 3e-3; the two runs differ only in the order
-    // of fp32 sums (rows split across ranks), which oneDNN's kernels for the CPU at hand decide:
-    // 1% of that movement (AVX-512 kernels give <= 1e-5, AVX2 ones up to 1.1e-5 on the patch embedding)
-    EXPECT_LT(d, 0.01 * 3 * 1e-3) << t;
+    // of fp32 sums (rows split across ranks; the batched attention products of 5 samples and of 10
+    // pick different blockings), which oneDNN's kernels for the CPU at hand decide, and three
+    // steps of training carry them on: measured up to 3.0e-5 (AVX2, the ASan build). 3% of the
+    // movement (ranks that skipped the all-reduce would each follow their own half batch's
+    // gradients: a difference of the order of the movement itself).
+    EXPECT_LT(d, 0.03 * 3 * 1e-3) << t;
   }
   fs::remove_all(dir);
 }
