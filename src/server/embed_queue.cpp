@@ -64,12 +64,15 @@ void EmbedQueue::model_loop() {
       cv_.wait(l, [&] { return quit_ || !queue_.empty(); });
       if (quit_ && queue_.empty()) return;
       // Busy: a batch of several requests ended a moment ago, and their senders send again within
-      // moments (each has only just been answered); rather than start a batch of one or two, wait
-      // for half as many requests as that batch had, at most a quarter of its time after it ended. Idle (a
-      // single client, or a request after a pause): start at once.
+      // moments (each has only just been answered). Rather than start without them -- a batch of
+      // one or two, or, under a steady load, half of the clients forever alternating with the
+      // other half in batches half as large -- wait for half as many requests as that batch had
+      // beyond those already waiting (while they fit in one batch), at most a quarter of its time
+      // after it ended. Idle (a single client, or a request after a pause): start at once.
       const auto gather_until = last_end + last_took / 4;
-      if (last_jobs > 2 && queue_.size() < last_jobs / 2 && Clock::now() < gather_until)
-        cv_.wait_until(l, gather_until, [&] { return quit_ || queue_.size() >= last_jobs / 2; });
+      const size_t want = std::min(queue_.size() + last_jobs / 2, static_cast<size_t>(std::max(1, l_.max_batch)));
+      if (last_jobs > 2 && queue_.size() < want && Clock::now() < gather_until)
+        cv_.wait_until(l, gather_until, [&] { return quit_ || queue_.size() >= want; });
       // take the oldest job and every waiting job of the same kind that fits in one batch
       batch.push_back(queue_.front());
       queue_.pop_front();

@@ -4,7 +4,8 @@
 // idle model thread starts on a lone request at once (no fixed wait for company); whatever
 // arrives while a batch runs is taken together by the next one, and right after a busy batch the
 // thread gives its requests' senders a moment (at most a quarter of that batch's time) to send
-// again, rather than start a batch of one. At most max_queue inputs wait: a request that would
+// again, rather than start a batch of one -- or, under a steady load of many clients, keep two
+// halves of them alternating in half-size batches. At most max_queue inputs wait: a request that would
 // make more is refused at once with ApiError 503 + Retry-After, so latency stays bounded instead
 // of growing with the load. Texts are looked up in an LRU cache of recent text embeddings
 // (text_cache.h) first; only the misses go to the model. Uploaded images are decoded on the
