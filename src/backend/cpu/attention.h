@@ -19,10 +19,6 @@ namespace clipkit::backend::cpu {
 void attention_forward(const float* qkv, float* out, const AttentionShape& s, bool causal, const int32_t* key_mask,
                        float* probs = nullptr, const Dropout& drop = {});
 
-// The training forward (attention_forward with probs): the batched matmuls of attention_train.cpp.
-void attention_forward_train(const float* qkv, float* out, const AttentionShape& s, bool causal,
-                             const int32_t* key_mask, float* probs, const Dropout& drop);
-
 // From dout [B, L, C], qkv and the saved probs: dqkv [B, L, 3C] (overwritten). `drop` as in forward.
 void attention_backward(const float* dout, const float* qkv, const float* probs, float* dqkv, const AttentionShape& s,
                         const Dropout& drop = {});

@@ -17,8 +17,8 @@ enum WorkspaceSlot : int {
   kGemmA, kGemmB,     // gemm: bf16 copies of both operands
   kDyBf16,            // plain_linear: bf16(dy)
   kColumnPartials,    // plain_linear: bias-gradient partial sums
-  kDoutBf16, kDprobs, kDscoresBf16,  // attention_train backward: bf16(dO), dP (fp32 and bf16), bf16 dS
-  kDscores, kProbsDropped,           // attention_train fp32: dS, and P_d when dropout is on
+  kDoutBf16, kDprobs, kDscoresBf16,  // attention backward: bf16(dO), dP (fp32 and bf16), bf16 dS
+  kDscores, kProbsDropped,           // attention fp32 training: dS, and P_d when dropout is on
   kLinearProduct,     // cpu_backend: a product added into its destination afterwards
   kNormDx, kNormDgamma, kNormDbeta,  // cpu_backend: layer-norm gradients nobody asked for
   kMatmulSrcF32, kMatmulWeightsF32, kMatmulDstF32,  // dnnl_matmul: bf16 operands widened (CPUs without bf16)
