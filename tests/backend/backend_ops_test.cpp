@@ -7,6 +7,7 @@
 #include <cstring>
 #include <limits>
 
+#include "backend/activation_ref.h"
 #include "backend/attention_ref.h"
 #include "backend/backend.h"
 #include "backend/dropout_hash.h"
@@ -17,6 +18,7 @@
 namespace clipkit::backend {
 namespace {
 
+using test::act_ref;
 using test::randn;
 using test::to_f64;
 
@@ -64,17 +66,6 @@ class BackendOps : public ::testing::TestWithParam<std::string> {
   }
 };
 
-double act_ref(double x, Act a) {
-  switch (a) {
-    case Act::None: return x;
-    case Act::QuickGelu: return x / (1 + std::exp(-1.702 * x));
-    case Act::Gelu: return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)));
-    case Act::GeluNew: return 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
-    case Act::Relu: return x > 0 ? x : 0;
-    case Act::Tanh: return std::tanh(x);
-  }
-  return 0;
-}
 
 // act(x W^T + b) + residual in float64
 std::vector<double> linear_ref(const std::vector<float>& x, const std::vector<float>& W, const std::vector<float>& b,

@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
+#include <utility>
 
 #include "backend/flop_count.h"
 #include "cmd_bench_train.h"
@@ -51,9 +52,8 @@ struct Opts {
 };
 
 // The timed steps' op table: ms per step and share of the step, nested scopes under their parent.
-nlohmann::json op_breakdown(const std::vector<ProfileRow>& prof, double step_ms, int steps, bool print) {
+nlohmann::json op_breakdown(std::vector<ProfileRow> rows, double step_ms, int steps, bool print) {
   nlohmann::json ops = nlohmann::json::array();
-  std::vector<ProfileRow> rows = prof;
   std::stable_sort(rows.begin(), rows.end(), [](const ProfileRow& a, const ProfileRow& b) {
     return a.nested != b.nested ? !a.nested : a.wall_ms > b.wall_ms;
   });
@@ -153,7 +153,7 @@ void bench_precision(const Opts& o, const std::string& pname, nlohmann::json& ro
       std::printf("%-5s pad %-8s L=%3lld  %7.2f samples/s  step %6.3f s  model %7.1f GFLOP/s  performed %7.1f "
                   "GFLOP/s = %5.1f%% of %.0f GFLOP/s peak\n",
                   pname.c_str(), pad.c_str(), static_cast<long long>(L), B / t, t, gflops, done, 100 * done / peak, peak);
-    if (o.profile) rows.back()["ops"] = op_breakdown(prof, 1e3 * total / o.steps, o.steps, !o.json);
+    if (o.profile) rows.back()["ops"] = op_breakdown(std::move(prof), 1e3 * total / o.steps, o.steps, !o.json);
     std::fflush(stdout);
   }
 }

@@ -77,6 +77,18 @@ float grad1(float v, Act a) {
   return out[0];
 }
 
+// [0, n) across the compute threads, 8 elements at a time (lanes8(i)), the last n % 8 one at a time
+// (one(i))
+template <typename Lanes8, typename One>
+void for_each8(int64_t n, Lanes8&& lanes8, One&& one) {
+  parallel_for((n + 7) / 8, [&](int64_t b, int64_t e) {
+    const int64_t hi = std::min(n, e * 8);
+    int64_t i = b * 8;
+    for (; i + 8 <= hi; i += 8) lanes8(i);
+    for (; i < hi; ++i) one(i);
+  }, 512);
+}
+
 }  // namespace
 
 void act_forward(const float* x, float* y, int64_t n, Act a) {
@@ -85,33 +97,21 @@ void act_forward(const float* x, float* y, int64_t n, Act a) {
     for (int64_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
     return;
   }
-  parallel_for((n + 7) / 8, [&](int64_t b, int64_t e) {
-    const int64_t lo = b * 8, hi = std::min(n, e * 8);
-    int64_t i = lo;
-    for (; i + 8 <= hi; i += 8) _mm256_storeu_ps(y + i, act8(_mm256_loadu_ps(x + i), a));
-    for (; i < hi; ++i) y[i] = act1(x[i], a);
-  }, 512);
+  for_each8(n, [&](int64_t i) { _mm256_storeu_ps(y + i, act8(_mm256_loadu_ps(x + i), a)); },
+            [&](int64_t i) { y[i] = act1(x[i], a); });
 }
 
 void act_backward(const float* x, const float* dy, float* dx, int64_t n, Act a) {
   ProfileScope prof("act bwd");
-  parallel_for((n + 7) / 8, [&](int64_t b, int64_t e) {
-    const int64_t lo = b * 8, hi = std::min(n, e * 8);
-    int64_t i = lo;
-    for (; i + 8 <= hi; i += 8)
-      _mm256_storeu_ps(dx + i, _mm256_mul_ps(_mm256_loadu_ps(dy + i), grad8(_mm256_loadu_ps(x + i), a)));
-    for (; i < hi; ++i) dx[i] = dy[i] * grad1(x[i], a);
-  }, 512);
+  for_each8(
+      n, [&](int64_t i) { _mm256_storeu_ps(dx + i, _mm256_mul_ps(_mm256_loadu_ps(dy + i), grad8(_mm256_loadu_ps(x + i), a))); },
+      [&](int64_t i) { dx[i] = dy[i] * grad1(x[i], a); });
 }
 
 void act_forward_bf16(const float* x, uint16_t* y, int64_t n, Act a) {
   ProfileScope prof("act fwd bf16");
-  parallel_for((n + 7) / 8, [&](int64_t b, int64_t e) {
-    const int64_t lo = b * 8, hi = std::min(n, e * 8);
-    int64_t i = lo;
-    for (; i + 8 <= hi; i += 8) store_bf16x8(y + i, act8(_mm256_loadu_ps(x + i), a));
-    for (; i < hi; ++i) y[i] = f32_to_bf16(act1(x[i], a));
-  }, 512);
+  for_each8(n, [&](int64_t i) { store_bf16x8(y + i, act8(_mm256_loadu_ps(x + i), a)); },
+            [&](int64_t i) { y[i] = f32_to_bf16(act1(x[i], a)); });
 }
 
 void act_forward_dequant(const float* acc, const float* row_scale, const float* col_scale, const float* bias,

@@ -1,23 +1,13 @@
 #include <gtest/gtest.h>
 
 #include "fd_util.h"
+#include "backend/activation_ref.h"
 #include "backend/cpu/activation.h"
 
 namespace clipkit::backend::cpu {
 namespace {
 using namespace clipkit::test;
 
-double act_ref(double x, Act a) {
-  switch (a) {
-    case Act::QuickGelu: return x / (1 + std::exp(-1.702 * x));
-    case Act::Gelu: return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)));
-    case Act::GeluNew: return 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
-    case Act::Relu: return x > 0 ? x : 0;
-    case Act::Tanh: return std::tanh(x);
-    case Act::None: return x;
-  }
-  return 0;
-}
 
 TEST(Activation, BackwardMatchesFiniteDifferences) {
   for (Act a : {Act::QuickGelu, Act::Gelu, Act::GeluNew, Act::Tanh}) {
@@ -37,23 +27,6 @@ TEST(Activation, BackwardMatchesFiniteDifferences) {
   }
 }
 
-double grad_ref(double x, Act a) {
-  switch (a) {
-    case Act::QuickGelu: {
-      const double s = 1 / (1 + std::exp(-1.702 * x));
-      return s + 1.702 * x * s * (1 - s);
-    }
-    case Act::Gelu: return 0.5 * (1 + std::erf(x / std::sqrt(2.0))) + x * std::exp(-0.5 * x * x) / std::sqrt(2 * M_PI);
-    case Act::GeluNew: {
-      const double c = std::sqrt(2 / M_PI), t = std::tanh(c * (x + 0.044715 * x * x * x));
-      return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * 0.044715 * x * x);
-    }
-    case Act::Relu: return x > 0 ? 1 : 0;
-    case Act::Tanh: return 1 - std::tanh(x) * std::tanh(x);
-    case Act::None: return 1;
-  }
-  return 0;
-}
 
 // The vectorized kernels over [-12, 12] and beyond (an odd count: the scalar tail runs too), in
 // place as the training path calls them: the forward within a few float32 ulps of the exact value
@@ -73,7 +46,7 @@ TEST(Activation, MatchesFloat64AcrossTheRange) {
     act_backward(x.data(), dx.data(), dx.data(), n, a);
     double worst = 0, worst_d = 0;
     for (int64_t i = 0; i < n; ++i) {
-      const double want = act_ref(x[i], a), dwant = dy[i] * grad_ref(x[i], a);
+      const double want = act_ref(x[i], a), dwant = dy[i] * act_grad_ref(x[i], a);
       worst = std::max(worst, std::fabs(y[i] - want) / std::max(std::fabs(want), 1e-7));
       worst_d = std::max(worst_d, std::fabs(dx[i] - dwant) / std::fabs(dy[i]));
     }

@@ -8,6 +8,7 @@
 #include "core/tensor.h"
 #include "bf16_util.h"
 #include "fd_util.h"
+#include "backend/activation_ref.h"
 #include "backend/cpu/activation.h"
 #include "backend/cpu/attention.h"
 #include "backend/cpu/plain_linear.h"
@@ -119,26 +120,6 @@ TEST(Bf16TrainingOps, AttentionCausalTracksFp32) { attention_check(true, false);
 TEST(Bf16TrainingOps, AttentionPaddingMaskTracksFp32) { attention_check(false, true); }
 TEST(Bf16TrainingOps, AttentionCausalAndPaddingTracksFp32) { attention_check(true, true); }
 
-// act(x) and act'(x) in double
-double act_ref(double v, Act a) {
-  switch (a) {
-    case Act::QuickGelu: return v / (1 + std::exp(-1.702 * v));
-    case Act::Gelu: return 0.5 * v * std::erfc(-v / std::sqrt(2.0));
-    case Act::GeluNew: {  // 0.5 v (1 + tanh u) = v / (1 + e^{-2u}), which keeps its digits for v << 0
-      const double u = std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v);
-      return v / (1 + std::exp(-2 * u));
-    }
-    case Act::Relu: return v > 0 ? v : 0;
-    case Act::Tanh: return std::tanh(v);
-    case Act::None: return v;
-  }
-  return 0;
-}
-double grad_ref(double v, Act a) {
-  const double h = 1e-6 * std::max(1.0, std::fabs(v));
-  return a == Act::Relu ? (v > 0 ? 1 : 0) : (act_ref(v + h, a) - act_ref(v - h, a)) / (2 * h);
-}
-
 TEST(Bf16TrainingOps, ActivationsMatchFloat64) {
   std::vector<float> x;
   for (int i = -2000; i <= 2000; ++i) x.push_back(static_cast<float>(i) * 0.005f);  // [-10, 10], odd count: tails
@@ -151,7 +132,7 @@ TEST(Bf16TrainingOps, ActivationsMatchFloat64) {
     act_forward_bf16(x.data(), y.data(), n, a);
     act_backward(x.data(), dy.data(), dx.data(), n, a);
     for (int64_t i = 0; i < n; ++i) {
-      const double want = act_ref(x[i], a), dwant = dy[i] * grad_ref(x[i], a);
+      const double want = act_ref(x[i], a), dwant = dy[i] * act_grad_ref(x[i], a);
       // bf16 rounding is within 2^-8 relative; the approximations add ~1e-6
       EXPECT_NEAR(bf16_to_f32(y[i]), want, 3.92e-3 * std::fabs(want) + 1e-30) << act_name(a) << " x=" << x[i];
       EXPECT_NEAR(dx[i], dwant, 1e-5 * std::fabs(dy[i])) << act_name(a) << " x=" << x[i];
