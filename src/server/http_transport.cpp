@@ -222,6 +222,12 @@ HttpTransport::HttpTransport(const TransportLimits& l, std::function<void(int)> 
   set_payload_max_length(l_.max_body_bytes);
 }
 
+int HttpTransport::bind_listening(const std::string& host, int port) {
+  const int bound = port == 0 ? bind_to_any_port(host) : (bind_to_port(host, port) ? port : -1);
+  if (bound >= 0) ::listen(svr_sock_, SOMAXCONN);  // a listening socket takes a new backlog
+  return bound;
+}
+
 ConnectionState* HttpTransport::current() { return t_state; }
 
 int HttpTransport::active_connections() const {

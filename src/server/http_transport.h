@@ -47,6 +47,13 @@ class HttpTransport : public httplib::Server {
   // on_reject(status): a connection refused before any request was read (503), for the metrics.
   HttpTransport(const TransportLimits& l, std::function<void(int)> on_reject);
 
+  // Binds host:port (port 0: any free port) and returns the port, or -1. Its listening socket's
+  // accept queue holds SOMAXCONN connections, not httplib's 5: under a burst of new connections
+  // (clients reconnecting after refused or malformed requests, on a busy machine where the accept
+  // thread waits for a core) a full queue makes the kernel drop the handshake, and a client that
+  // has already sent its request then sees the connection reset with no answer.
+  int bind_listening(const std::string& host, int port);
+
   // The state of the connection this thread serves, or nullptr outside a connection.
   static ConnectionState* current();
 

@@ -113,11 +113,7 @@ Server::Server(const ServerOptions& o)
 Server::~Server() { stop(); }
 
 int Server::bind() {
-  if (impl_->o.port == 0) {
-    impl_->bound_port = impl_->http.bind_to_any_port(impl_->o.host);
-  } else {
-    impl_->bound_port = impl_->http.bind_to_port(impl_->o.host, impl_->o.port) ? impl_->o.port : -1;
-  }
+  impl_->bound_port = impl_->http.bind_listening(impl_->o.host, impl_->o.port);
   if (impl_->bound_port < 0) fail("cannot listen on {}:{} (address in use or not available)", impl_->o.host, impl_->o.port);
   return impl_->bound_port;
 }
