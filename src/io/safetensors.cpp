@@ -220,8 +220,9 @@ int64_t first_non_finite(const Tensor& t, int64_t b, int64_t e) {
 
 }  // namespace
 
-void Checkpoint::require_finite() const {
+void Checkpoint::require_finite(const std::function<bool(const std::string&)>& which) const {
   for (const auto& entry : tensors_) {
+    if (which && !which(entry.first)) continue;
     const Tensor& t = entry.second;  // (a structured binding cannot be captured by the lambda below in clang 14)
     if (t.dtype != DType::F32 && t.dtype != DType::F16 && t.dtype != DType::BF16 && t.dtype != DType::F64) continue;
     const int64_t n = t.numel();

@@ -2,6 +2,7 @@
 // atomic writer. Format: u64 little-endian header length N, N bytes of JSON
 // {"name": {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {str: str}}, data.
 #pragma once
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -41,8 +42,8 @@ class Checkpoint {
   const std::map<std::string, Tensor>& tensors() const { return tensors_; }
   const std::string& dir() const { return dir_; }
   // Throws Error naming the first tensor holding NaN or infinity (weights like that give NaN
-  // embeddings without any other sign).
-  void require_finite() const;
+  // embeddings without any other sign). `which` (when given) picks the tensors to check by name.
+  void require_finite(const std::function<bool(const std::string&)>& which = {}) const;
 
  private:
   std::string dir_;

@@ -52,7 +52,25 @@ std::unique_ptr<ClipModel> ClipModel::load(const std::string& model, const LoadO
     return p;
   };
   ParamSet& ps = m->params_;
-  if (c.vision) {
+  std::vector<std::string> left_out;  // prefixes of the towers not loaded (their tensors are not checked)
+  if (c.vision && !o.vision) {
+    left_out.push_back(find_prefix(ck, {"vision_model.vision_model.", "vision_model.", ""}, "embeddings.class_embedding"));
+    left_out.push_back("visual_projection.");
+  }
+  if (c.text && !o.text) {
+    left_out.push_back(c.text->arch == TextArch::Clip
+                           ? find_prefix(ck, {"text_model.text_model.", "text_model.", ""}, "embeddings.token_embedding.weight")
+                           : find_prefix(ck, {"text_model.", "text_model.roberta.", "roberta.", ""},
+                                         "embeddings.word_embeddings.weight"));
+    left_out.push_back("text_projection.");
+  }
+  if (o.check_finite)
+    ck.require_finite([&](const std::string& name) {
+      for (auto& p : left_out)
+        if (!p.empty() && name.starts_with(p)) return false;
+      return true;
+    });
+  if (c.vision && o.vision) {
     std::string p = find_prefix(ck, {"vision_model.vision_model.", "vision_model.", ""}, "embeddings.class_embedding");
     if (p.empty() && !ck.has("embeddings.class_embedding"))
       fail("{}: config has a vision tower but the weights have no \"*embeddings.class_embedding\"", dir);
@@ -61,7 +79,7 @@ std::unique_ptr<ClipModel> ClipModel::load(const std::string& model, const LoadO
                      plan(Part::Vision, o.freeze_vision, o.freeze_vision_layers));
     m->vision_trains_ = o.train && !o.freeze_vision;
   }
-  if (c.text) {
+  if (c.text && o.text) {
     std::string p;
     if (c.text->arch == TextArch::Clip) {
       p = find_prefix(ck, {"text_model.text_model.", "text_model.", ""}, "embeddings.token_embedding.weight");
@@ -77,7 +95,7 @@ std::unique_ptr<ClipModel> ClipModel::load(const std::string& model, const LoadO
   const WeightReader root(ck.tensors(), dir);
   const int64_t P = c.projection_dim;
   const LoadPlan head = plan(Part::Head, false, 0);
-  const bool dual = m->vision_ && m->text_;
+  const bool dual = c.vision && c.text;  // by the config: a tower left out keeps the other's projection
   if (m->vision_ && (dual || ck.has("visual_projection.weight"))) {  // or CLIPVisionModelWithProjection
     m->visual_proj_ = std::make_unique<Linear>();
     m->visual_proj_->load(ps, root, {"visual_projection."}, P, c.vision->hidden_size, false, head, kTopDepth);
@@ -87,7 +105,7 @@ std::unique_ptr<ClipModel> ClipModel::load(const std::string& model, const LoadO
     m->text_proj_->load(ps, root, {"text_projection."}, P, c.text->hidden_size, false, head, kTopDepth);
   }
   m->logit_scale_init_ = c.logit_scale_init;
-  if (dual) {
+  if (dual) {  // (one scalar: loaded with either tower, so logit_scale() is the checkpoint's)
     std::map<std::string, clipkit::Tensor> init;  // HF's logit_scale_init_value when the checkpoint has none
     if (!ck.has("logit_scale")) {
       init["logit_scale"] = clipkit::Tensor::empty(DType::F32, {});
@@ -124,7 +142,7 @@ Pass ClipModel::pass(backend::Arena& a, bool train, Part tower, uint64_t step) c
 template <typename Forward>
 TowerOutput ClipModel::infer(Part tower, bool project, bool want_hidden, Forward&& forward) const {
   if (!(tower == Part::Vision ? static_cast<bool>(vision_) : static_cast<bool>(text_)))
-    fail("{}: this model has no {} tower", dir_, tower == Part::Vision ? "vision" : "text");
+    fail("{}: {}", dir_, missing_tower(tower));
   backend::Arena& arena = be_.thread_arena();
   backend::Arena::Scope scope(arena);
   Pass p = pass(arena, false, tower, 0);
@@ -251,15 +269,23 @@ int64_t ClipModel::count(Part part) const {
 
 int64_t ClipModel::param_count() const { return count(Part::Vision) + count(Part::Text) + count(Part::Head); }
 
+std::string ClipModel::missing_tower(Part tower) const {
+  const bool vision = tower == Part::Vision;
+  const char* name = vision ? "vision" : "text";
+  if (vision ? cfg_.vision.has_value() : cfg_.text.has_value())
+    return fmt::format("the {} tower was not loaded (this job loaded only the {} tower)", name, vision ? "text" : "vision");
+  return fmt::format("this model has no {} tower", name);
+}
+
 std::string ClipModel::architecture() const {
   std::string v, t;
-  if (vision_) {
-    auto& c = vision_->config();
+  if (cfg_.vision) {
+    auto& c = *cfg_.vision;
     const char* size = c.hidden_size >= 1024 ? "L" : c.hidden_size >= 768 ? "B" : "custom";
     v = fmt::format("ViT-{}/{} ({}x{}, {} layers, width {})", size, c.patch_size, c.image_size, c.image_size,
                     c.num_layers, c.hidden_size);
   }
-  if (text_) {
+  if (cfg_.text) {
     auto& c = *cfg_.text;
     t = fmt::format("{} text ({} layers, width {}, {} positions)", c.arch == TextArch::Clip ? "CLIP" : "RoBERTa",
                     c.num_layers, c.hidden_size, c.max_position_embeddings);
@@ -267,8 +293,8 @@ std::string ClipModel::architecture() const {
   std::string kind = cfg_.model_type == "clip" ? "CLIPModel"
                      : cfg_.model_type == "vision-text-dual-encoder" ? "VisionTextDualEncoderModel"
                                                                      : cfg_.model_type;
-  if (vision_ && text_) return fmt::format("{}: {} + {}", kind, v, t);
-  return fmt::format("{}: {}", kind, vision_ ? v : t);
+  if (cfg_.vision && cfg_.text) return fmt::format("{}: {} + {}", kind, v, t);
+  return fmt::format("{}: {}", kind, cfg_.vision ? v : t);
 }
 
 void l2_normalize_rows(float* x, int64_t N, int64_t D) {

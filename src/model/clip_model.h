@@ -26,6 +26,12 @@ struct LoadOptions {
   bool gradient_checkpointing = false;  // recompute each layer's activations in backward
   bool dropout = true;                  // the config's dropout in training passes
   uint64_t seed = 42;                   // dropout masks
+  // The towers to load: an image-only job (bulk embedding, index build) leaves the text tower on
+  // disk, and a text-only one the vision tower. A tower left out reports has_vision()/has_text()
+  // false; config() and architecture() still describe the whole model.
+  bool vision = true, text = true;
+  // Refuse weights holding NaN or infinity (Error naming the tensor): the loaded parts' tensors.
+  bool check_finite = true;
 };
 
 class ClipModel {
@@ -38,6 +44,8 @@ class ClipModel {
   const std::string& dir() const { return dir_; }
   bool has_vision() const { return vision_ != nullptr; }
   bool has_text() const { return text_ != nullptr; }
+  // Why a tower is absent: "this model has no text tower", or that it was left out at load.
+  std::string missing_tower(Part tower) const;
   bool has_projections() const { return visual_proj_ || text_proj_; }
   backend::Precision precision() const { return opt_.precision; }
   backend::Backend& backend() const { return be_; }

@@ -402,7 +402,7 @@ void alloc_job(Job& j, size_t per) {
 
 BulkEmbedReport bulk_embed(const Embedder& e, const std::vector<BulkItem>& items, const std::string& out_dir,
                            const BulkEmbedOptions& o, Progress* p) {
-  if (!e.model().has_vision()) fail("{}: this model has no vision tower", e.model().dir());
+  if (!e.model().has_vision()) fail("{}: {}", e.model().dir(), e.model().missing_tower(model::Part::Vision));
   if (o.shard_size <= 0) fail("shard size must be positive, got {}", o.shard_size);
   if (o.batch_size <= 0) fail("batch size must be positive, got {}", o.batch_size);
   if (o.ranks < 1 || o.rank < 0 || o.rank >= o.ranks) fail("rank {} of {} is not a valid process number", o.rank, o.ranks);

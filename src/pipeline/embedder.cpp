@@ -7,7 +7,6 @@
 
 #include "core/error.h"
 #include "core/parallel.h"
-#include "io/safetensors.h"
 #include "io/model_location.h"
 
 namespace clipkit::pipeline {
@@ -17,8 +16,7 @@ namespace fs = std::filesystem;
 std::unique_ptr<Embedder> Embedder::load(const std::string& model, const model::LoadOptions& o) {
   const std::string dir = resolve_model_dir(model);  // a folder, hub id or cache folder (io/model_location.h)
   auto e = std::make_unique<Embedder>();
-  e->model_ = model::ClipModel::load(dir, o);
-  Checkpoint(dir).require_finite();
+  e->model_ = model::ClipModel::load(dir, o);  // weights holding NaN are refused there (LoadOptions::check_finite)
   if (e->model_->has_text()) {
     try {
       e->tok_ = text::Tokenizer::from_dir(dir);
@@ -48,7 +46,7 @@ void Embedder::set_image_backend(image::ImageBackend b) {
 
 const text::Tokenizer& Embedder::tokenizer() const {
   if (!tok_) {
-    if (!model_->has_text()) fail("{}: this model has no text tower", model_->dir());
+    if (!model_->has_text()) fail("{}: {}", model_->dir(), model_->missing_tower(model::Part::Text));
     fail("{}", tok_error_);
   }
   return *tok_;
@@ -144,7 +142,7 @@ Tensor Embedder::embed_pixels(const float* pixels, int64_t N, const EmbedOptions
 
 Tensor Embedder::embed_image_files(const std::vector<std::string>& paths, const EmbedOptions& o,
                                    std::vector<int64_t>* kept, std::vector<SkippedInput>* skipped, Progress* p) const {
-  if (!model_->has_vision()) fail("{}: this model has no vision tower", model_->dir());
+  if (!model_->has_vision()) fail("{}: {}", model_->dir(), model_->missing_tower(model::Part::Vision));
   const int64_t S = model_->image_size(), per = 3 * S * S;
   const size_t bs = static_cast<size_t>(std::max(1, o.batch_size));
   // Two staging buffers (page-locked on a GPU): batch k+1 is decoded into one on a worker thread

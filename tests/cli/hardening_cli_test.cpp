@@ -89,6 +89,10 @@ TEST(HardeningCli, CraftedModelFilesAreRefusedNamingTheFile) {
     write_safetensors(m + "/model.safetensors", ts);
     ASSERT_FALSE(bad_name.empty());
     expect_error(run_clipkit("embed --model " + m + " --text hi --out " + dir + "/o.npy"), {"\"" + bad_name + "\"", "NaN"});
+    // an image-only job leaves the (corrupt) text tower on disk
+    ASSERT_EQ(bad_name.rfind("text_model.", 0), 0u) << bad_name;
+    auto r = run_clipkit("embed --model " + m + " --images " + data_path("images/chelsea.jpg") + " --out " + dir + "/i.npy");
+    EXPECT_EQ(r.status, 0) << r.err;
   }
   fs::remove_all(dir);
 }

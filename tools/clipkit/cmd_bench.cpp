@@ -57,7 +57,10 @@ RunFn setup_embed(CLI::App& app) {
   add_compute_options(app, o->compute);
   return [o]() {
     apply_compute_options(o->compute);
-    auto emb = pipeline::Embedder::load(o->model, load_options(o->compute));
+    model::LoadOptions lo = load_options(o->compute);
+    lo.vision = !o->no_images || !o->folder.empty();
+    lo.text = !o->no_text;
+    auto emb = pipeline::Embedder::load(o->model, lo);
     const auto& m = emb->model();
     const int B = o->compute.batch_size;
     pipeline::EmbedOptions eo;

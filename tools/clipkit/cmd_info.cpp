@@ -22,7 +22,9 @@ RunFn setup(CLI::App& app) {
   });
   add_json_flag(app, o->json);
   return [o]() {
-    auto m = model::ClipModel::load(o->dir);
+    model::LoadOptions lo;
+    lo.check_finite = false;  // describes the folder as it is, corrupt weights included
+    auto m = model::ClipModel::load(o->dir, lo);
     const auto& c = m->config();
     nlohmann::json j = {{"path", o->dir}, {"model_type", c.model_type}, {"architecture", m->architecture()},
                         {"parameters", m->param_count()}, {"vision_parameters", m->vision_param_count()},
