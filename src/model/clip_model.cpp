@@ -52,18 +52,18 @@ std::unique_ptr<ClipModel> ClipModel::load(const std::string& model, const LoadO
     return p;
   };
   ParamSet& ps = m->params_;
+  // each tower's key prefix in the checkpoint ("" when its keys have none)
+  const std::string vision_prefix =
+      c.vision ? find_prefix(ck, {"vision_model.vision_model.", "vision_model.", ""}, "embeddings.class_embedding") : "";
+  const bool clip_text = c.text && c.text->arch == TextArch::Clip;
+  const std::string text_prefix =
+      !c.text     ? ""
+      : clip_text ? find_prefix(ck, {"text_model.text_model.", "text_model.", ""}, "embeddings.token_embedding.weight")
+                  : find_prefix(ck, {"text_model.", "text_model.roberta.", "roberta.", ""},
+                                "embeddings.word_embeddings.weight");
   std::vector<std::string> left_out;  // prefixes of the towers not loaded (their tensors are not checked)
-  if (c.vision && !o.vision) {
-    left_out.push_back(find_prefix(ck, {"vision_model.vision_model.", "vision_model.", ""}, "embeddings.class_embedding"));
-    left_out.push_back("visual_projection.");
-  }
-  if (c.text && !o.text) {
-    left_out.push_back(c.text->arch == TextArch::Clip
-                           ? find_prefix(ck, {"text_model.text_model.", "text_model.", ""}, "embeddings.token_embedding.weight")
-                           : find_prefix(ck, {"text_model.", "text_model.roberta.", "roberta.", ""},
-                                         "embeddings.word_embeddings.weight"));
-    left_out.push_back("text_projection.");
-  }
+  if (c.vision && !o.vision) left_out.insert(left_out.end(), {vision_prefix, "visual_projection."});
+  if (c.text && !o.text) left_out.insert(left_out.end(), {text_prefix, "text_projection."});
   if (o.check_finite)
     ck.require_finite([&](const std::string& name) {
       for (auto& p : left_out)
@@ -71,7 +71,7 @@ std::unique_ptr<ClipModel> ClipModel::load(const std::string& model, const LoadO
       return true;
     });
   if (c.vision && o.vision) {
-    std::string p = find_prefix(ck, {"vision_model.vision_model.", "vision_model.", ""}, "embeddings.class_embedding");
+    const std::string& p = vision_prefix;
     if (p.empty() && !ck.has("embeddings.class_embedding"))
       fail("{}: config has a vision tower but the weights have no \"*embeddings.class_embedding\"", dir);
     m->vision_ = std::make_unique<ClipVisionTower>();
@@ -80,15 +80,9 @@ std::unique_ptr<ClipModel> ClipModel::load(const std::string& model, const LoadO
     m->vision_trains_ = o.train && !o.freeze_vision;
   }
   if (c.text && o.text) {
-    std::string p;
-    if (c.text->arch == TextArch::Clip) {
-      p = find_prefix(ck, {"text_model.text_model.", "text_model.", ""}, "embeddings.token_embedding.weight");
-      m->text_ = std::make_unique<ClipTextTower>();
-    } else {
-      p = find_prefix(ck, {"text_model.", "text_model.roberta.", "roberta.", ""}, "embeddings.word_embeddings.weight");
-      m->text_ = std::make_unique<RobertaTextTower>();
-    }
-    m->text_->load(ps, WeightReader(ck.tensors(), dir, p), *c.text,
+    if (clip_text) m->text_ = std::make_unique<ClipTextTower>();
+    else m->text_ = std::make_unique<RobertaTextTower>();
+    m->text_->load(ps, WeightReader(ck.tensors(), dir, text_prefix), *c.text,
                    plan(Part::Text, o.freeze_text, o.freeze_text_layers));
     m->text_trains_ = o.train && !o.freeze_text;
   }

@@ -146,9 +146,7 @@ RunFn setup(CLI::App& app) {
       }
     } else {
       if (inputs.empty()) fail("no images found to deduplicate");
-      model::LoadOptions lo = load_options(o->compute);
-      lo.text = false;  // images only
-      auto emb = pipeline::Embedder::load(o->model, lo);
+      auto emb = pipeline::Embedder::load(o->model, load_options(o->compute, Towers::Images));
       emb->set_image_backend(image_backend(o->image_backend));
       apps::EmbedderEncoder enc(*emb, o->compute.batch_size);
       Progress p("dedup", static_cast<int64_t>(inputs.size()), "images");

@@ -74,18 +74,14 @@ RunFn setup(CLI::App& app) {
       ComputeOptions c = o->compute;
       c.threads = threads_per_rank(c.threads);
       apply_compute_options(c);
-      model::LoadOptions lo = load_options(c);
-      lo.text = false;  // images only: the text tower and its tokenizer stay on disk
-      auto emb = pipeline::Embedder::load(o->model, lo);
+      auto emb = pipeline::Embedder::load(o->model, load_options(c, Towers::Images));
       emb->set_image_backend(image_backend(o->image_backend));
       BulkInputs in{o->folder, o->coco, o->split, o->image_list, o->data, o->caption_key, o->images};
       return run_bulk_embed(*emb, in, o->out, o->bulk, c, o->exif_transpose, *comm, o->json);
     }
     apply_compute_options(o->compute);
-    model::LoadOptions lo = load_options(o->compute);  // only the tower the inputs need
     const bool images = !o->pixels.empty() || !o->images.empty() || !o->image_list.empty();
-    (images ? lo.text : lo.vision) = false;
-    auto emb = pipeline::Embedder::load(o->model, lo);
+    auto emb = pipeline::Embedder::load(o->model, load_options(o->compute, images ? Towers::Images : Towers::Texts));
     emb->set_image_backend(image_backend(o->image_backend));
     pipeline::EmbedOptions eo;
     eo.batch_size = o->compute.batch_size;

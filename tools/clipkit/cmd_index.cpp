@@ -74,9 +74,7 @@ void add_index_flag(CLI::App* c, Opts& o, const std::string& help) {
 std::string embeddings_for(Opts& o, const std::string& model_dir, const std::string& work_dir, dist::Comm& comm,
                            int* rc) {
   if (!o.embeddings.empty()) return o.embeddings;
-  model::LoadOptions lo = load_options(o.compute);
-  lo.text = false;  // images only: the text tower and its tokenizer stay on disk
-  auto e = pipeline::Embedder::load(model_dir, lo);
+  auto e = pipeline::Embedder::load(model_dir, load_options(o.compute, Towers::Images));
   e->set_image_backend(image_backend(o.image_backend));
   BulkFlags f = o.bulk;
   f.replace_other_runs = true;  // the index's own work folder: a leftover of other inputs is replaced

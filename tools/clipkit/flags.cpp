@@ -237,10 +237,12 @@ CLI::Option* add_device_option(CLI::App& app, std::string& device) {
       ->capture_default_str();
 }
 
-model::LoadOptions load_options(const ComputeOptions& o) {
+model::LoadOptions load_options(const ComputeOptions& o, Towers t) {
   model::LoadOptions l;
   l.precision = backend::precision_from_name(o.precision);
   l.device = backend::resolve_device(o.device);
+  l.vision = t != Towers::Texts;
+  l.text = t != Towers::Images;
   return l;
 }
 

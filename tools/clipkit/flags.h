@@ -94,6 +94,9 @@ void apply_compute_options(const ComputeOptions& o);  // sets the thread count
 // --device NAME: the compute backend (the help names the backends built; an unknown or unbuilt one
 // is an error naming them when the model loads).
 CLI::Option* add_device_option(CLI::App& app, std::string& device);
-model::LoadOptions load_options(const ComputeOptions& o);  // precision and device of the model
+// The model's precision and device, and the towers the command needs: Images leaves the text tower
+// and its tokenizer on disk, Texts the vision tower (model::LoadOptions::vision/text).
+enum class Towers { Both, Images, Texts };
+model::LoadOptions load_options(const ComputeOptions& o, Towers t = Towers::Both);
 
 }  // namespace clipkit::cli
