@@ -54,7 +54,13 @@ EmbedQueue::~EmbedQueue() {
 void EmbedQueue::model_loop() {
   using Clock = std::chrono::steady_clock;
   set_num_threads(l_.model_threads);
-  size_t last_jobs = 0;  // the previous batch: its requests, when it ended, how long it took
+  auto waiting = [this] {
+    std::lock_guard<std::mutex> l(mu_);
+    return queue_.size();
+  };
+  // the previous batch: its requests, the requests already waiting when it ended (before its own
+  // senders were answered), when it ended, how long it took
+  size_t last_jobs = 0, waiting_at_end = 0;
   Clock::time_point last_end;
   Clock::duration last_took{};
   while (true) {
@@ -65,12 +71,12 @@ void EmbedQueue::model_loop() {
       if (quit_ && queue_.empty()) return;
       // Busy: a batch of several requests ended a moment ago, and their senders send again within
       // moments (each has only just been answered). Rather than start without them -- a batch of
-      // one or two, or, under a steady load, half of the clients forever alternating with the
-      // other half in batches half as large -- wait for half as many requests as that batch had
-      // beyond those already waiting (while they fit in one batch), at most a quarter of its time
+      // one or two, or, under a steady load of N clients, batches of a fraction of N: waiting for
+      // half of them settles at 2N/3 -- wait until the requests that were waiting when it ended and
+      // as many as it had are queued (while they fit in one batch), at most a quarter of its time
       // after it ended. Idle (a single client, or a request after a pause): start at once.
       const auto gather_until = last_end + last_took / 4;
-      const size_t want = std::min(queue_.size() + last_jobs / 2, static_cast<size_t>(std::max(1, l_.max_batch)));
+      const size_t want = std::min(waiting_at_end + last_jobs, static_cast<size_t>(std::max(1, l_.max_batch)));
       if (last_jobs > 2 && queue_.size() < want && Clock::now() < gather_until)
         cv_.wait_until(l, gather_until, [&] { return quit_ || queue_.size() >= want; });
       // take the oldest job and every waiting job of the same kind that fits in one batch
@@ -112,6 +118,7 @@ void EmbedQueue::model_loop() {
         all = emb_.embed_pixels(px.data(), rows, eo);
       }
       metrics_.model_batch(batch[0]->text, rows, std::chrono::duration<double>(Clock::now() - t0).count());
+      waiting_at_end = waiting();
       const int64_t D = all.dim(1);
       int64_t r = 0;
       for (auto& j : batch) {
@@ -121,6 +128,7 @@ void EmbedQueue::model_loop() {
         j->done.set_value(std::move(t));
       }
     } catch (...) {
+      waiting_at_end = waiting();
       for (auto& j : batch) j->done.set_exception(std::current_exception());
     }
     last_end = Clock::now();

@@ -6,6 +6,8 @@
 //   * request line + headers must arrive within header_timeout_s, the body within body_timeout_s
 //     (slow clients get 408 and are disconnected), an idle keep-alive connection is closed after
 //     idle_timeout_s, and one connection serves at most keep_alive_max requests;
+//   * after an answer with Retry-After (503: the model queue is full) the connection's next
+//     request is read only once that time has passed;
 //   * the raw bytes of one body are capped (2 x max_body + 1 MiB, whatever the transfer
 //     encoding); the exact decoded limit is the routes' (server/request_guard.h).
 // The connection state the calling thread serves is visible to the handlers (current()), so a
@@ -39,6 +41,10 @@ struct ConnectionState {
   enum class Stop { None, HeaderTimeout, BodyTimeout, BodyTooLarge };
   Stop stop = Stop::None;
   bool close_after_response = false;
+  // The answer said Retry-After (the model queue was full): the connection's next request is read
+  // no sooner, so a client that retries at once on the same connection waits as it was told to
+  // instead of looping on 503s that take the cores from the requests being served.
+  int hold_next_s = 0;
   std::string peer;
 };
 

@@ -38,7 +38,10 @@ void answer_exception(const std::string& where, httplib::Response& res, std::exc
     std::rethrow_exception(ep);
   } catch (const ApiError& e) {
     send_error(res, e.status, e.what(), e.param);
-    if (e.retry_after_s > 0) res.set_header("Retry-After", std::to_string(e.retry_after_s));
+    if (e.retry_after_s > 0) {
+      res.set_header("Retry-After", std::to_string(e.retry_after_s));
+      if (auto* c = HttpTransport::current()) c->hold_next_s = e.retry_after_s;
+    }
   } catch (const Error& e) {
     send_error(res, 400, e.what());
   } catch (const std::bad_alloc&) {
