@@ -53,6 +53,11 @@ dnnl::primitive_attr epilogue_attr(Act act, bool accumulate) {
   return attr;
 }
 
+// A layout without blocks (ab, ba, ...).
+bool is_plain(const dnnl::memory::desc& md) {
+  return md.data.format_kind == dnnl_blocked && md.data.format_desc.blocking.inner_nblks == 0;
+}
+
 }  // namespace
 
 void PackedLinear::forward(const float* x, int64_t M, float* y, Act act, bool accumulate) const {
@@ -69,6 +74,7 @@ void PackedLinear::forward(const float* x, int64_t M, float* y, Act act, bool ac
   const dnnl::memory::desc src_md({M, K_}, wdt, tag::ab);
   const dnnl::memory::desc dst_md({M, N_}, dt::f32, tag::ab);
   const dnnl::memory::desc bias_md({1, N_}, dt::f32, tag::ab);
+  auto w_user_md = [&] { return dnnl::memory::desc({K_, N_}, dt::f32, tag::ba); };  // W as given
   const bool fused_bias = b_ && !int8;  // int8 adds the bias after scaling, in its epilogue
   Impl::Prim prim;  // dnnl handles are reference-counted: a copy stays valid if the cache is cleared
   dnnl::memory wei, bias_mem;
@@ -83,15 +89,28 @@ void PackedLinear::forward(const float* x, int64_t M, float* y, Act act, bool ac
     auto it = impl_->by_m.find(key);
     if (it == impl_->by_m.end()) {
       if (impl_->by_m.size() > 256) impl_->by_m.clear();  // bound the cache (text batches vary in length)
-      dnnl::memory::desc wei_any({K_, N_}, wdt, tag::any);
-      auto d = fused_bias ? dnnl::matmul::desc(src_md, wei_any, bias_md, dst_md)
-                          : dnnl::matmul::desc(src_md, wei_any, dst_md);
-      dnnl::matmul::primitive_desc pd(d, int8 ? dnnl::primitive_attr() : epilogue_attr(act, accumulate), eng);
+      auto make_pd = [&](const dnnl::memory::desc& wei_md) {
+        auto d = fused_bias ? dnnl::matmul::desc(src_md, wei_md, bias_md, dst_md)
+                            : dnnl::matmul::desc(src_md, wei_md, dst_md);
+        return dnnl::matmul::primitive_desc(d, int8 ? dnnl::primitive_attr() : epilogue_attr(act, accumulate), eng);
+      };
+      auto pd = make_pd(dnnl::memory::desc({K_, N_}, wdt, tag::any));
+      // A kernel that wants plain fp32 weights (AVX2's gemm:jit packs panels itself) reads W [N, K]
+      // where it is, as W^T in "ba" order: no transposed copy of every weight matrix at the first
+      // batch (ViT-B/32: 340 MB to allocate, fault in and fill).
+      if (prec_ == Precision::F32 && !widened && is_plain(pd.weights_desc())) {
+        auto direct = make_pd(w_user_md());
+        if (direct.weights_desc() == w_user_md()) pd = direct;
+      }
       it = impl_->by_m.emplace(key, Impl::Prim{dnnl::matmul(pd), pd.weights_desc()}).first;
     }
     prim = it->second;
     for (auto& [md, mem] : impl_->packed)
       if (md == prim.wei_md) wei = mem;
+    if (!wei && prim.wei_md == w_user_md() && prec_ == Precision::F32 && !widened) {
+      wei = dnnl::memory(prim.wei_md, eng, const_cast<float*>(W_));
+      impl_->packed.emplace_back(prim.wei_md, wei);
+    }
     if (!wei) {
       // W [N, K] row-major is W^T [K, N] in "ba" order; reorder (and convert) into the packed layout.
       std::vector<int8_t> wq;
