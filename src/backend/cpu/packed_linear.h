@@ -1,9 +1,10 @@
 // The inference linear layer: y [M, N] = act(x [M, K] @ W^T + b) (+ y) through oneDNN matmul, with
 // W [N, K] (PyTorch layout) reordered once into the layout oneDNN picks (converted to bf16 for bf16
 // precision) and the bias, activation and residual add fused as post-ops. Primitives are cached
-// per (M, epilogue); packed weights per layout (normally one). Where the kernel wants plain fp32
-// weights (AVX2's gemm:jit) it reads W in place as W^T in "ba" order: no copy. W and b are read, not copied: they
-// must outlive this object and not change (a change of the master makes a new PackedLinear).
+// per (M, epilogue); packed weights per layout (normally one; none where the kernel wants plain
+// fp32 weights, as AVX2's gemm:jit does: it reads W in place as W^T in "ba" order). W and b are
+// read, not copied: they must outlive this object and not change (a change of the master makes a
+// new PackedLinear).
 // INT8: W is quantized once per output channel (quantize.h) and x per row on every call; oneDNN
 // multiplies s8 x s8 into exact integer sums (fp32), and act_forward_dequant applies both scales,
 // the bias, the activation and the residual (oneDNN 2.6 has no fast per-row scale post-op).
