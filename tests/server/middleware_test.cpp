@@ -22,6 +22,7 @@
 #include "server/http_transport.h"
 #include "server/json_http.h"
 #include "server/metrics.h"
+#include "server/serve_process.h"
 
 namespace clipkit::server {
 namespace {
@@ -148,38 +149,6 @@ TEST_F(MiddlewareTest, MetricsCountTheStatusSent) {
   EXPECT_EQ(m.find("code=\"-1\""), std::string::npos) << m;
 }
 
-// One request on a connection to 127.0.0.1:port, then its answer (headers + Content-Length body).
-bool send_all(int fd, const std::string& s) { return ::send(fd, s.data(), s.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(s.size()); }
-Answer read_answer(int fd) {
-  std::string got;
-  char buf[4096];
-  while (true) {
-    const size_t at = got.find("\r\n\r\n");
-    if (at != std::string::npos) {
-      const size_t cl = got.find("Content-Length: ");
-      if (cl != std::string::npos && got.size() >= at + 4 + std::stoul(got.substr(cl + 16))) break;
-    }
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 5000) != 1) break;
-    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;
-    got.append(buf, static_cast<size_t>(n));
-  }
-  return parse(got);
-}
-int connect_to(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 // A 503 with Retry-After (the model queue full) holds the connection's next request unread for
 // that long: a client that retries at once on the same connection (wrk does, thousands of times a
 // second) waits as it was told to, instead of taking the cores from the requests being served.
@@ -189,27 +158,25 @@ TEST_F(MiddlewareTest, ARetryAfterAnswerHoldsTheConnectionsNextRequest) {
   const int port = http_.bind_listening("127.0.0.1", 0);
   ASSERT_GT(port, 0);
   std::thread server([this] { http_.listen_after_bind(); });
-  const int fd = connect_to(port);
-  ASSERT_GE(fd, 0);
-  ASSERT_TRUE(send_all(fd, "GET /busy HTTP/1.1\r\nHost: x\r\n\r\n"));
-  const Answer busy = read_answer(fd);
-  EXPECT_EQ(busy.status, 503);
-  EXPECT_NE(busy.head.find("Retry-After: 1"), std::string::npos) << busy.head;
-  const auto t0 = Clock::now();
-  ASSERT_TRUE(send_all(fd, "GET /plain HTTP/1.1\r\nHost: x\r\n\r\n"));
-  const int other = connect_to(port);  // meanwhile, another connection is served at once
-  ASSERT_GE(other, 0);
-  ASSERT_TRUE(send_all(other, "GET /plain HTTP/1.1\r\nHost: x\r\n\r\n"));
-  EXPECT_EQ(read_answer(other).status, 200);
-  EXPECT_LT(std::chrono::duration<double>(Clock::now() - t0).count(), 0.8);
-  const Answer held = read_answer(fd);
-  const double waited = std::chrono::duration<double>(Clock::now() - t0).count();
-  EXPECT_EQ(held.status, 200);
-  EXPECT_EQ(held.body, "ok");
-  EXPECT_GE(waited, 0.95);
-  EXPECT_LT(waited, 3.0);
-  ::close(fd);
-  ::close(other);
+  {
+    test::RawConnection c(port), other(port);
+    ASSERT_TRUE(c.ok() && other.ok());
+    ASSERT_TRUE(c.send("GET /busy HTTP/1.1\r\nHost: x\r\n\r\n"));
+    const Answer busy = parse(c.read_response(5));
+    EXPECT_EQ(busy.status, 503);
+    EXPECT_NE(busy.head.find("Retry-After: 1"), std::string::npos) << busy.head;
+    const auto t0 = Clock::now();
+    ASSERT_TRUE(c.send("GET /plain HTTP/1.1\r\nHost: x\r\n\r\n"));
+    ASSERT_TRUE(other.send("GET /plain HTTP/1.1\r\nHost: x\r\n\r\n"));  // meanwhile, served at once
+    EXPECT_EQ(parse(other.read_response(5)).status, 200);
+    EXPECT_LT(std::chrono::duration<double>(Clock::now() - t0).count(), 0.8);
+    const Answer held = parse(c.read_response(5));
+    const double waited = std::chrono::duration<double>(Clock::now() - t0).count();
+    EXPECT_EQ(held.status, 200);
+    EXPECT_EQ(held.body, "ok");
+    EXPECT_GE(waited, 0.95);
+    EXPECT_LT(waited, 3.0);
+  }
   http_.stop();
   server.join();
 }

@@ -74,7 +74,8 @@ void PackedLinear::forward(const float* x, int64_t M, float* y, Act act, bool ac
   const dnnl::memory::desc src_md({M, K_}, wdt, tag::ab);
   const dnnl::memory::desc dst_md({M, N_}, dt::f32, tag::ab);
   const dnnl::memory::desc bias_md({1, N_}, dt::f32, tag::ab);
-  auto w_user_md = [&] { return dnnl::memory::desc({K_, N_}, dt::f32, tag::ba); };  // W as given
+  const dnnl::memory::desc w_md({K_, N_}, dt::f32, tag::ba);  // W [N, K] as given: W^T in "ba" order
+  const bool fp32_weights = prec_ == Precision::F32 && !widened;  // W's own values go to the kernel
   const bool fused_bias = b_ && !int8;  // int8 adds the bias after scaling, in its epilogue
   Impl::Prim prim;  // dnnl handles are reference-counted: a copy stays valid if the cache is cleared
   dnnl::memory wei, bias_mem;
@@ -98,16 +99,16 @@ void PackedLinear::forward(const float* x, int64_t M, float* y, Act act, bool ac
       // A kernel that wants plain fp32 weights (AVX2's gemm:jit packs panels itself) reads W [N, K]
       // where it is, as W^T in "ba" order: no transposed copy of every weight matrix at the first
       // batch (ViT-B/32: 340 MB to allocate, fault in and fill).
-      if (prec_ == Precision::F32 && !widened && is_plain(pd.weights_desc())) {
-        auto direct = make_pd(w_user_md());
-        if (direct.weights_desc() == w_user_md()) pd = direct;
+      if (fp32_weights && is_plain(pd.weights_desc())) {
+        auto direct = make_pd(w_md);
+        if (direct.weights_desc() == w_md) pd = direct;
       }
       it = impl_->by_m.emplace(key, Impl::Prim{dnnl::matmul(pd), pd.weights_desc()}).first;
     }
     prim = it->second;
     for (auto& [md, mem] : impl_->packed)
       if (md == prim.wei_md) wei = mem;
-    if (!wei && prim.wei_md == w_user_md() && prec_ == Precision::F32 && !widened) {
+    if (!wei && fp32_weights && prim.wei_md == w_md) {
       wei = dnnl::memory(prim.wei_md, eng, const_cast<float*>(W_));
       impl_->packed.emplace_back(prim.wei_md, wei);
     }
