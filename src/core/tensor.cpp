@@ -40,9 +40,24 @@ bool dtype_from_name(const std::string& s, DType* out) {
 }
 
 int64_t numel(const Shape& s) {
+  for (auto d : s)
+    if (d == 0) return 0;
   int64_t n = 1;
   for (auto d : s) n *= d;
   return n;
+}
+
+bool shape_bytes(const Shape& s, size_t elem_size, uint64_t* bytes) {
+  uint64_t nonzero = elem_size;
+  bool empty = false;
+  for (auto d : s) {
+    if (d < 0) return false;
+    if (d == 0) empty = true;
+    else if (__builtin_mul_overflow(nonzero, static_cast<uint64_t>(d), &nonzero) || nonzero > (uint64_t{1} << 62))
+      return false;
+  }
+  *bytes = empty ? 0 : nonzero;
+  return true;
 }
 
 std::string shape_str(const Shape& s) {

@@ -16,7 +16,12 @@ const char* dtype_name(DType t);         // safetensors spelling: "F32", "BF16",
 bool dtype_from_name(const std::string& s, DType* out);
 
 using Shape = std::vector<int64_t>;
-int64_t numel(const Shape& s);
+int64_t numel(const Shape& s);   // 0 as soon as a dimension is 0
+// The bytes a shape of `elem_size`-byte elements needs, or false where a dimension is negative or
+// the product of its nonzero dimensions passes 2^62 bytes: a file's shape is checked with this
+// before any tensor is made of it, so no product of its dimensions (in any order) can overflow.
+// A zero-size shape gets no pass for huge other dimensions (NumPy: "array is too big").
+bool shape_bytes(const Shape& s, size_t elem_size, uint64_t* bytes);
 std::string shape_str(const Shape& s);   // "[4, 3, 64, 64]"
 
 struct Tensor {

@@ -111,7 +111,6 @@ Header parse_header(std::string_view b, const std::string& name) {
   const size_t close = sh.find(')');
   if (sh.empty() || sh[0] != '(' || close == std::string_view::npos) fail("{}: malformed shape in .npy header", name);
   sh = sh.substr(1, close - 1);
-  uint64_t count = 1;
   size_t i = 0;
   auto skip_spaces = [&] {
     while (i < sh.size() && sh[i] == ' ') ++i;
@@ -129,15 +128,13 @@ Header parse_header(std::string_view b, const std::string& name) {
     if (i < sh.size() && sh[i] == 'L') ++i;
     if (r.shape.size() == kMaxDims) fail("{}: the shape ({}) has more than {} dimensions", name, sh, kMaxDims);
     r.shape.push_back(static_cast<int64_t>(v));
-    if (__builtin_mul_overflow(count, v, &count)) fail("{}: the shape ({}) overflows", name, sh);
     skip_spaces();
     if (i == sh.size()) break;
     if (sh[i] != ',') fail("{}: the shape ({}) must hold non-negative integers", name, sh);
     ++i;
   }
   uint64_t bytes;
-  if (__builtin_mul_overflow(count, static_cast<uint64_t>(dtype_size(r.dtype)), &bytes) || bytes > (uint64_t{1} << 62))
-    fail("{}: the shape ({}) overflows", name, sh);
+  if (!shape_bytes(r.shape, dtype_size(r.dtype), &bytes)) fail("{}: the shape ({}) overflows: its nonzero dimensions need over 2^62 bytes", name, sh);
   r.data_offset = off + hl;
   r.data_bytes = static_cast<size_t>(bytes);
   return r;

@@ -57,7 +57,6 @@ std::shared_ptr<Mapping> map_file(const std::string& path) {
   return m;
 }
 
-bool mul_overflows(uint64_t a, uint64_t b, uint64_t* out) { return __builtin_mul_overflow(a, b, out); }
 
 }  // namespace
 
@@ -111,14 +110,16 @@ void SafeTensorsFile::parse(const uint8_t* base, size_t size, const std::shared_
     if (!dtype_from_name(dt->get<std::string>(), &t.dtype))
       fail("{}: tensor \"{}\": unsupported dtype \"{}\" (supported: F32 F16 BF16 F64 I64 I32 U8)", path, name,
            dt->get<std::string>());
-    uint64_t count = 1;
     for (auto& d : *sh) {
       if (!d.is_number_unsigned()) fail("{}: tensor \"{}\": shape entries must be non-negative integers", path, name);
-      if (mul_overflows(count, d.get<uint64_t>(), &count)) fail("{}: tensor \"{}\": shape overflows", path, name);
+      if (d.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))
+        fail("{}: tensor \"{}\": shape entry {} is too large", path, name, d.get<uint64_t>());
       t.shape.push_back(d.get<int64_t>());
     }
     uint64_t b = (*off)[0].get<uint64_t>(), e = (*off)[1].get<uint64_t>(), bytes;
-    if (mul_overflows(count, dtype_size(t.dtype), &bytes)) fail("{}: tensor \"{}\": size overflows", path, name);
+    if (!shape_bytes(t.shape, dtype_size(t.dtype), &bytes))
+      fail("{}: tensor \"{}\": shape {} overflows: its nonzero dimensions need over 2^62 bytes", path, name,
+           shape_str(t.shape));
     if (e < b) fail("{}: tensor \"{}\": data_offsets end {} < begin {}", path, name, e, b);
     if (e > data_size)
       fail("{}: tensor \"{}\": data_offsets [{}, {}] out of range: the data section has {} bytes (truncated file?)",

@@ -60,6 +60,10 @@ TEST(Npy, HeadersAreCheckedBeforeAnythingIsAllocated) {
   expect_npy_error(npy_with_header(f4 + "(-2,), }", 8), "non-negative integers");
   expect_npy_error(npy_with_header(f4 + "(2, 3.5), }", 8), "non-negative integers");
   expect_npy_error(npy_with_header(f4 + "(99999999999999999999,), }", 8), "too large");
+  // Stop 26's CI fuzz find: a 0 among dimensions whose product overflows made the element count 0,
+  // passing the check; the tensor's own numel() then overflowed multiplying them in order
+  expect_npy_error(npy_with_header(f4 + "(8, 3646666, 65, 666, 6, 66, 6, 6, 6, 86, 0, 666, 6), }", 0), "overflows");
+  EXPECT_EQ(parse_npy(npy_with_header(f4 + "(3, 0, 4), }", 0), "empty.npy").numel(), 0);  // a fair empty array
   // 2^40 rows claimed, 2 rows there: refused by size, no terabyte allocation attempted
   expect_npy_error(npy_with_header(f4 + "(1099511627776, 4), }", 32), "needs 17592186044416");
   expect_npy_error(npy_with_header(f4 + "(3, 4), }", 32), "data is 32 bytes but shape [3, 4] of F32 needs 48");
