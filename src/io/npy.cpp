@@ -134,7 +134,8 @@ Header parse_header(std::string_view b, const std::string& name) {
     ++i;
   }
   uint64_t bytes;
-  if (!shape_bytes(r.shape, dtype_size(r.dtype), &bytes)) fail("{}: the shape ({}) overflows: its nonzero dimensions need over 2^62 bytes", name, sh);
+  if (!shape_bytes(r.shape, dtype_size(r.dtype), &bytes))
+    fail("{}: the shape ({}) overflows: its nonzero dimensions need over 2^62 bytes", name, sh);
   r.data_offset = off + hl;
   r.data_bytes = static_cast<size_t>(bytes);
   return r;
