@@ -225,9 +225,13 @@ TEST_F(SafeTensorsTest, Malformed) {
   expect_error(raw("overflow.safetensors",
                    R"({"a": {"dtype": "F64", "shape": [4294967296, 4294967296], "data_offsets": [0, 8]}})", 8),
                "overflows");
-  // a 0 dimension does not excuse the others: they overflowed numel() (npy's stop 26 fuzz find)
+  // a 0 dimension does not excuse the others (npy's stop 26 fuzz find): 2^32 (2^32 - 1) fits the
+  // unsigned check but overflowed numel()'s signed product; a leading 0 hid any product after it
   expect_error(raw("zerooverflow.safetensors",
-                   R"({"a": {"dtype": "F32", "shape": [4294967296, 4294967296, 0], "data_offsets": [0, 0]}})", 0),
+                   R"({"a": {"dtype": "F32", "shape": [4294967296, 4294967295, 0], "data_offsets": [0, 0]}})", 0),
+               "overflows");
+  expect_error(raw("zerofirst.safetensors",
+                   R"({"a": {"dtype": "F32", "shape": [0, 4294967296, 4294967296], "data_offsets": [0, 0]}})", 0),
                "overflows");
   expect_error(raw("hugedim.safetensors",
                    R"({"a": {"dtype": "F32", "shape": [0, 18446744073709551615], "data_offsets": [0, 0]}})", 0),
