@@ -57,7 +57,6 @@ std::shared_ptr<Mapping> map_file(const std::string& path) {
   return m;
 }
 
-
 }  // namespace
 
 SafeTensorsFile::SafeTensorsFile(const std::string& path) : path_(path) {
