@@ -12,6 +12,7 @@ and one Model may be used from several threads at once. See docs/python.md.
 """
 import json
 import os
+import warnings
 
 import numpy as np
 
@@ -132,6 +133,12 @@ class Model:
         return self._m.precision
 
     @property
+    def precision_note(self):
+        """Empty where this device runs `precision`'s matmuls natively; else what runs instead (an
+        AVX2-only CPU runs bf16 and int8 as fp32 matmuls, slower than fp32). load() warns with it."""
+        return self._m.precision_note
+
+    @property
     def image_backend(self):
         """"pil" (HF transformers 4's CLIPImageProcessor) or "torchvision" (transformers 5's)."""
         return self._m.image_backend
@@ -203,7 +210,10 @@ def load(path, device="cpu", precision="fp32", threads=0):
     precision: "fp32", "bf16" or "int8" (matmuls; int8 on the CPU); threads: compute threads, 0 = all cores.
     Raises FileNotFoundError (no such folder / config.json), ValueError (a model type or setting
     clipkit does not support), clipkit.Error (anything else wrong with the files)."""
-    return Model(_clipkit.Model(os.fspath(path), device, precision, threads))
+    m = Model(_clipkit.Model(os.fspath(path), device, precision, threads))
+    if m.precision_note:
+        warnings.warn(f"precision {precision!r}: {m.precision_note}", RuntimeWarning, stacklevel=2)
+    return m
 
 
 def _sources(images, coco, split):

@@ -172,6 +172,7 @@ class Model {
   const std::string& dir() const { return emb_->model().dir(); }
   std::string architecture() const { return emb_->model().architecture(); }
   std::string precision() const { return backend::precision_name(emb_->model().precision()); }
+  std::string precision_note() const { return emb_->model().backend().precision_note(emb_->model().precision()); }
   bool has_vision() const { return emb_->model().has_vision(); }
   bool has_text() const { return emb_->model().has_text(); }
   int threads() const { return threads_; }
@@ -336,6 +337,7 @@ void bind_model(pyb::module_& m) {
       .def_property_readonly("path", &Model::dir)
       .def_property_readonly("architecture", &Model::architecture)
       .def_property_readonly("precision", &Model::precision)
+      .def_property_readonly("precision_note", &Model::precision_note)
       .def_property_readonly("has_vision", &Model::has_vision)
       .def_property_readonly("has_text", &Model::has_text)
       .def_property_readonly("threads", &Model::threads)

@@ -206,6 +206,10 @@ class Backend {
 
   // GFLOP/s of a large matmul in this precision (benchmarks report their fraction of it).
   virtual double matmul_peak_gflops(Precision p) = 0;
+  // Empty where this device multiplies in precision p with its own instructions; otherwise one
+  // sentence for the user: what runs instead and what it costs (an AVX2-only CPU runs bf16 and
+  // int8 products as fp32 matmuls, slower than fp32 itself).
+  virtual std::string precision_note(Precision) { return {}; }
 };
 
 // Backends register by device name; "cpu" is built when oneDNN is found, "cuda" with CLIPKIT_CUDA.

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 
@@ -169,6 +170,17 @@ TEST_P(BackendOps, LinearBackwardFirstWriteAndAccumulate) {
     for (size_t i = 0; i < w1.size(); ++i) ASSERT_NEAR(w2[i], 2 * w1[i], 1e-4 * (1 + std::fabs(w1[i]))) << i;
     for (size_t i = 0; i < b1.size(); ++i) ASSERT_NEAR(b2[i], 2 * b1[i], 1e-4 * (1 + std::fabs(b1[i]))) << i;
     for (size_t i = 0; i < x1.size(); ++i) ASSERT_NEAR(x2[i], 2 * x1[i], 1e-4 * (1 + std::fabs(x1[i]))) << i;
+  }
+}
+
+// A precision the device runs emulated is noted (the CLI and Python say it on load); fp32 never is.
+// On the CPU held to AVX2 (the .avx2 variant of this test) bf16 and int8 both are, naming the ISA.
+TEST_P(BackendOps, PrecisionNoteOnlyWhereEmulated) {
+  EXPECT_EQ(be().precision_note(Precision::F32), "");
+  const char* isa = std::getenv("DNNL_MAX_CPU_ISA");
+  if (GetParam() == "cpu" && isa && std::string(isa) == "AVX2") {
+    for (Precision p : {Precision::BF16, Precision::INT8})
+      EXPECT_NE(be().precision_note(p).find("oneDNN runs avx2)"), std::string::npos) << precision_name(p);
   }
 }
 

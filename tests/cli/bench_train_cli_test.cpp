@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "backend/backend.h"
 #include "cli_util.h"
 #include "test_util.h"
 
@@ -23,6 +24,12 @@ TEST(BenchTrainCli, ProfileSplitsTheTimedStepsByOp) {
   ASSERT_EQ(rows.size(), 2u);
   for (const auto& row : rows) {
     const std::string prec = row.at("precision");
+    // "" where this CPU multiplies in the precision natively, else what runs instead (never for fp32)
+    EXPECT_EQ(row.at("precision_note").get<std::string>(),
+              backend::backend_for("cpu").precision_note(backend::precision_from_name(prec))) << prec;
+    if (prec == "fp32") {
+      EXPECT_EQ(row.at("precision_note"), "");
+    }
     ASSERT_TRUE(row.contains("ops")) << prec;
     std::set<std::string> names;
     double named = 0, outside = -1;

@@ -194,6 +194,41 @@ TEST(EmbedCli, DeviceIsChosenAndUnknownOnesAreRefused) {
   std::filesystem::remove_all(dir);
 }
 
+// Where the CPU has no bf16 or int8 matmul instructions (here: oneDNN held to AVX2) the commands say
+// on stderr, once, that the precision runs as fp32 matmuls, and still embed; fp32 gets no note;
+// bench embed's JSON carries the note ("" where native).
+TEST(EmbedCli, EmulatedPrecisionIsNotedOnce) {
+  const std::string model = data_path("models/tiny-clip");
+  auto dir = test::temp_dir("precision_note");
+  ::setenv("DNNL_MAX_CPU_ISA", "AVX2", 1);
+  auto i8 = run_clipkit("embed --model " + model + " --images " + data_path("images/chelsea.jpg") +
+                        " --precision int8 --out " + dir + "/a.npy");
+  auto bf = run_clipkit("embed --model " + model + " --text hi --precision bf16 --out " + dir + "/b.npy");
+  auto f32 = run_clipkit("embed --model " + model + " --text hi --out " + dir + "/c.npy");
+  auto bench = run_clipkit("bench embed --model " + model + " --precision int8 --batch-size 2 --iters 1 --json");
+  ::unsetenv("DNNL_MAX_CPU_ISA");
+  const auto count = [](const std::string& s, const std::string& what) {
+    size_t n = 0;
+    for (size_t at = s.find(what); at != std::string::npos; at = s.find(what, at + 1)) ++n;
+    return n;
+  };
+  ASSERT_EQ(i8.status, 0) << i8.err;
+  EXPECT_EQ(count(i8.err, "clipkit: note: --precision int8: this CPU has no VNNI instructions (oneDNN runs avx2): "
+                          "int8 products run as fp32 matmuls of the int8 values, slower than fp32 precision here\n"), 1u)
+      << i8.err;
+  EXPECT_EQ(count(i8.err, "note:"), 1u) << i8.err;
+  ASSERT_EQ(bf.status, 0) << bf.err;
+  EXPECT_NE(bf.err.find("clipkit: note: --precision bf16: this CPU has no bf16 matmul instructions (AVX512_BF16 or "
+                        "AMX; oneDNN runs avx2)"), std::string::npos) << bf.err;
+  ASSERT_EQ(f32.status, 0) << f32.err;
+  EXPECT_EQ(f32.err.find("note:"), std::string::npos) << f32.err;
+  ASSERT_EQ(bench.status, 0) << bench.err;
+  const auto j = nlohmann::json::parse(bench.out);
+  EXPECT_NE(j.at("precision_note").get<std::string>().find("no VNNI instructions (oneDNN runs avx2)"), std::string::npos)
+      << bench.out;
+  std::filesystem::remove_all(dir);
+}
+
 TEST(InfoCli, DescribesBothCheckpoints) {
   auto r = run_clipkit("info " + data_path("models/tiny-clip") + " --json");
   ASSERT_EQ(r.status, 0) << r.err;

@@ -3,6 +3,7 @@ tests/data references, the errors Python users expect, threads and the GIL."""
 import json
 import os
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -151,6 +152,31 @@ def test_unsupported_model_type_raises_value_error(clipkit, tmp_path):
     (d / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ValueError, match='unsupported model_type "blip"'):
         clipkit.load(d)
+
+
+def test_emulated_precision_warns_on_load(clipkit):
+    """Where the CPU has no bf16 / VNNI matmul instructions, load() warns that the precision runs as
+    fp32 matmuls (slower than fp32) and the model says so in precision_note; fp32 never warns."""
+    assert clipkit.load(TINY, threads=1).precision_note == ""
+    import warnings
+    for precision in ("bf16", "int8"):
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            m = clipkit.load(TINY, precision=precision, threads=1)
+        mine = [w for w in seen if issubclass(w.category, RuntimeWarning)]
+        if m.precision_note:  # this CPU: emulated
+            assert "oneDNN runs " in m.precision_note
+            assert [str(w.message) for w in mine] == [f"precision '{precision}': {m.precision_note}"]
+            assert mine[0].filename == __file__  # pointing at the caller's load()
+        else:
+            assert mine == []
+    # held to AVX2 (a fresh process: oneDNN reads the cap once), both are emulated on any CPU
+    code = ("import warnings, clipkit; warnings.simplefilter('error'); "
+            f"clipkit.load({str(TINY)!r}, precision='int8', threads=1)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={**os.environ, "DNNL_MAX_CPU_ISA": "AVX2"})
+    assert r.returncode != 0
+    assert "RuntimeWarning: precision 'int8': this CPU has no VNNI instructions (oneDNN runs avx2)" in r.stderr
 
 
 def test_bad_arguments_raise_value_error(clipkit, tiny):

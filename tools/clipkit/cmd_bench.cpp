@@ -70,6 +70,7 @@ RunFn setup_embed(CLI::App& app) {
                         {"threads", num_threads()}};
     const double peak = m.backend().matmul_peak_gflops(m.precision());
     j["matmul_peak_gflops"] = peak;
+    j["precision_note"] = m.backend().precision_note(m.precision());  // "" where the device runs it natively
     if (m.has_vision() && !o->no_images) {
       const int64_t S = m.image_size();
       std::vector<float> px(static_cast<size_t>(B * 3 * S * S));

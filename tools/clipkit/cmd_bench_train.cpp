@@ -88,6 +88,8 @@ void bench_precision(const Opts& o, const std::string& pname, nlohmann::json& ro
   if (!m->has_vision() || !m->has_text()) fail("{}: bench train needs a dual encoder (vision and text towers)", o.model);
   backend::Backend& be = m->backend();
   const double peak = be.matmul_peak_gflops(to.precision);
+  const std::string note = be.precision_note(to.precision);  // emulated on this device: say so beside the figures
+  if (!note.empty() && !o.json) std::printf("%s: %s\n", pname.c_str(), note.c_str());
   const auto& vc = *m->config().vision;
   const auto& tc = *m->config().text;
   const int64_t B = o.batch, P = m->embed_dim(), S = vc.image_size;
@@ -148,7 +150,7 @@ void bench_precision(const Opts& o, const std::string& pname, nlohmann::json& ro
                     {"batch_size", B}, {"threads", num_threads()}, {"step_s", t}, {"samples_per_s", B / t},
                     {"gflops", gflops}, {"performed_gflops", done}, {"matmul_peak_gflops", peak},
                     {"roofline_fraction", done / peak}, {"steps", o.steps}, {"warmup", o.warmup},
-                    {"dropout", !o.no_dropout}});
+                    {"dropout", !o.no_dropout}, {"precision_note", note}});
     if (!o.json)
       std::printf("%-5s pad %-8s L=%3lld  %7.2f samples/s  step %6.3f s  model %7.1f GFLOP/s  performed %7.1f "
                   "GFLOP/s = %5.1f%% of %.0f GFLOP/s peak\n",

@@ -48,6 +48,7 @@ RunFn setup(CLI::App& app) {
   return [o, c, mb]() {
     o->precision = c->precision;
     o->device = backend::resolve_device(c->device);
+    note_precision(o->device, o->precision);
     o->model_threads = c->threads;
     o->max_body_bytes = static_cast<size_t>(*mb * 1024 * 1024);
     server::Server s(*o);

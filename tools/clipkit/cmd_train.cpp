@@ -80,6 +80,7 @@ RunFn setup_train(CLI::App& app) {
     o->eval = !*no_eval;
     o->precision = c->precision;
     o->device = backend::resolve_device(c->device);
+    note_precision(o->device, o->precision);
     o->embed_batch_size = c->batch_size;
     o->image_backend = image_backend(*backend);
     auto comm = dist::make_comm(dist::CommOptions{o->device, o->out});  // NCCL for --device cuda under mpirun
@@ -125,6 +126,7 @@ RunFn setup_eval(CLI::App& app) {
     apply_compute_options(*c);
     o->precision = c->precision;
     o->device = backend::resolve_device(c->device);
+    note_precision(o->device, o->precision);
     o->image_backend = image_backend(*backend);
     auto comm = dist::make_comm(dist::CommOptions{o->device, o->cache_dir});
     auto j = train::evaluate(*o, *comm);

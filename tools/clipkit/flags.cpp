@@ -1,5 +1,7 @@
 #include "flags.h"
 
+#include <cstdio>
+#include <exception>
 #include <filesystem>
 #include <fmt/format.h>
 #include <map>
@@ -243,7 +245,23 @@ model::LoadOptions load_options(const ComputeOptions& o, Towers t) {
   l.device = backend::resolve_device(o.device);
   l.vision = t != Towers::Texts;
   l.text = t != Towers::Images;
+  note_precision(l.device, o.precision);
   return l;
+}
+
+void note_precision(const std::string& device, const std::string& precision) {
+  static bool said = false;
+  if (said || precision == "fp32") return;
+  std::string note;
+  try {
+    if (dist::launch_env().rank != 0) return;
+    note = backend::backend_for(device).precision_note(backend::precision_from_name(precision));
+  } catch (const std::exception&) {  // an unknown device, no usable GPU, a bad launcher variable: the command says which
+    return;
+  }
+  if (note.empty()) return;
+  said = true;
+  std::fprintf(stderr, "clipkit: note: --precision %s: %s\n", precision.c_str(), note.c_str());
 }
 
 void apply_compute_options(const ComputeOptions& o) {

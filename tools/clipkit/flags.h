@@ -97,6 +97,11 @@ CLI::Option* add_device_option(CLI::App& app, std::string& device);
 // The model's precision and device, and the towers the command needs: Images leaves the text tower
 // and its tokenizer on disk, Texts the vision tower (model::LoadOptions::vision/text).
 enum class Towers { Both, Images, Texts };
+// (Also prints note_precision's note.)
 model::LoadOptions load_options(const ComputeOptions& o, Towers t = Towers::Both);
+// Where `device` (resolved) runs `precision`'s matmuls emulated (Backend::precision_note: an
+// AVX2-only CPU's bf16 and int8), says so on stderr, once per process and only on rank 0:
+// "clipkit: note: --precision bf16: this CPU has no bf16 matmul instructions ...".
+void note_precision(const std::string& device, const std::string& precision);
 
 }  // namespace clipkit::cli

@@ -15,6 +15,7 @@
 #include "backend/cpu/activation.h"
 #include "backend/cpu/attention.h"
 #include "backend/cpu/clip_loss.h"
+#include "backend/cpu/dnnl_matmul.h"
 #include "backend/cpu/dropout.h"
 #include "backend/cpu/embedding.h"
 #include "backend/cpu/gemm.h"
@@ -308,6 +309,9 @@ class CpuBackend final : public Backend {
   double grad_norm(const std::vector<Tensor>& grads) override { return cpu::grad_norm(grads); }
   void adamw(const std::vector<OptimizerSlot>& slots, const AdamWStep& s) override { cpu::adamw(slots, s); }
   double matmul_peak_gflops(Precision p) override { return cpu::matmul_peak_gflops(p); }
+  std::string precision_note(Precision p) override {
+    return p == Precision::F32 ? std::string() : emulation_note(p == Precision::INT8);
+  }
 };
 
 const BackendRegistrar registrar("cpu", [] { return std::unique_ptr<Backend>(std::make_unique<CpuBackend>()); });

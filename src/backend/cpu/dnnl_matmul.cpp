@@ -62,6 +62,33 @@ bool int8_matmul_native() {
   return native;
 }
 
+const char* cpu_isa_name() {
+  using isa = dnnl::cpu_isa;
+  switch (dnnl::get_effective_cpu_isa()) {
+    case isa::sse41: return "sse41";
+    case isa::avx: return "avx";
+    case isa::avx2: return "avx2";
+    case isa::avx2_vnni: return "avx2_vnni";
+    case isa::avx512_mic: return "avx512_mic";
+    case isa::avx512_mic_4ops: return "avx512_mic_4ops";
+    case isa::avx512_core: return "avx512_core";
+    case isa::avx512_core_vnni: return "avx512_core_vnni";
+    case isa::avx512_core_bf16: return "avx512_core_bf16";
+    case isa::avx512_core_amx: return "avx512_core_amx";
+    default: return "unknown";
+  }
+}
+
+std::string emulation_note(bool int8) {
+  if (int8 ? int8_matmul_native() : bf16_matmul_native()) return {};
+  const std::string isa = cpu_isa_name();
+  if (int8)
+    return "this CPU has no VNNI instructions (oneDNN runs " + isa +
+           "): int8 products run as fp32 matmuls of the int8 values, slower than fp32 precision here";
+  return "this CPU has no bf16 matmul instructions (AVX512_BF16 or AMX; oneDNN runs " + isa +
+         "): bf16 products run as fp32 matmuls of the bf16 values, slower than fp32 precision here";
+}
+
 void widen_bf16(const uint16_t* x, float* y, int64_t n) {
   parallel_for(n, [&](int64_t b, int64_t e) {
 #pragma omp simd

@@ -6,6 +6,8 @@
 // sums. bf16 results are rounded from the fp32 product as the native kernel rounds them.
 #pragma once
 #include <cstdint>
+#include <string>
+
 #include <dnnl.hpp>
 
 namespace clipkit::backend::cpu {
@@ -15,6 +17,11 @@ namespace clipkit::backend::cpu {
 // exact below 2^24 and rounded to fp32's 24 bits above).
 bool bf16_matmul_native();
 bool int8_matmul_native();
+// The instruction set oneDNN runs on this CPU ("avx2", "avx512_core_bf16", ...; DNNL_MAX_CPU_ISA caps it).
+const char* cpu_isa_name();
+// Empty where bf16 (int8 = false) or int8 (int8 = true) products run natively, else a sentence
+// saying what runs instead (Backend::precision_note).
+std::string emulation_note(bool int8);
 
 class Matmul {
  public:
