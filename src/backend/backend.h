@@ -121,6 +121,9 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
+  // What this backend runs on, for `clipkit --version` and bug reports: "oneDNN 2.6.3, ISA avx2",
+  // "NVIDIA H200 (sm_90, 132 SMs, 139.8 GiB), CUDA runtime 13.0, driver 13.0".
+  virtual std::string description() const = 0;
 
   // ---- memory ----
   virtual std::shared_ptr<void> allocate(size_t bytes) = 0;  // device memory, 64-byte aligned

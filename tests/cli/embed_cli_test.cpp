@@ -229,6 +229,21 @@ TEST(EmbedCli, EmulatedPrecisionIsNotedOnce) {
   std::filesystem::remove_all(dir);
 }
 
+// --version names each device built in and what it runs on; held to AVX2, the CPU line is followed
+// by the two precisions it runs as fp32 matmuls.
+TEST(VersionCli, NamesEachBuiltDeviceAndItsEmulatedPrecisions) {
+  ::setenv("DNNL_MAX_CPU_ISA", "AVX2", 1);
+  auto r = run_clipkit("--version");
+  ::unsetenv("DNNL_MAX_CPU_ISA");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("clipkit 0.", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find("\ncpu: oneDNN 2."), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(", ISA avx2\n  bf16: this CPU has no bf16 matmul instructions"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\n  int8: this CPU has no VNNI instructions (oneDNN runs avx2)"), std::string::npos) << r.out;
+  for (const auto& d : backend::built_devices())  // cuda: its GPU, or why there is none
+    EXPECT_NE(r.out.find("\n" + d + ": "), std::string::npos) << d << "\n" << r.out;
+}
+
 TEST(InfoCli, DescribesBothCheckpoints) {
   auto r = run_clipkit("info " + data_path("models/tiny-clip") + " --json");
   ASSERT_EQ(r.status, 0) << r.err;

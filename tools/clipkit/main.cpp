@@ -5,6 +5,9 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
+#include "backend/backend.h"
 #include "command.h"
 #include "core/error.h"
 
@@ -33,6 +36,25 @@ std::string command_path(const CLI::App& app) {
   }
 }
 
+// `clipkit --version`: the version, then each device built in and what it runs on (or why it is
+// not usable here), with the precisions it runs emulated (Backend::precision_note).
+std::string version_text() {
+  std::string s = "clipkit " CLIPKIT_VERSION;
+  for (const auto& d : backend::built_devices()) {
+    s += "\n" + d + ": ";
+    try {
+      backend::Backend& be = backend::backend_for(d);
+      s += be.description();
+      for (auto p : {backend::Precision::BF16, backend::Precision::INT8})
+        if (const std::string note = be.precision_note(p); !note.empty())
+          s += fmt::format("\n  {}: {}", backend::precision_name(p), note);
+    } catch (const std::exception& e) {
+      s += std::string("built, not usable here: ") + e.what();
+    }
+  }
+  return s;
+}
+
 }  // namespace clipkit::cli
 
 int main(int argc, char** argv) {
@@ -45,7 +67,7 @@ int main(int argc, char** argv) {
     const std::string cmd = command_path(*a);
     return cmd + ": error: " + e.what() + " (" + cmd + " --help lists the flags)\n";
   });
-  app.set_version_flag("--version", "clipkit " CLIPKIT_VERSION);
+  app.set_version_flag("--version", clipkit::cli::version_text);
   auto& cmds = registry();
   std::sort(cmds.begin(), cmds.end(), [](auto& a, auto& b) { return a.name < b.name; });
   std::vector<std::pair<CLI::App*, RunFn>> runs;

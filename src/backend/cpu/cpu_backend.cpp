@@ -5,6 +5,7 @@
 //     once per version and the bf16 copy of x is kept for the backward (x_saved); the epilogue
 //     runs as separate passes, so the pre-activation can be saved.
 #include <sys/mman.h>
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -84,6 +85,10 @@ void copy_bytes(void* dst, const void* src, size_t n) {
 class CpuBackend final : public Backend {
  public:
   std::string name() const override { return "cpu"; }
+  std::string description() const override {
+    const dnnl_version_t* v = dnnl_version();
+    return fmt::format("oneDNN {}.{}.{}, ISA {}", v->major, v->minor, v->patch, cpu_isa_name());
+  }
 
   // Blocks of 1 MiB and more are mapped from the kernel and unmapped when freed: malloc keeps
   // freed blocks below its dynamic mmap threshold (which grows up to 32 MiB) in the heap, and an

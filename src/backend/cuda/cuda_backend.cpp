@@ -9,6 +9,7 @@
 //   * The arena's blocks and owned tensors are cudaMalloc'd; input() copies host data into the
 //     arena (stream-ordered, so the host buffer may change once input() returns).
 #include <cuda_runtime_api.h>
+#include <fmt/format.h>
 
 #include <cstring>
 #include <functional>
@@ -72,6 +73,13 @@ class CudaBackend final : public backend::Backend {
   CudaBackend() : ctx_(open_device()) {}
 
   std::string name() const override { return "cuda"; }
+  std::string description() const override {
+    const DeviceInfo d = device_info(ctx_.device());
+    const auto ver = [](int v) { return fmt::format("{}.{}", v / 1000, v % 1000 / 10); };
+    return fmt::format("{} (sm_{}{}, {} SMs, {:.1f} GiB), CUDA runtime {}, driver {}", d.name, d.cc_major, d.cc_minor,
+                       d.multiprocessors, static_cast<double>(d.memory_bytes) / (1 << 30), ver(d.runtime_version),
+                       ver(d.driver_version));
+  }
   const Context& context() const { return ctx_; }
 
   // ---- memory ----
