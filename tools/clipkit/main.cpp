@@ -49,7 +49,9 @@ std::string version_text() {
         if (const std::string note = be.precision_note(p); !note.empty())
           s += fmt::format("\n  {}: {}", backend::precision_name(p), note);
     } catch (const std::exception& e) {
-      s += std::string("built, not usable here: ") + e.what();
+      std::string why = e.what();
+      if (const std::string flag = "--device " + d + ": "; why.rfind(flag, 0) == 0) why.erase(0, flag.size());
+      s += "built, not usable here: " + why;
     }
   }
   return s;
