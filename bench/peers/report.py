@@ -73,11 +73,15 @@ def main():
     cfg = load_config(a.model_dir)
     runs = load_results(a.results)
     peaks = {}  # precision -> clipkit's measured matmul peak
+    emulated = {}  # precision -> clipkit's note where this CPU runs it as fp32 matmuls (`precision_note`)
     for name, r in runs.items():
         if name.startswith("clipkit-"):
             ps = [x["matmul_peak_gflops"] for x in r["raw"] if "matmul_peak_gflops" in x]
             if ps:
                 peaks[name.split("-")[1]] = median(ps)
+            notes = [x["precision_note"] for x in r["raw"] if x.get("precision_note")]
+            if notes:
+                emulated[name.split("-")[1]] = notes[0]
     img_gf = image_flops(cfg) / 1e9
 
     def row(name):
@@ -117,6 +121,8 @@ def main():
     if peaks:
         print("clipkit matmul peak (same run): " +
               ", ".join(f"{p} {g:.1f} GFLOP/s" for p, g in sorted(peaks.items())))
+    for p, note in sorted(emulated.items()):
+        print(f"clipkit {p} here: {note}")
     hdr = f"{'engine':<22}{'prec':<6}{'batch':>6}{'img/s':>10}{'GFLOP/s':>10}{'% peak':>8}" \
           f"{'txt/s':>10}{'tokens':>8}{'GFLOP/s':>10}"
     print("\n" + hdr + "\n" + "-" * len(hdr))
@@ -135,6 +141,8 @@ def main():
         c, p = by_run.get(ck, {}).get(key), by_run.get(peer, {}).get(key)
         ratio = c / p if c and p else None
         verdict = "" if target is None or ratio is None else ("ok" if ratio >= target else "BELOW TARGET")
+        if verdict == "BELOW TARGET" and ck.split("-")[1] in emulated:
+            verdict += f" ({ck.split('-')[1]} emulated on this CPU)"
         if ratio is None:
             missing = ck if not c else peer
             verdict = f"(no {missing} result)"
@@ -145,7 +153,7 @@ def main():
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"model": a.model_dir, "gflop_per_image": img_gf, "matmul_peak_gflops": peaks,
-                       "runs": rows, "ratios": ratios}, f, indent=1)
+                       "emulated_precisions": emulated, "runs": rows, "ratios": ratios}, f, indent=1)
     return 0
 
 
