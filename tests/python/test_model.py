@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -158,7 +159,6 @@ def test_emulated_precision_warns_on_load(clipkit):
     """Where the CPU has no bf16 / VNNI matmul instructions, load() warns that the precision runs as
     fp32 matmuls (slower than fp32) and the model says so in precision_note; fp32 never warns."""
     assert clipkit.load(TINY, threads=1).precision_note == ""
-    import warnings
     for precision in ("bf16", "int8"):
         with warnings.catch_warnings(record=True) as seen:
             warnings.simplefilter("always")
