@@ -1,7 +1,10 @@
 #include "backend/cpu/dnnl_matmul.h"
 
+#include <cstdlib>
+#include <cstring>
 #include <unordered_map>
 
+#include "backend/cpu/bf16_rate.h"
 #include "backend/cpu/dnnl_context.h"
 #include "backend/cpu/gemm.h"
 #include "backend/cpu/workspace.h"
@@ -44,10 +47,34 @@ int64_t span_elems(const dnnl::memory::desc& md) {
   return span;
 }
 
+bool has_isa(dnnl::cpu_isa i) {
+  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  return (isa & static_cast<unsigned>(i)) == static_cast<unsigned>(i);
+}
+
+// Where oneDNN has bf16 kernels, whether they beat fp32 matmuls of the bf16 values: always with AMX;
+// with AVX512_BF16 alone, when the core's bf16 dot products outrun its fp32 FMAs (bf16_rate.h).
+// CLIPKIT_CPU_BF16=native|fp32 overrides the measurement (benchmarks compare the two).
+constexpr double kBf16NativeMinRatio = 0.75;
+
+const char* bf16_override() {
+  const char* e = std::getenv("CLIPKIT_CPU_BF16");
+  return e && (std::strcmp(e, "native") == 0 || std::strcmp(e, "fp32") == 0) ? e : nullptr;
+}
+
 }  // namespace
 
+bool bf16_kernels_built() {
+  static const bool built = can_build(dt::bf16, dt::bf16, tag::ab);
+  return built;
+}
+
 bool bf16_matmul_native() {
-  static const bool native = can_build(dt::bf16, dt::bf16, tag::ab);
+  static const bool native = [] {
+    if (!bf16_kernels_built()) return false;
+    if (const char* o = bf16_override()) return std::strcmp(o, "native") == 0;
+    return has_isa(dnnl::cpu_isa::avx512_core_amx) || bf16_dot_rate_vs_fp32() >= kBf16NativeMinRatio;
+  }();
   return native;
 }
 
@@ -55,9 +82,8 @@ bool bf16_matmul_native() {
 // off by up to 10% of their size here (AMD Zen 3), so only VNNI CPUs count as native.
 bool int8_matmul_native() {
   static const bool native = [] {
-    const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
-    const auto has = [&](dnnl::cpu_isa i) { return (isa & static_cast<unsigned>(i)) == static_cast<unsigned>(i); };
-    return (has(dnnl::cpu_isa::avx512_core_vnni) || has(dnnl::cpu_isa::avx2_vnni)) && can_build(dt::s8, dt::s8, tag::any);
+    return (has_isa(dnnl::cpu_isa::avx512_core_vnni) || has_isa(dnnl::cpu_isa::avx2_vnni)) &&
+           can_build(dt::s8, dt::s8, tag::any);
   }();
   return native;
 }
@@ -85,8 +111,19 @@ std::string emulation_note(bool int8) {
   if (int8)
     return "this CPU has no VNNI instructions (oneDNN runs " + isa +
            "): int8 products run as fp32 matmuls of the int8 values, slower than fp32 precision here";
-  return "this CPU has no bf16 matmul instructions (AVX512_BF16 or AMX; oneDNN runs " + isa +
-         "): bf16 products run as fp32 matmuls of the bf16 values, slower than fp32 precision here";
+  if (!bf16_kernels_built())
+    return "this CPU has no bf16 matmul instructions (AVX512_BF16 or AMX; oneDNN runs " + isa +
+           "): bf16 products run as fp32 matmuls of the bf16 values, slower than fp32 precision here";
+  if (bf16_override())
+    return "CLIPKIT_CPU_BF16=fp32 (oneDNN runs " + isa +
+           "): bf16 products run as fp32 matmuls of the bf16 values, no faster than fp32 precision";
+  const double r = bf16_dot_rate_vs_fp32();
+  if (r == 0)
+    return "this CPU has no bf16 dot-product instructions (AVX512_BF16; oneDNN runs " + isa +
+           "): bf16 products run as fp32 matmuls of the bf16 values, no faster than fp32 precision here";
+  return "this CPU's bf16 dot products run below 0.75x the FLOP rate of its fp32 FMAs (measured; oneDNN runs " + isa +
+         ", no AMX): bf16 products run as fp32 matmuls of the bf16 values, faster than its bf16 kernels but no "
+         "faster than fp32 precision here";
 }
 
 void widen_bf16(const uint16_t* x, float* y, int64_t n) {

@@ -1,7 +1,8 @@
 // A oneDNN matmul whose operands may be bf16, on any x86-64 CPU. oneDNN runs bf16 matmuls only
 // where the CPU has AVX-512 (natively with AVX512_BF16 or AMX); on an AVX2-only CPU (AMD Zen 2/3,
-// older Intel) it has no bf16 kernel at all. There Matmul runs the same product in fp32 on the
-// bf16 operands widened to fp32: a product of two bf16 numbers is exact in fp32, so the result
+// older Intel) it has no bf16 kernel at all, and where the core's bf16 dot products are slower than
+// its fp32 FMAs (Intel Xeons without AMX: half the rate) its bf16 kernels lose to fp32 ones. There
+// Matmul runs the same product in fp32 on the bf16 operands widened to fp32: a product of two bf16 numbers is exact in fp32, so the result
 // differs from a native bf16 kernel's (which also accumulates in fp32) only in the order of the
 // sums. bf16 results are rounded from the fp32 product as the native kernel rounds them.
 #pragma once
@@ -12,9 +13,12 @@
 
 namespace clipkit::backend::cpu {
 
-// Whether this CPU's oneDNN has bf16 / exact s8 x s8 (VNNI) matmul kernels (probed once). Where it
-// has not, bf16 and int8 products run in fp32 on the operands' values (int8: the integer sums are
-// exact below 2^24 and rounded to fp32's 24 bits above).
+// Whether bf16 / exact s8 x s8 (VNNI) products run on oneDNN's bf16 / int8 kernels (decided once).
+// bf16: where oneDNN has bf16 kernels (bf16_kernels_built) and they pay: with AMX, or where the
+// core's bf16 dot products outrun its fp32 FMAs (bf16_rate.h; CLIPKIT_CPU_BF16=native|fp32 overrides
+// the measurement). Where not, bf16 and int8 products run in fp32 on the operands' values (int8:
+// the integer sums are exact below 2^24 and rounded to fp32's 24 bits above).
+bool bf16_kernels_built();
 bool bf16_matmul_native();
 bool int8_matmul_native();
 // The instruction set oneDNN runs on this CPU ("avx2", "avx512_core_bf16", ...; DNNL_MAX_CPU_ISA caps it).
