@@ -2,9 +2,10 @@
 // where the CPU has AVX-512 (natively with AVX512_BF16 or AMX); on an AVX2-only CPU (AMD Zen 2/3,
 // older Intel) it has no bf16 kernel at all, and where the core's bf16 dot products are slower than
 // its fp32 FMAs (Intel Xeons without AMX: half the rate) its bf16 kernels lose to fp32 ones. There
-// Matmul runs the same product in fp32 on the bf16 operands widened to fp32: a product of two bf16 numbers is exact in fp32, so the result
-// differs from a native bf16 kernel's (which also accumulates in fp32) only in the order of the
-// sums. bf16 results are rounded from the fp32 product as the native kernel rounds them.
+// Matmul runs the same product in fp32 on the bf16 operands widened to fp32: a product of two bf16
+// numbers is exact in fp32, so the result differs from a native bf16 kernel's (which also
+// accumulates in fp32) only in the order of the sums. bf16 results are rounded from the fp32 product
+// as the native kernel rounds them.
 #pragma once
 #include <cstdint>
 #include <string>
