@@ -1,7 +1,9 @@
 // bf16 matmuls on operands already rounded to bf16 (stored as uint16_t), with fp32 accumulation
 // and fp32 output, through cached oneDNN primitives (to_bf16 in backend/cpu/gemm.h converts). The
 // training path converts each operand once and reuses it (weights for forward and dx, activations
-// for forward and dW, upstream gradients for dx and dW).
+// for forward and dW, upstream gradients for dx and dW). Where bf16 products do not run on bf16
+// kernels (bf16_matmul_native() false: no AVX512_BF16, or half-rate bf16 as on Xeons without AMX)
+// the same products run as sgemm on fp32 copies of the bf16 values: exact products, fp32 sums.
 #pragma once
 #include <cstdint>
 
