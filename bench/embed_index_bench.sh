@@ -1,7 +1,7 @@
 #!/bin/bash
 # End-to-end images/s from JPEG files to a built index, ViT-B/32 (random weights), against the
 # model-only rate of the same model measured in the same run (`clipkit bench embed`, pixels given).
-#   bench/embed_index_bench.sh [CLIPKIT] [N_IMAGES] [DECODE_THREADS]
+#   bench/embed_index_bench.sh [CLIPKIT] [N_IMAGES] [DECODE_THREADS]   (default: clipkit's own, -1 = auto)
 # Environment: PRECISIONS (default "fp32 bf16"; int8 too where the CPU has VNNI); ROUNDS (default 1).
 # Makes N JPEG files (copies of the COCO-format test images, distinct paths), then times
 # `clipkit index build --images` (start-up, decode + preprocess on worker threads, model, shards,
@@ -12,7 +12,7 @@
 set -euo pipefail
 CLIPKIT=${1:-build/tools/clipkit/clipkit}
 N=${2:-512}
-DT=${3:-1}
+DT=${3:--1}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${WORK:-$(mktemp -d /tmp/clipkit-e2e.XXXXXX)}
 trap 'rm -rf "$WORK"' EXIT

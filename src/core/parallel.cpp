@@ -10,6 +10,7 @@ void set_num_threads(int n) {
 }
 
 int num_threads() { return omp_get_max_threads(); }
+int num_cores() { return omp_get_num_procs(); }
 int thread_index() { return omp_get_thread_num(); }
 
 }  // namespace clipkit

@@ -9,6 +9,7 @@ namespace clipkit {
 // Sets the number of compute threads (0 = all cores). Call once at start-up.
 void set_num_threads(int n);
 int num_threads();
+int num_cores();  // processors this process may run on (OpenMP's count)
 int thread_index();  // of the calling thread within the current parallel region (0 outside one)
 
 // parallel_for(n, fn): fn(begin, end) over a static split of [0, n) across the compute threads.

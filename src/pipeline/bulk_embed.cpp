@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "core/hash.h"
 #include "core/json.h"
+#include "core/parallel.h"
 #include "dataset/caption_dataset.h"
 #include "dataset/webdataset.h"
 #include "image/batch.h"
@@ -400,6 +401,12 @@ void alloc_job(Job& j, size_t per) {
 
 }  // namespace
 
+int auto_decode_threads(const std::string& device, int compute_threads, int cores) {
+  constexpr int kMost = 16;  // each holds a decoded batch (19 MB at ViT-B's 32 x 224 x 224)
+  if (device != "cpu") return std::clamp(cores - 1, 1, kMost);  // one core left to the thread driving the GPU
+  return compute_threads < cores ? std::clamp(cores - compute_threads, 1, kMost) : 0;
+}
+
 BulkEmbedReport bulk_embed(const Embedder& e, const std::vector<BulkItem>& items, const std::string& out_dir,
                            const BulkEmbedOptions& o, Progress* p) {
   if (!e.model().has_vision()) fail("{}: {}", e.model().dir(), e.model().missing_tower(model::Part::Vision));
@@ -466,8 +473,11 @@ BulkEmbedReport bulk_embed(const Embedder& e, const std::vector<BulkItem>& items
   size_t next_claim = 0, consumed = 0;
   bool stop = false;
   std::vector<std::thread> workers;
-  const int nworkers = jobs.empty() ? 0 : std::max(0, o.decode_threads);
-  const size_t depth = static_cast<size_t>(std::max(1, o.prefetch_batches));
+  const int asked = o.decode_threads >= 0 ? o.decode_threads
+                                          : auto_decode_threads(e.model().backend().name(), num_threads(), num_cores());
+  const int nworkers = jobs.empty() ? 0 : asked;
+  // every worker can have a batch in hand
+  const size_t depth = static_cast<size_t>(std::max({1, o.prefetch_batches, nworkers}));
   for (int w = 0; w < nworkers; ++w) {
     // Decoder threads only feed the model (I/O + single-threaded decode); all compute
     // parallelism stays in the OpenMP pool the model uses.

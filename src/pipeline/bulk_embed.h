@@ -82,8 +82,10 @@ std::vector<BulkItem> list_shards(const std::string& spec, const std::string& ca
 struct BulkEmbedOptions {
   int batch_size = 32;
   int64_t shard_size = 10000;  // inputs per shard
-  int decode_threads = 1;      // worker threads decoding ahead of the model; 0 = decode in the OpenMP pool between batches
-  int prefetch_batches = 3;    // decoded batches allowed to wait for the model
+  // Worker threads decoding ahead of the model; 0 = decode in the model's OpenMP pool between
+  // batches; -1 = auto (auto_decode_threads).
+  int decode_threads = -1;
+  int prefetch_batches = 3;    // decoded batches allowed to wait for the model (at least one per decoder thread)
   bool normalize = true;
   image::DecodeOptions decode;
   // Several processes: this one makes the output shards k with k % ranks == rank.
@@ -98,6 +100,14 @@ struct BulkEmbedOptions {
   // a process mid-shard).
   std::function<void(int64_t)> after_batch;
 };
+
+// decode_threads = -1 resolved. On a CPU whose cores the model's compute threads fill (the
+// default), 0: a decoder thread could only take a core from the OpenMP team, which then waits for
+// it at oneDNN's barriers, while decoding each batch in the pool costs the cores the decoding only;
+// and one decoder thread (~380 640x480 JPEGs/s) would cap a many-core CPU's model. Where the model
+// leaves cores free (--threads below the cores, or a GPU: all cores but one, left to the thread
+// driving it), that many threads of their own, up to 16.
+int auto_decode_threads(const std::string& device, int compute_threads, int cores);
 
 struct BulkEmbedReport {
   int64_t inputs = 0, shards = 0, shards_already_done = 0, shards_written = 0;

@@ -33,6 +33,7 @@ TEST(BulkEmbed, ResumedRunWritesTheSameShardsAsAnUninterruptedOne) {
   BulkEmbedOptions o;
   o.batch_size = 4;
   o.shard_size = 7;  // 24 inputs -> 4 shards, the last one short
+  o.decode_threads = 5;  // decoder threads of their own (more than prefetch_batches) here, in the OpenMP pool below
   auto full = bulk_embed(*e, items, dir + "/full", o);
   EXPECT_TRUE(full.complete);
   EXPECT_EQ(full.shards, 4);
@@ -74,6 +75,24 @@ TEST(BulkEmbed, ResumedRunWritesTheSameShardsAsAnUninterruptedOne) {
   });
   EXPECT_EQ(rows, 23);
   fs::remove_all(dir);
+}
+
+TEST(BulkEmbed, DecodesOnThreadsOfItsOwnOnlyWhereTheModelLeavesCoresFree) {
+  // a CPU model on every core: decode in its pool (a decoder thread would take a core from it)
+  EXPECT_EQ(auto_decode_threads("cpu", 2, 2), 0);
+  EXPECT_EQ(auto_decode_threads("cpu", 64, 64), 0);
+  EXPECT_EQ(auto_decode_threads("cpu", 8, 4), 0);  // oversubscribed already
+  // --threads below the cores: the free ones, up to 16
+  EXPECT_EQ(auto_decode_threads("cpu", 1, 2), 1);
+  EXPECT_EQ(auto_decode_threads("cpu", 4, 16), 12);
+  EXPECT_EQ(auto_decode_threads("cpu", 8, 192), 16);
+  // a GPU model: the CPU's cores decode, one left to drive the device
+  EXPECT_EQ(auto_decode_threads("cuda", 16, 16), 15);
+  EXPECT_EQ(auto_decode_threads("cuda", 2, 2), 1);
+  EXPECT_EQ(auto_decode_threads("cuda", 1, 1), 1);
+  EXPECT_EQ(auto_decode_threads("cuda", 96, 96), 16);
+  // and the default asks for it
+  EXPECT_EQ(BulkEmbedOptions{}.decode_threads, -1);
 }
 
 TEST(BulkEmbed, RefusesShardsOfOtherInputsOrModels) {

@@ -15,7 +15,10 @@ namespace clipkit::cli {
 void add_bulk_flags(CLI::App& app, BulkFlags& f) {
   add_int_flag(app, "--shard-size", f.shard_size, "images per output shard", int64_t{1});
   add_int_flag(app, "--decode-threads", f.decode_threads,
-               "threads decoding images ahead of the model (0 = decode between model batches)", 0, 256);
+               "threads decoding images ahead of the model; 0 = decode between model batches on the model's threads; "
+               "-1 = auto: 0 where the model's threads fill the cores (a CPU model by default), else the free "
+               "cores (a GPU model: all but one), up to 16",
+               -1, 256);
   app.add_option("--stop-after-shards", f.stop_after_shards, "")->group("");  // tests: simulate an interruption
   app.add_option("--kill-rank", f.kill_rank, "")->group("");                   // tests: SIGKILL this rank ...
   app.add_option("--kill-after-batches", f.kill_after_batches, "")->group("");  // ... after N batches

@@ -22,7 +22,7 @@ struct BulkInputs {
 
 struct BulkFlags {
   int64_t shard_size = 10000;
-  int decode_threads = 1;
+  int decode_threads = -1;  // auto
   bool replace_other_runs = false;  // a work folder: shards of other inputs are replaced, not refused
   int64_t stop_after_shards = -1;  // hidden test hook
   int kill_rank = -1;              // hidden test hook: this rank SIGKILLs itself ...
