@@ -229,6 +229,28 @@ TEST(EmbedCli, EmulatedPrecisionIsNotedOnce) {
   std::filesystem::remove_all(dir);
 }
 
+// CLIPKIT_CPU_BF16 takes native or fp32; another value is ignored, and a bf16 command says so once.
+TEST(EmbedCli, UnknownBf16RouteOverrideIsReported) {
+  const std::string model = data_path("models/tiny-clip");
+  auto dir = test::temp_dir("bf16_override");
+  ::setenv("CLIPKIT_CPU_BF16", "fp16", 1);
+  auto bf = run_clipkit("embed --model " + model + " --text hi --precision bf16 --out " + dir + "/a.npy");
+  auto f32 = run_clipkit("embed --model " + model + " --text hi --out " + dir + "/b.npy");
+  ::setenv("CLIPKIT_CPU_BF16", "native", 1);
+  auto known = run_clipkit("embed --model " + model + " --text hi --precision bf16 --out " + dir + "/c.npy");
+  ::unsetenv("CLIPKIT_CPU_BF16");
+  ASSERT_EQ(bf.status, 0) << bf.err;
+  const std::string w = "clipkit: warning: CLIPKIT_CPU_BF16=fp16 ignored: it takes native or fp32\n";
+  const size_t at = bf.err.find(w);
+  EXPECT_NE(at, std::string::npos) << bf.err;
+  EXPECT_EQ(bf.err.find(w, at + 1), std::string::npos) << bf.err;
+  ASSERT_EQ(f32.status, 0) << f32.err;
+  EXPECT_EQ(f32.err.find("CLIPKIT_CPU_BF16"), std::string::npos) << f32.err;  // fp32 does not read it
+  ASSERT_EQ(known.status, 0) << known.err;
+  EXPECT_EQ(known.err.find("warning"), std::string::npos) << known.err;
+  std::filesystem::remove_all(dir);
+}
+
 // --version names each device built in and what it runs on; held to AVX2, the CPU line is followed
 // by the two precisions it runs as fp32 matmuls.
 TEST(VersionCli, NamesEachBuiltDeviceAndItsEmulatedPrecisions) {

@@ -1,10 +1,12 @@
 #include "flags.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <filesystem>
 #include <fmt/format.h>
 #include <map>
+#include <string_view>
 
 #include "backend/backend.h"
 #include "dist/launch.h"
@@ -250,7 +252,13 @@ model::LoadOptions load_options(const ComputeOptions& o, Towers t) {
 }
 
 void note_precision(const std::string& device, const std::string& precision) {
-  static bool said = false;
+  static bool said = false, warned = false;
+  // the CPU's bf16 route override (backend/cpu/dnnl_matmul.h) takes two values; say when it is ignored
+  if (const char* v = std::getenv("CLIPKIT_CPU_BF16"); !warned && precision == "bf16" && device == "cpu" && v && *v &&
+                                                       std::string_view(v) != "native" && std::string_view(v) != "fp32") {
+    warned = true;
+    std::fprintf(stderr, "clipkit: warning: CLIPKIT_CPU_BF16=%s ignored: it takes native or fp32\n", v);
+  }
   if (said || precision == "fp32") return;
   std::string note;
   try {
