@@ -203,6 +203,54 @@ void backward(const Op* dout, const Op* qkv, const float* probs, const Op* pd, f
   p.dk.execute(dS, qkv, dqkv + C);       // dK = dS^T Q
 }
 
+// Without bf16 kernels (bf16_matmul_native() false) the bf16 pass runs its products on fp32 copies
+// of the bf16 operands, widened once per call here rather than once per product (each strided
+// operand spans all of qkv): the fp32 products of the same bf16 values, P_d and dS rounded to bf16
+// as the bf16 kernels read them, O rounded to bf16 as they write it.
+void forward_widened(const uint16_t* qkv_b, uint16_t* out_b, const AttentionShape& s, bool causal,
+                     const int32_t* key_mask, float* probs, uint16_t* pd_b, const Dropout& drop) {
+  const int64_t C = s.C(), nx = s.B * s.L * C, nP = s.B * s.H * s.L * s.L;
+  auto& ws = Workspace::local();
+  float* qkv = ws.get(kAttnQkvF32, static_cast<size_t>(3 * nx));
+  widen_bf16(qkv_b, qkv, 3 * nx);
+  const FwdPrims p = fwd_prims(s.B, s.L, s.H, s.D, dt::f32);
+  const DropoutMask mask(drop.p, drop.seed, drop.site);
+  p.qk.execute(qkv, qkv + C, probs);  // S = Q K^T
+  if (drop.on()) softmax_rows<true, uint16_t>(probs, pd_b, s, causal, key_mask, mask);
+  else softmax_rows<false, uint16_t>(probs, pd_b, s, causal, key_mask, mask);
+  float* pd = ws.get(kAttnScoresF32, static_cast<size_t>(nP));
+  widen_bf16(pd_b, pd, nP);
+  float* out = ws.get(kAttnCtxF32, static_cast<size_t>(nx));
+  p.pv.execute(pd, qkv + 2 * C, out);  // O = P_d V
+  to_bf16(out, out_b, nx);
+}
+
+void backward_widened(const float* dout, const uint16_t* qkv_b, const float* probs, const uint16_t* pd_b, float* dqkv,
+                      const AttentionShape& s, const Dropout& drop) {
+  const int64_t C = s.C(), nx = s.B * s.L * C, nP = s.B * s.H * s.L * s.L;
+  auto& ws = Workspace::local();
+  float* qkv = ws.get(kAttnQkvF32, static_cast<size_t>(3 * nx));
+  widen_bf16(qkv_b, qkv, 3 * nx);
+  float* dof = ws.get(kAttnCtxF32, static_cast<size_t>(nx));  // dO rounded to bf16
+  parallel_for(nx, [&](int64_t b, int64_t e) {
+#pragma omp simd
+    for (int64_t i = b; i < e; ++i) dof[i] = bf16_to_f32(f32_to_bf16_simd(dout[i]));
+  }, 1 << 14);
+  const BwdPrims p = bwd_prims(s.B, s.L, s.H, s.D, dt::f32);
+  const DropoutMask mask(drop.p, drop.seed, drop.site);
+  float* dP = ws.get(kDprobs, static_cast<size_t>(nP));
+  uint16_t* dS_b = ws.get_bf16(kDscoresBf16, nP);
+  p.dp.execute(dof, qkv + 2 * C, dP);  // dP_d = dO V^T
+  if (drop.on()) softmax_backward_rows<true, uint16_t>(probs, dP, dS_b, s, mask);
+  else softmax_backward_rows<false, uint16_t>(probs, dP, dS_b, s, mask);
+  float* op = ws.get(kAttnScoresF32, static_cast<size_t>(nP));
+  widen_bf16(pd_b, op, nP);
+  p.dv.execute(op, dof, dqkv + 2 * C);  // dV = P_d^T dO
+  widen_bf16(dS_b, op, nP);
+  p.dq.execute(op, qkv + C, dqkv);  // dQ = dS K
+  p.dk.execute(op, qkv, dqkv + C);  // dK = dS^T Q
+}
+
 }  // namespace
 
 void attention_forward(const float* qkv, float* out, const AttentionShape& s, bool causal, const int32_t* key_mask,
@@ -242,6 +290,7 @@ void attention_forward_bf16(const uint16_t* qkv_b, uint16_t* out_b, const Attent
                             const int32_t* key_mask, float* probs, uint16_t* probs_b, const Dropout& drop) {
   ProfileScope prof("attention fwd bf16");
   count_flops(4 * s.B * s.H * s.L * s.L * s.D);
+  if (!bf16_matmul_native()) return forward_widened(qkv_b, out_b, s, causal, key_mask, probs, probs_b, drop);
   forward<uint16_t>(qkv_b, out_b, s, causal, key_mask, probs, probs_b, drop);
 }
 
@@ -250,6 +299,7 @@ void attention_backward_bf16(const float* dout, const uint16_t* qkv_b, const flo
   ProfileScope prof("attention bwd bf16");
   const int64_t n = s.B * s.L * s.C();
   count_flops(8 * s.B * s.H * s.L * s.L * s.D);
+  if (!bf16_matmul_native()) return backward_widened(dout, qkv_b, probs, probs_b, dqkv, s, drop);
   uint16_t* dout_b = Workspace::local().get_bf16(kDoutBf16, n);
   to_bf16(dout, dout_b, n);
   backward<uint16_t>(dout_b, qkv_b, probs, probs_b, dqkv, s, drop, kDscoresBf16);

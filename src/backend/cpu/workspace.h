@@ -22,6 +22,7 @@ enum WorkspaceSlot : int {
   kLinearProduct,     // cpu_backend: a product added into its destination afterwards
   kNormDx, kNormDgamma, kNormDbeta,  // cpu_backend: layer-norm gradients nobody asked for
   kMatmulSrcF32, kMatmulWeightsF32, kMatmulDstF32,  // dnnl_matmul: bf16 operands widened (CPUs without bf16)
+  kAttnQkvF32, kAttnScoresF32, kAttnCtxF32,  // attention bf16 without bf16 kernels: qkv, P_d or dS, O or dO widened
   kSlotCount
 };
 
