@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <limits>
+#include <string>
 #include <tuple>
 
 #include "core/tensor.h"
@@ -48,6 +49,51 @@ TEST(Bf16TrainingOps, DenseTracksFp32) {
   linear_backward_bf16(xb.data(), Wb.data(), r.data(), M, N, K, dx2.data(), dW2.data(), nullptr, true);
   for (size_t i = 0; i < dW2.size(); ++i) EXPECT_NEAR(dW2[i], 2 * dWb[i], 1e-4) << i;
   for (size_t i = 0; i < dx2.size(); ++i) EXPECT_NEAR(dx2[i], 2 * dxb[i], 1e-4) << i;
+}
+
+// matmul_bf16 in every layout it takes (either operand transposed, padded leading dimensions, bias,
+// accumulation, bf16 output into a strided C) is the product of the bf16 values summed in fp32:
+// within fp32 summation error of a float64 product, whichever kernels run it (bf16 ones, or sgemm
+// on the widened values: this test's default and *.avx2 runs take the second, *.bf16_native the
+// first where the CPU has them), and C's padding is left alone.
+TEST(Bf16TrainingOps, MatmulIsTheProductOfTheBf16ValuesInEveryLayout) {
+  const int64_t M = 19, N = 23, K = 37, pad = 5;
+  for (int ta = 0; ta < 2; ++ta)
+    for (int tb = 0; tb < 2; ++tb)
+      for (int variant = 0; variant < 4; ++variant) {  // 0 plain, 1 bias, 2 accumulate + bias, 3 bf16 C
+        const int64_t lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
+        const auto A = bf16(randn((ta ? K : M) * lda, 81)), B = bf16(randn((tb ? N : K) * ldb, 82));
+        const auto bias = randn(N, 83), C0 = randn(M * ldc, 84);
+        auto a = [&](int64_t i, int64_t k) { return static_cast<double>(bf16_to_f32(A[ta ? k * lda + i : i * lda + k])); };
+        auto b = [&](int64_t k, int64_t j) { return static_cast<double>(bf16_to_f32(B[tb ? j * ldb + k : k * ldb + j])); };
+        std::vector<float> C = C0;
+        std::vector<uint16_t> Cb(M * ldc, 0x7fc0);  // NaN in the padding: must stay
+        const float* bp = variant == 1 || variant == 2 ? bias.data() : nullptr;
+        if (variant == 3) matmul_bf16_to_bf16(ta, tb, M, N, K, A.data(), lda, B.data(), ldb, Cb.data(), ldc, bias.data());
+        else matmul_bf16(ta, tb, M, N, K, A.data(), lda, B.data(), ldb, variant == 2 ? 1.0f : 0.0f, C.data(), ldc, bp);
+        for (int64_t i = 0; i < M; ++i)
+          for (int64_t j = 0; j < ldc; ++j) {
+            const std::string at = "ta " + std::to_string(ta) + " tb " + std::to_string(tb) + " variant " +
+                                   std::to_string(variant) + " at " + std::to_string(i) + "," + std::to_string(j);
+            if (j >= N) {  // padding
+              if (variant == 3) ASSERT_EQ(Cb[i * ldc + j], 0x7fc0) << at;
+              else ASSERT_EQ(C[i * ldc + j], C0[i * ldc + j]) << at;
+              continue;
+            }
+            double ref = 0, mag = 0;
+            for (int64_t k = 0; k < K; ++k) {
+              ref += a(i, k) * b(k, j);
+              mag += std::fabs(a(i, k) * b(k, j));
+            }
+            if (bp || variant == 3) ref += bias[j], mag += std::fabs(bias[j]);
+            if (variant == 2) ref += C0[i * ldc + j], mag += std::fabs(C0[i * ldc + j]);
+            if (variant == 3) {
+              ASSERT_NEAR(bf16_to_f32(Cb[i * ldc + j]), ref, 1e-5 * mag + std::fabs(ref) / 256) << at;  // bf16's half ulp
+            } else {
+              ASSERT_NEAR(C[i * ldc + j], ref, 1e-5 * mag) << at;
+            }
+          }
+      }
 }
 
 // A bf16-output product is the fp32 product rounded (to nearest even), bit for bit.
