@@ -6,8 +6,7 @@
 
 #include "backend/cpu/bf16_rate.h"
 #include "backend/cpu/dnnl_context.h"
-#include "backend/cpu/gemm.h"
-#include "backend/cpu/workspace.h"
+#include "core/error.h"
 #include "core/parallel.h"
 #include "core/tensor.h"
 
@@ -25,26 +24,6 @@ bool can_build(dt a, dt b, tag wtag) {
   } catch (const dnnl::error&) {
     return false;
   }
-}
-
-// The same dims and strides as md, in fp32 (a bf16 operand widened for the emulation).
-dnnl::memory::desc as_f32(const dnnl::memory::desc& md) {
-  const auto& blk = md.data.format_desc.blocking;
-  dnnl::memory::dims strides(blk.strides, blk.strides + md.data.ndims);
-  return dnnl::memory::desc(md.dims(), dt::f32, strides);
-}
-
-// The elements a strided description reaches from its first: 1 + sum (dim - 1) * stride (not
-// get_size(), which counts whole outer strides and so runs past a view that starts mid-buffer,
-// like k and v inside the [B, L, 3C] qkv buffer).
-int64_t span_elems(const dnnl::memory::desc& md) {
-  const auto& blk = md.data.format_desc.blocking;
-  int64_t span = 1;
-  for (int i = 0; i < md.data.ndims; ++i) {
-    if (md.data.dims[i] == 0) return 0;
-    span += (md.data.dims[i] - 1) * blk.strides[i];
-  }
-  return span;
 }
 
 bool has_isa(dnnl::cpu_isa i) {
@@ -135,40 +114,25 @@ void widen_bf16(const uint16_t* x, float* y, int64_t n) {
 
 Matmul::Matmul(const dnnl::memory::desc& src, const dnnl::memory::desc& weights, const dnnl::memory::desc& dst,
                const dnnl::memory::desc& bias, const dnnl::primitive_attr& attr)
-    : src_(src), wei_(weights), dst_(dst), bias_(bias), run_src_(src), run_wei_(weights), run_dst_(dst) {
-  const bool emulate = !bf16_matmul_native();
-  auto widen = [&](dnnl::memory::desc& md) {
-    if (emulate && md.data_type() == dt::bf16) md = as_f32(md);
-  };
-  widen(run_src_);
-  widen(run_wei_);
-  widen(run_dst_);
+    : src_(src), wei_(weights), dst_(dst), bias_(bias) {
+  // bf16 operands only where they run on bf16 kernels: elsewhere the callers widen them (matmul_bf16.h, attention.cpp)
+  CLIPKIT_ASSERT(bf16_matmul_native() || (src.data_type() != dt::bf16 && weights.data_type() != dt::bf16 &&
+                                          dst.data_type() != dt::bf16));
   auto& eng = cpu_engine();
   const bool has_bias = bias.data.ndims > 0;
-  auto d = has_bias ? dnnl::matmul::desc(run_src_, run_wei_, bias, run_dst_) : dnnl::matmul::desc(run_src_, run_wei_, run_dst_);
+  auto d = has_bias ? dnnl::matmul::desc(src, weights, bias, dst) : dnnl::matmul::desc(src, weights, dst);
   prim_ = dnnl::matmul(dnnl::matmul::primitive_desc(d, attr, eng));
 }
 
 void Matmul::execute(const void* src, const void* weights, void* dst, const void* bias) const {
   auto& eng = cpu_engine();
   auto& strm = cpu_stream();
-  auto& ws = Workspace::local();
-  auto widened = [&](const dnnl::memory::desc& user, const dnnl::memory::desc& run, const void* p, int slot) -> void* {
-    if (user.data_type() == run.data_type()) return const_cast<void*>(p);
-    const int64_t n = span_elems(user);
-    float* w = ws.get(slot, static_cast<size_t>(n));
-    widen_bf16(static_cast<const uint16_t*>(p), w, n);  // (for dst: its old values, for a sum post-op and the gaps)
-    return w;
-  };
-  dnnl::memory sm(run_src_, eng, widened(src_, run_src_, src, kMatmulSrcF32));
-  dnnl::memory wm(run_wei_, eng, widened(wei_, run_wei_, weights, kMatmulWeightsF32));
-  void* d = widened(dst_, run_dst_, dst, kMatmulDstF32);
-  dnnl::memory dm(run_dst_, eng, d);
-  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, sm}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, dm}};
+  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, dnnl::memory(src_, eng, const_cast<void*>(src))},
+                                             {DNNL_ARG_WEIGHTS, dnnl::memory(wei_, eng, const_cast<void*>(weights))},
+                                             {DNNL_ARG_DST, dnnl::memory(dst_, eng, dst)}};
   if (bias) args[DNNL_ARG_BIAS] = dnnl::memory(bias_, eng, const_cast<void*>(bias));
   prim_.execute(strm, args);
   strm.wait();
-  if (d != dst) to_bf16(static_cast<const float*>(d), static_cast<uint16_t*>(dst), span_elems(dst_));
 }
 
 }  // namespace clipkit::backend::cpu

@@ -1,11 +1,11 @@
-// A oneDNN matmul whose operands may be bf16, on any x86-64 CPU. oneDNN runs bf16 matmuls only
+// oneDNN matmuls on the CPU, and where bf16 and int8 products run. oneDNN runs bf16 matmuls only
 // where the CPU has AVX-512 (natively with AVX512_BF16 or AMX); on an AVX2-only CPU (AMD Zen 2/3,
 // older Intel) it has no bf16 kernel at all, and where the core's bf16 dot products are slower than
 // its fp32 FMAs (Intel Xeons without AMX: half the rate) its bf16 kernels lose to fp32 ones. There
-// Matmul runs the same product in fp32 on the bf16 operands widened to fp32: a product of two bf16
-// numbers is exact in fp32, so the result differs from a native bf16 kernel's (which also
-// accumulates in fp32) only in the order of the sums. bf16 results are rounded from the fp32 product
-// as the native kernel rounds them.
+// the callers run the same products in fp32 on the bf16 operands widened to fp32 (matmul_bf16.h,
+// the training attention, packed_linear.h): a product of two bf16 numbers is exact in fp32, so the
+// result differs from a native bf16 kernel's (which also accumulates in fp32) only in the order of
+// the sums. bf16 results are rounded from the fp32 product as the native kernel rounds them.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -32,15 +32,15 @@ class Matmul {
  public:
   Matmul() = default;
   // src [.., M, K], weights [.., K, N], dst [.., M, N] with any strides (no "any" layouts);
-  // bias (f32) optional; attr may carry post-ops (a sum post-op reads dst's old values).
+  // bias (f32) optional; attr may carry post-ops (a sum post-op reads dst's old values). bf16
+  // operands only where bf16_matmul_native().
   Matmul(const dnnl::memory::desc& src, const dnnl::memory::desc& weights, const dnnl::memory::desc& dst,
          const dnnl::memory::desc& bias = {}, const dnnl::primitive_attr& attr = {});
   void execute(const void* src, const void* weights, void* dst, const void* bias = nullptr) const;
 
  private:
   dnnl::matmul prim_;
-  dnnl::memory::desc src_, wei_, dst_, bias_;      // as the caller describes them
-  dnnl::memory::desc run_src_, run_wei_, run_dst_;  // as the primitive runs them (f32 when emulated)
+  dnnl::memory::desc src_, wei_, dst_, bias_;
 };
 
 // y[i] = float(x[i]) for n bf16 values.

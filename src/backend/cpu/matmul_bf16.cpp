@@ -94,7 +94,7 @@ const float* widened(const uint16_t* x, int64_t rows, int64_t cols, int64_t ld, 
 
 // Without bf16 kernels (bf16_matmul_native() false): the same product of the bf16 values in fp32,
 // through sgemm (oneDNN's jit gemm) on widened copies. On these plain row-major training operands
-// it runs 1.3-1.8x faster than a matmul primitive on the same copies (Matmul's emulation picks
+// it runs 1.3-1.8x faster than a matmul primitive on the same copies (oneDNN picks
 // brgemm), the transposed weight-gradient layout most of all (bench train --profile).
 void run_widened(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda, const uint16_t* B,
                  int64_t ldb, float beta, void* C, bool c_bf16, int64_t ldc, const float* bias) {

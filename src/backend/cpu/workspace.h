@@ -21,7 +21,7 @@ enum WorkspaceSlot : int {
   kDscores, kProbsDropped,           // attention fp32 training: dS, and P_d when dropout is on
   kLinearProduct,     // cpu_backend: a product added into its destination afterwards
   kNormDx, kNormDgamma, kNormDbeta,  // cpu_backend: layer-norm gradients nobody asked for
-  kMatmulSrcF32, kMatmulWeightsF32, kMatmulDstF32,  // dnnl_matmul: bf16 operands widened (CPUs without bf16)
+  kMatmulSrcF32, kMatmulWeightsF32, kMatmulDstF32,  // matmul_bf16, packed_linear: bf16 operands widened (no bf16 kernels)
   kAttnQkvF32, kAttnScoresF32, kAttnCtxF32,  // attention bf16 without bf16 kernels: qkv, P_d or dS, O or dO widened
   kSlotCount
 };
