@@ -33,7 +33,8 @@ bool has_isa(dnnl::cpu_isa i) {
 
 // Where oneDNN has bf16 kernels, whether they beat fp32 matmuls of the bf16 values: always with AMX;
 // with AVX512_BF16 alone, when the core's bf16 dot products outrun its fp32 FMAs (bf16_rate.h).
-// CLIPKIT_CPU_BF16=native|fp32 overrides the measurement (benchmarks compare the two).
+// CLIPKIT_CPU_BF16=native|fp32 overrides the measurement (benchmarks compare the two); another value is
+// ignored here, and the CLI warns about it (note_precision in tools/clipkit/flags.cpp: keep the two in step).
 constexpr double kBf16NativeMinRatio = 0.75;
 
 const char* bf16_override() {
