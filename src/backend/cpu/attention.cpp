@@ -4,6 +4,7 @@
 // scores in a workspace; a training pass keeps the softmax weights for its backward, on fp32
 // operands or (the bf16 path) on bf16 ones with fp32 accumulation.
 #include "backend/cpu/attention.h"
+#include "backend/cpu/attention_fused.h"
 
 #include <algorithm>
 #include <cmath>
@@ -259,6 +260,8 @@ void attention_forward(const float* qkv, float* out, const AttentionShape& s, bo
   if (!probs) {  // inference: the scores in a workspace
     if (drop.on()) fail("attention dropout needs the training forward (probs)");
     ProfileScope prof("attention");
+    if (attention_fused_supported(s))
+      return attention_forward_fused(qkv, out, s, causal, key_mask);
     float* S = Workspace::local().get(kAttentionScores, static_cast<size_t>(nP));
     return forward<float>(qkv, out, s, causal, key_mask, S, nullptr, drop);
   }
