@@ -1,17 +1,23 @@
-// The activations and their gradients, 8 lanes at a time (vec_avx2.h's exp/sigmoid/normal cdf:
+// The activations and their gradients, 8 or (AVX-512) 16 lanes at a time (vec_avx2.h's and
+// vec_avx512.h's exp/sigmoid/normal cdf, the same bits either way:
 // a few 1e-7 relative error, about libm's, and far below bf16's 4e-3 rounding step and int8's
 // quantization), for every path that does not fuse them into a oneDNN matmul: fp32 and bf16
 // training (the bf16 forward writes bf16: it only feeds the next matmul) and the int8 inference
 // epilogue, which dequantizes the integer product first.
+// No FMA contraction of the separate multiplies and adds (GCC contracts intrinsics too): the
+// 8-lane and 16-lane kernels then give the same bits (tests/backend/cpu/vector_isa_test.cpp).
+#pragma GCC optimize("fp-contract=off")
 #include "backend/cpu/activation.h"
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "core/parallel.h"
 #include "core/profile.h"
 #include "core/tensor.h"
 #include "backend/cpu/vec_avx2.h"
+#include "backend/cpu/vec_avx512.h"
 
 namespace clipkit::backend::cpu {
 namespace {
@@ -89,6 +95,53 @@ void for_each8(int64_t n, Lanes8&& lanes8, One&& one) {
   }, 512);
 }
 
+// The same kernels 16 lanes at a time where the CPU runs AVX-512 (vec_avx512.h: lane for lane the
+// same bits), one instantiation per activation, row tails through lane masks.
+constexpr int64_t kGrain16 = 4096;  // elements per parallel_for task
+
+template <Act A>
+CLIPKIT_AVX512 void forward16(const float* x, float* y, int64_t b, int64_t e) {
+  for (int64_t i = b; i < e; i += 16) {
+    const __mmask16 m = avx512::first_lanes(e - i);
+    _mm512_mask_storeu_ps(y + i, m, avx512::act16<A>(_mm512_maskz_loadu_ps(m, x + i)));
+  }
+}
+
+template <Act A>
+CLIPKIT_AVX512 void backward16(const float* x, const float* dy, float* dx, int64_t b, int64_t e) {
+  for (int64_t i = b; i < e; i += 16) {
+    const __mmask16 m = avx512::first_lanes(e - i);
+    _mm512_mask_storeu_ps(dx + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, dy + i),
+                                                   avx512::grad16<A>(_mm512_maskz_loadu_ps(m, x + i))));
+  }
+}
+
+template <Act A>
+CLIPKIT_AVX512 void forward_bf16_16(const float* x, uint16_t* y, int64_t b, int64_t e) {
+  for (int64_t i = b; i < e; i += 16) {
+    const __mmask16 m = avx512::first_lanes(e - i);
+    avx512::store_bf16x16(y + i, avx512::act16<A>(_mm512_maskz_loadu_ps(m, x + i)), m);
+  }
+}
+
+template <Act A>
+CLIPKIT_AVX512 void dequant_rows16(const float* acc, const float* row_scale, const float* col_scale,
+                                   const float* bias, int64_t N, float* y, bool accumulate, int64_t b, int64_t e) {
+  for (int64_t r = b; r < e; ++r) {
+    const float* ar = acc + r * N;
+    float* yr = y + r * N;
+    const __m512 rs = avx512::set1(row_scale[r]);
+    for (int64_t n = 0; n < N; n += 16) {
+      const __mmask16 m = avx512::first_lanes(N - n);
+      __m512 v = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, ar + n), rs), _mm512_maskz_loadu_ps(m, col_scale + n));
+      if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + n));
+      v = avx512::act16<A>(v);
+      if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, yr + n));
+      _mm512_mask_storeu_ps(yr + n, m, v);
+    }
+  }
+}
+
 }  // namespace
 
 void act_forward(const float* x, float* y, int64_t n, Act a) {
@@ -97,12 +150,20 @@ void act_forward(const float* x, float* y, int64_t n, Act a) {
     for (int64_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
     return;
   }
+  if (avx512::available())
+    return avx512::with_act(a, [&](auto A) {
+      parallel_for(n, [&](int64_t b, int64_t e) { forward16<decltype(A)::value>(x, y, b, e); }, kGrain16);
+    });
   for_each8(n, [&](int64_t i) { _mm256_storeu_ps(y + i, act8(_mm256_loadu_ps(x + i), a)); },
             [&](int64_t i) { y[i] = act1(x[i], a); });
 }
 
 void act_backward(const float* x, const float* dy, float* dx, int64_t n, Act a) {
   ProfileScope prof("act bwd");
+  if (avx512::available())
+    return avx512::with_act(a, [&](auto A) {
+      parallel_for(n, [&](int64_t b, int64_t e) { backward16<decltype(A)::value>(x, dy, dx, b, e); }, kGrain16);
+    });
   for_each8(
       n, [&](int64_t i) { _mm256_storeu_ps(dx + i, _mm256_mul_ps(_mm256_loadu_ps(dy + i), grad8(_mm256_loadu_ps(x + i), a))); },
       [&](int64_t i) { dx[i] = dy[i] * grad1(x[i], a); });
@@ -110,6 +171,10 @@ void act_backward(const float* x, const float* dy, float* dx, int64_t n, Act a) 
 
 void act_forward_bf16(const float* x, uint16_t* y, int64_t n, Act a) {
   ProfileScope prof("act fwd bf16");
+  if (avx512::available())
+    return avx512::with_act(a, [&](auto A) {
+      parallel_for(n, [&](int64_t b, int64_t e) { forward_bf16_16<decltype(A)::value>(x, y, b, e); }, kGrain16);
+    });
   for_each8(n, [&](int64_t i) { store_bf16x8(y + i, act8(_mm256_loadu_ps(x + i), a)); },
             [&](int64_t i) { y[i] = f32_to_bf16(act1(x[i], a)); });
 }
@@ -117,25 +182,39 @@ void act_forward_bf16(const float* x, uint16_t* y, int64_t n, Act a) {
 void act_forward_dequant(const float* acc, const float* row_scale, const float* col_scale, const float* bias,
                          int64_t M, int64_t N, float* y, Act a, bool accumulate) {
   ProfileScope prof("dequantize int8");
+  const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(N, 1));
+  if (avx512::available())
+    return avx512::with_act(a, [&](auto A) {
+      parallel_for(M, [&](int64_t b, int64_t e) {
+        dequant_rows16<decltype(A)::value>(acc, row_scale, col_scale, bias, N, y, accumulate, b, e);
+      }, grain);
+    });
   parallel_for(M, [&](int64_t b, int64_t e) {
     for (int64_t m = b; m < e; ++m) {
       const float* am = acc + m * N;
       float* ym = y + m * N;
       const __m256 rs = set1(row_scale[m]);
-      auto value8 = [&](int64_t n) {
-        __m256 v = _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(am + n), rs), _mm256_loadu_ps(col_scale + n));
-        if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + n));
+      auto value8 = [&](const float* av, const float* cv, const float* bv, const float* yv) {
+        __m256 v = _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(av), rs), _mm256_loadu_ps(cv));
+        if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bv));
         v = act8(v, a);
-        return accumulate ? _mm256_add_ps(v, _mm256_loadu_ps(ym + n)) : v;
+        return accumulate ? _mm256_add_ps(v, _mm256_loadu_ps(yv)) : v;
       };
       int64_t n = 0;
-      for (; n + 8 <= N; n += 8) _mm256_storeu_ps(ym + n, value8(n));
-      for (; n < N; ++n) {
-        const float v = act1(am[n] * row_scale[m] * col_scale[n] + (bias ? bias[n] : 0.0f), a);
-        ym[n] = accumulate ? ym[n] + v : v;
+      for (; n + 8 <= N; n += 8)
+        _mm256_storeu_ps(ym + n, value8(am + n, col_scale + n, bias ? bias + n : nullptr, ym + n));
+      if (n < N) {  // the tail through the same lanes (the same bits as the 16-lane kernel)
+        float av[8] = {}, cv[8] = {}, bv[8] = {}, yv[8] = {};
+        const size_t k = static_cast<size_t>(N - n) * sizeof(float);
+        std::memcpy(av, am + n, k);
+        std::memcpy(cv, col_scale + n, k);
+        if (bias) std::memcpy(bv, bias + n, k);
+        if (accumulate) std::memcpy(yv, ym + n, k);
+        _mm256_storeu_ps(yv, value8(av, cv, bv, yv));
+        std::memcpy(ym + n, yv, k);
       }
     }
-  }, std::max<int64_t>(1, 4096 / std::max<int64_t>(N, 1)));
+  }, grain);
 }
 
 }  // namespace clipkit::backend::cpu

@@ -1,11 +1,5 @@
 #include "backend/cpu/attention_fused.h"
 
-// GCC 12 flags the _mm512_undefined_* operands inside its own AVX-512 intrinsics ("may be used
-// uninitialized") where they are inlined into functions compiled for avx512f by attribute.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-
 #include <immintrin.h>
 
 #include <algorithm>
@@ -16,35 +10,17 @@
 #include <vector>
 
 #include "core/parallel.h"
+#include "backend/cpu/vec_avx512.h"
 #include "backend/cpu/workspace.h"
 
 namespace clipkit::backend::cpu {
 namespace {
 
-#define CLIPKIT_AVX512 __attribute__((target("avx512f")))
+using avx512::exp16;
+using avx512::set1;
 
 constexpr int kRows = 4;   // query rows per tile
 constexpr int kCols = 4;   // 16-wide column blocks per product tile (16 accumulators with kRows)
-
-CLIPKIT_AVX512 inline __m512 set1(float v) { return _mm512_set1_ps(v); }
-
-// vec_math.h's exp_approx, 16 lanes
-CLIPKIT_AVX512 inline __m512 exp16(__m512 x) {
-  x = _mm512_min_ps(_mm512_max_ps(x, set1(-87.0f)), set1(88.0f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, set1(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, set1(0.693145751953125f), x);
-  r = _mm512_fnmadd_ps(n, set1(1.42860682030941723212e-6f), r);
-  __m512 p = set1(1.0f / 720);
-  p = _mm512_fmadd_ps(p, r, set1(1.0f / 120));
-  p = _mm512_fmadd_ps(p, r, set1(1.0f / 24));
-  p = _mm512_fmadd_ps(p, r, set1(1.0f / 6));
-  p = _mm512_fmadd_ps(p, r, set1(0.5f));
-  p = _mm512_fmadd_ps(p, r, set1(1.0f));
-  p = _mm512_fmadd_ps(p, r, set1(1.0f));
-  const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
-  return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
-}
 
 // acc[r][c] = sum_k a[r * lda + k] * b[k * ldb + 16 c ..], r < NR, c < NC, k < K; then stored to
 // c_out[r * ldc + 16 c ..]. S = Q K^T (a = q rows, b = packed K^T) and O = P V (a = P rows, b = v rows).
@@ -166,11 +142,11 @@ CLIPKIT_AVX512 void head(const float* q, const float* k, const float* v, int64_t
 }  // namespace
 
 bool attention_fused_supported(const AttentionShape& s) {
-  static const bool on = [] {
+  static const bool onednn = [] {
     const char* e = std::getenv("CLIPKIT_CPU_ATTENTION");
-    return __builtin_cpu_supports("avx512f") && !(e && std::string_view(e) == "onednn");
+    return e && std::string_view(e) == "onednn";
   }();
-  return on && s.D % 16 == 0 && s.D > 0 && s.L > 0;
+  return !onednn && avx512::available() && s.D % 16 == 0 && s.D > 0 && s.L > 0;
 }
 
 void attention_forward_fused(const float* qkv, float* out, const AttentionShape& s, bool causal,

@@ -1,17 +1,50 @@
+// No FMA contraction of the separate multiplies and adds (GCC contracts intrinsics too): the
+// 8-lane and 16-lane kernels then give the same bits (tests/backend/cpu/vector_isa_test.cpp).
+#pragma GCC optimize("fp-contract=off")
 #include "backend/cpu/quantize.h"
 
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "core/parallel.h"
 #include "core/profile.h"
+#include "backend/cpu/vec_avx512.h"
 
 namespace clipkit::backend::cpu {
 
+namespace {
+
+// Rows [b, e) 16 values at a time (AVX-512): the same operations as the 8-lane loop below, so the
+// same bits (a NaN never becomes the maximum in either; the clamp maps it to -127 in both).
+CLIPKIT_AVX512 void quantize_rows16(const float* x, int64_t C, int8_t* q, float* scale, int64_t b, int64_t e) {
+  for (int64_t r = b; r < e; ++r) {
+    const float* xr = x + r * C;
+    int8_t* qr = q + r * C;
+    __m512 mx = _mm512_setzero_ps();
+    for (int64_t c = 0; c < C; c += 16)
+      mx = _mm512_max_ps(_mm512_abs_ps(_mm512_maskz_loadu_ps(avx512::first_lanes(C - c), xr + c)), mx);
+    const float amax = _mm512_reduce_max_ps(mx);
+    scale[r] = amax > 0 ? amax / 127.0f : 1.0f;
+    const __m512 vinv = avx512::set1(127.0f / (amax > 0 ? amax : 127.0f)), lo = avx512::set1(-127.0f),
+                 hi = avx512::set1(127.0f);
+    for (int64_t c = 0; c < C; c += 16) {
+      const __mmask16 m = avx512::first_lanes(C - c);
+      const __m512 v = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, xr + c), vinv), lo), hi);
+      _mm512_mask_cvtsepi32_storeu_epi8(qr + c, m, _mm512_cvtps_epi32(v));
+    }
+  }
+}
+
+}  // namespace
+
 void quantize_rows_s8(const float* x, int64_t R, int64_t C, int8_t* q, float* scale) {
   ProfileScope prof("quantize int8");
+  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(C, 1));
+  if (avx512::available())
+    return parallel_for(R, [&](int64_t b, int64_t e) { quantize_rows16(x, C, q, scale, b, e); }, grain);
   parallel_for(R, [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       const float* xr = x + r * C;
@@ -22,20 +55,26 @@ void quantize_rows_s8(const float* x, int64_t R, int64_t C, int8_t* q, float* sc
       const float s = amax > 0 ? amax / 127.0f : 1.0f;
       const float inv = 127.0f / (amax > 0 ? amax : 127.0f);
       scale[r] = s;
-      int64_t c = 0;
       const __m256 vinv = _mm256_set1_ps(inv), lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
-      for (; c + 16 <= C; c += 16) {  // 16 values: round (to nearest even), clamp, pack to int8
-        const __m256 a = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(_mm256_loadu_ps(xr + c), vinv), lo), hi);
-        const __m256 d = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(_mm256_loadu_ps(xr + c + 8), vinv), lo), hi);
+      auto pack16 = [&](const float* src, int8_t* dst) {  // 16 values: round (to nearest even), clamp, pack to int8
+        const __m256 a = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(_mm256_loadu_ps(src), vinv), lo), hi);
+        const __m256 d = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(_mm256_loadu_ps(src + 8), vinv), lo), hi);
         const __m256i w16 = _mm256_packs_epi32(_mm256_cvtps_epi32(a), _mm256_cvtps_epi32(d));  // lanes a0 d0 a1 d1
         const __m128i w8 = _mm_packs_epi16(_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1));
         // w8 holds a0..3 d0..3 a4..7 d4..7: put the 32-bit groups back in order
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(qr + c), _mm_shuffle_epi32(w8, _MM_SHUFFLE(3, 1, 2, 0)));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm_shuffle_epi32(w8, _MM_SHUFFLE(3, 1, 2, 0)));
+      };
+      int64_t c = 0;
+      for (; c + 16 <= C; c += 16) pack16(xr + c, qr + c);
+      if (c < C) {  // the tail through the same lanes (the same bits as the 16-lane kernel)
+        float buf[16] = {};
+        int8_t out[16];
+        std::memcpy(buf, xr + c, static_cast<size_t>(C - c) * sizeof(float));
+        pack16(buf, out);
+        std::memcpy(qr + c, out, static_cast<size_t>(C - c));
       }
-      for (; c < C; ++c)
-        qr[c] = static_cast<int8_t>(std::clamp(std::nearbyint(xr[c] * inv), -127.0f, 127.0f));
     }
-  }, std::max<int64_t>(1, 16384 / std::max<int64_t>(C, 1)));
+  }, grain);
 }
 
 }  // namespace clipkit::backend::cpu
