@@ -125,15 +125,19 @@ CLIPKIT_AVX512 void forward_bf16_16(const float* x, uint16_t* y, int64_t b, int6
 }
 
 template <Act A>
-CLIPKIT_AVX512 void dequant_rows16(const float* acc, const float* row_scale, const float* col_scale,
-                                   const float* bias, int64_t N, float* y, bool accumulate, int64_t b, int64_t e) {
+CLIPKIT_AVX512 void dequant_rows16(const int32_t* acc, const float* row_scale, const int32_t* row_zero,
+                                   const float* col_scale, const int32_t* col_sum, const float* bias, int64_t N,
+                                   float* y, bool accumulate, int64_t b, int64_t e) {
   for (int64_t r = b; r < e; ++r) {
-    const float* ar = acc + r * N;
+    const int32_t* ar = acc + r * N;
     float* yr = y + r * N;
     const __m512 rs = avx512::set1(row_scale[r]);
+    const __m512i zp = _mm512_set1_epi32(row_zero[r]);
     for (int64_t n = 0; n < N; n += 16) {
       const __mmask16 m = avx512::first_lanes(N - n);
-      __m512 v = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, ar + n), rs), _mm512_maskz_loadu_ps(m, col_scale + n));
+      const __m512i q = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(m, ar + n),
+                                         _mm512_mullo_epi32(zp, _mm512_maskz_loadu_epi32(m, col_sum + n)));
+      __m512 v = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(q), rs), _mm512_maskz_loadu_ps(m, col_scale + n));
       if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + n));
       v = avx512::act16<A>(v);
       if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, yr + n));
@@ -179,39 +183,45 @@ void act_forward_bf16(const float* x, uint16_t* y, int64_t n, Act a) {
             [&](int64_t i) { y[i] = f32_to_bf16(act1(x[i], a)); });
 }
 
-void act_forward_dequant(const float* acc, const float* row_scale, const float* col_scale, const float* bias,
-                         int64_t M, int64_t N, float* y, Act a, bool accumulate) {
+void act_forward_dequant(const int32_t* acc, const float* row_scale, const int32_t* row_zero, const float* col_scale,
+                         const int32_t* col_sum, const float* bias, int64_t M, int64_t N, float* y, Act a,
+                         bool accumulate) {
   ProfileScope prof("dequantize int8");
   const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(N, 1));
   if (avx512::available())
     return avx512::with_act(a, [&](auto A) {
       parallel_for(M, [&](int64_t b, int64_t e) {
-        dequant_rows16<decltype(A)::value>(acc, row_scale, col_scale, bias, N, y, accumulate, b, e);
+        dequant_rows16<decltype(A)::value>(acc, row_scale, row_zero, col_scale, col_sum, bias, N, y, accumulate, b, e);
       }, grain);
     });
   parallel_for(M, [&](int64_t b, int64_t e) {
     for (int64_t m = b; m < e; ++m) {
-      const float* am = acc + m * N;
+      const int32_t* am = acc + m * N;
       float* ym = y + m * N;
       const __m256 rs = set1(row_scale[m]);
-      auto value8 = [&](const float* av, const float* cv, const float* bv, const float* yv) {
-        __m256 v = _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(av), rs), _mm256_loadu_ps(cv));
+      const __m256i zp = _mm256_set1_epi32(row_zero[m]);
+      auto value8 = [&](const int32_t* av, const int32_t* sv, const float* cv, const float* bv, const float* yv) {
+        const __m256i q = _mm256_sub_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(av)),
+                                           _mm256_mullo_epi32(zp, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sv))));
+        __m256 v = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(q), rs), _mm256_loadu_ps(cv));
         if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bv));
         v = act8(v, a);
         return accumulate ? _mm256_add_ps(v, _mm256_loadu_ps(yv)) : v;
       };
       int64_t n = 0;
       for (; n + 8 <= N; n += 8)
-        _mm256_storeu_ps(ym + n, value8(am + n, col_scale + n, bias ? bias + n : nullptr, ym + n));
+        _mm256_storeu_ps(ym + n, value8(am + n, col_sum + n, col_scale + n, bias ? bias + n : nullptr, ym + n));
       if (n < N) {  // the tail through the same lanes (the same bits as the 16-lane kernel)
-        float av[8] = {}, cv[8] = {}, bv[8] = {}, yv[8] = {};
-        const size_t k = static_cast<size_t>(N - n) * sizeof(float);
-        std::memcpy(av, am + n, k);
-        std::memcpy(cv, col_scale + n, k);
-        if (bias) std::memcpy(bv, bias + n, k);
-        if (accumulate) std::memcpy(yv, ym + n, k);
-        _mm256_storeu_ps(yv, value8(av, cv, bv, yv));
-        std::memcpy(ym + n, yv, k);
+        int32_t av[8] = {}, sv[8] = {};
+        float cv[8] = {}, bv[8] = {}, yv[8] = {};
+        const size_t k = static_cast<size_t>(N - n);
+        std::memcpy(av, am + n, k * sizeof(int32_t));
+        std::memcpy(sv, col_sum + n, k * sizeof(int32_t));
+        std::memcpy(cv, col_scale + n, k * sizeof(float));
+        if (bias) std::memcpy(bv, bias + n, k * sizeof(float));
+        if (accumulate) std::memcpy(yv, ym + n, k * sizeof(float));
+        _mm256_storeu_ps(yv, value8(av, sv, cv, bv, yv));
+        std::memcpy(ym + n, yv, k * sizeof(float));
       }
     }
   }, grain);

@@ -19,10 +19,13 @@ void act_backward(const float* x, const float* dy, float* dx, int64_t n, Act a);
 // backward is act_backward: the gradient stays fp32.)
 void act_forward_bf16(const float* x, uint16_t* y, int64_t n, Act a);
 
-// The int8 matmul's epilogue, with the same vectorized activations: y [M, N] = act(acc[m, n] *
-// row_scale[m] * col_scale[n] + bias[n]), or y += that with accumulate. bias may be null; acc may
-// be y itself when not accumulating.
-void act_forward_dequant(const float* acc, const float* row_scale, const float* col_scale, const float* bias,
-                         int64_t M, int64_t N, float* y, Act a, bool accumulate);
+// The int8 matmul's epilogue, with the same vectorized activations: from the exact integer
+// products acc [M, N] of uint8 activations (row scale and zero point, quantize.h) and int8 weights
+// (column scale, col_sum[n] = sum of weight row n), y [M, N] = act((acc[m, n] - row_zero[m] *
+// col_sum[n]) * row_scale[m] * col_scale[n] + bias[n]), or y += that with accumulate. bias may be
+// null; acc may be y's own memory (int32 values in place of the floats) when not accumulating.
+void act_forward_dequant(const int32_t* acc, const float* row_scale, const int32_t* row_zero, const float* col_scale,
+                         const int32_t* col_sum, const float* bias, int64_t M, int64_t N, float* y, Act a,
+                         bool accumulate);
 
 }  // namespace clipkit::backend::cpu

@@ -63,7 +63,7 @@ bool bf16_matmul_native() {
 bool int8_matmul_native() {
   static const bool native = [] {
     return (has_isa(dnnl::cpu_isa::avx512_core_vnni) || has_isa(dnnl::cpu_isa::avx2_vnni)) &&
-           can_build(dt::s8, dt::s8, tag::any);
+           can_build(dt::u8, dt::s8, tag::any);
   }();
   return native;
 }

@@ -14,7 +14,7 @@
 
 namespace clipkit::backend::cpu {
 
-// Whether bf16 / exact s8 x s8 (VNNI) products run on oneDNN's bf16 / int8 kernels (decided once).
+// Whether bf16 / exact u8 x s8 (VNNI) products run on oneDNN's bf16 / int8 kernels (decided once).
 // bf16: where oneDNN has bf16 kernels (bf16_kernels_built) and they pay: with AMX, or where the
 // core's bf16 dot products outrun its fp32 FMAs (bf16_rate.h; CLIPKIT_CPU_BF16=native|fp32 overrides
 // the measurement). Where not, bf16 and int8 products run in fp32 on the operands' values (int8:

@@ -28,7 +28,8 @@ struct PackedLinear::Impl {
   std::map<std::tuple<int64_t, bool, int>, Prim> by_m;            // primitive per (M, epilogue)
   std::vector<std::pair<dnnl::memory::desc, dnnl::memory>> packed;  // packed weights per layout
   dnnl::memory bias;
-  std::vector<float> wscale;  // int8: the scale of each output channel (row of W)
+  std::vector<float> wscale;    // int8: the scale of each output channel (row of W)
+  std::vector<int32_t> wsum;    // int8: the sum of each quantized row of W (the zero points' correction)
 };
 
 PackedLinear::PackedLinear(const float* W, const float* bias, int64_t N, int64_t K, Precision p)
@@ -71,8 +72,9 @@ void PackedLinear::forward(const float* x, int64_t M, float* y, Act act, bool ac
   const bool bf16 = prec_ == Precision::BF16;
   const bool widened = (bf16 && !bf16_matmul_native()) || (int8 && !int8_matmul_native());
   const dt wdt = widened ? dt::f32 : int8 ? dt::s8 : bf16 ? dt::bf16 : dt::f32;
-  const dnnl::memory::desc src_md({M, K_}, wdt, tag::ab);
-  const dnnl::memory::desc dst_md({M, N_}, dt::f32, tag::ab);
+  const dt sdt = int8 && !widened ? dt::u8 : wdt;  // int8: uint8 activations x int8 weights -> int32
+  const dnnl::memory::desc src_md({M, K_}, sdt, tag::ab);
+  const dnnl::memory::desc dst_md({M, N_}, int8 && !widened ? dt::s32 : dt::f32, tag::ab);
   const dnnl::memory::desc bias_md({1, N_}, dt::f32, tag::ab);
   const dnnl::memory::desc w_md({K_, N_}, dt::f32, tag::ba);  // W [N, K] as given: W^T in "ba" order
   const bool fp32_weights = prec_ == Precision::F32 && !widened;  // W's own values go to the kernel
@@ -80,6 +82,7 @@ void PackedLinear::forward(const float* x, int64_t M, float* y, Act act, bool ac
   Impl::Prim prim;  // dnnl handles are reference-counted: a copy stays valid if the cache is cleared
   dnnl::memory wei, bias_mem;
   const float* wscale = nullptr;
+  const int32_t* wsum = nullptr;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!impl_) {
@@ -119,7 +122,12 @@ void PackedLinear::forward(const float* x, int64_t M, float* y, Act act, bool ac
         wq.resize(static_cast<size_t>(N_ * K_));
         std::vector<float> scale(static_cast<size_t>(N_));
         quantize_rows_s8(W_, N_, K_, wq.data(), scale.data());
-        if (impl_->wscale.empty()) impl_->wscale = std::move(scale);  // (the same for every layout)
+        if (impl_->wscale.empty()) {  // (the same for every layout)
+          impl_->wscale = std::move(scale);
+          impl_->wsum.assign(static_cast<size_t>(N_), 0);
+          for (int64_t n = 0; n < N_; ++n)
+            for (int64_t k = 0; k < K_; ++k) impl_->wsum[static_cast<size_t>(n)] += wq[static_cast<size_t>(n * K_ + k)];
+        }
       }
       std::vector<float> wf;  // widened: the bf16 or int8 weight values in fp32
       if (widened) {
@@ -136,10 +144,12 @@ void PackedLinear::forward(const float* x, int64_t M, float* y, Act act, bool ac
     }
     bias_mem = impl_->bias;
     wscale = impl_->wscale.data();
+    wsum = impl_->wsum.data();
   }
   auto& ws = Workspace::local();
   const void* src = x;
   float* row_scale = nullptr;
+  int32_t* row_zero = nullptr;
   if (bf16) {
     uint16_t* xb = ws.get_bf16(kLinearInputBf16, M * K_);
     ProfileScope prof_cvt("to_bf16");
@@ -151,9 +161,10 @@ void PackedLinear::forward(const float* x, int64_t M, float* y, Act act, bool ac
       src = xf;
     }
   } else if (int8) {
-    int8_t* xq = ws.get_s8(kLinearInputInt8, M * K_);
+    auto* xq = reinterpret_cast<uint8_t*>(ws.get_s8(kLinearInputInt8, M * K_));
     row_scale = ws.get(kLinearRowScales, static_cast<size_t>(M));
-    quantize_rows_s8(x, M, K_, xq, row_scale);
+    row_zero = reinterpret_cast<int32_t*>(ws.get(kLinearRowZeros, static_cast<size_t>(M)));
+    quantize_rows_u8(x, M, K_, xq, row_scale, row_zero);
     src = xq;
     if (widened) {
       float* xf = ws.get(kMatmulSrcF32, static_cast<size_t>(M * K_));
@@ -170,7 +181,14 @@ void PackedLinear::forward(const float* x, int64_t M, float* y, Act act, bool ac
   if (fused_bias) args[DNNL_ARG_BIAS] = bias_mem;
   prim.prim.execute(strm, args);
   strm.wait();
-  if (int8) act_forward_dequant(out, row_scale, wscale, b_, M, N_, y, act, accumulate);
+  if (!int8) return;
+  auto* acc = reinterpret_cast<int32_t*>(out);  // the exact integer sums, in out's memory
+  if (widened) {  // the fp32 product of the integer values: back to integers (exact below 2^24)
+    parallel_for(M * N_, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) acc[i] = static_cast<int32_t>(std::nearbyint(out[i]));
+    }, 1 << 14);
+  }
+  act_forward_dequant(acc, row_scale, row_zero, wscale, wsum, b_, M, N_, y, act, accumulate);
 }
 
 }  // namespace clipkit::backend::cpu

@@ -5,8 +5,9 @@
 // fp32 weights, as AVX2's gemm:jit does: it reads W in place as W^T in "ba" order). W and b are
 // read, not copied: they must outlive this object and not change (a change of the master makes a
 // new PackedLinear).
-// INT8: W is quantized once per output channel (quantize.h) and x per row on every call; oneDNN
-// multiplies s8 x s8 into exact integer sums (fp32), and act_forward_dequant applies both scales,
+// INT8: W is quantized once per output channel, symmetric in int8, and x per row on every call,
+// asymmetric in uint8 (quantize.h); oneDNN multiplies u8 x s8 into exact int32 sums, and
+// act_forward_dequant takes off the zero points (row zero x column sum of Wq), applies both scales,
 // the bias, the activation and the residual (oneDNN 2.6 has no fast per-row scale post-op).
 #pragma once
 #include <cstdint>

@@ -38,7 +38,93 @@ CLIPKIT_AVX512 void quantize_rows16(const float* x, int64_t C, int8_t* q, float*
   }
 }
 
+// The row's range [min(x, 0), max(x, 0)] -> scale, 1 / scale and the zero point (one code for
+// both widths: the same bits).
+struct RowRange {
+  float scale, inv;
+  int32_t zero;
+};
+RowRange u8_range(float lo, float hi) {
+  const float range = hi - lo;
+  if (!(range > 0)) return {1.0f, 1.0f, 0};  // an all-zero row (or one the NaN rule left empty)
+  const float inv = 255.0f / range;
+  return {range / 255.0f, inv, static_cast<int32_t>(std::clamp(std::nearbyint(-lo * inv), 0.0f, 255.0f))};
+}
+
+CLIPKIT_AVX512 void quantize_rows_u8_16(const float* x, int64_t C, uint8_t* q, float* scale, int32_t* zero, int64_t b,
+                                        int64_t e) {
+  for (int64_t r = b; r < e; ++r) {
+    const float* xr = x + r * C;
+    uint8_t* qr = q + r * C;
+    __m512 mn = _mm512_setzero_ps(), mx = _mm512_setzero_ps();  // 0 is in every row's range
+    for (int64_t c = 0; c < C; c += 16) {  // a NaN lane keeps the old value (second operand)
+      const __m512 v = _mm512_maskz_loadu_ps(avx512::first_lanes(C - c), xr + c);
+      mn = _mm512_min_ps(v, mn);
+      mx = _mm512_max_ps(v, mx);
+    }
+    const RowRange rr = u8_range(_mm512_reduce_min_ps(mn), _mm512_reduce_max_ps(mx));
+    scale[r] = rr.scale;
+    zero[r] = rr.zero;
+    const __m512 vinv = avx512::set1(rr.inv);
+    const __m512i z = _mm512_set1_epi32(rr.zero), lo = _mm512_setzero_si512(), hi = _mm512_set1_epi32(255);
+    for (int64_t c = 0; c < C; c += 16) {
+      const __mmask16 m = avx512::first_lanes(C - c);
+      const __m512i i = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, xr + c), vinv)), z);
+      _mm512_mask_cvtusepi32_storeu_epi8(qr + c, m, _mm512_min_epi32(_mm512_max_epi32(i, lo), hi));
+    }
+  }
+}
+
 }  // namespace
+
+void quantize_rows_u8(const float* x, int64_t R, int64_t C, uint8_t* q, float* scale, int32_t* zero) {
+  ProfileScope prof("quantize int8");
+  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(C, 1));
+  if (avx512::available())
+    return parallel_for(R, [&](int64_t b, int64_t e) { quantize_rows_u8_16(x, C, q, scale, zero, b, e); }, grain);
+  parallel_for(R, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const float* xr = x + r * C;
+      uint8_t* qr = q + r * C;
+      __m256 mn = _mm256_setzero_ps(), mx = _mm256_setzero_ps();
+      auto range8 = [&](const float* src) {
+        const __m256 v = _mm256_loadu_ps(src);
+        mn = _mm256_min_ps(v, mn);
+        mx = _mm256_max_ps(v, mx);
+      };
+      int64_t c = 0;
+      for (; c + 8 <= C; c += 8) range8(xr + c);
+      if (c < C) {  // the tail padded with zeros (in every row's range anyway)
+        float buf[8] = {};
+        std::memcpy(buf, xr + c, static_cast<size_t>(C - c) * sizeof(float));
+        range8(buf);
+      }
+      float lo8[8], hi8[8];
+      _mm256_storeu_ps(lo8, mn);
+      _mm256_storeu_ps(hi8, mx);
+      const RowRange rr = u8_range(*std::min_element(lo8, lo8 + 8), *std::max_element(hi8, hi8 + 8));
+      scale[r] = rr.scale;
+      zero[r] = rr.zero;
+      const __m256 vinv = _mm256_set1_ps(rr.inv);
+      const __m256i z = _mm256_set1_epi32(rr.zero), lo = _mm256_setzero_si256(), hi = _mm256_set1_epi32(255);
+      auto pack16 = [&](const float* src, uint8_t* dst) {  // 16 values: round (to nearest even), shift, clamp, pack
+        const __m256i a = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(src), vinv)), z), lo), hi);
+        const __m256i d = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(src + 8), vinv)), z), lo), hi);
+        const __m256i w16 = _mm256_packus_epi32(a, d);  // lanes a0 d0 a1 d1
+        const __m128i w8 = _mm_packus_epi16(_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm_shuffle_epi32(w8, _MM_SHUFFLE(3, 1, 2, 0)));
+      };
+      for (c = 0; c + 16 <= C; c += 16) pack16(xr + c, qr + c);
+      if (c < C) {
+        float buf[16] = {};
+        uint8_t out[16];
+        std::memcpy(buf, xr + c, static_cast<size_t>(C - c) * sizeof(float));
+        pack16(buf, out);
+        std::memcpy(qr + c, out, static_cast<size_t>(C - c));
+      }
+    }
+  }, grain);
+}
 
 void quantize_rows_s8(const float* x, int64_t R, int64_t C, int8_t* q, float* scale) {
   ProfileScope prof("quantize int8");

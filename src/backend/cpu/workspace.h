@@ -12,7 +12,7 @@ namespace clipkit::backend::cpu {
 // Every user of the workspace, one slot each.
 enum WorkspaceSlot : int {
   kLinearInputBf16,   // packed_linear: bf16(x) per call
-  kLinearInputInt8, kLinearRowScales, kLinearAccInt8,  // packed_linear int8: x quantized, its scales, x Wq^T
+  kLinearInputInt8, kLinearRowScales, kLinearRowZeros, kLinearAccInt8,  // packed_linear int8: x quantized, its scales and zero points, x Wq^T
   kAttentionScores,   // attention: [B, H, L, L] scores of the inference kernel
   kGemmA, kGemmB,     // gemm: bf16 copies of both operands
   kDyBf16,            // plain_linear: bf16(dy)

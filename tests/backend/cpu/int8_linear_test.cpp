@@ -1,5 +1,5 @@
-// The int8 inference path against float64 references: the row quantizer, and PackedLinear int8
-// (per-token activations x per-channel weights) with every epilogue.
+// The int8 inference path against float64 references: the row quantizers, and PackedLinear int8
+// (uint8 per-token activations x int8 per-channel weights) with every epilogue.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -20,6 +20,53 @@ Quantized quantize(const std::vector<float>& x, int64_t R, int64_t C) {
   Quantized r{std::vector<int8_t>(x.size()), std::vector<float>(static_cast<size_t>(R))};
   quantize_rows_s8(x.data(), R, C, r.q.data(), r.scale.data());
   return r;
+}
+
+struct QuantizedU8 {
+  std::vector<uint8_t> q;
+  std::vector<float> scale;
+  std::vector<int32_t> zero;
+};
+QuantizedU8 quantize_u8(const std::vector<float>& x, int64_t R, int64_t C) {
+  QuantizedU8 r{std::vector<uint8_t>(x.size()), std::vector<float>(static_cast<size_t>(R)),
+                std::vector<int32_t>(static_cast<size_t>(R))};
+  quantize_rows_u8(x.data(), R, C, r.q.data(), r.scale.data(), r.zero.data());
+  return r;
+}
+
+// Activations: each row's range including 0 onto 0..255; 0 is exactly representable, every value
+// is within half a step of its dequantized value, and the row's extremes reach the ends.
+TEST(Int8Quantize, ActivationRowsUseTheirWholeRange) {
+  const int64_t R = 5, C = 45;
+  auto x = randn(static_cast<size_t>(R * C), 6, 3.0f);
+  for (int64_t c = 0; c < C; ++c) x[static_cast<size_t>(2 * C + c)] = 0;                    // all zero
+  for (int64_t c = 0; c < C; ++c) x[static_cast<size_t>(3 * C + c)] = 0.25f + 0.1f * c;      // all positive
+  for (int64_t c = 0; c < C; ++c) x[static_cast<size_t>(4 * C + c)] = -0.25f - 0.1f * c;     // all negative
+  auto qx = quantize_u8(x, R, C);
+  for (int64_t r = 0; r < R; ++r) {
+    double lo = 0, hi = 0;
+    for (int64_t c = 0; c < C; ++c) {
+      lo = std::min(lo, double(x[static_cast<size_t>(r * C + c)]));
+      hi = std::max(hi, double(x[static_cast<size_t>(r * C + c)]));
+    }
+    const double s = hi > lo ? (hi - lo) / 255 : 1;
+    const size_t ri = static_cast<size_t>(r);
+    EXPECT_NEAR(qx.scale[ri], s, 1e-6 * s) << r;
+    EXPECT_NEAR(qx.zero[ri], -lo / s, 0.5 + 1e-4) << r;
+    int qmin = 255, qmax = 0;
+    for (int64_t c = 0; c < C; ++c) {
+      const size_t i = static_cast<size_t>(r * C + c);
+      EXPECT_LE(std::fabs((qx.q[i] - qx.zero[ri]) * s - x[i]), 0.5 * s + 1e-6) << r << "," << c;
+      qmin = std::min<int>(qmin, qx.q[i]);
+      qmax = std::max<int>(qmax, qx.q[i]);
+    }
+    if (lo < 0) {
+      EXPECT_EQ(qmin, 0) << r;  // the row's minimum maps to the bottom
+    }
+    if (hi > 0) {
+      EXPECT_GE(qmax, 254) << r;  // and its maximum to the top (within rounding of the zero point)
+    }
+  }
 }
 
 TEST(Int8Quantize, RowsRoundToTheirScale) {
@@ -51,7 +98,8 @@ void check_int8_linear(Act act, bool accumulate, bool bias) {
   PackedLinear l(W.data(), bias ? b.data() : nullptr, N, K, Precision::INT8);
   std::vector<float> y = y0;
   l.forward(x.data(), M, y.data(), act, accumulate);
-  auto qx = quantize(x, M, K), qw = quantize(W, N, K);
+  auto qx = quantize_u8(x, M, K);
+  auto qw = quantize(W, N, K);
   auto act_ref = [&](double v) {
     switch (act) {
       case Act::QuickGelu: return v / (1 + std::exp(-1.702 * v));
@@ -64,7 +112,8 @@ void check_int8_linear(Act act, bool accumulate, bool bias) {
     for (int64_t n = 0; n < N; ++n) {
       double sq = 0, st = 0;
       for (int64_t k = 0; k < K; ++k) {
-        sq += double(qx.q[size_t(m * K + k)]) * qx.scale[size_t(m)] * double(qw.q[size_t(n * K + k)]) * qw.scale[size_t(n)];
+        sq += double(int(qx.q[size_t(m * K + k)]) - qx.zero[size_t(m)]) * qx.scale[size_t(m)] *
+              double(qw.q[size_t(n * K + k)]) * qw.scale[size_t(n)];
         st += double(x[size_t(m * K + k)]) * W[size_t(n * K + k)];
       }
       const double add = bias ? b[size_t(n)] : 0.0, base = accumulate ? y0[size_t(m * N + n)] : 0.0;

@@ -77,19 +77,25 @@ TEST_F(VectorIsa, ActivationsMatchTheEightLaneKernelsBitForBit) {
     }
 }
 
-TEST_F(VectorIsa, Int8EpilogueAndQuantizerMatchTheEightLaneKernelsBitForBit) {
+TEST_F(VectorIsa, Int8EpilogueAndQuantizersMatchTheEightLaneKernelsBitForBit) {
+  std::mt19937 rng(9);
+  std::uniform_int_distribution<int32_t> big(-40000000, 40000000), zero(0, 255), sum(-100000, 100000);
   for (int64_t N : {1, 7, 16, 33, 768 + 5})
     for (bool accumulate : {false, true})
       for (Act a : {Act::QuickGelu, Act::Gelu, Act::None}) {
         const int64_t M = 5;
-        const auto acc = inputs(M * N, static_cast<unsigned>(N)), base = inputs(M * N, 3);
+        std::vector<int32_t> acc(static_cast<size_t>(M * N)), rz(static_cast<size_t>(M)), csum(static_cast<size_t>(N));
+        for (auto& v : acc) v = big(rng);
+        for (auto& v : rz) v = zero(rng);
+        for (auto& v : csum) v = sum(rng);
+        const auto base = inputs(M * N, 3);
         auto rs = inputs(M, 4), cs = inputs(N, 5), bias = inputs(N, 6);
         for (auto* v : {&rs, &cs})
-          for (auto& s : *v) s = std::isfinite(s) ? std::fabs(s) * 1e-3f : 1e-3f;
+          for (auto& s : *v) s = std::isfinite(s) ? std::fabs(s) * 1e-6f : 1e-6f;
         auto [w, n] = both([&] {
           std::vector<float> y = base;
-          act_forward_dequant(acc.data(), rs.data(), cs.data(), N % 2 ? bias.data() : nullptr, M, N, y.data(), a,
-                              accumulate);
+          act_forward_dequant(acc.data(), rs.data(), rz.data(), cs.data(), csum.data(), N % 2 ? bias.data() : nullptr,
+                              M, N, y.data(), a, accumulate);
           return y;
         });
         EXPECT_TRUE(same_bits(w, n)) << "dequantize " << act_name(a) << " N=" << N << " accumulate=" << accumulate;
@@ -97,13 +103,20 @@ TEST_F(VectorIsa, Int8EpilogueAndQuantizerMatchTheEightLaneKernelsBitForBit) {
   for (int64_t C : {1, 15, 16, 17, 768, 3072 + 9}) {
     const int64_t R = 6;
     auto x = inputs(R * C, static_cast<unsigned>(C));
-    for (int64_t c = 0; c < C; ++c) x[static_cast<size_t>(C + c)] = 0.0f;  // an all-zero row: scale 1
+    for (int64_t c = 0; c < C; ++c) x[static_cast<size_t>(C + c)] = 0.0f;                         // all zero: scale 1
+    for (int64_t c = 0; c < C; ++c) x[static_cast<size_t>(2 * C + c)] = 0.5f + float(c % 7);  // all positive
     auto [w, n] = both([&] {
       std::vector<int8_t> q(static_cast<size_t>(R * C + 1), 99);
-      std::vector<float> scale(static_cast<size_t>(R));
+      std::vector<uint8_t> u(static_cast<size_t>(R * C + 1), 99);
+      std::vector<float> scale(static_cast<size_t>(R)), uscale(scale);
+      std::vector<int32_t> uzero(static_cast<size_t>(R));
       quantize_rows_s8(x.data(), R, C, q.data(), scale.data());
+      quantize_rows_u8(x.data(), R, C, u.data(), uscale.data(), uzero.data());
       std::vector<float> out(scale);
+      out.insert(out.end(), uscale.begin(), uscale.end());
+      for (int32_t v : uzero) out.push_back(static_cast<float>(v));
       for (int8_t v : q) out.push_back(v);
+      for (uint8_t v : u) out.push_back(v);
       return out;
     });
     EXPECT_TRUE(same_bits(w, n)) << "quantize C=" << C;
