@@ -124,9 +124,8 @@ void PackedLinear::forward(const float* x, int64_t M, float* y, Act act, bool ac
         quantize_rows_s8(W_, N_, K_, wq.data(), scale.data());
         if (impl_->wscale.empty()) {  // (the same for every layout)
           impl_->wscale = std::move(scale);
-          impl_->wsum.assign(static_cast<size_t>(N_), 0);
-          for (int64_t n = 0; n < N_; ++n)
-            for (int64_t k = 0; k < K_; ++k) impl_->wsum[static_cast<size_t>(n)] += wq[static_cast<size_t>(n * K_ + k)];
+          impl_->wsum.resize(static_cast<size_t>(N_));
+          row_sums_s8(wq.data(), N_, K_, impl_->wsum.data());
         }
       }
       std::vector<float> wf;  // widened: the bf16 or int8 weight values in fp32

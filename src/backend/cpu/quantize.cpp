@@ -77,6 +77,18 @@ CLIPKIT_AVX512 void quantize_rows_u8_16(const float* x, int64_t C, uint8_t* q, f
 
 }  // namespace
 
+void row_sums_s8(const int8_t* q, int64_t R, int64_t C, int32_t* sum) {
+  parallel_for(R, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const int8_t* qr = q + r * C;
+      int32_t s = 0;
+#pragma omp simd reduction(+ : s)
+      for (int64_t c = 0; c < C; ++c) s += qr[c];
+      sum[r] = s;
+    }
+  }, std::max<int64_t>(1, 65536 / std::max<int64_t>(C, 1)));
+}
+
 void quantize_rows_u8(const float* x, int64_t R, int64_t C, uint8_t* q, float* scale, int32_t* zero) {
   ProfileScope prof("quantize int8");
   const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(C, 1));

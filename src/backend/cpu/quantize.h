@@ -17,6 +17,9 @@ namespace clipkit::backend::cpu {
 // NaN or infinity: a row holding one comes out finite and meaningless.
 void quantize_rows_s8(const float* x, int64_t R, int64_t C, int8_t* q, float* scale);
 
+// sum[r] = sum_c q[r, c] (threaded over rows): a weight row's sum, the zero points' correction.
+void row_sums_s8(const int8_t* q, int64_t R, int64_t C, int32_t* sum);
+
 // x [R, C] fp32 -> q [R, C] uint8, scale [R] and zero [R] (in [0, 255]), threaded over rows; a row
 // holding NaN or infinity comes out in range and meaningless.
 void quantize_rows_u8(const float* x, int64_t R, int64_t C, uint8_t* q, float* scale, int32_t* zero);
