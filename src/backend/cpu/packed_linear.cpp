@@ -1,5 +1,6 @@
 #include "backend/cpu/packed_linear.h"
 
+#include <cmath>
 #include <cstring>
 #include <tuple>
 #include <dnnl.hpp>
@@ -181,10 +182,14 @@ void PackedLinear::forward(const float* x, int64_t M, float* y, Act act, bool ac
   prim.prim.execute(strm, args);
   strm.wait();
   if (!int8) return;
-  auto* acc = reinterpret_cast<int32_t*>(out);  // the exact integer sums, in out's memory
+  // The exact integer sums, in out's memory (the epilogue reads them through vector loads)
+  auto* acc = reinterpret_cast<int32_t*>(out);
   if (widened) {  // the fp32 product of the integer values: back to integers (exact below 2^24)
     parallel_for(M * N_, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) acc[i] = static_cast<int32_t>(std::nearbyint(out[i]));
+      for (int64_t i = b; i < e; ++i) {
+        const int32_t v = static_cast<int32_t>(std::nearbyint(out[i]));
+        std::memcpy(out + i, &v, sizeof v);  // (an int32 object representation in float storage)
+      }
     }, 1 << 14);
   }
   act_forward_dequant(acc, row_scale, row_zero, wscale, wsum, b_, M, N_, y, act, accumulate);
