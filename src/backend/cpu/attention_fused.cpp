@@ -74,9 +74,8 @@ void product(int nr, const float* a, int64_t lda, const float* b, int64_t ldb, i
 // The keys of block jb (16 j) that query i sees.
 CLIPKIT_AVX512 inline __mmask16 key_mask16(const __mmask16* valid, int64_t jb, bool causal, int64_t i) {
   if (!causal) return valid[jb];
-  const __m512i j = _mm512_add_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                     _mm512_set1_epi32(static_cast<int>(16 * jb)));
-  return static_cast<__mmask16>(valid[jb] & _mm512_cmple_epi32_mask(j, _mm512_set1_epi32(static_cast<int>(i))));
+  return static_cast<__mmask16>(valid[jb] & _mm512_cmple_epi32_mask(avx512::lane_indices(16 * jb),
+                                                                     _mm512_set1_epi32(static_cast<int>(i))));
 }
 
 // One (batch, head): out rows = softmax(q k^T / sqrt(D) + masks) v, with q, k, v rows ld_in apart
@@ -98,9 +97,8 @@ CLIPKIT_AVX512 void head(const float* q, const float* k, const float* v, int64_t
         for (int64_t d = 0; d < D; d += 16) _mm_prefetch(reinterpret_cast<const char*>(p + d), _MM_HINT_T1);
     }
   }
-  const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
   for (int64_t j0 = 0; j0 < Lp; j0 += 16) {  // K^T: 16 keys' d-th values at a time
-    const __m512i j = _mm512_add_epi32(lane, _mm512_set1_epi32(static_cast<int>(j0)));
+    const __m512i j = avx512::lane_indices(j0);
     const __mmask16 in = _mm512_cmplt_epi32_mask(j, _mm512_set1_epi32(static_cast<int>(L)));
     const __m512i row = _mm512_mullo_epi32(j, _mm512_set1_epi32(static_cast<int>(D)));
     for (int64_t d = 0; d < D; ++d)

@@ -75,6 +75,21 @@ CLIPKIT_AVX512 void quantize_rows_u8_16(const float* x, int64_t C, uint8_t* q, f
   }
 }
 
+// The 8-lane paths: pack16(src, dst) on each 16 values of a row of C, the last C % 16 through a
+// zero-padded buffer (the same lanes, so the same bits as the 16-lane kernels' masked tails).
+template <typename T, typename Pack16>
+void each16(const float* xr, int64_t C, T* qr, Pack16&& pack16) {
+  int64_t c = 0;
+  for (; c + 16 <= C; c += 16) pack16(xr + c, qr + c);
+  if (c < C) {
+    float buf[16] = {};
+    T out[16];
+    std::memcpy(buf, xr + c, static_cast<size_t>(C - c) * sizeof(float));
+    pack16(buf, out);
+    std::memcpy(qr + c, out, static_cast<size_t>(C - c) * sizeof(T));
+  }
+}
+
 }  // namespace
 
 void row_sums_s8(const int8_t* q, int64_t R, int64_t C, int32_t* sum) {
@@ -126,14 +141,7 @@ void quantize_rows_u8(const float* x, int64_t R, int64_t C, uint8_t* q, float* s
         const __m128i w8 = _mm_packus_epi16(_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1));
         _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm_shuffle_epi32(w8, _MM_SHUFFLE(3, 1, 2, 0)));
       };
-      for (c = 0; c + 16 <= C; c += 16) pack16(xr + c, qr + c);
-      if (c < C) {
-        float buf[16] = {};
-        uint8_t out[16];
-        std::memcpy(buf, xr + c, static_cast<size_t>(C - c) * sizeof(float));
-        pack16(buf, out);
-        std::memcpy(qr + c, out, static_cast<size_t>(C - c));
-      }
+      each16(xr, C, qr, pack16);
     }
   }, grain);
 }
@@ -162,15 +170,7 @@ void quantize_rows_s8(const float* x, int64_t R, int64_t C, int8_t* q, float* sc
         // w8 holds a0..3 d0..3 a4..7 d4..7: put the 32-bit groups back in order
         _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm_shuffle_epi32(w8, _MM_SHUFFLE(3, 1, 2, 0)));
       };
-      int64_t c = 0;
-      for (; c + 16 <= C; c += 16) pack16(xr + c, qr + c);
-      if (c < C) {  // the tail through the same lanes (the same bits as the 16-lane kernel)
-        float buf[16] = {};
-        int8_t out[16];
-        std::memcpy(buf, xr + c, static_cast<size_t>(C - c) * sizeof(float));
-        pack16(buf, out);
-        std::memcpy(qr + c, out, static_cast<size_t>(C - c));
-      }
+      each16(xr, C, qr, pack16);
     }
   }, grain);
 }

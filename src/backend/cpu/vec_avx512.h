@@ -134,6 +134,12 @@ CLIPKIT_AVX512 inline void store_bf16x16(uint16_t* y, __m512 x, __mmask16 m = 0x
   _mm512_mask_cvtepi32_storeu_epi16(y, m, r);
 }
 
+// first, first + 1, ..., first + 15 (the element indices of a 16-lane block).
+CLIPKIT_AVX512 inline __m512i lane_indices(int64_t first) {
+  return _mm512_add_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                          _mm512_set1_epi32(static_cast<int>(first)));
+}
+
 // The lanes [0, n) of 16 (n <= 16), for loads and stores of a row's tail.
 CLIPKIT_AVX512 inline __mmask16 first_lanes(int64_t n) {
   return static_cast<__mmask16>(n >= 16 ? 0xFFFF : (1u << n) - 1);

@@ -23,7 +23,7 @@ enum WorkspaceSlot : int {
   kNormDx, kNormDgamma, kNormDbeta,  // cpu_backend: layer-norm gradients nobody asked for
   kMatmulSrcF32, kMatmulWeightsF32, kMatmulDstF32,  // matmul_bf16, packed_linear: bf16 operands widened (no bf16 kernels)
   kAttnQkvF32, kAttnScoresF32, kAttnCtxF32,  // attention bf16 without bf16 kernels: qkv, P_d or dS, O or dO widened
-  kAttnFused,         // attention_fused: one head's packed K^T and a tile's scores
+  kAttnFused,         // attention_fused: one head's q, k, v rows and K^T packed, a tile's scores
   kSlotCount
 };
 

@@ -10,6 +10,7 @@
 #include <random>
 #include <vector>
 
+#include "fd_util.h"
 #include "backend/cpu/activation.h"
 #include "backend/cpu/quantize.h"
 #include "backend/cpu/vec_avx512.h"
@@ -18,10 +19,7 @@ namespace clipkit::backend::cpu {
 namespace {
 
 std::vector<float> inputs(int64_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> nd(0.0f, 4.0f);
-  std::vector<float> x(static_cast<size_t>(n));
-  for (auto& v : x) v = nd(rng);
+  auto x = test::randn(static_cast<size_t>(n), seed, 4.0f);
   const float special[] = {0.0f, -0.0f, 100.0f, -100.0f, 1e-30f, -1e-30f, std::numeric_limits<float>::infinity(),
                            -std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN()};
   for (size_t i = 0; i < std::size(special) && i < x.size(); ++i) x[(i * 37) % x.size()] = special[i];
