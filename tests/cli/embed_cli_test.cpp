@@ -251,6 +251,24 @@ TEST(EmbedCli, UnknownBf16RouteOverrideIsReported) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(EmbedCli, UnknownAttentionOverrideIsReported) {
+  const std::string model = data_path("models/tiny-clip");
+  auto dir = test::temp_dir("attention_override");
+  ::setenv("CLIPKIT_CPU_ATTENTION", "fused", 1);
+  auto odd = run_clipkit("embed --model " + model + " --text hi --out " + dir + "/a.npy");
+  ::setenv("CLIPKIT_CPU_ATTENTION", "onednn", 1);
+  auto known = run_clipkit("embed --model " + model + " --text hi --out " + dir + "/b.npy");
+  ::unsetenv("CLIPKIT_CPU_ATTENTION");
+  ASSERT_EQ(odd.status, 0) << odd.err;
+  const std::string w = "clipkit: warning: CLIPKIT_CPU_ATTENTION=fused ignored: it takes onednn\n";
+  const size_t at = odd.err.find(w);
+  EXPECT_NE(at, std::string::npos) << odd.err;
+  EXPECT_EQ(odd.err.find(w, at + 1), std::string::npos) << odd.err;
+  ASSERT_EQ(known.status, 0) << known.err;
+  EXPECT_EQ(known.err.find("warning"), std::string::npos) << known.err;
+  std::filesystem::remove_all(dir);
+}
+
 // --version names each device built in and what it runs on; held to AVX2, the CPU line is followed
 // by the two precisions it runs as fp32 matmuls.
 TEST(VersionCli, NamesEachBuiltDeviceAndItsEmulatedPrecisions) {

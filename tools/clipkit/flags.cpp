@@ -252,12 +252,18 @@ model::LoadOptions load_options(const ComputeOptions& o, Towers t) {
 }
 
 void note_precision(const std::string& device, const std::string& precision) {
-  static bool said = false, warned = false;
+  static bool said = false, warned = false, warned_attention = false;
   // the CPU's bf16 route override (backend/cpu/dnnl_matmul.h) takes two values; say when it is ignored
   if (const char* v = std::getenv("CLIPKIT_CPU_BF16"); !warned && precision == "bf16" && device == "cpu" && v && *v &&
                                                        std::string_view(v) != "native" && std::string_view(v) != "fp32") {
     warned = true;
     std::fprintf(stderr, "clipkit: warning: CLIPKIT_CPU_BF16=%s ignored: it takes native or fp32\n", v);
+  }
+  // and its inference attention override (backend/cpu/attention_fused.h) one
+  if (const char* v = std::getenv("CLIPKIT_CPU_ATTENTION");
+      !warned_attention && device == "cpu" && v && *v && std::string_view(v) != "onednn") {
+    warned_attention = true;
+    std::fprintf(stderr, "clipkit: warning: CLIPKIT_CPU_ATTENTION=%s ignored: it takes onednn\n", v);
   }
   if (said || precision == "fp32") return;
   std::string note;

@@ -12,7 +12,8 @@
 namespace clipkit::backend::cpu {
 
 // This CPU runs AVX-512F, the head width D is a multiple of 16 (CLIP's 64), and
-// CLIPKIT_CPU_ATTENTION is not "onednn" (which keeps attention.cpp's path, for comparisons).
+// CLIPKIT_CPU_ATTENTION is not "onednn" (which keeps attention.cpp's path, for comparisons; another
+// value is ignored here, and the CLI warns about it: note_precision in tools/clipkit/flags.cpp).
 bool attention_fused_supported(const AttentionShape& s);
 
 // qkv [B, L, 3C] -> out [B, L, C], as attention_forward without probs (inference).
