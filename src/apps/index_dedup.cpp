@@ -9,6 +9,7 @@
 
 #include "apps/similarity.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "io/tar_reader.h"
 #include "pipeline/embedding_rows.h"
 
@@ -39,7 +40,7 @@ uint64_t parse_hash(const nlohmann::json& j) {
 bool can_dedup_from_embeddings(const index::Library& lib) {
   const auto& b = lib.info().build;
   if (!b.contains("embeddings") || !b["embeddings"].is_string()) return false;
-  if (b.value("rows", int64_t{-1}) != lib.info().count) return false;  // changed since (index add/remove)
+  if (json_integer_or(b, "rows", -1) != lib.info().count) return false;  // changed since (index add/remove)
   std::error_code ec;
   return fs::exists(fs::path(b["embeddings"].get<std::string>()) / "manifest.json", ec);
 }
@@ -51,9 +52,9 @@ IndexDedupScan dedup_candidates(const index::Library& lib, const IndexDedupOptio
   const auto shards = pipeline::read_manifest(emb_dir);
   const pipeline::EmbeddingRows rows(shards);
   const int64_t N = rows.rows(), D = rows.dim();
-  if (N != lib.info().build.value("rows", int64_t{-1}))
+  if (N != json_integer_or(lib.info().build, "rows", -1))
     fail("{}: holds {} rows, but the index {} was built from {} -- rebuild the index", emb_dir, N, lib.info().dir,
-         lib.info().build.value("rows", int64_t{-1}));
+         json_integer_or(lib.info().build, "rows", -1));
   IndexDedupScan out;
   out.rows = N;
   out.margin = o.margin >= 0 ? o.margin : 2 * lib.info().build.value("score_error_max", 0.0);

@@ -11,6 +11,7 @@
 // original bytes back), and reading turns those escapes back into the same bytes, so file names
 // survive a round trip through our JSON files exactly.
 #pragma once
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -30,6 +31,15 @@ bool sax_parse_json(std::string_view text, nlohmann::json::json_sax_t* sax, std:
 // Serializes like nlohmann's dump(indent) (indent < 0: compact), escaping non-UTF-8 bytes as above.
 std::string json_text(const nlohmann::json& j, int indent = -1);
 std::string json_text(const nlohmann::ordered_json& j, int indent = -1);
+
+// The integer v holds, when it is a JSON integer in lo..hi; otherwise throws clipkit::Error
+// "<what> must be an integer from lo to hi, got <v>". For numbers read from files and requests:
+// nlohmann's get<int>() casts a float such as 1e300 to int, which is undefined behaviour.
+int64_t json_integer(const nlohmann::json& v, int64_t lo, int64_t hi, std::string_view what);
+
+// obj[key] when obj is an object holding an integer that fits int64 there; otherwise dflt. For
+// optional fields of clipkit's own files (a float there is never converted).
+int64_t json_integer_or(const nlohmann::json& obj, const char* key, int64_t dflt);
 
 // Whether s is well-formed UTF-8 (RFC 3629: no overlong forms, surrogates or code points above U+10FFFF).
 bool valid_utf8(std::string_view s);

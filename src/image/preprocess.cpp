@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <cstdint>
 #include <fstream>
 #include <sstream>
 #include <vector>
@@ -147,7 +148,8 @@ PreprocessConfig PreprocessConfig::from_json_text(const std::string& text, const
         fail("{}: unsupported \"crop_size\": {}", name, json_text(s));
       }
     }
-    if (j.contains("resample") && !j["resample"].is_null()) c.resample = j["resample"].get<int>();
+    if (j.contains("resample") && !j["resample"].is_null())
+      c.resample = static_cast<int>(json_integer(j["resample"], INT32_MIN, INT32_MAX, name + ": \"resample\""));
     if (!resample_supported(c.resample))
       fail("{}: resample={} is not supported (use 1..5: LANCZOS, BILINEAR, BICUBIC, BOX, HAMMING)", name, c.resample);
     if (j.contains("rescale_factor") && !j["rescale_factor"].is_null())

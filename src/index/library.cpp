@@ -291,16 +291,20 @@ std::unique_ptr<Library> Library::open_generation(const std::string& dir) {
   auto& in = lib->info_;
   try {
     in.dir = dir;
-    in.generation = j.at("generation").get<int64_t>();
+    in.generation = json_integer(j.at("generation"), 0, INT64_MAX, jp.string() + ": \"generation\"");
     in.faiss_file = j.at("faiss_file").get<std::string>();
     in.meta_file = j.at("meta_file").get<std::string>();
     in.model = pipeline::ModelIdentity::from_json(j.at("model"));
-    in.dim = j.at("dim").get<int64_t>();
+    in.dim = json_integer(j.at("dim"), 1, INT32_MAX, jp.string() + ": \"dim\"");
     in.factory = j.value("factory", "");
-    lib->next_id_ = j.at("next_id").get<int64_t>();
+    lib->next_id_ = json_integer(j.at("next_id"), 0, INT64_MAX, jp.string() + ": \"next_id\"");
     auto s = j.value("search", nlohmann::json::object());
-    in.params.nprobe = s.value("nprobe", 0);
-    in.params.ef_search = s.value("ef_search", 0);
+    auto search_param = [&](const char* key) {
+      return static_cast<int>(json_integer(s.value(key, nlohmann::json(0)), 0, INT32_MAX,
+                                           fmt::format("{}: \"search.{}\"", jp.string(), key)));
+    };
+    in.params.nprobe = search_param("nprobe");
+    in.params.ef_search = search_param("ef_search");
     in.build = j.value("build", nlohmann::json::object());
   } catch (const nlohmann::json::exception& e) {
     fail("{}: malformed: {}", jp.string(), e.what());

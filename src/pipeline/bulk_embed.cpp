@@ -29,6 +29,10 @@ namespace clipkit::pipeline {
 
 namespace fs = std::filesystem;
 
+// Bound on the counts a manifest holds (dims, shard indexes, rows): far beyond any real folder,
+// small enough that sums over shards cannot overflow.
+constexpr int64_t kMaxManifestCount = int64_t{1} << 48;
+
 namespace {
 
 using Fnv = Fnv1a;
@@ -72,7 +76,7 @@ ModelIdentity ModelIdentity::from_json(const nlohmann::json& j) {
     m.config_hash = j.at("config_hash").get<std::string>();
     m.weights_hash = j.at("weights_hash").get<std::string>();
     m.architecture = j.value("architecture", "");
-    m.dim = j.at("dim").get<int64_t>();
+    m.dim = json_integer(j.at("dim"), 1, kMaxManifestCount, "model identity: \"dim\"");
     m.image_backend = j.value("image_backend", "pil");
   } catch (const nlohmann::json::exception& e) {
     fail("model identity is malformed: {}", e.what());
@@ -240,13 +244,13 @@ std::string other_run(const nlohmann::json& want, const nlohmann::json& got, con
     return fmt::format("{}: these shards were made by model {}, not {} -- use another output folder", out_dir,
                        prev.describe(), now.describe());
   if (got.value("inputs_hash", "") != want.value("inputs_hash", "") ||
-      got.value("inputs", int64_t{-1}) != want.value("inputs", int64_t{-1}))
+      json_integer_or(got, "inputs", -1) != json_integer_or(want, "inputs", -1))
     return fmt::format("{}: these shards were made from a different input list ({} inputs) -- use another output folder",
-                       out_dir, got.value("inputs", int64_t{-1}));
-  if (got.value("shard_size", int64_t{-1}) != want.value("shard_size", int64_t{-1}))
+                       out_dir, json_integer_or(got, "inputs", -1));
+  if (json_integer_or(got, "shard_size", -1) != json_integer_or(want, "shard_size", -1))
     return fmt::format("{}: these shards hold {} inputs each, not {} -- resume with --shard-size {}", out_dir,
-                       got.value("shard_size", int64_t{-1}), want.value("shard_size", int64_t{-1}),
-                       got.value("shard_size", int64_t{-1}));
+                       json_integer_or(got, "shard_size", -1), json_integer_or(want, "shard_size", -1),
+                       json_integer_or(got, "shard_size", -1));
   if (got.value("normalize", true) != want.value("normalize", true))
     return fmt::format("{}: these shards differ in normalization", out_dir);
   return "";
@@ -291,7 +295,7 @@ ManifestSet read_manifests(const fs::path& dir, const nlohmann::json& expect, bo
       }
       auto& mine = m.by_file[f];
       for (auto& s : man.at("shards")) {
-        const int64_t k = s.at("index").get<int64_t>();
+        const int64_t k = json_integer(s.at("index"), 0, kMaxManifestCount, mp.string() + ": shard \"index\"");
         if (fs::exists(shard_file(dir, s.at("npy"), mp)) && fs::exists(shard_file(dir, s.at("jsonl"), mp))) {
           m.done[k] = s;
           mine[k] = s;
@@ -308,7 +312,7 @@ void write_manifest_file(const fs::path& p, nlohmann::json header, const std::ma
   nlohmann::json shards = nlohmann::json::array();
   for (auto& [k, s] : entries) shards.push_back(s);
   header["shards"] = shards;
-  header["complete"] = static_cast<int64_t>(entries.size()) == header.value("shards_total", int64_t{-1});
+  header["complete"] = static_cast<int64_t>(entries.size()) == json_integer_or(header, "shards_total", -1);
   write_file_atomic(p.string(), json_text(header, 1) + "\n");
 }
 
@@ -316,7 +320,7 @@ void report_from(const std::map<int64_t, nlohmann::json>& done, BulkEmbedReport*
   rep->rows = 0;
   rep->skipped.clear();
   for (auto& [k, s] : done) {
-    rep->rows += s.at("rows").get<int64_t>();
+    rep->rows += json_integer(s.at("rows"), 0, kMaxManifestCount, "manifest: shard \"rows\"");
     for (auto& sk : s.at("skipped")) rep->skipped.push_back({sk.at("path"), sk.at("reason")});
   }
 }
@@ -344,8 +348,8 @@ BulkEmbedReport combine_manifests(const std::string& out_dir) {
     if (f != kManifest) fs::remove(dir / f);
   remove_leftovers(dir, {kManifest});
   BulkEmbedReport rep;
-  rep.inputs = m.header.value("inputs", int64_t{0});
-  rep.shards = m.header.value("shards_total", int64_t{0});
+  rep.inputs = json_integer_or(m.header, "inputs", 0);
+  rep.shards = json_integer_or(m.header, "shards_total", 0);
   rep.shards_already_done = static_cast<int64_t>(m.done.size());
   rep.complete = rep.shards_already_done == rep.shards;
   report_from(m.done, &rep);
@@ -665,12 +669,12 @@ EmbeddingShards read_manifest(const std::string& dir) {
   EmbeddingShards s;
   try {
     s.model = ModelIdentity::from_json(man.at("model"));
-    s.dim = man.at("dim").get<int64_t>();
+    s.dim = json_integer(man.at("dim"), 1, kMaxManifestCount, mp.string() + ": \"dim\"");
     s.complete = man.value("complete", false);
     for (auto& sh : man.at("shards")) {
       s.npy.push_back(shard_file(dir, sh.at("npy"), mp).string());
       s.jsonl.push_back(shard_file(dir, sh.at("jsonl"), mp).string());
-      s.rows += sh.at("rows").get<int64_t>();
+      s.rows += json_integer(sh.at("rows"), 0, kMaxManifestCount, mp.string() + ": shard \"rows\"");
       for (auto& sk : sh.at("skipped")) s.skipped.push_back({sk.at("path"), sk.at("reason")});
     }
   } catch (const nlohmann::json::exception& e) {

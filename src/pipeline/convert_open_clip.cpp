@@ -7,6 +7,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/json.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
 #include "model/clip_model.h"
@@ -34,8 +35,7 @@ void refuse_variants(const json& cfg, const std::string& where, const std::map<s
 
 int get_int(const json& j, const char* key, int def, const std::string& where) {
   if (!j.contains(key) || j[key].is_null()) return def;
-  if (!j[key].is_number_integer()) fail("{}: \"{}\" must be an integer, got {}", where, key, j[key].dump());
-  return j[key].get<int>();
+  return static_cast<int>(json_integer(j[key], INT32_MIN, INT32_MAX, fmt::format("{}: \"{}\"", where, key)));
 }
 
 class TensorMap {

@@ -74,8 +74,10 @@ void write_roberta_tokenizer_files(const std::string& dir, const std::string& gp
   int64_t top = 3;
   for (auto& [tok, id] : gpt2.items()) {
     if (tok == "<|endoftext|>") continue;
-    vocab[tok] = id.get<int64_t>() + 4;
-    top = std::max(top, id.get<int64_t>() + 4);
+    const int64_t shifted =
+        json_integer(id, 0, INT32_MAX - 8, fmt::format("{}: id of {}", vp.string(), json_text(json(tok)))) + 4;
+    vocab[tok] = shifted;
+    top = std::max(top, shifted);
   }
   vocab["<mask>"] = top + 1;
   write_file_atomic((fs::path(dir) / "vocab.json").string(), json_text(vocab));

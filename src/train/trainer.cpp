@@ -158,9 +158,11 @@ TrainResult train(const TrainOptions& o, dist::Comm& comm) {
     std::fprintf(stderr, "clipkit train: --resume: no checkpoint in %s, starting fresh\n", o.out.c_str());
   int64_t step = 0;
   if (!resume_from.empty()) {
-    auto st = parse_json(read_file(resume_from + "/trainer_state.json"), resume_from + "/trainer_state.json");
-    step = st.at("global_step").get<int64_t>();
-    if (st.value("total_steps", total) != total || st.value("batch_size", batch_size) != batch_size)
+    const std::string state = resume_from + "/trainer_state.json";
+    auto st = parse_json(read_file(state), state);
+    step = json_integer(st.at("global_step"), 0, INT64_MAX, state + ": \"global_step\"");
+    if (json_integer_or(st, "total_steps", total) != total ||
+        json_integer_or(st, "batch_size", batch_size) != batch_size)
       fail("{}: checkpoint was made with a different --batch-size/--epochs/--max-steps; resume with the same flags",
            resume_from);
     clip.load_state(Checkpoint(resume_from).tensors(), resume_from);

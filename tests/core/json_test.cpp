@@ -73,6 +73,24 @@ TEST(Json, BadJsonNamesTheSource) {
   }
 }
 
+TEST(Json, IntegerIsCheckedBeforeItIsConverted) {
+  EXPECT_EQ(json_integer(json::parse("3"), 0, 5, "\"resample\""), 3);
+  EXPECT_EQ(json_integer(json::parse("-7"), -10, 10, "x"), -7);
+  EXPECT_EQ(json_integer(json::parse("9223372036854775807"), 0, INT64_MAX, "x"), INT64_MAX);
+  // Floats (1e300 would be undefined behaviour in get<int>()), out-of-range values, unsigned values
+  // beyond int64, and non-numbers are errors naming the field.
+  for (const char* bad : {"1e300", "-1e300", "3.0", "2.5", "6", "-1", "18446744073709551615", "\"3\"", "null",
+                          "true", "[3]"}) {
+    try {
+      json_integer(json::parse(bad), 0, 5, "preprocessor_config.json: \"resample\"");
+      ADD_FAILURE() << bad;
+    } catch (const Error& e) {
+      const std::string want = "preprocessor_config.json: \"resample\" must be an integer from 0 to 5, got ";
+      EXPECT_EQ(std::string(e.what()).rfind(want, 0), 0u) << e.what();
+    }
+  }
+}
+
 TEST(Json, TextMatchesNlohmannDumpOnUtf8) {
   json j = {{"path", "/a/b c.jpg"}, {"n", 3}, {"f", 0.1}, {"neg", -2.5e-8}, {"big", 18446744073709551615ull},
             {"t", true}, {"z", nullptr}, {"u", "caf\xc3\xa9 \xf0\x9f\x98\x80 \x7f"}, {"ctl", std::string("a\x01\n\t\"\\/\0b", 9)},

@@ -109,13 +109,15 @@ void print_info(const index::LibraryInfo& i, bool json) {
   std::printf("\nmodel       %s\n", i.model.describe().c_str());
   const auto& b = i.build;
   if (b.contains("memory_bytes")) {
-    std::printf("memory      %s in RAM", index::format_size(b.value("memory_bytes", int64_t{0})).c_str());
-    if (b.value("disk_bytes", int64_t{0}) > 0)
-      std::printf(" + %s of inverted lists on disk (mapped)", index::format_size(b.value("disk_bytes", int64_t{0})).c_str());
+    std::printf("memory      %s in RAM", index::format_size(json_integer_or(b, "memory_bytes", 0)).c_str());
+    if (json_integer_or(b, "disk_bytes", 0) > 0)
+      std::printf(" + %s of inverted lists on disk (mapped)",
+                  index::format_size(json_integer_or(b, "disk_bytes", 0)).c_str());
     std::printf("\nrecall@10   %.4f against exact search on %lld held-out rows (nprobe %d; %.2f ms p50, %.2f ms p99 "
                 "per query on one thread)\n",
-                b.value("recall_at_10", 0.0), static_cast<long long>(b.value("heldout_queries", int64_t{0})),
-                b.value("nprobe", 0), b.value("query_ms_p50", 0.0), b.value("query_ms_p99", 0.0));
+                b.value("recall_at_10", 0.0), static_cast<long long>(json_integer_or(b, "heldout_queries", 0)),
+                static_cast<int>(json_integer_or(b, "nprobe", 0)), b.value("query_ms_p50", 0.0),
+                b.value("query_ms_p99", 0.0));
     std::printf("chosen      %s\n", b.value("why", "").c_str());
   }
   std::printf("generation  %lld (%s, %s)\n", static_cast<long long>(i.generation), i.faiss_file.c_str(),
