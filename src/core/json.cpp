@@ -299,20 +299,25 @@ size_t utf8_error_at(std::string_view s) {
 
 bool valid_utf8(std::string_view s) { return utf8_error_at(s) == std::string_view::npos; }
 
+namespace {
+
+// A JSON integer whose value an int64 holds (not a float, not an unsigned value above INT64_MAX).
+bool holds_int64(const json& v) {
+  return v.is_number_integer() && !(v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX));
+}
+
+}  // namespace
+
 int64_t json_integer(const json& v, int64_t lo, int64_t hi, std::string_view what) {
-  const bool in_range = v.is_number_unsigned() ? v.get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX) &&
-                                                     v.get<int64_t>() >= lo && v.get<int64_t>() <= hi
-                        : v.is_number_integer() && v.get<int64_t>() >= lo && v.get<int64_t>() <= hi;
-  if (!in_range) fail("{} must be an integer from {} to {}, got {}", what, lo, hi, json_text(v));
+  if (!holds_int64(v) || v.get<int64_t>() < lo || v.get<int64_t>() > hi)
+    fail("{} must be an integer from {} to {}, got {}", what, lo, hi, json_text(v));
   return v.get<int64_t>();
 }
 
 int64_t json_integer_or(const json& obj, const char* key, int64_t dflt) {
   if (!obj.is_object()) return dflt;
   const auto it = obj.find(key);
-  if (it == obj.end() || !it->is_number_integer()) return dflt;
-  if (it->is_number_unsigned() && it->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) return dflt;
-  return it->get<int64_t>();
+  return it != obj.end() && holds_int64(*it) ? it->get<int64_t>() : dflt;
 }
 
 }  // namespace clipkit

@@ -48,9 +48,7 @@ void read_triplet(const nlohmann::json& j, const char* key, float out[3], const 
 
 // A side length: an integer in 1..kMaxPreprocessSide.
 int side(const nlohmann::json& v, const std::string& name, const std::string& what) {
-  if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > kMaxPreprocessSide)
-    fail("{}: {} must be an integer from 1 to {}, got {}", name, what, kMaxPreprocessSide, json_text(v));
-  return static_cast<int>(v.get<int64_t>());
+  return static_cast<int>(json_integer(v, 1, kMaxPreprocessSide, name + ": " + what));
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <exception>
 #include <filesystem>
 #include <fmt/format.h>
+#include <initializer_list>
 #include <map>
 #include <string_view>
 
@@ -69,6 +70,17 @@ void collect_parsed(const CLI::App& app, std::vector<const CLI::App*>* out) {
   out->push_back(&app);
   for (const CLI::App* s : app.get_subcommands())
     if (s->parsed()) collect_parsed(*s, out);
+}
+
+// A CPU override variable (backend/cpu) set to a value it does not take is ignored: say so once.
+void warn_if_ignored(const char* var, std::initializer_list<std::string_view> takes, const char* takes_text,
+                     bool* warned) {
+  const char* v = std::getenv(var);
+  if (*warned || !v || !*v) return;
+  for (std::string_view t : takes)
+    if (t == v) return;
+  *warned = true;
+  std::fprintf(stderr, "clipkit: warning: %s=%s ignored: it takes %s\n", var, v, takes_text);
 }
 
 }  // namespace
@@ -253,17 +265,9 @@ model::LoadOptions load_options(const ComputeOptions& o, Towers t) {
 
 void note_precision(const std::string& device, const std::string& precision) {
   static bool said = false, warned = false, warned_attention = false;
-  // the CPU's bf16 route override (backend/cpu/dnnl_matmul.h) takes two values; say when it is ignored
-  if (const char* v = std::getenv("CLIPKIT_CPU_BF16"); !warned && precision == "bf16" && device == "cpu" && v && *v &&
-                                                       std::string_view(v) != "native" && std::string_view(v) != "fp32") {
-    warned = true;
-    std::fprintf(stderr, "clipkit: warning: CLIPKIT_CPU_BF16=%s ignored: it takes native or fp32\n", v);
-  }
-  // and its inference attention override (backend/cpu/attention_fused.h) one
-  if (const char* v = std::getenv("CLIPKIT_CPU_ATTENTION");
-      !warned_attention && device == "cpu" && v && *v && std::string_view(v) != "onednn") {
-    warned_attention = true;
-    std::fprintf(stderr, "clipkit: warning: CLIPKIT_CPU_ATTENTION=%s ignored: it takes onednn\n", v);
+  if (device == "cpu") {  // the bf16 route (backend/cpu/dnnl_matmul.h), inference attention (attention_fused.h)
+    if (precision == "bf16") warn_if_ignored("CLIPKIT_CPU_BF16", {"native", "fp32"}, "native or fp32", &warned);
+    warn_if_ignored("CLIPKIT_CPU_ATTENTION", {"onednn"}, "onednn", &warned_attention);
   }
   if (said || precision == "fp32") return;
   std::string note;
