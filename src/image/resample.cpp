@@ -163,53 +163,111 @@ inline void h_pixel(const uint8_t* p, const int32_t* k, int n, int prec, uint8_t
 }
 
 #ifdef __AVX2__
-// Two rows at once: lanes 0-3 = R,G,B,junk of row y, lanes 4-7 of row y+1; the same integer
-// products and sums as the scalar code, so the result is identical. Reads one byte past each
-// pixel (the junk lane), which the caller keeps inside the buffer.
-inline void h_pixel_2rows(const uint8_t* p0, const uint8_t* p1, const int32_t* k, int n, int prec, uint8_t* d0,
-                          uint8_t* d1) {
-  __m256i acc = _mm256_set1_epi32(1 << (prec - 1));
-  for (int j = 0; j < n; ++j) {
-    int32_t v0, v1;
-    std::memcpy(&v0, p0 + 3 * j, 4);
-    std::memcpy(&v1, p1 + 3 * j, 4);
-    __m256i px = _mm256_cvtepu8_epi32(_mm_unpacklo_epi32(_mm_cvtsi32_si128(v0), _mm_cvtsi32_si128(v1)));
-    acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(px, _mm256_set1_epi32(k[j])));
+// 16 output bytes: out[b] = clip8(round + sum_j k[j] * p[j * stride + b]), the integer sums of
+// the scalar code in 32-bit lanes (the same products and sums, so the same bytes).
+inline void filter16(const uint8_t* p, size_t stride, const int32_t* k, int n, int prec, uint8_t* out) {
+  __m256i a0 = _mm256_set1_epi32(1 << (prec - 1)), a1 = a0;
+  for (int j = 0; j < n; ++j, p += stride) {
+    const __m256i kj = _mm256_set1_epi32(k[j]);
+    a0 = _mm256_add_epi32(a0, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))), kj));
+    a1 = _mm256_add_epi32(a1,
+                          _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 8))), kj));
   }
-  acc = _mm256_srai_epi32(acc, prec);
-  __m256i c = _mm256_min_epi32(_mm256_max_epi32(acc, _mm256_setzero_si256()), _mm256_set1_epi32(255));
-  alignas(32) int32_t out[8];
-  _mm256_store_si256(reinterpret_cast<__m256i*>(out), c);
-  d0[0] = static_cast<uint8_t>(out[0]), d0[1] = static_cast<uint8_t>(out[1]), d0[2] = static_cast<uint8_t>(out[2]);
-  d1[0] = static_cast<uint8_t>(out[4]), d1[1] = static_cast<uint8_t>(out[5]), d1[2] = static_cast<uint8_t>(out[6]);
+  // >> prec, then saturate to int16 and to uint8: the same as clamping to 0..255.
+  const __m256i w = _mm256_permute4x64_epi64(
+      _mm256_packs_epi32(_mm256_srai_epi32(a0, prec), _mm256_srai_epi32(a1, prec)), 0xD8);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out),
+                   _mm_packus_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1)));
 }
-#endif
 
-// rows x (src RGB8 of row stride s_stride) -> taps.count() output pixels per row.
-// `src_end` bounds the readable source memory (for the one-byte over-read of the SIMD path).
-void horizontal(const uint8_t* src, size_t s_stride, int rows, const Taps& t, uint8_t* dst, size_t d_stride,
-                const uint8_t* src_end) {
+// dst[c * d_stride + r] = src[r * s_stride + c] for a 16 x 16 byte block.
+inline void transpose16(const uint8_t* src, size_t s_stride, uint8_t* dst, size_t d_stride) {
+  __m128i a[16], b[16];
+  for (int r = 0; r < 16; ++r) a[r] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + r * s_stride));
+  for (int r = 0; r < 16; r += 2) {  // byte pairs of rows (r, r+1), columns 0-7 then 8-15
+    b[r] = _mm_unpacklo_epi8(a[r], a[r + 1]);
+    b[r + 1] = _mm_unpackhi_epi8(a[r], a[r + 1]);
+  }
+  for (int g = 0; g < 16; g += 4) {  // rows g..g+3: columns 0-3, 4-7, 8-11, 12-15
+    a[g] = _mm_unpacklo_epi16(b[g], b[g + 2]);
+    a[g + 1] = _mm_unpackhi_epi16(b[g], b[g + 2]);
+    a[g + 2] = _mm_unpacklo_epi16(b[g + 1], b[g + 3]);
+    a[g + 3] = _mm_unpackhi_epi16(b[g + 1], b[g + 3]);
+  }
+  for (int g = 0; g < 16; g += 8)  // rows g..g+7: column pairs (0,1), (2,3), ..., (14,15)
+    for (int q = 0; q < 4; ++q) {
+      b[g + 2 * q] = _mm_unpacklo_epi32(a[g + q], a[g + 4 + q]);
+      b[g + 2 * q + 1] = _mm_unpackhi_epi32(a[g + q], a[g + 4 + q]);
+    }
+  for (int q = 0; q < 8; ++q) {  // rows 0-7 with rows 8-15: one column each
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 2 * q * d_stride), _mm_unpacklo_epi64(b[q], b[8 + q]));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + (2 * q + 1) * d_stride), _mm_unpackhi_epi64(b[q], b[8 + q]));
+  }
+}
+
+// A block of up to 16 x 16 bytes: rows [0, nr) of src, bytes [0, nc), transposed into a full
+// 16 x 16 block at dst (d_stride 16); the bytes outside are zero.
+inline void transpose16_partial(const uint8_t* src, size_t s_stride, int nr, int nc, uint8_t* dst) {
+  alignas(16) uint8_t in[16 * 16] = {};
+  for (int r = 0; r < nr; ++r) std::memcpy(in + 16 * r, src + r * s_stride, static_cast<size_t>(nc));
+  transpose16(in, 16, dst, 16);
+}
+
+// The horizontal pass on blocks of 16 rows, transposed so that it becomes filter16's column
+// sums: a block's bytes [b0, b1) become 16-byte rows (one per byte position, its 16 row values),
+// each output byte (pixel i, channel c) is filter16 over taps 48 bytes apart, and the results are
+// transposed back into dst's rows.
+void horizontal_simd(const uint8_t* src, size_t s_stride, int rows, const Taps& t, uint8_t* dst, size_t d_stride) {
   const int n_out = static_cast<int>(t.first.size());
-  int y = 0;
-#ifdef __AVX2__
-  for (; y + 1 < rows; y += 2) {
-    const uint8_t* s0 = src + y * s_stride;
-    const uint8_t* s1 = s0 + s_stride;
-    uint8_t* d0 = dst + y * d_stride;
-    uint8_t* d1 = d0 + d_stride;
+  int b1 = 0;
+  for (int i = 0; i < n_out; ++i) b1 = std::max(b1, (t.first[i] + t.count[i]) * 3);
+  const int b0 = t.first.front() * 3;
+  const int nb = b1 - b0, out_bytes = n_out * 3;
+  std::vector<uint8_t> tin(static_cast<size_t>(nb + 15) / 16 * 256), tout(static_cast<size_t>(out_bytes + 15) / 16 * 256);
+  for (int y = 0; y < rows; y += 16) {
+    const int nr = std::min(16, rows - y);
+    const uint8_t* s = src + static_cast<size_t>(y) * s_stride + b0;
+    for (int c = 0; c < nb; c += 16) {
+      if (nr == 16 && c + 16 <= nb) transpose16(s + c, s_stride, tin.data() + 16 * c, 16);
+      else transpose16_partial(s + c, s_stride, nr, std::min(16, nb - c), tin.data() + 16 * c);
+    }
     for (int i = 0; i < n_out; ++i) {
       const int32_t* k = &t.k[static_cast<size_t>(i) * t.ksize];
-      const int f = t.first[i], n = t.count[i];
-      if (s1 + static_cast<size_t>(f + n) * 3 + 1 > src_end) {  // last pixel of the buffer
-        h_pixel(s0 + f * 3, k, n, t.precision, d0 + 3 * i);
-        h_pixel(s1 + f * 3, k, n, t.precision, d1 + 3 * i);
+      const uint8_t* p = tin.data() + static_cast<size_t>(t.first[i] * 3 - b0) * 16;
+      for (int ch = 0; ch < 3; ++ch) filter16(p + 16 * ch, 48, k, t.count[i], t.precision, tout.data() + 16 * (3 * i + ch));
+    }
+    uint8_t* d = dst + static_cast<size_t>(y) * d_stride;
+    for (int c = 0; c < out_bytes; c += 16) {
+      if (nr == 16 && c + 16 <= out_bytes) {
+        transpose16(tout.data() + 16 * c, 16, d + c, d_stride);
       } else {
-        h_pixel_2rows(s0 + f * 3, s1 + f * 3, k, n, t.precision, d0 + 3 * i, d1 + 3 * i);
+        alignas(16) uint8_t blk[16 * 16];
+        transpose16(tout.data() + 16 * c, 16, blk, 16);
+        for (int r = 0; r < nr; ++r) std::memcpy(d + r * d_stride + c, blk + 16 * r, static_cast<size_t>(std::min(16, out_bytes - c)));
       }
     }
   }
+}
 #endif
-  for (; y < rows; ++y) {
+
+// One output row of the vertical pass for bytes [x0, x1), scalar.
+void vertical_scalar(const uint8_t* src, size_t s_stride, const int32_t* k, int n, int prec, int x0, int x1,
+                     uint8_t* d) {
+  for (int x = x0; x < x1; ++x) {
+    int32_t a = 1 << (prec - 1);
+    for (int j = 0; j < n; ++j) a += src[j * s_stride + x] * k[j];
+    d[x] = clip8(a, prec);
+  }
+}
+
+// rows x (src RGB8 of row stride s_stride) -> taps.count() output pixels per row.
+void horizontal(const uint8_t* src, size_t s_stride, int rows, const Taps& t, uint8_t* dst, size_t d_stride) {
+#ifdef __AVX2__
+  if (!resample_simd_disabled_for_testing.load(std::memory_order_relaxed))
+    return horizontal_simd(src, s_stride, rows, t, dst, d_stride);
+#endif
+  const int n_out = static_cast<int>(t.first.size());
+  for (int y = 0; y < rows; ++y) {
     const uint8_t* s = src + y * s_stride;
     uint8_t* d = dst + y * d_stride;
     for (int i = 0; i < n_out; ++i)
@@ -222,18 +280,18 @@ void horizontal(const uint8_t* src, size_t s_stride, int rows, const Taps& t, ui
 void vertical(const uint8_t* src, size_t s_stride, int row0, int bytes, const Taps& t, uint8_t* dst,
               size_t d_stride) {
   const int n_out = static_cast<int>(t.first.size());
-  std::vector<int32_t> acc(bytes);
+  int simd_bytes = 0;
+#ifdef __AVX2__
+  if (!resample_simd_disabled_for_testing.load(std::memory_order_relaxed)) simd_bytes = bytes / 16 * 16;
+#endif
   for (int i = 0; i < n_out; ++i) {
     const int32_t* k = &t.k[static_cast<size_t>(i) * t.ksize];
-    std::fill(acc.begin(), acc.end(), 1 << (t.precision - 1));
-    int32_t* a = acc.data();
-    for (int j = 0, n = t.count[i]; j < n; ++j) {
-      const uint8_t* s = src + static_cast<size_t>(t.first[i] + j - row0) * s_stride;
-      const int32_t kj = k[j];
-      for (int x = 0; x < bytes; ++x) a[x] += s[x] * kj;
-    }
+    const uint8_t* s = src + static_cast<size_t>(t.first[i] - row0) * s_stride;
     uint8_t* d = dst + i * d_stride;
-    for (int x = 0; x < bytes; ++x) d[x] = clip8(a[x], t.precision);
+#ifdef __AVX2__
+    for (int x = 0; x < simd_bytes; x += 16) filter16(s + x, s_stride, k, t.count[i], t.precision, d + x);
+#endif
+    vertical_scalar(s, s_stride, k, t.count[i], t.precision, simd_bytes, bytes, d);
   }
 }
 
@@ -256,7 +314,7 @@ void resize_window(const uint8_t* src, int w, int h, int new_w, int new_h, Resam
   }
   if (!need_v) {
     Taps th = make_taps(w, new_w, wx, wx + ww, filter, impl);
-    horizontal(src + wy * s_stride, s_stride, wh, th, dst, dst_stride, src + s_stride * h);
+    horizontal(src + wy * s_stride, s_stride, wh, th, dst, dst_stride);
     return;
   }
   Taps tv = make_taps(h, new_h, wy, wy + wh, filter, impl);
@@ -268,7 +326,7 @@ void resize_window(const uint8_t* src, int w, int h, int new_w, int new_h, Resam
   Taps th = make_taps(w, new_w, wx, wx + ww, filter, impl);
   const size_t t_stride = static_cast<size_t>(ww) * 3;
   std::vector<uint8_t> tmp(t_stride * (r1 - r0));  // horizontal result, uint8 as in Pillow
-  horizontal(src + r0 * s_stride, s_stride, r1 - r0, th, tmp.data(), t_stride, src + s_stride * h);
+  horizontal(src + r0 * s_stride, s_stride, r1 - r0, th, tmp.data(), t_stride);
   vertical(tmp.data(), t_stride, r0, ww * 3, tv, dst, dst_stride);
 }
 

@@ -10,6 +10,7 @@
 // Only a window of the output is computed; every output pixel depends only on its own
 // coefficients, so the window equals the same region of a full resize.
 #pragma once
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -23,6 +24,9 @@ bool resample_supported(int r);  // all but Nearest (which Pillow implements dif
 
 // Whose arithmetic: Pillow's (every filter above), or ATen's uint8 path (Bicubic only).
 enum class ResampleImpl { Pillow, AtenUint8 };
+
+// Tests turn the SIMD passes off to compare them with the scalar code (the reference).
+inline std::atomic<bool> resample_simd_disabled_for_testing{false};
 
 // Writes output pixels [wx, wx+ww) x [wy, wy+wh) of `src` (w x h, RGB8, tightly packed)
 // resized to new_w x new_h, to dst (row stride dst_stride bytes). The window must lie inside
