@@ -226,6 +226,10 @@ TEST(EmbedCli, EmulatedPrecisionIsNotedOnce) {
   const auto j = nlohmann::json::parse(bench.out);
   EXPECT_NE(j.at("precision_note").get<std::string>().find("no VNNI instructions (oneDNN runs avx2)"), std::string::npos)
       << bench.out;
+  // start-up figures: the model load, and the first batch (which prepares the weights) apart
+  EXPECT_GT(j.at("load_s").get<double>(), 0.0) << bench.out;
+  EXPECT_GE(j.at("image_first_batch_s").get<double>(), j.at("image_weight_prepare_s").get<double>()) << bench.out;
+  EXPECT_GE(j.at("image_weight_prepare_s").get<double>(), 0.0) << bench.out;
   std::filesystem::remove_all(dir);
 }
 

@@ -60,14 +60,16 @@ RunFn setup_embed(CLI::App& app) {
     model::LoadOptions lo = load_options(o->compute);
     lo.vision = !o->no_images || !o->folder.empty();
     lo.text = !o->no_text;
+    const auto t_load = clock_type::now();
     auto emb = pipeline::Embedder::load(o->model, lo);
+    const double load_s = seconds_since(t_load);
     const auto& m = emb->model();
     const int B = o->compute.batch_size;
     pipeline::EmbedOptions eo;
     eo.batch_size = B;
     nlohmann::json j = {{"model", o->model}, {"architecture", m.architecture()}, {"batch_size", B},
                         {"precision", o->compute.precision}, {"device", o->compute.device},
-                        {"threads", num_threads()}};
+                        {"threads", num_threads()}, {"load_s", load_s}};
     const double peak = m.backend().matmul_peak_gflops(m.precision());
     j["matmul_peak_gflops"] = peak;
     j["precision_note"] = m.backend().precision_note(m.precision());  // "" where the device runs it natively
@@ -77,11 +79,16 @@ RunFn setup_embed(CLI::App& app) {
       std::mt19937 rng(1);
       std::normal_distribution<float> nd(0, 1);
       for (auto& v : px) v = nd(rng);
+      const auto t_first = clock_type::now();
       emb->embed_pixels(px.data(), B, eo);  // warm-up: primitives, packed weights
+      const double first_s = seconds_since(t_first);
       auto t0 = clock_type::now();
       for (int i = 0; i < o->iters; ++i) emb->embed_pixels(px.data(), B, eo);
       double s = seconds_since(t0);
       double ips = B * o->iters / s;
+      // The first batch less a timed one: preparing the weights (packing, bf16 or int8 copies).
+      j["image_first_batch_s"] = first_s;
+      j["image_weight_prepare_s"] = std::max(0.0, first_s - s / o->iters);
       double gf = ips * model::vision_flops(*m.config().vision, m.embed_dim()) / 1e9;
       j["images_per_s"] = ips;
       j["image_gflops"] = gf;
@@ -127,11 +134,15 @@ RunFn setup_embed(CLI::App& app) {
       return kOk;
     }
     std::printf("%s\n%s, batch %d, %d threads\n", m.architecture().c_str(), o->compute.precision.c_str(), B, num_threads());
+    std::printf("model load              %8.3f s\n", load_s);
     std::printf("matmul peak (measured)  %8.1f GFLOP/s\n", peak);
     if (j.contains("images_per_s"))
       std::printf("images                  %8.1f img/s   %7.1f GFLOP/s  %5.1f%% of peak  (roofline %.1f img/s)\n",
                   j["images_per_s"].get<double>(), j["image_gflops"].get<double>(),
                   100 * j["image_roofline_fraction"].get<double>(), j["image_roofline_images_per_s"].get<double>());
+    if (j.contains("image_weight_prepare_s"))
+      std::printf("first image batch       %8.3f s   (%.3f s more than the others: preparing the weights)\n",
+                  j["image_first_batch_s"].get<double>(), j["image_weight_prepare_s"].get<double>());
     if (j.contains("files_per_s"))
       std::printf("image files             %8.1f img/s   (%lld files of %s)\n", j["files_per_s"].get<double>(),
                   static_cast<long long>(j["files"].get<int64_t>()), o->folder.c_str());
