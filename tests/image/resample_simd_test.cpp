@@ -4,6 +4,7 @@
 // multiples of 16.
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <random>
 #include <vector>
 
@@ -21,19 +22,15 @@ std::vector<uint8_t> run(const std::vector<uint8_t>& src, int w, int h, int nw, 
                          int ww, int wh, ResampleImpl impl, bool scalar) {
   const size_t stride = static_cast<size_t>(ww) * 3 + 5;  // a destination stride wider than the window
   std::vector<uint8_t> out(stride * wh, 0xAB);
-  if (scalar) {
-    ScalarResample s;
-    resize_window(src.data(), w, h, nw, nh, f, wx, wy, ww, wh, out.data(), stride, impl);
-  } else {
-    resize_window(src.data(), w, h, nw, nh, f, wx, wy, ww, wh, out.data(), stride, impl);
-  }
+  std::optional<ScalarResample> off;
+  if (scalar) off.emplace();
+  resize_window(src.data(), w, h, nw, nh, f, wx, wy, ww, wh, out.data(), stride, impl);
   return out;
 }
 
 TEST(ResampleSimd, EqualsScalarCode) {
   std::mt19937 rng(7);
   auto uni = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
-  int cases = 0;
   for (int it = 0; it < 300; ++it) {
     const int w = uni(1, 90), h = uni(1, 90);
     std::vector<uint8_t> src(static_cast<size_t>(w) * h * 3);
@@ -49,9 +46,7 @@ TEST(ResampleSimd, EqualsScalarCode) {
     const auto b = run(src, w, h, nw, nh, f, wx, wy, ww, wh, impl, true);
     ASSERT_EQ(a, b) << w << "x" << h << " -> " << nw << "x" << nh << " window " << wx << "," << wy << " " << ww << "x"
                     << wh << " filter " << static_cast<int>(f) << (aten ? " aten" : " pillow");
-    ++cases;
   }
-  EXPECT_EQ(cases, 300);
 }
 
 TEST(ResampleSimd, ClipSizedImagesEqualScalarCode) {  // the shapes preprocessing runs most
