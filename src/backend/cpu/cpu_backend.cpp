@@ -40,13 +40,16 @@ struct CpuWeight : PreparedWeight {
   std::mutex mu;
   uint64_t version = ~uint64_t{0};
   std::unique_ptr<PackedLinear> packed;  // inference
-  std::vector<uint16_t> wb;              // training in bf16: bf16(W)
+  // training in bf16: bf16(W), as bits even where products run widened (each product widens it
+  // into a reused workspace; a widened copy per weight made once per version doubled the memory
+  // read per product and ran no faster in `bench train`)
+  std::vector<uint16_t> wb;
 };
 
 CpuWeight& cpu_weight(const LinearWeights& w) { return static_cast<CpuWeight&>(w.prepared); }
 
 // bf16(W) of the current version, for training in bf16.
-const uint16_t* bf16_weight(const LinearWeights& w) {
+Bf16Operand bf16_weight(const LinearWeights& w) {
   CpuWeight& cw = cpu_weight(w);
   std::lock_guard<std::mutex> lock(cw.mu);
   if (cw.version != w.version || cw.wb.empty()) {
@@ -54,7 +57,7 @@ const uint16_t* bf16_weight(const LinearWeights& w) {
     to_bf16(w.w.as<float>(), cw.wb.data(), w.w.numel());
     cw.version = w.version;
   }
-  return cw.wb.data();
+  return Bf16Operand(cw.wb.data());
 }
 
 const float* bias_of(const LinearWeights& w) { return w.b.defined() ? w.b.as<float>() : nullptr; }
@@ -152,14 +155,19 @@ class CpuBackend final : public Backend {
     }
     // training weights: the product z = x W^T + b, then the activation and the residual
     const bool bf16 = cw.precision == Precision::BF16;
-    const uint16_t* xb = nullptr;
+    Bf16Operand xb(nullptr);
     if (bf16) {
       if (x.dtype() == DType::BF16) {
-        xb = x.as<uint16_t>();
-      } else {
+        xb = Bf16Operand(x.as<uint16_t>());
+      } else if (bf16_matmul_native()) {
         uint16_t* dst = x_saved ? x_saved->as<uint16_t>() : Workspace::local().get_bf16(kGemmA, M * K);
         to_bf16(x.as<float>(), dst, M * K);
-        xb = dst;
+        xb = Bf16Operand(dst);
+      } else {  // the product reads the rounded values in fp32; the backward, the saved bits
+        uint16_t* bits = x_saved ? x_saved->as<uint16_t>() : nullptr;
+        float* wide = Workspace::local().get(kLinearInputWide, static_cast<size_t>(M * K));
+        round_to_bf16(x.as<float>(), bits, wide, M * K);
+        xb = Bf16Operand(bits, wide);
       }
     }
     CLIPKIT_ASSERT(!x_saved || x_saved->dtype() == (bf16 ? DType::BF16 : x.dtype()));

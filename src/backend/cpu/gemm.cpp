@@ -3,12 +3,11 @@
 #include <cstring>
 #include <dnnl.hpp>
 
+#include "backend/cpu/dnnl_matmul.h"
 #include "backend/cpu/matmul_bf16.h"
-#include "backend/cpu/vec_math.h"
 #include "backend/cpu/workspace.h"
 #include "backend/flop_count.h"
 #include "core/error.h"
-#include "core/parallel.h"
 
 namespace clipkit::backend::cpu {
 namespace {
@@ -17,8 +16,16 @@ void gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A
                int64_t ldb, float beta, float* C, int64_t ldc) {
   // A's storage is (ta ? K x lda : M x lda); B's is (tb ? N x ldb : K x ldb).
   const int64_t na = (ta ? K : M) * lda, nb = (tb ? N : K) * ldb;
-  uint16_t* a = Workspace::local().get_bf16(kGemmA, na);
-  uint16_t* b = Workspace::local().get_bf16(kGemmB, nb);
+  auto& ws = Workspace::local();
+  if (!bf16_matmul_native()) {  // the product reads the rounded values in fp32: round straight to them
+    float* a = ws.get(kGemmA, static_cast<size_t>(na));
+    float* b = ws.get(kGemmB, static_cast<size_t>(nb));
+    round_to_bf16(A, nullptr, a, na);
+    round_to_bf16(B, nullptr, b, nb);
+    return matmul_bf16(ta, tb, M, N, K, Bf16Operand(nullptr, a), lda, Bf16Operand(nullptr, b), ldb, beta, C, ldc);
+  }
+  uint16_t* a = ws.get_bf16(kGemmA, na);
+  uint16_t* b = ws.get_bf16(kGemmB, nb);
   to_bf16(A, a, na);
   to_bf16(B, b, nb);
   matmul_bf16(ta, tb, M, N, K, a, lda, b, ldb, beta, C, ldc);
@@ -47,11 +54,6 @@ void gemm(Precision p, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const 
   else sgemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
 }
 
-void to_bf16(const float* x, uint16_t* y, int64_t n) {
-  parallel_for(n, [&](int64_t b, int64_t e) {
-#pragma omp simd
-    for (int64_t i = b; i < e; ++i) y[i] = f32_to_bf16_simd(x[i]);
-  }, 1 << 14);
-}
+void to_bf16(const float* x, uint16_t* y, int64_t n) { round_to_bf16(x, y, nullptr, n); }
 
 }  // namespace clipkit::backend::cpu

@@ -67,16 +67,37 @@ WeightGradPrim weight_grad_prim(int64_t M, int64_t N, int64_t K) {
 
 }  // namespace
 
-void weight_grad_bf16(int64_t M, int64_t N, int64_t K, const uint16_t* dy, const uint16_t* x, float* dW) {
+void round_to_bf16(const float* x, uint16_t* bits, float* wide, int64_t n) {
+  parallel_for(n, [&](int64_t b, int64_t e) {
+    if (bits && wide) {
+#pragma omp simd
+      for (int64_t i = b; i < e; ++i) {
+        const uint16_t h = f32_to_bf16_simd(x[i]);
+        bits[i] = h;
+        wide[i] = bf16_to_f32(h);
+      }
+    } else if (wide) {
+#pragma omp simd
+      for (int64_t i = b; i < e; ++i) wide[i] = bf16_to_f32(f32_to_bf16_simd(x[i]));
+    } else if (bits) {
+#pragma omp simd
+      for (int64_t i = b; i < e; ++i) bits[i] = f32_to_bf16_simd(x[i]);
+    }
+  }, 1 << 14);
+}
+
+void weight_grad_bf16(int64_t M, int64_t N, int64_t K, Bf16Operand dy, Bf16Operand x, float* dW) {
   if (N == 0 || K == 0) return;
   CLIPKIT_ASSERT(M > 0);
   // without bf16 kernels there is no bf16 inner product either: dW = dy^T x as a matmul of the
   // widened values (run_widened)
   if (!bf16_matmul_native()) return matmul_bf16(true, false, N, K, M, dy, N, x, K, 0.0f, dW, K);
+  CLIPKIT_ASSERT(dy.bits && x.bits);
   const WeightGradPrim p = weight_grad_prim(M, N, K);
   count_flops(2 * M * N * K);
   auto& eng = cpu_engine();
-  dnnl::memory xm(p.x, eng, const_cast<uint16_t*>(x)), dym(p.dy, eng, const_cast<uint16_t*>(dy)), dwm(p.dw, eng, dW);
+  dnnl::memory xm(p.x, eng, const_cast<uint16_t*>(x.bits)), dym(p.dy, eng, const_cast<uint16_t*>(dy.bits)),
+      dwm(p.dw, eng, dW);
   auto& strm = cpu_stream();
   p.ip.execute(strm, {{DNNL_ARG_SRC, xm}, {DNNL_ARG_DIFF_DST, dym}, {DNNL_ARG_DIFF_WEIGHTS, dwm}});
   strm.wait();
@@ -84,11 +105,14 @@ void weight_grad_bf16(int64_t M, int64_t N, int64_t K, const uint16_t* dy, const
 
 namespace {
 
-// The bf16 operand of rows x cols with leading dimension ld widened to fp32 (same layout) in slot.
-const float* widened(const uint16_t* x, int64_t rows, int64_t cols, int64_t ld, int slot) {
+// The bf16 operand of rows x cols with leading dimension ld in fp32 (same layout): as the caller
+// widened it, else widened here into slot.
+const float* widened(Bf16Operand x, int64_t rows, int64_t cols, int64_t ld, int slot) {
+  if (x.wide) return x.wide;
+  CLIPKIT_ASSERT(x.bits);
   const int64_t n = (rows - 1) * ld + cols;
   float* y = Workspace::local().get(slot, static_cast<size_t>(n));
-  widen_bf16(x, y, n);
+  widen_bf16(x.bits, y, n);
   return y;
 }
 
@@ -96,7 +120,7 @@ const float* widened(const uint16_t* x, int64_t rows, int64_t cols, int64_t ld, 
 // through sgemm (oneDNN's jit gemm) on widened copies. On these plain row-major training operands
 // it runs 1.3-1.8x faster than a matmul primitive on the same copies (oneDNN picks
 // brgemm), the transposed weight-gradient layout most of all (bench train --profile).
-void run_widened(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda, const uint16_t* B,
+void run_widened(bool ta, bool tb, int64_t M, int64_t N, int64_t K, Bf16Operand A, int64_t lda, Bf16Operand B,
                  int64_t ldb, float beta, void* C, bool c_bf16, int64_t ldc, const float* bias) {
   const float* a = widened(A, ta ? K : M, ta ? M : K, lda, kMatmulSrcF32);
   const float* b = widened(B, tb ? N : K, tb ? K : N, ldb, kMatmulWeightsF32);
@@ -129,26 +153,27 @@ void run_widened(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const uint16
     }, 16);
 }
 
-void run_matmul(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda, const uint16_t* B,
+void run_matmul(bool ta, bool tb, int64_t M, int64_t N, int64_t K, Bf16Operand A, int64_t lda, Bf16Operand B,
                 int64_t ldb, float beta, void* C, bool c_bf16, int64_t ldc, const float* bias) {
   CLIPKIT_ASSERT(beta == 0.0f || beta == 1.0f);
   if (M == 0 || N == 0) return;
   CLIPKIT_ASSERT(K > 0);
   if (!bf16_matmul_native()) return run_widened(ta, tb, M, N, K, A, lda, B, ldb, beta, C, c_bf16, ldc, bias);  // sgemm counts
+  CLIPKIT_ASSERT(A.bits && B.bits);
   count_flops(2 * M * N * K);
   const Matmul m = prim_for(Key{M, N, K, ta, tb, lda, ldb, ldc, beta != 0.0f, bias != nullptr, c_bf16});
-  m.execute(A, B, C, bias);
+  m.execute(A.bits, B.bits, C, bias);
 }
 
 }  // namespace
 
-void matmul_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda, const uint16_t* B,
+void matmul_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, Bf16Operand A, int64_t lda, Bf16Operand B,
                  int64_t ldb, float beta, float* C, int64_t ldc, const float* bias) {
   run_matmul(ta, tb, M, N, K, A, lda, B, ldb, beta, C, false, ldc, bias);
 }
 
-void matmul_bf16_to_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda,
-                         const uint16_t* B, int64_t ldb, uint16_t* C, int64_t ldc, const float* bias) {
+void matmul_bf16_to_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, Bf16Operand A, int64_t lda,
+                         Bf16Operand B, int64_t ldb, uint16_t* C, int64_t ldc, const float* bias) {
   run_matmul(ta, tb, M, N, K, A, lda, B, ldb, 0.0f, C, true, ldc, bias);
 }
 

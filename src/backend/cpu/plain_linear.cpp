@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/parallel.h"
 #include "core/profile.h"
+#include "backend/cpu/dnnl_matmul.h"
 #include "backend/cpu/gemm.h"
 #include "backend/cpu/matmul_bf16.h"
 #include "backend/cpu/vec_avx2.h"
@@ -15,13 +16,14 @@
 namespace clipkit::backend::cpu {
 namespace {
 
-// db [N] += column sums of dy [M, N], optionally with dyb = bf16(dy) written in the same pass.
+// db [N] += column sums of dy [M, N], optionally with dy rounded to bf16 written in the same pass:
+// its bits into dyb and/or the rounded values in fp32 into dyw.
 // Rows are summed in fixed blocks of kSumRows (each block's rows in order, into its own partial
 // row), then the partials are added to db in block order: one streaming pass over dy split by rows,
 // and the same bits for any thread count and for both precisions.
 constexpr int64_t kSumRows = 64;
 
-void column_sums(const float* dy, int64_t M, int64_t N, float* db, uint16_t* dyb = nullptr) {
+void column_sums(const float* dy, int64_t M, int64_t N, float* db, uint16_t* dyb = nullptr, float* dyw = nullptr) {
   const int64_t nb = (M + kSumRows - 1) / kSumRows, vend = N / 8 * 8;
   float* part = Workspace::local().get(kColumnPartials, static_cast<size_t>(std::max<int64_t>(1, nb * N)));
   parallel_for(nb, [&](int64_t bb, int64_t be) {
@@ -31,14 +33,17 @@ void column_sums(const float* dy, int64_t M, int64_t N, float* db, uint16_t* dyb
       for (int64_t r = blk * kSumRows; r < std::min(M, (blk + 1) * kSumRows); ++r) {
         const float* d = dy + r * N;
         uint16_t* o = dyb ? dyb + r * N : nullptr;
+        float* ow = dyw ? dyw + r * N : nullptr;
         int64_t c = 0;
         for (; c < vend; c += 8) {
           const __m256 v = _mm256_loadu_ps(d + c);
           if (o) avx2::store_bf16x8(o + c, v);
+          if (ow) _mm256_storeu_ps(ow + c, avx2::round_bf16x8(v));
           _mm256_storeu_ps(p + c, _mm256_add_ps(_mm256_loadu_ps(p + c), v));
         }
         for (; c < N; ++c) {
           if (o) o[c] = f32_to_bf16_simd(d[c]);
+          if (ow) ow[c] = bf16_to_f32(f32_to_bf16_simd(d[c]));
           p[c] += d[c];
         }
       }
@@ -81,7 +86,7 @@ void linear_backward(const float* x, const float* W, const float* dy, int64_t M,
 }
 
 // y [M, N] = xb [M, K] @ Wb^T + b
-void linear_forward_bf16(const uint16_t* xb, const uint16_t* Wb, const float* b, int64_t M, int64_t N, int64_t K,
+void linear_forward_bf16(Bf16Operand xb, Bf16Operand Wb, const float* b, int64_t M, int64_t N, int64_t K,
                          float* y) {
   ProfileScope prof("linear fwd bf16");
   if (M == 0 || N == 0) return;
@@ -96,7 +101,7 @@ void linear_forward_bf16(const uint16_t* xb, const uint16_t* Wb, const float* b,
 }
 
 // yb [M, N] = bf16(xb [M, K] @ Wb^T + b)
-void linear_forward_bf16_out(const uint16_t* xb, const uint16_t* Wb, const float* b, int64_t M, int64_t N, int64_t K,
+void linear_forward_bf16_out(Bf16Operand xb, Bf16Operand Wb, const float* b, int64_t M, int64_t N, int64_t K,
                              uint16_t* yb) {
   ProfileScope prof("linear fwd bf16");
   if (M == 0 || N == 0) return;
@@ -105,7 +110,7 @@ void linear_forward_bf16_out(const uint16_t* xb, const uint16_t* Wb, const float
 }
 
 // dx [M, K] = dy [M, N] @ Wb [N, K]      dW [N, K] += dy^T [N, M] @ xb [M, K]      db [N] += sum_rows dy
-void linear_backward_bf16(const uint16_t* xb, const uint16_t* Wb, const float* dy, int64_t M, int64_t N, int64_t K,
+void linear_backward_bf16(Bf16Operand xb, Bf16Operand Wb, const float* dy, int64_t M, int64_t N, int64_t K,
                           float* dx, float* dW, float* db, bool accumulate_dx, bool accumulate_grads) {
   ProfileScope prof("linear bwd bf16");
   if (!accumulate_grads) zero(db, N);
@@ -116,18 +121,22 @@ void linear_backward_bf16(const uint16_t* xb, const uint16_t* Wb, const float* d
     if (db) column_sums(dy, M, N, db);
     return;
   }
-  // dy is converted once for both products (with db summed in the same pass). dW: a first write
-  // goes through oneDNN's inner-product weight gradient; accumulating reads dy transposed.
-  uint16_t* dyb = Workspace::local().get_bf16(kDyBf16, M * N);
+  // dy is converted once for both products (with db summed in the same pass): to bf16 bits for
+  // bf16 kernels, else straight to the rounded fp32 values the widened products read. dW: a first
+  // write goes through oneDNN's inner-product weight gradient; accumulating reads dy transposed.
+  const bool native = bf16_matmul_native();
+  uint16_t* dyb = native ? Workspace::local().get_bf16(kDyBf16, M * N) : nullptr;
+  float* dyw = native ? nullptr : Workspace::local().get(kDyWide, static_cast<size_t>(M * N));
   {
     ProfileScope prof_dy("linear bwd dy+db");
-    if (db) column_sums(dy, M, N, db, dyb);
-    else to_bf16(dy, dyb, M * N);
+    if (db) column_sums(dy, M, N, db, dyb, dyw);
+    else round_to_bf16(dy, dyb, dyw, M * N);
   }
-  if (dx) matmul_bf16(false, false, M, K, N, dyb, N, Wb, K, accumulate_dx ? 1.0f : 0.0f, dx, K);
+  const Bf16Operand g(dyb, dyw);
+  if (dx) matmul_bf16(false, false, M, K, N, g, N, Wb, K, accumulate_dx ? 1.0f : 0.0f, dx, K);
   if (dW) {
-    if (accumulate_grads) matmul_bf16(true, false, N, K, M, dyb, N, xb, K, 1.0f, dW, K);
-    else weight_grad_bf16(M, N, K, dyb, xb, dW);
+    if (accumulate_grads) matmul_bf16(true, false, N, K, M, g, N, xb, K, 1.0f, dW, K);
+    else weight_grad_bf16(M, N, K, g, xb, dW);
   }
 }
 

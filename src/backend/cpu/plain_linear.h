@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "backend/backend.h"
+#include "backend/cpu/matmul_bf16.h"
 
 namespace clipkit::backend::cpu {
 
@@ -21,14 +22,14 @@ void linear_backward(const float* x, const float* W, const float* dy, int64_t M,
                      bool accumulate_grads = true);
 
 // The bf16 training path over operands the caller converted once (matmul_bf16.h):
-// xb [M, K] and Wb [N, K] hold bf16(x) and bf16(W); forward and backward reuse them, and dy is
-// converted once for both dx and dW. Same contract as above otherwise.
-void linear_forward_bf16(const uint16_t* xb, const uint16_t* Wb, const float* b, int64_t M, int64_t N, int64_t K,
-                         float* y);
+// xb [M, K] and Wb [N, K] hold bf16(x) and bf16(W) (as bits, or where the products run widened as
+// the rounded fp32 values); forward and backward reuse them, and dy is converted once for both dx
+// and dW. Same contract as above otherwise.
+void linear_forward_bf16(Bf16Operand xb, Bf16Operand Wb, const float* b, int64_t M, int64_t N, int64_t K, float* y);
 // The same product written as bf16 (yb = bf16(x W^T + b)), for an output that only feeds bf16 matmuls.
-void linear_forward_bf16_out(const uint16_t* xb, const uint16_t* Wb, const float* b, int64_t M, int64_t N, int64_t K,
+void linear_forward_bf16_out(Bf16Operand xb, Bf16Operand Wb, const float* b, int64_t M, int64_t N, int64_t K,
                              uint16_t* yb);
-void linear_backward_bf16(const uint16_t* xb, const uint16_t* Wb, const float* dy, int64_t M, int64_t N, int64_t K,
-                          float* dx, float* dW, float* db, bool accumulate_dx = false, bool accumulate_grads = true);
+void linear_backward_bf16(Bf16Operand xb, Bf16Operand Wb, const float* dy, int64_t M, int64_t N, int64_t K, float* dx,
+                          float* dW, float* db, bool accumulate_dx = false, bool accumulate_grads = true);
 
 }  // namespace clipkit::backend::cpu

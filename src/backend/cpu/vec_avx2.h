@@ -48,15 +48,23 @@ inline __m256 normal_cdf8(__m256 x) {
   return _mm256_blendv_ps(_mm256_sub_ps(set1(1.0f), h), h, x);  // sign bit of x picks h
 }
 
-// Stores bf16(x) (round to nearest even, NaN stays NaN) for 8 lanes.
-inline void store_bf16x8(uint16_t* y, __m256 x) {
+// x rounded to bf16 (nearest even; NaN stays NaN): the bits in the low half of each 32-bit lane.
+inline __m256i bf16_bits8(__m256 x) {
   const __m256i u = _mm256_castps_si256(x);
   const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
-  __m256i r = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)), lsb), 16);
+  const __m256i r = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)), lsb), 16);
   const __m256i nan = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40));
-  r = _mm256_blendv_epi8(r, nan, _mm256_castps_si256(_mm256_cmp_ps(x, x, _CMP_UNORD_Q)));
+  return _mm256_blendv_epi8(r, nan, _mm256_castps_si256(_mm256_cmp_ps(x, x, _CMP_UNORD_Q)));
+}
+
+// Stores bf16(x) for 8 lanes.
+inline void store_bf16x8(uint16_t* y, __m256 x) {
+  const __m256i r = bf16_bits8(x);
   const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(r, r), 0xD8);
   _mm_storeu_si128(reinterpret_cast<__m128i*>(y), _mm256_castsi256_si128(packed));
 }
+
+// x rounded to bf16 and widened back to fp32: the values a bf16 product reads.
+inline __m256 round_bf16x8(__m256 x) { return _mm256_castsi256_ps(_mm256_slli_epi32(bf16_bits8(x), 16)); }
 
 }  // namespace clipkit::backend::cpu::avx2

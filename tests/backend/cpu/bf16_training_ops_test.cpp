@@ -1,6 +1,7 @@
 // The bf16 training path's ops against their fp32 versions: results within bf16 rounding.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -15,6 +16,7 @@
 #include "backend/cpu/plain_linear.h"
 #include "backend/flop_count.h"
 #include "backend/cpu/matmul_bf16.h"
+#include "backend/cpu/dnnl_matmul.h"
 #include "backend/cpu/gemm.h"
 
 namespace clipkit::backend::cpu {
@@ -94,6 +96,89 @@ TEST(Bf16TrainingOps, MatmulIsTheProductOfTheBf16ValuesInEveryLayout) {
             }
           }
       }
+}
+
+// round_to_bf16 writes the bits to_bf16 writes and, widened, exactly their values (NaN bits too).
+TEST(Bf16TrainingOps, RoundToBf16WritesTheBitsAndTheirValues) {
+  std::vector<float> v = randn(70000, 35, 100.0f);  // more than one parallel block
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  for (float f : {0.0f, -0.0f, inf, -inf, nan, -nan, 1e-40f, -1e-40f, 3.4e38f, 1.00390625f, 1.01171875f, 1.0078125f})
+    v.push_back(f);
+  const int64_t n = static_cast<int64_t>(v.size());
+  const auto want = bf16(v);
+  std::vector<uint16_t> bits(v.size(), 1), bits_only(v.size(), 1);
+  std::vector<float> wide(v.size(), 1.0f), wide_only(v.size(), 1.0f);
+  round_to_bf16(v.data(), bits.data(), wide.data(), n);
+  round_to_bf16(v.data(), bits_only.data(), nullptr, n);
+  round_to_bf16(v.data(), nullptr, wide_only.data(), n);
+  for (int64_t i = 0; i < n; ++i) {
+    ASSERT_EQ(bits[i], want[i]) << v[i];
+    ASSERT_EQ(bits_only[i], want[i]) << v[i];
+    ASSERT_EQ(std::bit_cast<uint32_t>(wide[i]), uint32_t{want[i]} << 16) << v[i];
+    ASSERT_EQ(std::bit_cast<uint32_t>(wide_only[i]), uint32_t{want[i]} << 16) << v[i];
+  }
+}
+
+// Operands handed over already widened (Bf16Operand's wide values, as the training linear keeps
+// its weights and dy where products run widened) give the product of the bits, bit for bit, in
+// every layout; with bf16 kernels (*.bf16_native) the bits are what the kernels read.
+TEST(Bf16TrainingOps, PreWidenedOperandsGiveTheSameProduct) {
+  const int64_t M = 19, N = 23, K = 37, pad = 5;
+  for (int ta = 0; ta < 2; ++ta)
+    for (int tb = 0; tb < 2; ++tb) {
+      const int64_t lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad;
+      const auto A = bf16(randn((ta ? K : M) * lda, 91)), B = bf16(randn((tb ? N : K) * ldb, 92));
+      const auto Aw = from_bf16(A), Bw = from_bf16(B), bias = randn(N, 93);
+      std::vector<float> want(M * N), got(M * N);
+      std::vector<uint16_t> want_b(M * N), got_b(M * N);
+      matmul_bf16(ta, tb, M, N, K, A.data(), lda, B.data(), ldb, 0.0f, want.data(), N, bias.data());
+      matmul_bf16_to_bf16(ta, tb, M, N, K, A.data(), lda, B.data(), ldb, want_b.data(), N, bias.data());
+      for (int wide = 1; wide < 4; ++wide) {  // bit 0: A given widened, bit 1: B
+        const Bf16Operand a(A.data(), wide & 1 ? Aw.data() : nullptr), b(B.data(), wide & 2 ? Bw.data() : nullptr);
+        matmul_bf16(ta, tb, M, N, K, a, lda, b, ldb, 0.0f, got.data(), N, bias.data());
+        matmul_bf16_to_bf16(ta, tb, M, N, K, a, lda, b, ldb, got_b.data(), N, bias.data());
+        for (int64_t i = 0; i < M * N; ++i) {
+          ASSERT_EQ(std::bit_cast<uint32_t>(got[i]), std::bit_cast<uint32_t>(want[i])) << ta << tb << wide << " " << i;
+          ASSERT_EQ(got_b[i], want_b[i]) << ta << tb << wide << " " << i;
+        }
+      }
+    }
+  if (bf16_matmul_native()) return;
+  // products run widened: the bits need not exist at all
+  const auto A = bf16(randn(M * K, 94)), B = bf16(randn(N * K, 95));
+  const auto Aw = from_bf16(A), Bw = from_bf16(B);
+  std::vector<float> want(M * N), got(M * N);
+  matmul_bf16(false, true, M, N, K, A.data(), K, B.data(), K, 0.0f, want.data(), N);
+  matmul_bf16(false, true, M, N, K, Bf16Operand(nullptr, Aw.data()), K, Bf16Operand(nullptr, Bw.data()), K, 0.0f,
+              got.data(), N);
+  for (int64_t i = 0; i < M * N; ++i) ASSERT_EQ(std::bit_cast<uint32_t>(got[i]), std::bit_cast<uint32_t>(want[i])) << i;
+}
+
+// The training linear's bf16 backward rounds dy once for both products (bits for bf16 kernels, the
+// rounded values in fp32 for widened products): dx and dW equal the products of bf16(dy) computed
+// on their own, bit for bit, and the forward takes the weights widened or as bits alike.
+TEST(Bf16TrainingOps, DenseRoundsDyOnceForBothProducts) {
+  const int64_t M = 45, N = 72, K = 40;
+  const auto x = randn(M * K, 96), W = randn(N * K, 97, 0.1f), dy = randn(M * N, 98), b = randn(N, 99);
+  const auto xb = bf16(x), Wb = bf16(W), dyb = bf16(dy);
+  const auto Ww = from_bf16(Wb);
+  std::vector<float> want_dx(M * K), want_dW(N * K);
+  matmul_bf16(false, false, M, K, N, dyb.data(), N, Wb.data(), K, 0.0f, want_dx.data(), K);
+  weight_grad_bf16(M, N, K, dyb.data(), xb.data(), want_dW.data());
+  for (bool with_db : {true, false}) {  // dy rounded in the bias-gradient pass, or on its own
+    std::vector<float> dx(M * K), dW(N * K), db(N);
+    linear_backward_bf16(xb.data(), Bf16Operand(Wb.data(), Ww.data()), dy.data(), M, N, K, dx.data(), dW.data(),
+                         with_db ? db.data() : nullptr, false, false);
+    for (int64_t i = 0; i < M * K; ++i)
+      ASSERT_EQ(std::bit_cast<uint32_t>(dx[i]), std::bit_cast<uint32_t>(want_dx[i])) << with_db << " " << i;
+    for (int64_t i = 0; i < N * K; ++i)
+      ASSERT_EQ(std::bit_cast<uint32_t>(dW[i]), std::bit_cast<uint32_t>(want_dW[i])) << with_db << " " << i;
+  }
+  std::vector<float> y(M * N), yw(M * N);
+  linear_forward_bf16(xb.data(), Wb.data(), b.data(), M, N, K, y.data());
+  linear_forward_bf16(Bf16Operand(xb.data(), from_bf16(xb).data()), Bf16Operand(Wb.data(), Ww.data()), b.data(), M, N,
+                      K, yw.data());
+  for (int64_t i = 0; i < M * N; ++i) ASSERT_EQ(std::bit_cast<uint32_t>(yw[i]), std::bit_cast<uint32_t>(y[i])) << i;
 }
 
 // A bf16-output product is the fp32 product rounded (to nearest even), bit for bit.
