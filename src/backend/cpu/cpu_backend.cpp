@@ -156,20 +156,9 @@ class CpuBackend final : public Backend {
     // training weights: the product z = x W^T + b, then the activation and the residual
     const bool bf16 = cw.precision == Precision::BF16;
     Bf16Operand xb(nullptr);
-    if (bf16) {
-      if (x.dtype() == DType::BF16) {
-        xb = Bf16Operand(x.as<uint16_t>());
-      } else if (bf16_matmul_native()) {
-        uint16_t* dst = x_saved ? x_saved->as<uint16_t>() : Workspace::local().get_bf16(kGemmA, M * K);
-        to_bf16(x.as<float>(), dst, M * K);
-        xb = Bf16Operand(dst);
-      } else {  // the product reads the rounded values in fp32; the backward, the saved bits
-        uint16_t* bits = x_saved ? x_saved->as<uint16_t>() : nullptr;
-        float* wide = Workspace::local().get(kLinearInputWide, static_cast<size_t>(M * K));
-        round_to_bf16(x.as<float>(), bits, wide, M * K);
-        xb = Bf16Operand(bits, wide);
-      }
-    }
+    if (bf16 && x.dtype() == DType::BF16) xb = Bf16Operand(x.as<uint16_t>());
+    else if (bf16)  // rounded once: for the product, and into x_saved for the backward
+      xb = round_operand(x.as<float>(), M * K, kGemmA, x_saved ? x_saved->as<uint16_t>() : nullptr);
     CLIPKIT_ASSERT(!x_saved || x_saved->dtype() == (bf16 ? DType::BF16 : x.dtype()));
     if (y.dtype() == DType::BF16) CLIPKIT_ASSERT(bf16 && !e.residual && (e.act == Act::None || e.preact));
     if (y.dtype() == DType::BF16 && e.act == Act::None)  // a product only bf16 matmuls read

@@ -3,7 +3,6 @@
 #include <cstring>
 #include <dnnl.hpp>
 
-#include "backend/cpu/dnnl_matmul.h"
 #include "backend/cpu/matmul_bf16.h"
 #include "backend/cpu/workspace.h"
 #include "backend/flop_count.h"
@@ -16,18 +15,7 @@ void gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A
                int64_t ldb, float beta, float* C, int64_t ldc) {
   // A's storage is (ta ? K x lda : M x lda); B's is (tb ? N x ldb : K x ldb).
   const int64_t na = (ta ? K : M) * lda, nb = (tb ? N : K) * ldb;
-  auto& ws = Workspace::local();
-  if (!bf16_matmul_native()) {  // the product reads the rounded values in fp32: round straight to them
-    float* a = ws.get(kGemmA, static_cast<size_t>(na));
-    float* b = ws.get(kGemmB, static_cast<size_t>(nb));
-    round_to_bf16(A, nullptr, a, na);
-    round_to_bf16(B, nullptr, b, nb);
-    return matmul_bf16(ta, tb, M, N, K, Bf16Operand(nullptr, a), lda, Bf16Operand(nullptr, b), ldb, beta, C, ldc);
-  }
-  uint16_t* a = ws.get_bf16(kGemmA, na);
-  uint16_t* b = ws.get_bf16(kGemmB, nb);
-  to_bf16(A, a, na);
-  to_bf16(B, b, nb);
+  const Bf16Operand a = round_operand(A, na, kGemmA), b = round_operand(B, nb, kGemmB);
   matmul_bf16(ta, tb, M, N, K, a, lda, b, ldb, beta, C, ldc);
 }
 

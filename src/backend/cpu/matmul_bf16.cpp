@@ -86,6 +86,18 @@ void round_to_bf16(const float* x, uint16_t* bits, float* wide, int64_t n) {
   }, 1 << 14);
 }
 
+Bf16Operand round_operand(const float* x, int64_t n, int slot, uint16_t* keep) {
+  auto& ws = Workspace::local();
+  if (bf16_matmul_native()) {
+    uint16_t* bits = keep ? keep : ws.get_bf16(slot, n);
+    round_to_bf16(x, bits, nullptr, n);
+    return Bf16Operand(bits);
+  }
+  float* wide = ws.get(slot, static_cast<size_t>(n));
+  round_to_bf16(x, keep, wide, n);
+  return Bf16Operand(keep, wide);
+}
+
 void weight_grad_bf16(int64_t M, int64_t N, int64_t K, Bf16Operand dy, Bf16Operand x, float* dW) {
   if (N == 0 || K == 0) return;
   CLIPKIT_ASSERT(M > 0);

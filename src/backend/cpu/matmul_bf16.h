@@ -24,6 +24,11 @@ struct Bf16Operand {
 // into wide (when not null), in one threaded pass.
 void round_to_bf16(const float* x, uint16_t* bits, float* wide, int64_t n);
 
+// x [n] rounded to bf16 in the form this CPU's products read, in one pass: for bf16 kernels the bits
+// (into keep, else into workspace slot); for widened products the rounded fp32 values (into slot),
+// and the bits too when the caller keeps them (keep: a saved activation).
+Bf16Operand round_operand(const float* x, int64_t n, int slot, uint16_t* keep = nullptr);
+
 // C [M, N] = op(A) @ op(B) (+ bias [N] broadcast over rows) + beta * C, row-major, beta 0 or 1.
 // A's storage is (trans_a ? K x lda : M x lda); B's is (trans_b ? N x ldb : K x ldb).
 void matmul_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, Bf16Operand A, int64_t lda,

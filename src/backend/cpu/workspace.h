@@ -14,9 +14,8 @@ enum WorkspaceSlot : int {
   kLinearInputBf16,   // packed_linear: bf16(x) per call
   kLinearInputInt8, kLinearRowScales, kLinearRowZeros, kLinearAccInt8,  // packed_linear int8: x quantized, its scales and zero points, x Wq^T
   kAttentionScores,   // attention: [B, H, L, L] scores of the inference kernel
-  kGemmA, kGemmB,     // gemm: bf16 copies of both operands (rounded fp32 values where products run widened)
+  kGemmA, kGemmB,     // gemm and cpu_backend's training forward (A: x): operands rounded to bf16 (round_operand)
   kDyBf16, kDyWide,   // plain_linear: bf16(dy), as bits or (products run widened) rounded fp32 values
-  kLinearInputWide,   // cpu_backend: bf16(x) as rounded fp32 values for a widened forward product
   kColumnPartials,    // plain_linear: bias-gradient partial sums
   kDoutBf16, kDprobs, kDscoresBf16,  // attention backward: bf16(dO), dP (fp32 and bf16), bf16 dS
   kDscores, kProbsDropped,           // attention fp32 training: dS, and P_d when dropout is on
