@@ -51,6 +51,13 @@ Tensor Backend::alloc(DType t, Shape s) {
   return Tensor(t, std::move(s), p, std::move(mem));
 }
 
+Tensor Backend::borrow(const clipkit::Tensor& host, Shape s) {
+  CLIPKIT_ASSERT(host.dtype == DType::F32 && host.numel() == clipkit::numel(s));
+  Tensor t = alloc(DType::F32, std::move(s));
+  upload(host.data, t);
+  return t;
+}
+
 std::shared_ptr<void> Backend::host_buffer(size_t bytes) {
   return std::shared_ptr<void>(::operator new(bytes ? bytes : 1, std::align_val_t{64}),
                                [](void* p) { ::operator delete(p, std::align_val_t{64}); });

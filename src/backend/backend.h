@@ -130,6 +130,10 @@ class Backend {
   Tensor alloc(DType t, Shape s);                             // an owned tensor (weights, gradients, state)
   Arena& thread_arena();                                      // the calling thread's arena
   virtual void upload(const void* host, const Tensor& dst) = 0;
+  // Weights only read from now on, as `host` holds them (F32): a backend that reads host memory
+  // views them in place, keeping host.holder (a memory-mapped checkpoint) alive with the view;
+  // others copy them into alloc()'d memory. Nothing may write to the result.
+  virtual Tensor borrow(const clipkit::Tensor& host, Shape s);
   virtual void download(const Tensor& src, void* host) = 0;
   // Host data a pass reads (inputs, index arrays): host-memory backends read it in place (keep it
   // alive and unchanged while the tensor is used), others copy it into the arena.

@@ -49,6 +49,7 @@ std::unique_ptr<ClipModel> ClipModel::load(const std::string& model, const LoadO
     LoadPlan p{part, o.train && !frozen, freeze_layers > 0 ? freeze_layers : -1, backend::WeightUse::Inference,
                o.precision};
     if (p.train) p.use = backend::WeightUse::Training;
+    p.borrow = !o.train && o.map_weights;  // (LoadOptions::map_weights)
     return p;
   };
   ParamSet& ps = m->params_;

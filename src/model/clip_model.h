@@ -32,6 +32,12 @@ struct LoadOptions {
   bool vision = true, text = true;
   // Refuse weights holding NaN or infinity (Error naming the tensor): the loaded parts' tensors.
   bool check_finite = true;
+  // A model loaded only to run (train false) reads the weights it does not transform (embeddings,
+  // norms, biases; the fp32 ones the matmuls pack from) from the memory-mapped checkpoint instead of
+  // a copy: no copy at load, nothing of theirs left in memory but the page cache. The checkpoint
+  // file must then not be rewritten in place while the model lives (replace it by renaming a new
+  // file over it, as clipkit's writers do). false: copy them (a long-running server).
+  bool map_weights = true;
 };
 
 class ClipModel {

@@ -22,6 +22,11 @@ Weight ParamSet::add_fused(const WeightReader& r, const std::vector<std::string>
   Shape full = each.empty() ? Shape{n} : each;
   if (!each.empty()) full[0] *= n;
   const bool train = p.train && depth >= p.freeze_depth;
+  if (p.borrow && !train && n == 1) {  // viewed in place on host-memory backends: no copy, no second resident copy
+    Weight w{be_.borrow(r.get(names[0], each), full), backend::Tensor(), buffer};
+    params_.push_back(Param{r.prefix() + names[0], each, w.value, {}, p.part, depth, decay, buffer});
+    return w;
+  }
   Weight w{be_.alloc(DType::F32, full), train ? be_.alloc(DType::F32, full) : backend::Tensor(), buffer};
   if (train) be_.zero(w.grad);
   for (int64_t i = 0; i < n; ++i) {

@@ -52,6 +52,9 @@ struct LoadPlan {
   int freeze_depth = -1;      // -1: every depth trains
   backend::WeightUse use = backend::WeightUse::Inference;
   backend::Precision precision = backend::Precision::F32;
+  // Weights that get no gradient may be borrowed from the checkpoint (Backend::borrow) rather
+  // than copied: for models loaded only to run (nothing ever writes their weights).
+  bool borrow = false;
 };
 
 // Reads HF tensors into backend masters and registers them.

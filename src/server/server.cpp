@@ -66,9 +66,17 @@ struct Server::Impl {
   HttpTransport http;
   int bound_port = -1;
 
+  // A server lives for days: its weights are its own copy, so a checkpoint rewritten in place under
+  // it cannot change or take away what it runs on (LoadOptions::map_weights).
+  static model::LoadOptions server_load_options(const ServerOptions& o) {
+    model::LoadOptions lo{backend::precision_from_name(o.precision), o.device};
+    lo.map_weights = false;
+    return lo;
+  }
+
   Impl(const ServerOptions& opts, std::shared_ptr<const index::Library> lib)
       : o(opts),
-        emb(index::load_query_model(*lib, o.model_dir, {backend::precision_from_name(o.precision), o.device})),
+        emb(index::load_query_model(*lib, o.model_dir, server_load_options(o))),
         libs(std::move(lib), o.reload_interval_s),
         queue(*emb, queue_limits(o), metrics),
         service{o, libs, queue},

@@ -1,12 +1,15 @@
-// LoadOptions::vision/text (a job loads only the tower it needs) and LoadOptions::check_finite
-// (weights holding NaN are refused, the loaded parts' tensors only).
+// LoadOptions::vision/text (a job loads only the tower it needs), LoadOptions::check_finite
+// (weights holding NaN are refused, the loaded parts' tensors only) and LoadOptions::map_weights
+// (a model loaded to run reads its weights from the mapped checkpoint).
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -85,6 +88,44 @@ TEST_P(LoadTowers, OneTowerEmbedsAsTheWholeModelAndTheOtherSaysItWasNotLoaded) {
 }
 
 INSTANTIATE_TEST_SUITE_P(TinyModels, LoadTowers, ::testing::Values("tiny-clip", "tiny-clip-roberta"));
+
+// The file behind the mapping holding address p in this process ("", "[heap]" for anonymous memory).
+std::string mapped_file_of(const void* p) {
+  std::ifstream maps("/proc/self/maps");
+  const auto a = reinterpret_cast<uintptr_t>(p);
+  for (std::string line; std::getline(maps, line);) {
+    std::istringstream in(line);
+    std::string range, perms, offset, dev, inode, path;
+    in >> range >> perms >> offset >> dev >> inode >> path;
+    const auto dash = range.find('-');
+    const uintptr_t lo = std::stoull(range.substr(0, dash), nullptr, 16), hi = std::stoull(range.substr(dash + 1), nullptr, 16);
+    if (a >= lo && a < hi) return path;
+  }
+  return "";
+}
+
+// Loaded to run, the CPU reads the weights where the mapped checkpoint holds them (no copy; the
+// mapping outlives the loader), and embeds exactly what a model with copied weights embeds; with
+// map_weights false (a server) or to train, every weight is the model's own memory.
+TEST_P(LoadTowers, WeightsOfAModelLoadedToRunAreReadFromTheMappedCheckpoint) {
+  const std::string dir = data_path(std::string("models/") + GetParam());
+  const SafeTensorsFile ref(data_path(std::string("reference/models/") + GetParam() + ".safetensors"));
+  const clipkit::Tensor& px = ref.get("pixel_values");
+  LoadOptions o;
+  o.device = test::test_device();
+  LoadOptions copied = o, trains = o;
+  copied.map_weights = false;
+  trains.train = true;
+  auto mapped = ClipModel::load(dir, o), own = ClipModel::load(dir, copied), trained = ClipModel::load(dir, trains);
+  expect_same(mapped->image_features(px.ptr<float>(), px.dim(0)), own->image_features(px.ptr<float>(), px.dim(0)));
+  if (o.device != "cpu") GTEST_SKIP() << "other devices copy weights to device memory";
+  const std::string file = std::filesystem::canonical(dir + "/model.safetensors").string();
+  int64_t in_file = 0;
+  for (const auto& p : mapped->params()) in_file += mapped_file_of(p.value.data()) == file;
+  EXPECT_GT(in_file, static_cast<int64_t>(mapped->params().size()) / 2);  // (the fused q/k/v are copies)
+  for (const auto& p : own->params()) EXPECT_NE(mapped_file_of(p.value.data()), file) << p.name;
+  for (const auto& p : trained->params()) EXPECT_NE(mapped_file_of(p.value.data()), file) << p.name;
+}
 
 // A copy of tiny-clip-roberta whose first float tensor named `part`* holds a NaN; returns its name.
 std::string corrupt_copy(const std::string& dir, const std::string& part) {

@@ -108,6 +108,12 @@ class CpuBackend final : public Backend {
     return std::shared_ptr<void>(p, std::free);
   }
   void upload(const void* host, const Tensor& dst) override { copy_bytes(dst.data(), host, dst.nbytes()); }
+  // In place, unless the data is not float-aligned (a safetensors header of odd length).
+  Tensor borrow(const clipkit::Tensor& host, Shape s) override {
+    if (reinterpret_cast<uintptr_t>(host.data) % alignof(float) != 0) return Backend::borrow(host, std::move(s));
+    CLIPKIT_ASSERT(host.dtype == DType::F32 && host.numel() == clipkit::numel(s));
+    return Tensor(DType::F32, std::move(s), host.data, host.holder);
+  }
   void download(const Tensor& src, void* host) override { std::memcpy(host, src.data(), src.nbytes()); }
   Tensor input(Arena&, const void* host, DType t, Shape s) override {
     return Tensor(t, std::move(s), const_cast<void*>(host), nullptr);
