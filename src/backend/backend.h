@@ -165,8 +165,8 @@ class Backend {
   // backward reads it: bf16(x) when its dtype differs from x's, else it must be x itself.
   virtual void linear(const Tensor& x, const LinearWeights& w, const Epilogue& e, const Tensor& y,
                       const Tensor* x_saved = nullptr) = 0;
-  // From dy [M, N] (overwritten with the pre-activation gradient when e.act is set; e.preact as
-  // saved by the forward): dx [M, K] (= or += with accumulate_dx), dW [N, K] and db [N]
+  // From dy [M, N] (scratch when e.act is set: it may be overwritten with the pre-activation
+  // gradient; e.preact as saved by the forward): dx [M, K] (= or += with accumulate_dx), dW [N, K] and db [N]
   // (= on a first write of the step, else +=). dx, dW, db may be null.
   virtual void linear_backward(const Tensor& x_saved, const LinearWeights& w, const Epilogue& e, const Tensor& dy,
                                const Tensor* dx, bool accumulate_dx, const Tensor* dW, const Tensor* db,

@@ -173,6 +173,14 @@ void act_backward(const float* x, const float* dy, float* dx, int64_t n, Act a) 
       [&](int64_t i) { dx[i] = dy[i] * grad1(x[i], a); });
 }
 
+void act_backward_serial(const float* x, const float* dy, float* dx, int64_t n, Act a) {
+  if (avx512::available())
+    return avx512::with_act(a, [&](auto A) { backward16<decltype(A)::value>(x, dy, dx, 0, n); });
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dx + i, _mm256_mul_ps(_mm256_loadu_ps(dy + i), grad8(_mm256_loadu_ps(x + i), a)));
+  for (; i < n; ++i) dx[i] = dy[i] * grad1(x[i], a);
+}
+
 void act_forward_bf16(const float* x, uint16_t* y, int64_t n, Act a) {
   ProfileScope prof("act fwd bf16");
   if (avx512::available())

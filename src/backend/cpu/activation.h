@@ -14,6 +14,8 @@ namespace clipkit::backend::cpu {
 void act_forward(const float* x, float* y, int64_t n, Act a);
 // dx = dy * act'(x)  (x is the pre-activation input; dx may alias dy)
 void act_backward(const float* x, const float* dy, float* dx, int64_t n, Act a);
+// The same values in the calling thread, for a pass that fuses it (a row at a time).
+void act_backward_serial(const float* x, const float* dy, float* dx, int64_t n, Act a);
 
 // The bf16 training path's forward: y = bf16(act(x)), the input of the next (bf16) matmul. (Its
 // backward is act_backward: the gradient stays fp32.)

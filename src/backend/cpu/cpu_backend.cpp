@@ -189,16 +189,17 @@ class CpuBackend final : public Backend {
     CLIPKIT_ASSERT(cw.use == WeightUse::Training);
     const int64_t N = w.w.dim(0), K = w.w.dim(1), M = dy.rows();
     float* g = dy.as<float>();
+    const bool bf16 = x_saved.dtype() == DType::BF16;  // (its backward takes the activation's in its dy pass)
     if (e.act != Act::None) {
       CLIPKIT_ASSERT(e.preact);
-      act_backward(e.preact->as<float>(), g, g, M * N, e.act);
+      if (!bf16) act_backward(e.preact->as<float>(), g, g, M * N, e.act);
     }
     float* pdx = dx ? dx->as<float>() : nullptr;
     float* pdW = dW ? dW->as<float>() : nullptr;
     float* pdb = db && w.b.defined() ? db->as<float>() : nullptr;
-    if (x_saved.dtype() == DType::BF16)
+    if (bf16)
       linear_backward_bf16(x_saved.as<uint16_t>(), bf16_weight(w), g, M, N, K, pdx, pdW, pdb, accumulate_dx,
-                           !first_write);
+                           !first_write, e.preact ? e.preact->as<float>() : nullptr, e.act);
     else
       cpu::linear_backward(x_saved.as<float>(), w.w.as<float>(), g, M, N, K, pdx, pdW, pdb, cw.precision,
                            accumulate_dx, !first_write);

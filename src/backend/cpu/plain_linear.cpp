@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "core/error.h"
 #include "core/parallel.h"
 #include "core/profile.h"
+#include "backend/cpu/activation.h"
 #include "backend/cpu/dnnl_matmul.h"
 #include "backend/cpu/gemm.h"
 #include "backend/cpu/matmul_bf16.h"
@@ -17,21 +19,29 @@ namespace clipkit::backend::cpu {
 namespace {
 
 // db [N] += column sums of dy [M, N], optionally with dy rounded to bf16 written in the same pass:
-// its bits into dyb and/or the rounded values in fp32 into dyw.
+// its bits into dyb and/or the rounded values in fp32 into dyw. With preact, dy is first taken
+// through the activation's backward, a row at a time in the same pass (dy itself is left as it
+// was): what act_backward and then this pass give, without writing and re-reading the gradient.
 // Rows are summed in fixed blocks of kSumRows (each block's rows in order, into its own partial
 // row), then the partials are added to db in block order: one streaming pass over dy split by rows,
 // and the same bits for any thread count and for both precisions.
 constexpr int64_t kSumRows = 64;
 
-void column_sums(const float* dy, int64_t M, int64_t N, float* db, uint16_t* dyb = nullptr, float* dyw = nullptr) {
+void column_sums(const float* dy, int64_t M, int64_t N, float* db, uint16_t* dyb = nullptr, float* dyw = nullptr,
+                 const float* preact = nullptr, Act act = Act::None) {
   const int64_t nb = (M + kSumRows - 1) / kSumRows, vend = N / 8 * 8;
   float* part = Workspace::local().get(kColumnPartials, static_cast<size_t>(std::max<int64_t>(1, nb * N)));
   parallel_for(nb, [&](int64_t bb, int64_t be) {
+    std::vector<float> row(preact ? static_cast<size_t>(N) : 0);
     for (int64_t blk = bb; blk < be; ++blk) {
       float* p = part + blk * N;
       std::memset(p, 0, sizeof(float) * static_cast<size_t>(N));
       for (int64_t r = blk * kSumRows; r < std::min(M, (blk + 1) * kSumRows); ++r) {
         const float* d = dy + r * N;
+        if (preact) {
+          act_backward_serial(preact + r * N, d, row.data(), N, act);
+          d = row.data();
+        }
         uint16_t* o = dyb ? dyb + r * N : nullptr;
         float* ow = dyw ? dyw + r * N : nullptr;
         int64_t c = 0;
@@ -110,9 +120,14 @@ void linear_forward_bf16_out(Bf16Operand xb, Bf16Operand Wb, const float* b, int
 }
 
 // dx [M, K] = dy [M, N] @ Wb [N, K]      dW [N, K] += dy^T [N, M] @ xb [M, K]      db [N] += sum_rows dy
-void linear_backward_bf16(Bf16Operand xb, Bf16Operand Wb, const float* dy, int64_t M, int64_t N, int64_t K,
-                          float* dx, float* dW, float* db, bool accumulate_dx, bool accumulate_grads) {
+void linear_backward_bf16(Bf16Operand xb, Bf16Operand Wb, float* dy, int64_t M, int64_t N, int64_t K, float* dx,
+                          float* dW, float* db, bool accumulate_dx, bool accumulate_grads, const float* preact,
+                          Act act) {
   ProfileScope prof("linear bwd bf16");
+  // The activation's backward runs inside the pass below where that pass sums db and the rows are
+  // whole 8-lane groups (so per row gives act_backward's values); else first, over all of dy.
+  const bool fuse_act = act != Act::None && db && M > 0 && N > 0 && K > 0 && N % 8 == 0;
+  if (act != Act::None && !fuse_act) act_backward(preact, dy, dy, M * N, act);
   if (!accumulate_grads) zero(db, N);
   if (M == 0 || N == 0 || K == 0) {
     if (!accumulate_grads) zero(dW, N * K);
@@ -129,7 +144,7 @@ void linear_backward_bf16(Bf16Operand xb, Bf16Operand Wb, const float* dy, int64
   float* dyw = native ? nullptr : Workspace::local().get(kDyWide, static_cast<size_t>(M * N));
   {
     ProfileScope prof_dy("linear bwd dy+db");
-    if (db) column_sums(dy, M, N, db, dyb, dyw);
+    if (db) column_sums(dy, M, N, db, dyb, dyw, fuse_act ? preact : nullptr, act);
     else round_to_bf16(dy, dyb, dyw, M * N);
   }
   const Bf16Operand g(dyb, dyw);

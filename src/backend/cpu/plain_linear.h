@@ -29,7 +29,11 @@ void linear_forward_bf16(Bf16Operand xb, Bf16Operand Wb, const float* b, int64_t
 // The same product written as bf16 (yb = bf16(x W^T + b)), for an output that only feeds bf16 matmuls.
 void linear_forward_bf16_out(Bf16Operand xb, Bf16Operand Wb, const float* b, int64_t M, int64_t N, int64_t K,
                              uint16_t* yb);
-void linear_backward_bf16(Bf16Operand xb, Bf16Operand Wb, const float* dy, int64_t M, int64_t N, int64_t K, float* dx,
-                          float* dW, float* db, bool accumulate_dx = false, bool accumulate_grads = true);
+// With act (preact: the forward's pre-activation), dy is the activation's output gradient and the
+// products take dy * act'(preact); dy is then scratch (overwritten with that, or left as it was
+// where the activation's backward runs inside the pass that sums db).
+void linear_backward_bf16(Bf16Operand xb, Bf16Operand Wb, float* dy, int64_t M, int64_t N, int64_t K, float* dx,
+                          float* dW, float* db, bool accumulate_dx = false, bool accumulate_grads = true,
+                          const float* preact = nullptr, Act act = Act::None);
 
 }  // namespace clipkit::backend::cpu

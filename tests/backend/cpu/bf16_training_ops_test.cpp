@@ -154,6 +154,32 @@ TEST(Bf16TrainingOps, PreWidenedOperandsGiveTheSameProduct) {
   for (int64_t i = 0; i < M * N; ++i) ASSERT_EQ(std::bit_cast<uint32_t>(got[i]), std::bit_cast<uint32_t>(want[i])) << i;
 }
 
+// With the activation's backward taken inside the pass that sums db and rounds dy (rows of whole
+// 8-lane groups), dx, dW and db are bit for bit those of act_backward followed by the plain
+// backward; so are they where it cannot be (no db, or rows of 76), first and accumulating writes.
+TEST(Bf16TrainingOps, DenseTakesTheActivationBackwardInItsDyPass) {
+  for (const int64_t N : {72, 76})
+    for (Act act : {Act::QuickGelu, Act::Gelu})
+      for (bool with_db : {true, false})
+        for (bool acc : {false, true}) {
+          SCOPED_TRACE(::testing::Message() << "N " << N << " " << act_name(act) << " db " << with_db << " acc " << acc);
+          const int64_t M = 45, K = 40;
+          const auto xb = bf16(randn(M * K, 101)), Wb = bf16(randn(N * K, 102, 0.1f));
+          const auto pre = randn(M * N, 103), dy = randn(M * N, 104);
+          std::vector<float> g(M * N);
+          act_backward(pre.data(), dy.data(), g.data(), M * N, act);
+          std::vector<float> dx0(M * K, 0.5f), dW0(N * K, 0.25f), db0(N, 0.125f), dx1 = dx0, dW1 = dW0, db1 = db0;
+          linear_backward_bf16(xb.data(), Wb.data(), g.data(), M, N, K, dx0.data(), dW0.data(),
+                               with_db ? db0.data() : nullptr, acc, acc);
+          std::vector<float> d = dy;
+          linear_backward_bf16(xb.data(), Wb.data(), d.data(), M, N, K, dx1.data(), dW1.data(),
+                               with_db ? db1.data() : nullptr, acc, acc, pre.data(), act);
+          for (int64_t i = 0; i < M * K; ++i) ASSERT_EQ(std::bit_cast<uint32_t>(dx1[i]), std::bit_cast<uint32_t>(dx0[i])) << i;
+          for (int64_t i = 0; i < N * K; ++i) ASSERT_EQ(std::bit_cast<uint32_t>(dW1[i]), std::bit_cast<uint32_t>(dW0[i])) << i;
+          for (int64_t i = 0; i < N; ++i) ASSERT_EQ(std::bit_cast<uint32_t>(db1[i]), std::bit_cast<uint32_t>(db0[i])) << i;
+        }
+}
+
 // The training linear's bf16 backward rounds dy once for both products (bits for bf16 kernels, the
 // rounded values in fp32 for widened products): dx and dW equal the products of bf16(dy) computed
 // on their own, bit for bit, and the forward takes the weights widened or as bits alike.
@@ -166,8 +192,8 @@ TEST(Bf16TrainingOps, DenseRoundsDyOnceForBothProducts) {
   matmul_bf16(false, false, M, K, N, dyb.data(), N, Wb.data(), K, 0.0f, want_dx.data(), K);
   weight_grad_bf16(M, N, K, dyb.data(), xb.data(), want_dW.data());
   for (bool with_db : {true, false}) {  // dy rounded in the bias-gradient pass, or on its own
-    std::vector<float> dx(M * K), dW(N * K), db(N);
-    linear_backward_bf16(xb.data(), Bf16Operand(Wb.data(), Ww.data()), dy.data(), M, N, K, dx.data(), dW.data(),
+    std::vector<float> dx(M * K), dW(N * K), db(N), g = dy;
+    linear_backward_bf16(xb.data(), Bf16Operand(Wb.data(), Ww.data()), g.data(), M, N, K, dx.data(), dW.data(),
                          with_db ? db.data() : nullptr, false, false);
     for (int64_t i = 0; i < M * K; ++i)
       ASSERT_EQ(std::bit_cast<uint32_t>(dx[i]), std::bit_cast<uint32_t>(want_dx[i])) << with_db << " " << i;
