@@ -22,12 +22,10 @@ Weight ParamSet::add_fused(const WeightReader& r, const std::vector<std::string>
   Shape full = each.empty() ? Shape{n} : each;
   if (!each.empty()) full[0] *= n;
   const bool train = p.train && depth >= p.freeze_depth;
-  if (p.borrow && !train && n == 1) {  // viewed in place on host-memory backends: no copy, no second resident copy
-    Weight w{be_.borrow(r.get(names[0], each), full), backend::Tensor(), buffer};
-    params_.push_back(Param{r.prefix() + names[0], each, w.value, {}, p.part, depth, decay, buffer});
-    return w;
-  }
-  Weight w{be_.alloc(DType::F32, full), train ? be_.alloc(DType::F32, full) : backend::Tensor(), buffer};
+  // a lone tensor without gradient may be viewed in place (host-memory backends): no copy at all
+  const bool borrow = p.borrow && !train && n == 1;
+  Weight w{borrow ? be_.borrow(r.get(names[0], each), full) : be_.alloc(DType::F32, full),
+           train ? be_.alloc(DType::F32, full) : backend::Tensor(), buffer};
   if (train) be_.zero(w.grad);
   for (int64_t i = 0; i < n; ++i) {
     Param q;
@@ -35,7 +33,7 @@ Weight ParamSet::add_fused(const WeightReader& r, const std::vector<std::string>
     q.shape = each;
     q.value = n == 1 ? w.value : w.value.slice(i * rows, (i + 1) * rows);
     if (train) q.grad = n == 1 ? w.grad : w.grad.slice(i * rows, (i + 1) * rows);
-    be_.upload(r.get(names[i], each).data, q.value);
+    if (!borrow) be_.upload(r.get(names[i], each).data, q.value);
     q.part = p.part;
     q.depth = depth;
     q.decay = decay;

@@ -162,15 +162,14 @@ void act_forward(const float* x, float* y, int64_t n, Act a) {
             [&](int64_t i) { y[i] = act1(x[i], a); });
 }
 
+// Split at multiples of 8 elements, kGrain16 at a time: every chunk but the last is whole 8-lane
+// groups, so each element gets the lanes it gets in one serial pass.
 void act_backward(const float* x, const float* dy, float* dx, int64_t n, Act a) {
   ProfileScope prof("act bwd");
-  if (avx512::available())
-    return avx512::with_act(a, [&](auto A) {
-      parallel_for(n, [&](int64_t b, int64_t e) { backward16<decltype(A)::value>(x, dy, dx, b, e); }, kGrain16);
-    });
-  for_each8(
-      n, [&](int64_t i) { _mm256_storeu_ps(dx + i, _mm256_mul_ps(_mm256_loadu_ps(dy + i), grad8(_mm256_loadu_ps(x + i), a))); },
-      [&](int64_t i) { dx[i] = dy[i] * grad1(x[i], a); });
+  parallel_for((n + 7) / 8, [&](int64_t b, int64_t e) {
+    const int64_t lo = b * 8, hi = std::min(n, e * 8);
+    act_backward_serial(x + lo, dy + lo, dx + lo, hi - lo, a);
+  }, kGrain16 / 8);
 }
 
 void act_backward_serial(const float* x, const float* dy, float* dx, int64_t n, Act a) {
