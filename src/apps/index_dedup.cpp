@@ -57,7 +57,7 @@ IndexDedupScan dedup_candidates(const index::Library& lib, const IndexDedupOptio
          json_integer_or(lib.info().build, "rows", -1));
   IndexDedupScan out;
   out.rows = N;
-  out.margin = o.margin >= 0 ? o.margin : 2 * lib.info().build.value("score_error_max", 0.0);
+  out.margin = o.margin >= 0 ? o.margin : 2 * json_number_or(lib.info().build, "score_error_max", 0.0, lib.info().dir + "/index.json build");
   if (o.nprobe < 1) fail("dedup: nprobe must be at least 1, got {}", o.nprobe);
   const double lo = o.threshold - out.margin;
   std::vector<std::pair<int64_t, int64_t>> cand;  // (row, row), row < row

@@ -320,4 +320,45 @@ int64_t json_integer_or(const json& obj, const char* key, int64_t dflt) {
   return it != obj.end() && holds_int64(*it) ? it->get<int64_t>() : dflt;
 }
 
+namespace {
+
+// obj[key], or null when obj is not an object or has no such key.
+const json* field(const json& obj, const char* key) {
+  if (!obj.is_object()) return nullptr;
+  const auto it = obj.find(key);
+  return it == obj.end() || it->is_null() ? nullptr : &*it;
+}
+
+// A value as an error message shows it: its JSON text, cut at about 60 bytes (between characters).
+std::string brief(const json& v) {
+  std::string s = json_text(v);
+  if (s.size() <= 60) return s;
+  size_t n = 60;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  return s.substr(0, n) + "...";
+}
+
+}  // namespace
+
+std::string json_string_or(const json& obj, const char* key, std::string_view dflt, std::string_view what) {
+  const json* v = field(obj, key);
+  if (!v) return std::string(dflt);
+  if (!v->is_string()) fail("{}: field \"{}\" must be a string, got {}", what, key, brief(*v));
+  return v->get<std::string>();
+}
+
+double json_number_or(const json& obj, const char* key, double dflt, std::string_view what) {
+  const json* v = field(obj, key);
+  if (!v) return dflt;
+  if (!v->is_number()) fail("{}: field \"{}\" must be a number, got {}", what, key, brief(*v));
+  return v->get<double>();
+}
+
+bool json_bool_or(const json& obj, const char* key, bool dflt, std::string_view what) {
+  const json* v = field(obj, key);
+  if (!v) return dflt;
+  if (!v->is_boolean()) fail("{}: field \"{}\" must be true or false, got {}", what, key, brief(*v));
+  return v->get<bool>();
+}
+
 }  // namespace clipkit

@@ -41,6 +41,15 @@ int64_t json_integer(const nlohmann::json& v, int64_t lo, int64_t hi, std::strin
 // optional fields of clipkit's own files (a float there is never converted).
 int64_t json_integer_or(const nlohmann::json& obj, const char* key, int64_t dflt);
 
+// Optional fields of files and requests clipkit does not trust: obj[key] when obj is an object
+// holding a value of the right type there, dflt when the key is missing or null; any other value
+// throws clipkit::Error "<what>: field \"key\" must be a string (a number, true or false), got
+// <value>". (nlohmann's value(key, dflt) throws its own type_error there, which nothing above a
+// parser expects.)
+std::string json_string_or(const nlohmann::json& obj, const char* key, std::string_view dflt, std::string_view what);
+double json_number_or(const nlohmann::json& obj, const char* key, double dflt, std::string_view what);
+bool json_bool_or(const nlohmann::json& obj, const char* key, bool dflt, std::string_view what);
+
 // Whether s is well-formed UTF-8 (RFC 3629: no overlong forms, surrogates or code points above U+10FFFF).
 bool valid_utf8(std::string_view s);
 // The offset of the first byte that is not part of well-formed UTF-8, or npos.

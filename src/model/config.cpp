@@ -50,6 +50,7 @@ void require_positive(const std::string& where, const char* name, T v) {
 }  // namespace
 
 VisionConfig parse_vision_config(const json& j, const std::string& where) {
+  if (!j.is_object()) fail("{}: vision config must be a JSON object", where);
   VisionConfig c;
   read(j, "hidden_size", c.hidden_size, where);
   read(j, "intermediate_size", c.intermediate_size, where);
@@ -72,8 +73,9 @@ VisionConfig parse_vision_config(const json& j, const std::string& where) {
 }
 
 TextConfig parse_text_config(const json& j, const std::string& where) {
+  if (!j.is_object()) fail("{}: text config must be a JSON object", where);
   TextConfig c;
-  std::string type = j.value("model_type", "clip_text_model");
+  std::string type = json_string_or(j, "model_type", "clip_text_model", where);
   if (type == "roberta" || type == "xlm-roberta" || type == "bert") {
     if (type == "bert") fail("{}: text model_type \"bert\" is not supported yet (supported: clip_text_model, roberta)", where);
     c.arch = TextArch::Roberta;
@@ -119,20 +121,22 @@ ModelConfig ModelConfig::from_file(const std::string& path) {
   return from_json(parse_json(read_file(path), path), path);
 }
 
-ModelConfig ModelConfig::from_json(const json& j, const std::string& where) {
+namespace {
+
+ModelConfig parse_model_config(const json& j, const std::string& where) {
   if (!j.is_object()) fail("{}: config must be a JSON object", where);
   ModelConfig c;
   c.raw = j;
-  c.model_type = j.value("model_type", "");
+  c.model_type = json_string_or(j, "model_type", "", where);
   if (c.model_type == "clip" || c.model_type == "vision-text-dual-encoder") {
     auto vit = j.find("vision_config");
     auto txt = j.find("text_config");
     if (vit == j.end() || !vit->is_object()) fail("{}: model_type \"{}\" needs a \"vision_config\" object", where, c.model_type);
     if (txt == j.end() || !txt->is_object()) fail("{}: model_type \"{}\" needs a \"text_config\" object", where, c.model_type);
-    std::string vt = vit->value("model_type", "clip_vision_model");
+    std::string vt = json_string_or(*vit, "model_type", "clip_vision_model", where + " vision_config");
     if (vt == "clip") {  // dual encoders may embed a whole CLIPConfig as the vision config
       auto inner = vit->find("vision_config");
-      if (inner == vit->end()) fail("{}: vision_config of type clip has no inner vision_config", where);
+      if (inner == vit->end() || !inner->is_object()) fail("{}: vision_config of type clip has no inner vision_config object", where);
       c.vision = parse_vision_config(*inner, where + " vision_config");
     } else if (vt == "clip_vision_model") {
       c.vision = parse_vision_config(*vit, where + " vision_config");
@@ -158,6 +162,18 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& where) {
   }
   require_positive(where, "projection_dim", c.projection_dim);
   return c;
+}
+
+}  // namespace
+
+// Every field above is read with a type check; a JSON type error that still gets through becomes
+// an Error naming the file, like every other problem of a config.
+ModelConfig ModelConfig::from_json(const json& j, const std::string& where) {
+  try {
+    return parse_model_config(j, where);
+  } catch (const json::exception& e) {
+    fail("{}: {}", where, e.what());
+  }
 }
 
 // A float written as the shortest decimal that reads back as the same float (1e-05, not

@@ -229,10 +229,17 @@ bool is_rank_manifest(const std::string& n) {
   return n.starts_with("manifest.rank-") && n.ends_with(".json") && n.find(".tmp.") == std::string::npos;
 }
 
+// Whether man is a JSON object whose "format" is "clipkit-embeddings".
+bool is_embeddings_manifest(const nlohmann::json& man) {
+  if (!man.is_object()) return false;
+  const auto it = man.find("format");
+  return it != man.end() && it->is_string() && it->get_ref<const std::string&>() == "clipkit-embeddings";
+}
+
 nlohmann::json read_manifest_file(const fs::path& p) {
   nlohmann::json man;
-  if (!try_parse_json(read_file(p.string()), &man) || !man.is_object() || man.value("format", "") != "clipkit-embeddings" ||
-      !man.contains("shards") || !man["shards"].is_array() || !man.contains("model"))
+  if (!try_parse_json(read_file(p.string()), &man) || !is_embeddings_manifest(man) || !man.contains("shards") ||
+      !man["shards"].is_array() || !man.contains("model"))
     fail("{}: not a clipkit embeddings manifest", p.string());
   return man;
 }
@@ -243,7 +250,7 @@ std::string other_run(const nlohmann::json& want, const nlohmann::json& got, con
   if (!prev.same_model(now))
     return fmt::format("{}: these shards were made by model {}, not {} -- use another output folder", out_dir,
                        prev.describe(), now.describe());
-  if (got.value("inputs_hash", "") != want.value("inputs_hash", "") ||
+  if (json_string_or(got, "inputs_hash", "", out_dir) != json_string_or(want, "inputs_hash", "", out_dir) ||
       json_integer_or(got, "inputs", -1) != json_integer_or(want, "inputs", -1))
     return fmt::format("{}: these shards were made from a different input list ({} inputs) -- use another output folder",
                        out_dir, json_integer_or(got, "inputs", -1));
@@ -251,7 +258,7 @@ std::string other_run(const nlohmann::json& want, const nlohmann::json& got, con
     return fmt::format("{}: these shards hold {} inputs each, not {} -- resume with --shard-size {}", out_dir,
                        json_integer_or(got, "shard_size", -1), json_integer_or(want, "shard_size", -1),
                        json_integer_or(got, "shard_size", -1));
-  if (got.value("normalize", true) != want.value("normalize", true))
+  if (json_bool_or(got, "normalize", true, out_dir) != json_bool_or(want, "normalize", true, out_dir))
     return fmt::format("{}: these shards differ in normalization", out_dir);
   return "";
 }
@@ -664,13 +671,13 @@ EmbeddingShards read_manifest(const std::string& dir) {
   const fs::path mp = fs::path(dir) / "manifest.json";
   if (!fs::exists(mp)) fail("{}: no manifest.json (not an embeddings folder written by clipkit embed --out-dir)", dir);
   nlohmann::json man;
-  if (!try_parse_json(read_file(mp.string()), &man) || !man.is_object() || man.value("format", "") != "clipkit-embeddings")
+  if (!try_parse_json(read_file(mp.string()), &man) || !is_embeddings_manifest(man))
     fail("{}: not a clipkit embeddings manifest", mp.string());
   EmbeddingShards s;
   try {
     s.model = ModelIdentity::from_json(man.at("model"));
     s.dim = json_integer(man.at("dim"), 1, kMaxManifestCount, mp.string() + ": \"dim\"");
-    s.complete = man.value("complete", false);
+    s.complete = json_bool_or(man, "complete", false, mp.string());
     for (auto& sh : man.at("shards")) {
       s.npy.push_back(shard_file(dir, sh.at("npy"), mp).string());
       s.jsonl.push_back(shard_file(dir, sh.at("jsonl"), mp).string());

@@ -36,8 +36,15 @@ void compose_dual_encoder(const ComposeOptions& o) {
   // vision tower
   json vcfg_file = read_json(fs::path(o.vision_dir) / "config.json");
   json vcfg;
-  std::string vtype = vcfg_file.value("model_type", "");
-  if (vtype == "clip") vcfg = vcfg_file.at("vision_config");
+  const std::string vpath = (fs::path(o.vision_dir) / "config.json").string(), tpath = (fs::path(o.text_dir) / "config.json").string();
+  // the tower named inside a CLIPModel config, as an object
+  auto inner = [](const json& file, const char* key, const std::string& path) {
+    const auto it = file.find(key);
+    if (it == file.end() || !it->is_object()) fail("{}: model_type clip needs a \"{}\" object", path, key);
+    return *it;
+  };
+  std::string vtype = json_string_or(vcfg_file, "model_type", "", vpath);
+  if (vtype == "clip") vcfg = inner(vcfg_file, "vision_config", vpath);
   else if (vtype == "clip_vision_model") vcfg = vcfg_file;
   else fail("{}: vision tower must be a CLIPModel or CLIPVisionModel checkpoint (model_type clip / clip_vision_model), got \"{}\"",
             o.vision_dir, vtype);
@@ -45,13 +52,13 @@ void compose_dual_encoder(const ComposeOptions& o) {
   auto vc = model::parse_vision_config(vcfg, o.vision_dir + "/config.json");
   // text tower
   json tcfg_file = read_json(fs::path(o.text_dir) / "config.json");
-  std::string ttype = tcfg_file.value("model_type", "");
+  std::string ttype = json_string_or(tcfg_file, "model_type", "", tpath);
   json tcfg;
   bool clip_text = false;
   if (ttype == "roberta") {
     tcfg = tcfg_file;
   } else if (ttype == "clip") {
-    tcfg = tcfg_file.at("text_config");
+    tcfg = inner(tcfg_file, "text_config", tpath);
     tcfg["model_type"] = "clip_text_model";
     clip_text = true;
   } else if (ttype == "clip_text_model") {
@@ -89,7 +96,9 @@ void compose_dual_encoder(const ComposeOptions& o) {
   std::mt19937_64 rng(o.seed);
   const int64_t P = o.projection_dim, C = tc.hidden_size;
   if (!clip_text && !has_pooler) {  // RobertaModel(add_pooling_layer=True) initializes it
-    std::normal_distribution<float> nd(0.0f, static_cast<float>(tcfg.value("initializer_range", 0.02)));
+    const double init_range = json_number_or(tcfg, "initializer_range", 0.02, tpath);
+    if (!(init_range > 0 && init_range <= 1e3)) fail("{}: initializer_range must be a positive number, got {}", tpath, init_range);
+    std::normal_distribution<float> nd(0.0f, static_cast<float>(init_range));
     Tensor w = Tensor::empty(DType::F32, {C, C});
     for (int64_t i = 0; i < w.numel(); ++i) w.ptr<float>()[i] = nd(rng);
     out.emplace_back("text_model.pooler.dense.weight", w);

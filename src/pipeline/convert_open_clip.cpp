@@ -138,7 +138,7 @@ OpenClipConversion convert_open_clip(const std::string& in_dir, const std::strin
   model::ModelConfig c;
   c.model_type = "clip";
   c.projection_dim = get_int(mc, "embed_dim", 512, where);
-  const backend::Act act = mc.value("quick_gelu", false) ? backend::Act::QuickGelu : backend::Act::Gelu;
+  const backend::Act act = json_bool_or(mc, "quick_gelu", false, where + ": model_cfg") ? backend::Act::QuickGelu : backend::Act::Gelu;
   model::VisionConfig v;
   v.hidden_size = get_int(vc, "width", 768, where);
   v.num_layers = get_int(vc, "layers", 12, where);
@@ -161,10 +161,11 @@ OpenClipConversion convert_open_clip(const std::string& in_dir, const std::strin
   c.text = t;
 
   const json pc = root.value("preprocess_cfg", json::object());
-  if (pc.value("resize_mode", "shortest") != "shortest")
+  const std::string resize_mode = json_string_or(pc, "resize_mode", "shortest", where + ": preprocess_cfg");
+  if (resize_mode != "shortest")
     fail("{}: preprocess_cfg resize_mode \"{}\" has no CLIPImageProcessor equivalent (only \"shortest\")", where,
-         pc.value("resize_mode", ""));
-  const std::string interp = pc.value("interpolation", "bicubic");
+         resize_mode);
+  const std::string interp = json_string_or(pc, "interpolation", "bicubic", where + ": preprocess_cfg");
   if (interp != "bicubic" && interp != "bilinear")
     fail("{}: preprocess_cfg interpolation \"{}\" is not handled (bicubic, bilinear)", where, interp);
 

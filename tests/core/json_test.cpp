@@ -91,6 +91,30 @@ TEST(Json, IntegerIsCheckedBeforeItIsConverted) {
   }
 }
 
+TEST(Json, OptionalFieldsOfTheWrongTypeAreErrorsNamingTheField) {
+  const json j = json::parse(R"({"s": "x", "n": 2.5, "b": true, "z": null, "long": ")" + std::string(200, 'a') + "\"}");
+  EXPECT_EQ(json_string_or(j, "s", "d", "f"), "x");
+  EXPECT_EQ(json_string_or(j, "missing", "d", "f"), "d");
+  EXPECT_EQ(json_string_or(j, "z", "d", "f"), "d");  // null keeps the default, as HF's configs mean it
+  EXPECT_EQ(json_number_or(j, "n", 1, "f"), 2.5);
+  EXPECT_EQ(json_number_or(j, "missing", 1, "f"), 1);
+  EXPECT_TRUE(json_bool_or(j, "b", false, "f"));
+  EXPECT_FALSE(json_bool_or(json::parse("[1]"), "b", false, "f"));  // not an object: the default
+  auto message = [](auto&& read) {
+    try {
+      read();
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(message([&] { json_string_or(j, "n", "", "config.json"); }), "config.json: field \"n\" must be a string, got 2.5");
+  EXPECT_EQ(message([&] { json_number_or(j, "s", 0, "config.json"); }), "config.json: field \"s\" must be a number, got \"x\"");
+  EXPECT_EQ(message([&] { json_bool_or(j, "n", false, "config.json"); }), "config.json: field \"n\" must be true or false, got 2.5");
+  // a long value is cut in the message
+  EXPECT_EQ(message([&] { json_number_or(j, "long", 0, "c"); }), "c: field \"long\" must be a number, got \"" + std::string(59, 'a') + "...");
+}
+
 TEST(Json, TextMatchesNlohmannDumpOnUtf8) {
   json j = {{"path", "/a/b c.jpg"}, {"n", 3}, {"f", 0.1}, {"neg", -2.5e-8}, {"big", 18446744073709551615ull},
             {"t", true}, {"z", nullptr}, {"u", "caf\xc3\xa9 \xf0\x9f\x98\x80 \x7f"}, {"ctl", std::string("a\x01\n\t\"\\/\0b", 9)},

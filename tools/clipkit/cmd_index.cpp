@@ -108,6 +108,7 @@ void print_info(const index::LibraryInfo& i, bool json) {
   if (i.params.ef_search) std::printf(", efSearch %d", i.params.ef_search);
   std::printf("\nmodel       %s\n", i.model.describe().c_str());
   const auto& b = i.build;
+  const std::string where = i.dir + "/index.json build";
   if (b.contains("memory_bytes")) {
     std::printf("memory      %s in RAM", index::format_size(json_integer_or(b, "memory_bytes", 0)).c_str());
     if (json_integer_or(b, "disk_bytes", 0) > 0)
@@ -115,10 +116,10 @@ void print_info(const index::LibraryInfo& i, bool json) {
                   index::format_size(json_integer_or(b, "disk_bytes", 0)).c_str());
     std::printf("\nrecall@10   %.4f against exact search on %lld held-out rows (nprobe %d; %.2f ms p50, %.2f ms p99 "
                 "per query on one thread)\n",
-                b.value("recall_at_10", 0.0), static_cast<long long>(json_integer_or(b, "heldout_queries", 0)),
-                static_cast<int>(json_integer_or(b, "nprobe", 0)), b.value("query_ms_p50", 0.0),
-                b.value("query_ms_p99", 0.0));
-    std::printf("chosen      %s\n", b.value("why", "").c_str());
+                json_number_or(b, "recall_at_10", 0.0, where), static_cast<long long>(json_integer_or(b, "heldout_queries", 0)),
+                static_cast<int>(json_integer_or(b, "nprobe", 0)), json_number_or(b, "query_ms_p50", 0.0, where),
+                json_number_or(b, "query_ms_p99", 0.0, where));
+    std::printf("chosen      %s\n", json_string_or(b, "why", "", where).c_str());
   }
   std::printf("generation  %lld (%s, %s)\n", static_cast<long long>(i.generation), i.faiss_file.c_str(),
               i.meta_file.c_str());
