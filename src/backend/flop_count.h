@@ -1,13 +1,11 @@
-// A process-wide count of the matmul FLOPs the ops performed (2·M·N·K per product, the attention
-// products included), for benchmarks that report the work actually done next to a model's nominal
-// FLOPs: training skips padded tokens and unused rows, so the two differ.
+// The matmul FLOP count (core/flop_count.h), which the backends' ops add to.
 #pragma once
-#include <cstdint>
+#include "core/flop_count.h"
 
 namespace clipkit::backend {
 
-void count_flops(int64_t flops);
-int64_t flops_counted();
-void reset_flop_count();
+using clipkit::count_flops;
+using clipkit::flops_counted;
+using clipkit::reset_flop_count;
 
 }  // namespace clipkit::backend

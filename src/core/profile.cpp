@@ -8,6 +8,8 @@
 #include <map>
 #include <mutex>
 
+#include "core/flop_count.h"
+
 namespace clipkit {
 namespace {
 
@@ -18,7 +20,7 @@ int64_t now_ns(clockid_t c) {
 }
 
 struct Counter {
-  int64_t wall = 0, cpu = 0, calls = 0;
+  int64_t wall = 0, cpu = 0, calls = 0, flops = 0;
   bool nested = false;
 };
 
@@ -62,7 +64,7 @@ std::vector<ProfileRow> profile_take() {
   auto& t = table();
   std::lock_guard<std::mutex> lock(t.mu);
   std::vector<ProfileRow> out;
-  for (auto& [n, v] : t.rows) out.push_back({n, v.wall / 1e6, v.cpu / 1e6, v.calls, v.nested});
+  for (auto& [n, v] : t.rows) out.push_back({n, v.wall / 1e6, v.cpu / 1e6, v.calls, v.flops, v.nested});
   t.rows.clear();
   return out;
 }
@@ -72,6 +74,7 @@ ProfileScope::ProfileScope(const char* name) : name_(profiling_enabled() ? name 
   nested_ = t_depth++ > 0;
   wall0_ = now_ns(CLOCK_MONOTONIC);
   cpu0_ = now_ns(CLOCK_PROCESS_CPUTIME_ID);
+  flops0_ = flops_counted();
 }
 
 ProfileScope::~ProfileScope() {
@@ -84,6 +87,7 @@ ProfileScope::~ProfileScope() {
   r.wall += w;
   r.cpu += c;
   r.calls += 1;
+  r.flops += flops_counted() - flops0_;
   r.nested = r.nested || nested_;
 }
 

@@ -55,6 +55,24 @@ TEST(BenchTrainCli, ProfileSplitsTheTimedStepsByOp) {
         EXPECT_EQ(op.at("calls_per_step").get<int64_t>(), 1);
       }
     }
+    // each op's row counts the matmul FLOPs performed inside it: the products are in the linear
+    // layers (and attention), none in the optimizer; the ops' counts add up to the step's
+    double named_flops = 0;
+    for (const auto& op : row.at("ops")) {
+      const std::string name = op.at("op");
+      if (name == "outside the named ops") continue;
+      const double gf = op.at("gflops");
+      if (name == "linear fwd" || name == "linear bwd" || name == "linear fwd bf16" || name == "linear bwd bf16") {
+        EXPECT_GT(gf, 0) << prec << " " << name;
+      }
+      if (name == "adamw") {
+        EXPECT_EQ(gf, 0) << prec;
+      }
+      if (!op.at("nested").get<bool>()) named_flops += gf * 1e6 * op.at("ms_per_step").get<double>();
+    }
+    const double step_flops = row.at("performed_gflops").get<double>() * 1e9 * row.at("step_s").get<double>();
+    EXPECT_LE(named_flops, step_flops * 1.001) << prec;
+    EXPECT_GE(named_flops, step_flops * 0.99) << prec << ": every product runs inside a named op";
     // the named ops never add up to more than the step (nested scopes are not counted twice), and
     // the table covers the timed steps only (the warm-up's first-call costs are not in it)
     // (step_s is the median of the two timed steps, here the slower one; the table's step is their mean)

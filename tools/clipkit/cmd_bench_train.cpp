@@ -58,15 +58,19 @@ nlohmann::json op_breakdown(std::vector<ProfileRow> rows, double step_ms, int st
     return a.nested != b.nested ? !a.nested : a.wall_ms > b.wall_ms;
   });
   double named = 0;
-  if (print) std::printf("  %-28s %10s %8s %8s\n", "op", "ms/step", "% step", "calls");
+  if (print) std::printf("  %-28s %10s %8s %8s %10s\n", "op", "ms/step", "% step", "calls", "GFLOP/s");
   for (const auto& r : rows) {
     const double ms = r.wall_ms / steps;
     if (!r.nested) named += ms;
+    // the matmul FLOPs performed inside the op over its wall time (0: no products)
+    const double gflops = r.wall_ms > 0 ? static_cast<double>(r.flops) / (r.wall_ms * 1e6) : 0;
     ops.push_back({{"op", r.name}, {"ms_per_step", ms}, {"share", ms / step_ms}, {"calls_per_step", r.calls / steps},
-                   {"nested", r.nested}});
-    if (print)
-      std::printf("  %-28s %10.1f %7.1f%% %8lld%s\n", r.name.c_str(), ms, 100 * ms / step_ms,
-                  static_cast<long long>(r.calls / steps), r.nested ? "  (inside another op)" : "");
+                   {"gflops", gflops}, {"nested", r.nested}});
+    if (print) {
+      const std::string rate = r.flops > 0 ? fmt::format("{:10.1f}", gflops) : std::string(10, ' ');
+      std::printf("  %-28s %10.1f %7.1f%% %8lld %s%s\n", r.name.c_str(), ms, 100 * ms / step_ms,
+                  static_cast<long long>(r.calls / steps), rate.c_str(), r.nested ? "  (inside another op)" : "");
+    }
   }
   ops.push_back({{"op", "outside the named ops"}, {"ms_per_step", step_ms - named}, {"share", 1 - named / step_ms},
                  {"nested", false}});
