@@ -33,6 +33,11 @@ void read(const json& j, const char* key, T& out, const std::string& where) {
   }
 }
 
+// A string field: core/json.h's reader (the default stays when the field is missing or null).
+void read(const json& j, const char* key, std::string& out, const std::string& where) {
+  out = json_string_or(j, key, out, where);
+}
+
 backend::Act read_act(const json& j, const std::string& where, backend::Act dflt) {
   std::string s;
   read(j, "hidden_act", s, where);

@@ -33,25 +33,26 @@ Tensor uniform(Shape s, float bound, std::mt19937_64& rng) {
 
 void compose_dual_encoder(const ComposeOptions& o) {
   if (o.projection_dim <= 0) fail("--projection-dim must be positive");
-  // vision tower
-  json vcfg_file = read_json(fs::path(o.vision_dir) / "config.json");
-  json vcfg;
-  const std::string vpath = (fs::path(o.vision_dir) / "config.json").string(), tpath = (fs::path(o.text_dir) / "config.json").string();
+  const std::string vpath = (fs::path(o.vision_dir) / "config.json").string();
+  const std::string tpath = (fs::path(o.text_dir) / "config.json").string();
   // the tower named inside a CLIPModel config, as an object
   auto inner = [](const json& file, const char* key, const std::string& path) {
     const auto it = file.find(key);
     if (it == file.end() || !it->is_object()) fail("{}: model_type clip needs a \"{}\" object", path, key);
     return *it;
   };
+  // vision tower
+  json vcfg_file = read_json(vpath);
+  json vcfg;
   std::string vtype = json_string_or(vcfg_file, "model_type", "", vpath);
   if (vtype == "clip") vcfg = inner(vcfg_file, "vision_config", vpath);
   else if (vtype == "clip_vision_model") vcfg = vcfg_file;
   else fail("{}: vision tower must be a CLIPModel or CLIPVisionModel checkpoint (model_type clip / clip_vision_model), got \"{}\"",
             o.vision_dir, vtype);
   vcfg["model_type"] = "clip_vision_model";
-  auto vc = model::parse_vision_config(vcfg, o.vision_dir + "/config.json");
+  auto vc = model::parse_vision_config(vcfg, vpath);
   // text tower
-  json tcfg_file = read_json(fs::path(o.text_dir) / "config.json");
+  json tcfg_file = read_json(tpath);
   std::string ttype = json_string_or(tcfg_file, "model_type", "", tpath);
   json tcfg;
   bool clip_text = false;
@@ -68,7 +69,7 @@ void compose_dual_encoder(const ComposeOptions& o) {
     fail("{}: text tower must be a RoBERTa or CLIP text checkpoint (model_type roberta / clip / clip_text_model), got \"{}\"",
          o.text_dir, ttype);
   }
-  auto tc = model::parse_text_config(tcfg, o.text_dir + "/config.json");
+  auto tc = model::parse_text_config(tcfg, tpath);
 
   Checkpoint vck(o.vision_dir), tck(o.text_dir);
   std::vector<std::pair<std::string, Tensor>> out;
