@@ -2,10 +2,10 @@
 // same run (bench/image_peer.py, Debian python3-pil + python3-numpy), plus the opt-in JPEG DCT
 // fast path: its speed and how far its output is from the exact one.
 //
-//   flock /tmp/clipkit-bench.lock build/bench/image_bench [--images N] [--repeats R] [--size S] [--no-peer]
+//   flock /tmp/clipkit-bench.lock build/bench/image_bench [--images N] [--repeats R] [--size S] [--portrait] [--no-peer]
 //
-// Inputs: N 640x480 JPEGs (quality 90, 4:2:0, libjpeg defaults) cut from the test photos and
-// written to a temp folder. Reported rates are medians over R passes over all N files.
+// Inputs: N 640x480 JPEGs (480x640 with --portrait; quality 90, 4:2:0, libjpeg defaults) cut from
+// the test photos and written to a temp folder. Reported rates are medians over R passes over all N files.
 #include <sched.h>
 #include <unistd.h>
 
@@ -64,8 +64,8 @@ void write_jpeg(const std::string& path, const Image& img, int quality) {
   std::fclose(f);
 }
 
-// n 640x480 JPEGs: random 4:3 crops of the test photos, resized with Pillow's bicubic.
-std::vector<std::string> make_inputs(const fs::path& dir, int n) {
+// n 640x480 JPEGs (480x640: portrait): random 4:3 crops of the test photos, resized with Pillow's bicubic.
+std::vector<std::string> make_inputs(const fs::path& dir, int n, bool portrait) {
   const fs::path src = fs::path(__FILE__).parent_path().parent_path() / "tests/data/images";
   std::vector<Image> photos;
   for (const char* f : {"astronaut.png", "coffee.png", "chelsea.jpg", "rocket.jpg", "hubble_deep_field.jpg",
@@ -91,6 +91,16 @@ std::vector<std::string> make_inputs(const fs::path& dir, int n) {
     out.height = 480;
     out.rgb.resize(640 * 480 * 3);
     resize_window(crop.rgb.data(), cw, ch, 640, 480, Resample::Bicubic, 0, 0, 640, 480, out.rgb.data(), 640 * 3);
+    if (portrait) {  // transposed
+      Image t;
+      t.width = 480;
+      t.height = 640;
+      t.rgb.resize(out.rgb.size());
+      for (int y = 0; y < 480; ++y)
+        for (int x = 0; x < 640; ++x)
+          std::copy_n(&out.rgb[(static_cast<size_t>(y) * 640 + x) * 3], 3, &t.rgb[(static_cast<size_t>(x) * 480 + y) * 3]);
+      out = std::move(t);
+    }
     files.push_back((dir / fmt::format("img{:03d}.jpg", i)).string());
     write_jpeg(files.back(), out, 90);
   }
@@ -113,6 +123,7 @@ double rate(const std::vector<std::string>& files, int repeats, Fn&& fn) {
 
 int main(int argc, char** argv) {
   int n = 48, repeats = 5, size = 224;
+  bool portrait = false;
   bool peer = true;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -120,7 +131,8 @@ int main(int argc, char** argv) {
     else if (a == "--repeats" && i + 1 < argc) repeats = std::atoi(argv[++i]);
     else if (a == "--size" && i + 1 < argc) size = std::atoi(argv[++i]);
     else if (a == "--no-peer") peer = false;
-    else { std::fprintf(stderr, "usage: image_bench [--images N] [--repeats R] [--size S] [--no-peer]\n"); return 2; }
+    else if (a == "--portrait") portrait = true;
+    else { std::fprintf(stderr, "usage: image_bench [--images N] [--repeats R] [--size S] [--portrait] [--no-peer]\n"); return 2; }
   }
   try {
     // One core for both sides: the first CPU this process may use.
@@ -135,7 +147,7 @@ int main(int argc, char** argv) {
     char tmpl[] = "/tmp/clipkit_image_bench_XXXXXX";
     if (!mkdtemp(tmpl)) fail("cannot create a temp folder");
     const fs::path dir = tmpl;
-    auto files = make_inputs(dir, n);
+    auto files = make_inputs(dir, n, portrait);
     const PreprocessConfig cfg = PreprocessConfig::clip_default(size);
     const size_t per = static_cast<size_t>(3) * size * size;
     std::vector<float> out(per);
@@ -145,6 +157,8 @@ int main(int argc, char** argv) {
     for (const auto& f : files) load_and_preprocess(f, cfg, out.data());  // warm the page cache
     const double decode_rate = rate(files, repeats, [&](const std::string& f) { decode_file(f); });
     const double exact_rate = rate(files, repeats, [&](const std::string& f) { load_and_preprocess(f, cfg, out.data()); });
+    // the same pixels from a decode of the whole image (no rows or columns skipped: DecodeOptions::needed unset)
+    const double whole_rate = rate(files, repeats, [&](const std::string& f) { preprocess(decode_file(f), cfg, out.data()); });
     const double fast_rate = rate(files, repeats, [&](const std::string& f) { load_and_preprocess(f, cfg, out.data(), fast); });
 
     // Fast path accuracy: preprocessed tensors and uint8 crops, exact vs DCT-downscaled.
@@ -175,9 +189,12 @@ int main(int argc, char** argv) {
       }
       mean_u8 += double(sum) / per;
     }
-    std::printf("inputs: %d JPEGs 640x480 (q90, 4:2:0), size %d, 1 core, median of %d passes\n", n, size, repeats);
+    std::printf("inputs: %d JPEGs %s (q90, 4:2:0), size %d, 1 core, median of %d passes\n", n,
+                portrait ? "480x640" : "640x480", size, repeats);
     std::printf("clipkit decode only          : %8.1f img/s\n", decode_rate);
     std::printf("clipkit decode+preprocess    : %8.1f img/s  (exact, bit-identical to HF/Pillow)\n", exact_rate);
+    std::printf("  the same, whole JPEG decoded: %8.1f img/s  (the region the crop reads decoded: %.2fx)\n", whole_rate,
+                exact_rate / whole_rate);
     std::printf("clipkit --fast-jpeg (DCT 1/2): %8.1f img/s  (%.2fx the exact path, NOT bit-exact)\n", fast_rate,
                 fast_rate / exact_rate);
     std::printf("fast vs exact: tensor cosine mean %.6f min %.6f, max abs diff %.4f; uint8 crop max diff %d, mean %.3f levels\n",

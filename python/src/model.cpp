@@ -84,7 +84,7 @@ void load_source(const ImageSource& s, const image::PreprocessConfig& pre, const
       image::load_and_preprocess(s.path, pre, out, d);  // what Embedder::embed_image_files does per file
       return;
     case ImageSource::Bytes:
-      image::preprocess(image::decode_memory(s.data, s.size, s.name, d), pre, out);
+      image::preprocess(image::decode_memory(s.data, s.size, s.name, image::decode_options_for(pre, d)), pre, out);
       return;
     case ImageSource::Pixels: {
       image::Image img;

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,12 @@ namespace clipkit::image {
 struct Image {
   int width = 0, height = 0;
   std::vector<uint8_t> rgb;
+};
+
+// Pixels [x0, x1) x [y0, y1) of an image.
+struct PixelRect {
+  int x0 = 0, y0 = 0, x1 = 0, y1 = 0;
+  bool empty() const { return x1 <= x0 || y1 <= y0; }
 };
 
 struct DecodeOptions {
@@ -26,6 +33,12 @@ struct DecodeOptions {
   // > 0 enables the opt-in JPEG fast path: libjpeg's DCT-domain downscaling by 1/2, 1/4 or 1/8
   // (the largest factor that keeps the shortest edge >= this target). Not bit-exact with Pillow.
   int dct_downscale_target = 0;
+  // Set by decode_for_preprocess(): the pixels the caller will read, given the image's size. A
+  // decoder that can skip the others may (JPEG: libjpeg-turbo's row skipping and column cropping,
+  // with a margin so the pixels inside equal a full decode's bit for bit); skipped pixels are 0.
+  // The whole file is still read, so a truncated or corrupt one fails as before. Ignored with
+  // exif_transpose or dct_downscale_target.
+  std::function<PixelRect(int width, int height)> needed;
 };
 
 enum class Format { Unknown, Jpeg, Png, Webp, Gif, Bmp };

@@ -46,7 +46,7 @@ struct JpegState {
   JpegErr err;
   bool created = false;
   Kind kind = Kind::Rgb;
-  std::vector<uint8_t> scratch;  // one row of gray or CMYK samples
+  std::vector<uint8_t> scratch;  // one row of gray or CMYK samples (or of a row read past the region)
   ~JpegState() {
     if (created) jpeg_destroy_decompress(&cinfo);
   }
@@ -59,6 +59,29 @@ inline uint8_t cmyk_channel(uint8_t stored_c, uint8_t stored_k) {
   int t = c * nk + 128;
   int v = nk - (((t >> 8) + t) >> 8);
   return static_cast<uint8_t>(std::clamp(v, 0, 255));
+}
+
+// The pixels to decode: the whole image, or DecodeOptions::needed widened by one iMCU (the largest
+// sampling factor times 8 pixels) on every side. libjpeg-turbo crops columns at iMCU boundaries
+// and upsamples the chroma at a cropped edge as at the image's edge (so pixels beside that edge
+// may differ from a full decode's), and its fancy upsampling reaches one chroma sample (at most 4
+// pixels) past a pixel; each block's IDCT is its own. The rows and columns inside the margin are
+// therefore the full decode's bit for bit (JpegRegion tests compare every shared image).
+// (After jpeg_start_decompress: in output pixels, which are the image's unless DCT-scaled.)
+PixelRect decode_region(const jpeg_decompress_struct& ci, const DecodeOptions& o) {
+  const int w = static_cast<int>(ci.output_width), h = static_cast<int>(ci.output_height);
+  const PixelRect all{0, 0, w, h};
+  if (!o.needed || o.exif_transpose || ci.output_width != ci.image_width || ci.output_height != ci.image_height)
+    return all;
+  PixelRect r = o.needed(w, h);
+  if (r.empty()) return {0, 0, w, 0};  // no pixel read: every row skipped (still entropy-decoded)
+  const int m = std::max(ci.max_h_samp_factor, ci.max_v_samp_factor) * DCTSIZE;
+  r.x0 = std::clamp(r.x0 - m, 0, w);
+  r.x1 = std::clamp(r.x1 + m, r.x0, w);
+  r.y0 = std::clamp(r.y0 - m, 0, h);
+  r.y1 = std::clamp(r.y1 + m, r.y0, h);
+  if (r.x1 <= r.x0) r.x0 = 0, r.x1 = w;
+  return r;
 }
 
 // Everything that may longjmp lives here; only `s` (by reference, in memory) survives a jump.
@@ -92,17 +115,23 @@ bool run_jpeg(JpegState& s, const uint8_t* data, size_t n, DecodeContext& ctx, I
     }
   }
   jpeg_start_decompress(&ci);
+  const PixelRect region = decode_region(ci, ctx.opts);
   const int w = static_cast<int>(ci.output_width), h = static_cast<int>(ci.output_height);
   img.width = w;
   img.height = h;
   img.rgb.resize(static_cast<size_t>(w) * h * 3);
-  if (s.kind != Kind::Rgb) s.scratch.resize(static_cast<size_t>(w) * ci.output_components);
-  while (ci.output_scanline < ci.output_height) {
-    uint8_t* dst = img.rgb.data() + static_cast<size_t>(ci.output_scanline) * w * 3;
+  // Columns [x0, x0 + cw) of rows [y0, y1); libjpeg widens a crop to whole iMCUs.
+  JDIMENSION x0 = static_cast<JDIMENSION>(region.x0), cw = static_cast<JDIMENSION>(region.x1 - region.x0);
+  if (cw < static_cast<JDIMENSION>(w)) jpeg_crop_scanline(&ci, &x0, &cw);
+  const JDIMENSION y1 = static_cast<JDIMENSION>(region.y1);
+  if (region.y0 > 0) jpeg_skip_scanlines(&ci, static_cast<JDIMENSION>(region.y0));
+  if (s.kind != Kind::Rgb) s.scratch.resize(static_cast<size_t>(cw) * ci.output_components);
+  while (ci.output_scanline < y1) {
+    uint8_t* dst = img.rgb.data() + static_cast<size_t>(ci.output_scanline) * w * 3 + static_cast<size_t>(x0) * 3;
     if (s.kind == Kind::Rgb) {
       JSAMPROW rows[8];
       int k = 0;
-      for (; k < 8 && ci.output_scanline + k < ci.output_height; ++k) rows[k] = dst + static_cast<size_t>(k) * w * 3;
+      for (; k < 8 && ci.output_scanline + k < y1; ++k) rows[k] = dst + static_cast<size_t>(k) * w * 3;
       jpeg_read_scanlines(&ci, rows, k);
       continue;
     }
@@ -110,15 +139,24 @@ bool run_jpeg(JpegState& s, const uint8_t* data, size_t n, DecodeContext& ctx, I
     jpeg_read_scanlines(&ci, &row, 1);
     const uint8_t* src = s.scratch.data();
     if (s.kind == Kind::Gray) {
-      for (int x = 0; x < w; ++x) dst[3 * x] = dst[3 * x + 1] = dst[3 * x + 2] = src[x];
+      for (JDIMENSION x = 0; x < cw; ++x) dst[3 * x] = dst[3 * x + 1] = dst[3 * x + 2] = src[x];
     } else {
-      for (int x = 0; x < w; ++x) {
+      for (JDIMENSION x = 0; x < cw; ++x) {
         const uint8_t* p = src + 4 * x;
         dst[3 * x] = cmyk_channel(p[0], p[3]);
         dst[3 * x + 1] = cmyk_channel(p[1], p[3]);
         dst[3 * x + 2] = cmyk_channel(p[2], p[3]);
       }
     }
+  }
+  // The rows below the region: skipped rows are entropy-decoded without their IDCT, but a skip that
+  // reaches the end reads nothing (libjpeg-turbo marks the end of the image), so the last row is
+  // decoded: a file truncated or corrupt below the region fails as a full decode (and Pillow) would.
+  if (ci.output_scanline < ci.output_height) {
+    if (ci.output_height - ci.output_scanline > 1) jpeg_skip_scanlines(&ci, ci.output_height - ci.output_scanline - 1);
+    s.scratch.resize(static_cast<size_t>(cw) * ci.output_components);
+    JSAMPROW row = s.scratch.data();
+    jpeg_read_scanlines(&ci, &row, 1);
   }
   if (ctx.opts.exif_transpose) {
     for (jpeg_saved_marker_ptr m = ci.marker_list; m; m = m->next) {

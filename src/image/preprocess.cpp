@@ -211,14 +211,42 @@ Geometry plan_geometry(int width, int height, const PreprocessConfig& c) {
   return g;
 }
 
+namespace {
+
+// The part of the resized image the output shows: output (y, x) = resized(y + crop_top,
+// x + crop_left) inside the resized image, else 0 (padding).
+PixelRect kept_window(const Geometry& g) {
+  return {std::max(0, g.crop_left), std::max(0, g.crop_top), std::min(g.resized_w, g.crop_left + g.out_w),
+          std::min(g.resized_h, g.crop_top + g.out_h)};
+}
+
+ResampleImpl resample_impl(const PreprocessConfig& c) {
+  return c.backend == ImageBackend::Torchvision ? ResampleImpl::AtenUint8 : ResampleImpl::Pillow;
+}
+
+}  // namespace
+
+PixelRect preprocess_source(int width, int height, const PreprocessConfig& c) {
+  const Geometry g = plan_geometry(width, height, c);
+  const PixelRect k = kept_window(g);
+  if (k.empty()) return {};
+  return resize_window_source(width, height, g.resized_w, g.resized_h, static_cast<Resample>(c.resample), k.x0, k.y0,
+                              k.x1 - k.x0, k.y1 - k.y0, resample_impl(c));
+}
+
+DecodeOptions decode_options_for(const PreprocessConfig& c, DecodeOptions o) {
+  if (resample_supported(c.resample))
+    o.needed = [c](int width, int height) { return preprocess_source(width, height, c); };
+  return o;
+}
+
 void resize_and_crop(const Image& img, const PreprocessConfig& c, uint8_t* out) {
   if (img.width <= 0 || img.height <= 0 || img.rgb.size() != static_cast<size_t>(img.width) * img.height * 3)
     fail("preprocess: invalid image ({}x{}, {} bytes)", img.width, img.height, img.rgb.size());
   const Geometry g = plan_geometry(img.width, img.height, c);
   const size_t stride = static_cast<size_t>(g.out_w) * 3;
-  // Output (y, x) = resized(y + crop_top, x + crop_left) inside the resized image, else 0.
-  const int x0 = std::max(0, g.crop_left), x1 = std::min(g.resized_w, g.crop_left + g.out_w);
-  const int y0 = std::max(0, g.crop_top), y1 = std::min(g.resized_h, g.crop_top + g.out_h);
+  const PixelRect k = kept_window(g);
+  const int x0 = k.x0, x1 = k.x1, y0 = k.y0, y1 = k.y1;
   const bool padded = x0 - g.crop_left > 0 || y0 - g.crop_top > 0 || x1 - g.crop_left < g.out_w ||
                       y1 - g.crop_top < g.out_h;
   if (padded) std::fill(out, out + stride * g.out_h, uint8_t{0});
@@ -226,8 +254,7 @@ void resize_and_crop(const Image& img, const PreprocessConfig& c, uint8_t* out) 
   uint8_t* dst = out + static_cast<size_t>(y0 - g.crop_top) * stride + static_cast<size_t>(x0 - g.crop_left) * 3;
   c.check("preprocess");
   resize_window(img.rgb.data(), img.width, img.height, g.resized_w, g.resized_h, static_cast<Resample>(c.resample),
-                x0, y0, x1 - x0, y1 - y0, dst, stride,
-                c.backend == ImageBackend::Torchvision ? ResampleImpl::AtenUint8 : ResampleImpl::Pillow);
+                x0, y0, x1 - x0, y1 - y0, dst, stride, resample_impl(c));
 }
 
 void preprocess(const Image& img, const PreprocessConfig& c, float* out) {
@@ -254,7 +281,7 @@ void preprocess(const Image& img, const PreprocessConfig& c, float* out) {
 }
 
 void load_and_preprocess(const std::string& path, const PreprocessConfig& c, float* out, const DecodeOptions& o) {
-  Image img = decode_file(path, o);
+  Image img = decode_file(path, decode_options_for(c, o));
   try {
     preprocess(img, c, out);
   } catch (const Error& e) {

@@ -67,6 +67,13 @@ void shortest_edge_size(int width, int height, int shortest_edge, int* new_w, in
 // The uint8 HWC image after resize + center crop (before rescale), out_h x out_w x 3.
 void resize_and_crop(const Image& img, const PreprocessConfig& c, uint8_t* out_hwc);
 
+// The pixels of a width x height image that resize_and_crop() and preprocess() read (the filter
+// spans of the kept window; empty when the crop keeps none of the image).
+PixelRect preprocess_source(int width, int height, const PreprocessConfig& c);
+// o with DecodeOptions::needed set to preprocess_source() for c: what decoding with it gives
+// preprocess(c) equals a full decode's result, and JPEGs skip the rows and columns it never reads.
+DecodeOptions decode_options_for(const PreprocessConfig& c, DecodeOptions o = {});
+
 // The rescale + normalize step as a table: lut[channel][v] is the float32 the configured backend's
 // processor computes for uint8 value v (see preprocess.cpp). The GPU applies the same table.
 void normalize_lut(const PreprocessConfig& c, float lut[3][256]);
@@ -76,7 +83,7 @@ void normalize_lut(const PreprocessConfig& c, float lut[3][256]);
 // Thread-safe, single-threaded.
 void preprocess(const Image& img, const PreprocessConfig& c, float* out);
 
-// Decode + preprocess one file into out; throws Error "<path>: <reason>" on bad input.
+// Decode (decode_options_for(c, o)) + preprocess one file into out; throws Error "<path>: <reason>" on bad input.
 void load_and_preprocess(const std::string& path, const PreprocessConfig& c, float* out, const DecodeOptions& o = {});
 
 }  // namespace clipkit::image

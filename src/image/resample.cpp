@@ -82,9 +82,8 @@ struct Taps {
 // The normalized double weights of output i (Pillow's precompute_coeffs, ATen's
 // _compute_indices_min_size_weights_aa: the same coordinates). Returns the tap count; w has
 // ksize slots.
-int output_weights(int i, int in, double scale, double support, int ksize, Resample f, ResampleImpl impl,
-                   int* first, double* w) {
-  const double ss = 1.0 / std::max(scale, 1.0);
+// The input span [*first, *first + count) of output i; returns count.
+int output_span(int i, int in, double scale, double support, int ksize, ResampleImpl impl, int* first) {
   const double center = (i + 0.5) * scale;
   int xmin = static_cast<int>(center - support + 0.5);
   if (xmin < 0) xmin = 0;
@@ -92,6 +91,16 @@ int output_weights(int i, int in, double scale, double support, int ksize, Resam
   if (xmax > in) xmax = in;
   xmax -= xmin;
   if (impl == ResampleImpl::AtenUint8) xmax = std::clamp(xmax, 0, ksize);
+  *first = xmin;
+  return xmax;
+}
+
+int output_weights(int i, int in, double scale, double support, int ksize, Resample f, ResampleImpl impl,
+                   int* first, double* w) {
+  const double ss = 1.0 / std::max(scale, 1.0);
+  const double center = (i + 0.5) * scale;
+  int xmin = 0;
+  const int xmax = output_span(i, in, scale, support, ksize, impl, &xmin);
   double ww = 0.0;
   for (int x = 0; x < xmax; ++x) {
     const double arg = (x + xmin - center + 0.5) * ss;
@@ -328,6 +337,41 @@ void resize_window(const uint8_t* src, int w, int h, int new_w, int new_h, Resam
   std::vector<uint8_t> tmp(t_stride * (r1 - r0));  // horizontal result, uint8 as in Pillow
   horizontal(src + r0 * s_stride, s_stride, r1 - r0, th, tmp.data(), t_stride);
   vertical(tmp.data(), t_stride, r0, ww * 3, tv, dst, dst_stride);
+}
+
+namespace {
+
+// The input range [*lo, *hi) that outputs [o0, o1) of an in -> out resize read (make_taps' spans).
+void source_range(int in, int out, int o0, int o1, Resample f, ResampleImpl impl, int* lo, int* hi) {
+  if (in == out) {  // a copy
+    *lo = o0;
+    *hi = o1;
+    return;
+  }
+  const double scale = static_cast<double>(in) / out;
+  const double support = filter_support(f) * std::max(scale, 1.0);
+  const int ksize = static_cast<int>(std::ceil(support)) * 2 + 1;
+  *lo = in;
+  *hi = 0;
+  for (int i = o0; i < o1; ++i) {
+    int first = 0;
+    const int n = output_span(i, in, scale, support, ksize, impl, &first);
+    if (n <= 0) continue;
+    *lo = std::min(*lo, first);
+    *hi = std::max(*hi, first + n);
+  }
+  if (*hi <= *lo) *lo = *hi = 0;
+}
+
+}  // namespace
+
+PixelRect resize_window_source(int w, int h, int new_w, int new_h, Resample filter, int wx, int wy, int ww, int wh,
+                               ResampleImpl impl) {
+  CLIPKIT_ASSERT(wx >= 0 && wy >= 0 && wx + ww <= new_w && wy + wh <= new_h && ww > 0 && wh > 0);
+  PixelRect r;
+  source_range(w, new_w, wx, wx + ww, filter, impl, &r.x0, &r.x1);
+  source_range(h, new_h, wy, wy + wh, filter, impl, &r.y0, &r.y1);
+  return r;
 }
 
 Image resized(const Image& im, int w, int h, Resample filter) {

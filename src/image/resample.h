@@ -34,6 +34,11 @@ inline std::atomic<bool> resample_simd_disabled_for_testing{false};
 void resize_window(const uint8_t* src, int w, int h, int new_w, int new_h, Resample filter, int wx, int wy,
                    int ww, int wh, uint8_t* dst, size_t dst_stride, ResampleImpl impl = ResampleImpl::Pillow);
 
+// The input pixels that resize_window reads for that window (the union of its outputs' filter
+// spans): a decoder may leave every other pixel undecoded.
+PixelRect resize_window_source(int w, int h, int new_w, int new_h, Resample filter, int wx, int wy, int ww, int wh,
+                               ResampleImpl impl = ResampleImpl::Pillow);
+
 // The whole image resized to w x h (Pillow's Image.resize).
 Image resized(const Image& im, int w, int h, Resample filter);
 

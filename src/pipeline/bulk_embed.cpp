@@ -390,7 +390,8 @@ void decode_job(Job& j, const std::vector<BulkItem>& items, const image::Preproc
                                                       static_cast<uint64_t>(item.size));
     j.bytes[k] = static_cast<int64_t>(data.size());
     j.hash[k] = content_hash(reinterpret_cast<const uint8_t*>(data.data()), data.size());
-    image::Image img = image::decode_memory(reinterpret_cast<const uint8_t*>(data.data()), data.size(), item.path, d);
+    image::Image img = image::decode_memory(reinterpret_cast<const uint8_t*>(data.data()), data.size(), item.path,
+                                            image::decode_options_for(pre, d));
     j.w[k] = img.width;
     j.h[k] = img.height;
     image::preprocess(img, pre, j.px.data() + k * per);

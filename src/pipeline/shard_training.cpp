@@ -37,7 +37,7 @@ void ShardBatches::read(int64_t epoch, int64_t begin, int64_t end, Batch& b) {
       const std::string& bytes = got[static_cast<size_t>(i)].image;
       try {
         image::Image img = image::decode_memory(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(),
-                                                got[static_cast<size_t>(i)].path);
+                                                got[static_cast<size_t>(i)].path, image::decode_options_for(pre));
         image::preprocess(img, pre, b.images.pixels.data() + i * per);
       } catch (const Error& e) {
         errors[static_cast<size_t>(i)] = e.what();

@@ -239,7 +239,8 @@ Tensor EmbedQueue::embed_image_bytes(const std::string& bytes, const std::string
     } slot(decodes_);
     image::Image img;
     try {
-      img = image::decode_memory(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), name, d);
+      img = image::decode_memory(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), name,
+                                  image::decode_options_for(emb_.preprocess_config(), d));
     } catch (const Error& e) {
       throw ApiError(400, fmt::format("cannot read the image: {}", e.what()));
     }
