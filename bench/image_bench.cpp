@@ -11,10 +11,6 @@
 
 #include <cstddef>
 #include <cstdio>
-// clang-format off
-#include <jpeglib.h>
-// clang-format on
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -29,6 +25,7 @@
 #include "core/error.h"
 #include "core/parallel.h"
 #include "core/tensor.h"
+#include "image/encode.h"
 #include "image/image.h"
 #include "image/preprocess.h"
 #include "image/resample.h"
@@ -40,28 +37,12 @@ using namespace clipkit::image;
 
 namespace {
 
-void write_jpeg(const std::string& path, const Image& img, int quality) {
+void write_jpeg(const std::string& path, const Image& img, int quality) {  // libjpeg's defaults: YCbCr 4:2:0
+  const std::vector<uint8_t> bytes = encode_jpeg(img, quality);
   std::FILE* f = std::fopen(path.c_str(), "wb");
   if (!f) fail("{}: cannot create", path);
-  jpeg_compress_struct c;
-  jpeg_error_mgr err;
-  c.err = jpeg_std_error(&err);
-  jpeg_create_compress(&c);
-  jpeg_stdio_dest(&c, f);
-  c.image_width = img.width;
-  c.image_height = img.height;
-  c.input_components = 3;
-  c.in_color_space = JCS_RGB;
-  jpeg_set_defaults(&c);  // YCbCr 4:2:0, as most cameras and web images
-  jpeg_set_quality(&c, quality, TRUE);
-  jpeg_start_compress(&c, TRUE);
-  while (c.next_scanline < c.image_height) {
-    JSAMPROW row = const_cast<uint8_t*>(img.rgb.data()) + static_cast<size_t>(c.next_scanline) * img.width * 3;
-    jpeg_write_scanlines(&c, &row, 1);
-  }
-  jpeg_finish_compress(&c);
-  jpeg_destroy_compress(&c);
-  std::fclose(f);
+  const bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
+  if (std::fclose(f) != 0 || !ok) fail("{}: cannot write", path);
 }
 
 // n 640x480 JPEGs (480x640: portrait): random 4:3 crops of the test photos, resized with Pillow's bicubic.

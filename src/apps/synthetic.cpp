@@ -6,8 +6,8 @@
 #include <fmt/format.h>
 #include <fstream>
 
-#include "apps/thumbnail.h"
 #include "core/error.h"
+#include "image/encode.h"
 #include "image/resample.h"
 
 namespace clipkit::apps::synthetic {
@@ -124,12 +124,12 @@ image::Image colour_shifted(const image::Image& im, int dr, int dg, int db) {
 }
 
 image::Image recompressed(const image::Image& im, int quality) {
-  auto j = encode_jpeg(im, quality);
+  auto j = image::encode_jpeg(im, quality);
   return image::decode_memory(j.data(), j.size(), "recompressed");
 }
 
 void write_jpeg(const std::string& path, const image::Image& im, int quality) {
-  auto j = encode_jpeg(im, quality);
+  auto j = image::encode_jpeg(im, quality);
   std::ofstream f(path, std::ios::binary);
   f.write(reinterpret_cast<const char*>(j.data()), static_cast<std::streamsize>(j.size()));
   if (!f) fail("{}: cannot write", path);

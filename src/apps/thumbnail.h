@@ -8,8 +8,6 @@
 
 namespace clipkit::apps {
 
-// Baseline JPEG (libjpeg) of an RGB image; quality 1..100.
-std::vector<uint8_t> encode_jpeg(const image::Image& img, int quality = 85);
 // Downscaled (aspect kept) so the longer side is at most max_side; never upscaled.
 image::Image fit_within(const image::Image& img, int max_side);
 // "data:image/jpeg;base64,..." of fit_within(img, max_side).

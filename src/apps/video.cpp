@@ -7,8 +7,8 @@
 #include <filesystem>
 
 #include "apps/similarity.h"
-#include "apps/thumbnail.h"
 #include "core/error.h"
+#include "image/encode.h"
 #include "io/atomic_file.h"
 
 namespace clipkit::apps {
@@ -143,7 +143,7 @@ VideoFrames embed_video(const std::string& path, const Encoder& enc, const Video
     v.t.push_back(f.t);
     if (!s.frames_dir.empty()) {
       const std::string file = (std::filesystem::path(s.frames_dir) / fmt::format("t{:010.3f}.jpg", f.t)).string();
-      auto jpg = encode_jpeg(img, 90);
+      auto jpg = image::encode_jpeg(img, 90);
       write_file_atomic(file, std::string(jpg.begin(), jpg.end()));
       v.frame_files.push_back(file);
       v.frame_sizes.emplace_back(img.width, img.height);

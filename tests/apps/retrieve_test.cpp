@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "apps/thumbnail.h"
+#include "image/encode.h"
 #include "apps_test_util.h"
 #include "core/error.h"
 
@@ -66,7 +67,7 @@ TEST(Thumbnail, Fit) {
   auto t = apps::fit_within(im, 150);
   EXPECT_EQ(t.width, 150);
   EXPECT_EQ(t.height, 50);
-  auto jpg = apps::encode_jpeg(t, 80);
+  auto jpg = image::encode_jpeg(t, 80);
   auto back = image::decode_memory(jpg.data(), jpg.size(), "t.jpg");
   EXPECT_EQ(back.width, 150);
   EXPECT_NEAR(back.rgb[0], 128, 2);

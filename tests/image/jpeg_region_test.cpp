@@ -4,17 +4,14 @@
 // preprocess() gives the same floats either way for every preprocessor setting.
 #include <gtest/gtest.h>
 
-// clang-format off
-#include <cstdio>
-#include <jpeglib.h>
-// clang-format on
-
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <random>
 
 #include "core/error.h"
+#include "image/encode.h"
 #include "image/image.h"
 #include "image/preprocess.h"
 #include "reference_data.h"
@@ -38,48 +35,29 @@ struct Layout {
 };
 
 // A w x h picture with smooth gradients, sharp edges and noise in every channel (the chroma must
-// vary for the upsampling to matter), encoded with libjpeg-turbo in the given layout.
+// vary for the upsampling to matter), encoded in the given layout.
 std::vector<uint8_t> encode(int w, int h, const Layout& l, uint32_t seed) {
   std::mt19937 rng(seed);
-  std::vector<uint8_t> px(static_cast<size_t>(w) * h * l.components);
+  Image im;
+  im.width = w;
+  im.height = h;
+  im.rgb.resize(static_cast<size_t>(w) * h * 3);
   for (int y = 0; y < h; ++y)
     for (int x = 0; x < w; ++x)
-      for (int c = 0; c < l.components; ++c) {
+      for (int c = 0; c < 3; ++c) {
         int v = (x * (3 + c) + y * (5 - c)) % 256;
         if (((x / 7) + (y / 5) + c) % 3 == 0) v = 255 - v;
         v += static_cast<int>(rng() % 41) - 20;
-        px[(static_cast<size_t>(y) * w + x) * l.components + c] = static_cast<uint8_t>(std::clamp(v, 0, 255));
+        im.rgb[(static_cast<size_t>(y) * w + x) * 3 + c] = static_cast<uint8_t>(std::clamp(v, 0, 255));
       }
-  jpeg_compress_struct ci;
-  jpeg_error_mgr err;
-  ci.err = jpeg_std_error(&err);
-  jpeg_create_compress(&ci);
-  unsigned char* out = nullptr;
-  unsigned long n = 0;
-  jpeg_mem_dest(&ci, &out, &n);
-  ci.image_width = static_cast<JDIMENSION>(w);
-  ci.image_height = static_cast<JDIMENSION>(h);
-  ci.input_components = l.components;
-  ci.in_color_space = l.components == 1 ? JCS_GRAYSCALE : JCS_RGB;
-  jpeg_set_defaults(&ci);
-  jpeg_set_quality(&ci, 90, TRUE);
-  if (l.components == 3) {
-    ci.comp_info[0].h_samp_factor = l.h_samp;
-    ci.comp_info[0].v_samp_factor = l.v_samp;
-    for (int c = 1; c < 3; ++c) ci.comp_info[c].h_samp_factor = ci.comp_info[c].v_samp_factor = 1;
-  }
-  if (l.progressive) jpeg_simple_progression(&ci);
-  ci.restart_in_rows = l.restart_rows;
-  jpeg_start_compress(&ci, TRUE);
-  while (ci.next_scanline < ci.image_height) {
-    JSAMPROW row = px.data() + static_cast<size_t>(ci.next_scanline) * w * l.components;
-    jpeg_write_scanlines(&ci, &row, 1);
-  }
-  jpeg_finish_compress(&ci);
-  jpeg_destroy_compress(&ci);
-  std::vector<uint8_t> bytes(out, out + n);
-  std::free(out);
-  return bytes;
+  JpegEncoding e;
+  e.quality = 90;
+  e.grayscale = l.components == 1;
+  e.luma_h = l.h_samp;
+  e.luma_v = l.v_samp;
+  e.progressive = l.progressive;
+  e.restart_rows = l.restart_rows;
+  return encode_jpeg(im, e);
 }
 
 // Pixels of `got` inside r that differ from `want`'s; reports the first.
